@@ -1,0 +1,244 @@
+"""The wasmvision model bundle (``.wvb``): one file holding a graph, its weights, labels and preprocessing.
+
+Layout (all integers little-endian; see docs/bundle-format.md for the full description):
+
+    0   8  magic  b"\\x89WVB\\r\\n\\x1a\\n"  (PNG-style: catches text-mode transfers and truncation early)
+    8   4  u32    format version (FORMAT_VERSION)
+    12  4  u32    header length in bytes (UTF-8 JSON)
+    16  8  u64    data offset (multiple of ALIGN)
+    24  8  u64    data length
+    32 32  sha256 of every byte from offset 64 to the end of the file
+    64  .  header JSON, zero padding up to the data offset
+    .   .  data: each tensor starts on an ALIGN boundary, so np.frombuffer views need no copy
+
+Weights are stored in the layout the runtime computes in (NHWC activations, HWIO convolution
+weights, (K, M) dense weights), so loading is a view, not a transform.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+MAGIC = b"\x89WVB\r\n\x1a\n"
+FORMAT_VERSION = 1
+ALIGN = 64
+_PREFIX = struct.Struct("<8sIIQQ32s")  # 64 bytes
+assert _PREFIX.size == 64
+
+# Storage types a tensor may have in the file. Quantized storage is dequantized to float32 at load.
+STORAGE_DTYPES = {
+    "float32": np.float32,
+    "float16": np.float16,
+    "int8": np.int8,
+    "int32": np.int32,
+    "int64": np.int64,
+}
+
+
+class BundleError(ValueError):
+    """A model bundle is missing, truncated, corrupt or not a bundle at all."""
+
+
+@dataclass
+class Node:
+    op: str
+    inputs: list[str]
+    outputs: list[str]
+    name: str = ""
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"op": self.op, "name": self.name, "inputs": list(self.inputs),
+                "outputs": list(self.outputs), "attrs": dict(self.attrs)}
+
+    @classmethod
+    def from_json(cls, d: Mapping) -> "Node":
+        return cls(op=d["op"], inputs=list(d["inputs"]), outputs=list(d["outputs"]),
+                   name=d.get("name", ""), attrs=dict(d.get("attrs", {})))
+
+
+@dataclass
+class ValueInfo:
+    """A graph input or output. ``shape`` uses -1 for a dynamic (batch) dimension."""
+    name: str
+    shape: list[int]
+    dtype: str = "float32"
+    layout: str = "NHWC"  # "NHWC" for images, "NC" for vectors
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "layout": self.layout}
+
+    @classmethod
+    def from_json(cls, d: Mapping) -> "ValueInfo":
+        return cls(name=d["name"], shape=list(d["shape"]), dtype=d.get("dtype", "float32"),
+                   layout=d.get("layout", "NHWC"))
+
+
+@dataclass
+class Bundle:
+    """An in-memory model bundle: graph + float32 weights + metadata.
+
+    ``tensors`` always holds float32 (or integer) arrays as the runtime uses them; ``storage``
+    says how each is written to disk ("float32", "float16" or "int8"), see ``quantize.py``.
+    """
+    nodes: list[Node]
+    inputs: list[ValueInfo]
+    outputs: list[ValueInfo]
+    tensors: dict[str, np.ndarray]
+    name: str = "model"
+    version: str = "0"
+    labels: list[str] = field(default_factory=list)
+    preprocess: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    storage: dict[str, str] = field(default_factory=dict)  # tensor name -> storage kind (default float32)
+    embedding: str | None = None  # name of the tensor users get from infer(..., embedding=True)
+
+    @property
+    def parameter_count(self) -> int:
+        return int(sum(t.size for t in self.tensors.values()))
+
+    def op_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for n in self.nodes:
+            counts[n.op] = counts.get(n.op, 0) + 1
+        return counts
+
+
+# --------------------------------------------------------------------------------------------- writing
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+def to_bytes(bundle: Bundle) -> bytes:
+    """Serialise a bundle. Tensors are encoded according to ``bundle.storage``."""
+    from . import quantize  # local: quantize imports this module
+
+    table: dict[str, dict] = {}
+    data = bytearray()
+    for name, array in bundle.tensors.items():
+        kind = bundle.storage.get(name, str(array.dtype))
+        encoded = quantize.encode(array, kind)
+        parts = []
+        for part_name, raw in encoded["parts"]:
+            data.extend(b"\0" * (_align(len(data)) - len(data)))
+            parts.append({"name": part_name, "offset": len(data), "nbytes": len(raw)})
+            data.extend(raw)
+        table[name] = {"dtype": encoded["dtype"], "shape": list(array.shape), "storage": kind,
+                       "parts": parts, **encoded.get("meta", {})}
+    data = bytes(data)
+
+    header = {
+        "format": "wasmvision-bundle",
+        "format_version": FORMAT_VERSION,
+        "model": {"name": bundle.name, "version": bundle.version, **bundle.metadata},
+        "graph": {
+            "inputs": [v.to_json() for v in bundle.inputs],
+            "outputs": [v.to_json() for v in bundle.outputs],
+            "nodes": [n.to_json() for n in bundle.nodes],
+            "embedding": bundle.embedding,
+        },
+        "tensors": table,
+        "labels": list(bundle.labels),
+        "preprocess": dict(bundle.preprocess),
+    }
+    header_bytes = json.dumps(header, separators=(",", ":"), sort_keys=False).encode("utf-8")
+    data_offset = _align(_PREFIX.size + len(header_bytes))
+    body = header_bytes + b"\0" * (data_offset - _PREFIX.size - len(header_bytes)) + data
+    digest = hashlib.sha256(body).digest()
+    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes), data_offset, len(data), digest)
+    return prefix + body
+
+
+def save(bundle: Bundle, path: str | Path) -> int:
+    """Write ``bundle`` to ``path`` atomically; returns the number of bytes written."""
+    path = Path(path)
+    raw = to_bytes(bundle)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(raw)
+    tmp.replace(path)
+    return len(raw)
+
+
+# --------------------------------------------------------------------------------------------- reading
+
+def read_header(raw: bytes | memoryview, *, verify: bool = True) -> tuple[dict, memoryview]:
+    """Validate the prefix (and checksum) and return (header dict, data section view)."""
+    view = memoryview(raw)
+    if len(view) < _PREFIX.size:
+        raise BundleError(f"not a wasmvision bundle: file is {len(view)} bytes, shorter than the 64-byte prefix")
+    magic, version, header_len, data_offset, data_len, digest = _PREFIX.unpack_from(view, 0)
+    if magic != MAGIC:
+        # An ONNX ModelProto starts with field 1 (ir_version) as a varint: tag byte 0x08.
+        looks_like_onnx = bytes(view[:1]) == b"\x08"
+        hint = " (it looks like an ONNX file: convert it with `python -m wasmvision convert`)" if looks_like_onnx else ""
+        raise BundleError(f"not a wasmvision bundle: wrong magic bytes{hint}")
+    if version != FORMAT_VERSION:
+        raise BundleError(f"unsupported bundle format version {version} (this wasmvision reads {FORMAT_VERSION})")
+    expected_len = data_offset + data_len
+    if len(view) != expected_len:
+        raise BundleError(
+            f"bundle is truncated or has trailing bytes: {len(view)} bytes, the header says {expected_len}")
+    if verify:
+        actual = hashlib.sha256(view[_PREFIX.size:]).digest()
+        if actual != digest:
+            raise BundleError("bundle checksum mismatch: the file is corrupt "
+                              f"(sha256 {actual.hex()[:16]}…, expected {digest.hex()[:16]}…)")
+    try:
+        header = json.loads(bytes(view[_PREFIX.size:_PREFIX.size + header_len]).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"bundle header is not valid JSON: {exc}") from None
+    return header, view[data_offset:data_offset + data_len]
+
+
+def from_bytes(raw: bytes | memoryview, *, verify: bool = True) -> Bundle:
+    """Parse a bundle. float32 tensors are zero-copy views into ``raw``; others are decoded once."""
+    from . import quantize
+
+    header, data = read_header(raw, verify=verify)
+    tensors: dict[str, np.ndarray] = {}
+    storage: dict[str, str] = {}
+    for name, entry in header["tensors"].items():
+        parts = {}
+        for p in entry["parts"]:
+            if p["offset"] + p["nbytes"] > len(data):
+                raise BundleError(f"tensor {name!r} points past the end of the data section")
+            parts[p["name"]] = data[p["offset"]:p["offset"] + p["nbytes"]]
+        try:
+            tensors[name] = quantize.decode(entry, parts)
+        except (ValueError, KeyError) as exc:
+            raise BundleError(f"tensor {name!r} cannot be decoded: {exc}") from None
+        storage[name] = entry.get("storage", entry["dtype"])
+    g = header["graph"]
+    model = dict(header.get("model", {}))
+    return Bundle(
+        nodes=[Node.from_json(n) for n in g["nodes"]],
+        inputs=[ValueInfo.from_json(v) for v in g["inputs"]],
+        outputs=[ValueInfo.from_json(v) for v in g["outputs"]],
+        tensors=tensors,
+        name=model.pop("name", "model"),
+        version=str(model.pop("version", "0")),
+        labels=list(header.get("labels", [])),
+        preprocess=dict(header.get("preprocess", {})),
+        metadata=model,
+        storage=storage,
+        embedding=g.get("embedding"),
+    )
+
+
+def load(path: str | Path, *, verify: bool = True) -> Bundle:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise BundleError(f"model bundle not found: {path}") from None
+    except IsADirectoryError:
+        raise BundleError(f"model bundle path is a directory: {path}") from None
+    return from_bytes(raw, verify=verify)
