@@ -42,3 +42,52 @@ def decode(entry: dict, parts: dict) -> np.ndarray:
         raise ValueError(f"unknown tensor dtype {dtype!r}")
     array = np.frombuffer(parts["data"], dtype=np.dtype(dtype).newbyteorder("<"), count=count).reshape(shape)
     return array.astype(np.float32) if dtype == "float16" else array
+
+
+def weight_tensors(bundle) -> list[str]:
+    """Names of the tensors worth compressing: conv2d/dense weights (second input). Biases stay float32:
+    they are tiny and a bias error shifts every output of its channel."""
+    names = []
+    for node in bundle.nodes:
+        if node.op in ("conv2d", "dense") and len(node.inputs) > 1 and node.inputs[1] in bundle.tensors:
+            names.append(node.inputs[1])
+    return names
+
+
+def set_weight_storage(bundle, kind: str, *, keep_float32: tuple[str, ...] = ()) -> dict[str, str]:
+    """Mark every conv/dense weight of ``bundle`` to be written as ``kind`` (in place).
+
+    ``keep_float32`` names node ops or positions that stay float32: "first" (the first conv, which sees raw
+    pixels), "last" (the classifier), or tensor names. Returns the resulting storage map.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown weight storage {kind!r}; choose one of {', '.join(KINDS)}")
+    names = weight_tensors(bundle)
+    keep = set(n for n in keep_float32 if n not in ("first", "last"))
+    if names and "first" in keep_float32:
+        keep.add(names[0])
+    if names and "last" in keep_float32:
+        keep.add(names[-1])
+    storage = dict(bundle.storage)
+    for name in names:
+        storage[name] = "float32" if name in keep else kind
+    bundle.storage = storage
+    return storage
+
+
+def dequantized(bundle):
+    """A float32 copy of ``bundle`` whose weights hold exactly the values its storage decodes to.
+
+    The quantized bundle and this copy compute the same function, which is what parity tests compare.
+    """
+    import copy
+
+    clone = copy.copy(bundle)
+    clone.tensors = dict(bundle.tensors)
+    for name, kind in bundle.storage.items():
+        if kind in ("float16", "int8") and name in bundle.tensors:
+            encoded = encode(bundle.tensors[name], kind)
+            parts = dict(encoded["parts"])
+            clone.tensors[name] = decode({"dtype": encoded["dtype"], "shape": list(bundle.tensors[name].shape)}, parts)
+    clone.storage = {}
+    return clone

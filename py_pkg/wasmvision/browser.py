@@ -1,0 +1,237 @@
+"""The Python side of the web page: what the Web Worker calls inside Pyodide.
+
+Only the public runtime API is used (``wasmvision.load``, ``Classifier.classify``, ``Result.to_dict``), so the
+page computes exactly what ``python -m wasmvision classify`` computes natively. Every entry point returns a JSON
+string: one conversion at the boundary instead of proxies the worker would have to destroy, and errors travel as
+data (``{"ok": false, "error": {...}}``) so the page can show a message and keep working.
+
+The functions also run natively (bytes / memoryview / numpy instead of JS buffers), which is how tests/test_browser.py
+checks them without a browser.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections import OrderedDict
+from typing import Any, Callable
+
+import numpy as np
+
+# Used when the runtime does not publish its own limit. 50 MP of RGBA is 200 MB in the Wasm heap before
+# preprocessing; beyond that a 4 GB wasm32 heap is at risk and the user gets a clear refusal instead.
+DEFAULT_MAX_PIXELS = 50_000_000
+
+# Models kept loaded at once. MobileNetV2 in float32 is ~14 MB of weights plus its prepared buffers, so three fit
+# comfortably in the Wasm heap while switching between a handful of models stays instant.
+CACHE_SIZE = 3
+
+
+class ModelNotLoaded(LookupError):
+    """The model was evicted from the cache (or never loaded); the worker reloads it from its source."""
+
+
+class _ModelCache:
+    """Loaded classifiers by key, least recently used evicted first."""
+
+    def __init__(self, capacity: int = CACHE_SIZE):
+        self.capacity = capacity
+        self._items: OrderedDict[str, Any] = OrderedDict()
+
+    def get(self, key: str):
+        clf = self._items.get(key)
+        if clf is not None:
+            self._items.move_to_end(key)
+        return clf
+
+    def put(self, key: str, clf) -> list[str]:
+        """Insert ``clf``; returns the keys evicted to make room."""
+        self._items[key] = clf
+        self._items.move_to_end(key)
+        evicted = []
+        while len(self._items) > self.capacity:
+            old, _ = self._items.popitem(last=False)
+            evicted.append(old)
+        return evicted
+
+    def drop(self, key: str) -> bool:
+        return self._items.pop(key, None) is not None
+
+    def keys(self) -> list[str]:
+        return list(self._items)
+
+
+_cache = _ModelCache()
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+def _as_buffer(data) -> memoryview:
+    """A memoryview over model or pixel bytes, whatever side of the JS boundary they come from."""
+    # A Pyodide JsProxy of an ArrayBuffer / TypedArray: one copy from the JS heap into the Wasm heap,
+    # the minimum possible since JS memory is not addressable from Python.
+    to_memoryview = getattr(data, "to_memoryview", None)
+    if to_memoryview is not None:
+        return to_memoryview()
+    if isinstance(data, np.ndarray):
+        return memoryview(np.ascontiguousarray(data)).cast("B")
+    return memoryview(data).cast("B")
+
+
+def _error_kind(exc: BaseException) -> str:
+    import wasmvision
+
+    for name in ("BundleError", "ImageError"):
+        cls = getattr(wasmvision, name, None)
+        if cls is not None and isinstance(exc, cls):
+            return name
+    try:
+        from wasmvision.importers import UnsupportedOperatorError
+        if isinstance(exc, UnsupportedOperatorError):
+            return "UnsupportedOperatorError"
+    except ImportError:
+        pass
+    if isinstance(exc, MemoryError):
+        return "MemoryError"
+    return type(exc).__name__
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        return "Out of memory in the browser's Python runtime. Try a smaller image or model."
+    text = str(exc).strip()
+    return text or type(exc).__name__
+
+
+def _respond(fn: Callable[..., dict]) -> Callable[..., str]:
+    """Wrap an entry point: its dict becomes ``{"ok": true, ...}``, an exception ``{"ok": false, "error": ...}``."""
+
+    def wrapper(*args, **kwargs) -> str:
+        try:
+            value = fn(*args, **kwargs)
+            return json.dumps({"ok": True, "value": value})
+        except Exception as exc:  # noqa: BLE001 -- the page must survive anything and say what happened
+            known = _error_kind(exc) in ("BundleError", "ImageError", "UnsupportedOperatorError", "MemoryError")
+            error = {"kind": _error_kind(exc), "message": _message(exc)}
+            if not known:
+                # An unexpected failure is a bug; keep the traceback for the console, not for the user.
+                error["traceback"] = traceback.format_exc()
+            return json.dumps({"ok": False, "error": error})
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    wrapper.__wrapped__ = fn
+    return wrapper
+
+
+def _model_info(key: str, clf, nbytes: int, load_ms: float) -> dict:
+    b = clf.bundle
+    storage_kinds = sorted(set(b.storage.values())) if b.storage else ["float32"]
+    inp = b.inputs[0].shape if b.inputs else []
+    return {
+        "key": key,
+        "name": b.name,
+        "version": b.version,
+        "labels": len(b.labels),
+        "input_shape": list(inp),
+        "parameters": int(b.parameter_count),
+        "storage": "+".join(k for k in storage_kinds if k in ("float32", "float16", "int8")) or "float32",
+        "bytes": int(nbytes),
+        "load_ms": round(load_ms, 2),
+        "preprocess": b.preprocess.get("kind", ""),
+    }
+
+
+# ----------------------------------------------------------------------------------------------- entry points
+
+def max_pixels() -> int:
+    """The largest image (width x height) the runtime accepts; the page refuses bigger files before decoding."""
+    try:
+        from wasmvision import preprocess
+    except ImportError:
+        return DEFAULT_MAX_PIXELS
+    for name in ("MAX_PIXELS", "MAX_IMAGE_PIXELS"):
+        value = getattr(preprocess, name, None)
+        if isinstance(value, (int, float)) and value > 0:
+            return int(value)
+    return DEFAULT_MAX_PIXELS
+
+
+@_respond
+def load_model(key: str, data, kind: str = "wvb", name: str | None = None) -> dict:
+    """Load a model from bytes (``kind`` "wvb" bundle or "onnx") and keep it in the cache under ``key``."""
+    import wasmvision
+
+    t0 = time.perf_counter()
+    buf = _as_buffer(data)
+    if len(buf) == 0:
+        raise wasmvision.BundleError("the model file is empty (0 bytes)")
+    if kind == "onnx":
+        try:
+            from wasmvision.importers.onnx_import import import_onnx
+        except ImportError as exc:
+            raise RuntimeError(f"ONNX import is not available in this build: {exc}") from None
+        source = import_onnx(bytes(buf), name=name) if name else import_onnx(bytes(buf))
+    else:
+        source = buf
+    clf = wasmvision.load(source)
+    load_ms = (time.perf_counter() - t0) * 1000.0
+    evicted = _cache.put(key, clf)
+    info = _model_info(key, clf, len(buf), load_ms)
+    info["evicted"] = evicted
+    return info
+
+
+@_respond
+def model_status(key: str) -> dict:
+    """Whether ``key`` is loaded (it may have been evicted from the LRU cache)."""
+    return {"key": key, "loaded": key in _cache.keys(), "cached": _cache.keys()}
+
+
+@_respond
+def classify_rgba(key: str, rgba, width: int, height: int, top_k: int = 5) -> dict:
+    """Classify an RGBA uint8 image (as decoded by the browser) with the cached model ``key``.
+
+    The alpha channel is left for the runtime to drop, as PIL's ``convert("RGB")`` does natively, so both paths
+    go through the same code.
+    """
+    import wasmvision
+
+    clf = _cache.get(key)
+    if clf is None:
+        raise ModelNotLoaded(f"model {key!r} is not loaded")
+    width, height = int(width), int(height)
+    if width <= 0 or height <= 0:
+        raise _image_error(f"the image has no pixels ({width}x{height})")
+    limit = max_pixels()
+    if width * height > limit:
+        raise _image_error(f"the image is {width}x{height} = {width * height / 1e6:.1f} MP; "
+                           f"the limit is {limit / 1e6:.0f} MP")
+    t0 = time.perf_counter()
+    buf = _as_buffer(rgba)
+    if len(buf) != width * height * 4:
+        raise _image_error(f"pixel buffer has {len(buf)} bytes, expected {width}x{height}x4 = {width * height * 4}")
+    image = np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 4)  # (H, W, 4), no copy
+    handover_ms = (time.perf_counter() - t0) * 1000.0
+    result = clf.classify(image, top_k=int(top_k)).to_dict()
+    timings = result.setdefault("timings_ms", {})
+    timings["handover"] = round(handover_ms, 3)
+    return result
+
+
+@_respond
+def cached_models() -> dict:
+    return {"cached": _cache.keys(), "capacity": _cache.capacity}
+
+
+def _image_error(message: str) -> Exception:
+    import wasmvision
+
+    cls = getattr(wasmvision, "ImageError", ValueError)
+    return cls(message)
+
+
+def decode_response(text: str) -> dict:
+    """Native helper for tests: turn an entry point's JSON back into a dict."""
+    return json.loads(text)

@@ -1,0 +1,142 @@
+"""`wasmvision convert` (ONNX -> .wvb) and `wasmvision inspect` (describe a .wvb).
+
+``register(subparsers)`` is called by ``cli.build_parser``. Handlers return the exit code:
+0 on success, 2 with a one-line message on stderr for any error (and no output file).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "convert", help="convert an ONNX model to a wasmvision bundle (.wvb)",
+        description="Convert an ONNX image classifier (MobileNet family, EfficientNet-Lite, small ResNets) "
+                    "to a wasmvision model bundle. Nothing is written if the model cannot be converted.")
+    p.add_argument("model", metavar="MODEL.onnx", help="ONNX model file")
+    p.add_argument("-o", "--output", metavar="MODEL.wvb", default=None,
+                   help="bundle to write (default: the model's name with .wvb)")
+    p.add_argument("--labels", metavar="FILE", default=None,
+                   help="class names: .txt (one per line) or .json (a list, or {index: name})")
+    p.add_argument("--preprocess", choices=["imagenet", "inception", "none"], default="imagenet",
+                   help="input preprocessing the model was trained with (default imagenet)")
+    p.add_argument("--name", default=None, help="model name stored in the bundle (default: file name)")
+    p.add_argument("--version", dest="model_version", metavar="VERSION", default=None,
+                   help="model version stored in the bundle")
+    add_storage_options(p)
+    p.set_defaults(func=_convert)
+
+    p = subparsers.add_parser("inspect", help="describe a wasmvision bundle",
+                              description="Print a bundle's inputs, outputs, operators, parameters, "
+                                          "size, storage and preprocessing.")
+    p.add_argument("bundle", metavar="MODEL.wvb", help="model bundle")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_inspect)
+
+
+def add_storage_options(parser) -> None:
+    """Hook for weight-storage options (e.g. --weights fp32|fp16|int8); none yet."""
+
+
+def apply_storage_options(bundle, args) -> None:
+    """Counterpart of add_storage_options: set ``bundle.storage`` from the parsed arguments."""
+
+
+def _fail(message: str) -> int:
+    print(f"wasmvision: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _convert(args) -> int:
+    from .bundle import save, to_bytes
+    from .importers import ModelImportError
+    from .importers.onnx_import import import_onnx
+
+    src = Path(args.model)
+    out = Path(args.output) if args.output else src.with_suffix(".wvb")
+    if out.resolve() == src.resolve():
+        return _fail(f"output {out} would overwrite the input model")
+    if not out.parent.is_dir():
+        return _fail(f"output directory {out.parent} does not exist")
+    t0 = time.perf_counter()
+    try:
+        bundle = import_onnx(src, labels=args.labels, preprocess=args.preprocess, name=args.name,
+                             version=args.model_version)
+        apply_storage_options(bundle, args)
+        to_bytes(bundle)  # encode fully before touching the output path
+    except ModelImportError as exc:
+        return _fail(f"{src}: {exc}")
+    size = save(bundle, out)
+    seconds = time.perf_counter() - t0
+    inp, outp = bundle.inputs[0], bundle.outputs[0]
+    print(f"wrote {out} ({_size(size)}) in {seconds:.1f} s")
+    print(f"  model     {bundle.name} {bundle.version}  (from {bundle.metadata.get('source_layout')} "
+          f"{bundle.metadata.get('producer') or 'ONNX'}, opset {bundle.metadata.get('opset')})")
+    print(f"  input     {inp.name} {inp.shape} NHWC    output {outp.name} {outp.shape}")
+    print(f"  graph     {len(bundle.nodes)} nodes, {bundle.parameter_count:,} parameters")
+    print(f"  labels    {len(bundle.labels) or 'none'}    preprocess {bundle.preprocess.get('kind')}")
+    return 0
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
+
+
+def describe(bundle, file_size: int | None = None) -> dict:
+    storage: dict[str, int] = {}
+    for name in bundle.tensors:
+        kind = bundle.storage.get(name, str(bundle.tensors[name].dtype))
+        storage[kind] = storage.get(kind, 0) + 1
+    return {
+        "name": bundle.name,
+        "version": bundle.version,
+        "file_bytes": file_size,
+        "inputs": [v.to_json() for v in bundle.inputs],
+        "outputs": [v.to_json() for v in bundle.outputs],
+        "operators": dict(sorted(bundle.op_counts().items(), key=lambda kv: (-kv[1], kv[0]))),
+        "nodes": len(bundle.nodes),
+        "parameters": bundle.parameter_count,
+        "storage": storage,
+        "preprocess": dict(bundle.preprocess),
+        "labels": len(bundle.labels),
+        "embedding": bundle.embedding,
+        "metadata": dict(bundle.metadata),
+    }
+
+
+def _inspect(args) -> int:
+    from .bundle import BundleError, load
+
+    path = Path(args.bundle)
+    try:
+        bundle = load(path)
+    except BundleError as exc:
+        return _fail(f"{path}: {exc}")
+    info = describe(bundle, path.stat().st_size)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{path}  {_size(info['file_bytes'])}")
+    print(f"  model       {info['name']} {info['version']}")
+    for v in info["inputs"]:
+        print(f"  input       {v['name']}  {v['shape']}  {v['dtype']}  {v['layout']}")
+    for v in info["outputs"]:
+        print(f"  output      {v['name']}  {v['shape']}  {v['dtype']}  {v['layout']}")
+    ops = ", ".join(f"{op} {n}" for op, n in info["operators"].items())
+    print(f"  operators   {info['nodes']} nodes: {ops}")
+    print(f"  parameters  {info['parameters']:,}")
+    print(f"  storage     " + ", ".join(f"{k} ({n} tensors)" for k, n in info["storage"].items()))
+    pp = info["preprocess"]
+    if pp:
+        extra = f", resize shorter side {pp['resize_shorter']}" if "resize_shorter" in pp else ""
+        print(f"  preprocess  {pp.get('kind')}: crop {pp.get('crop')}{extra}, mean {pp.get('mean')}, std {pp.get('std')}")
+    else:
+        print("  preprocess  none recorded")
+    print(f"  labels      {info['labels'] or 'none'}")
+    if info["embedding"]:
+        print(f"  embedding   {info['embedding']}")
+    return 0

@@ -1,0 +1,94 @@
+"""Pooling and reductions: MaxPool, AveragePool, GlobalAveragePool, ReduceMean."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .context import NHWC, ImportContext
+from .onnx_proto import Node
+from .ops_conv import ints_attr, spatial_pads, window_out
+from .registry import onnx_op
+
+
+def _pool(ctx: ImportContext, node: Node, op: str) -> None:
+    if any(o for o in node.outputs[1:]):
+        raise ctx.fail("the Indices output is not supported")
+    x = ctx.value(node.inputs[0])
+    if x.rank != 4:
+        raise ctx.fail(f"only 2-D pooling is supported (input shape {list(x.shape)})")
+    kernel = ints_attr(node, "kernel_shape", [])
+    if len(kernel) != 2:
+        raise ctx.fail(f"kernel_shape {kernel} is not 2-D")
+    strides = ints_attr(node, "strides", [1, 1])
+    dilations = ints_attr(node, "dilations", [1, 1])
+    if dilations != [1, 1]:
+        raise ctx.fail(f"dilated pooling ({dilations}) is not supported")
+    ceil_mode = bool(node.attr("ceil_mode", 0))
+    hw = x.shape[2:]
+    pads = spatial_pads(ctx, node, hw, kernel, strides, dilations)
+    out_hw = [window_out(hw[i], kernel[i], strides[i], 1, pads[i], pads[i + 2], ceil_mode) for i in range(2)]
+    attrs = {"kernel": kernel, "strides": strides, "pads": pads, "ceil_mode": int(ceil_mode)}
+    if op == "avg_pool":
+        attrs["count_include_pad"] = int(node.attr("count_include_pad", 0))
+    xs = ctx.nhwc(x)
+    out = ctx.emit(op, [xs.name], attrs, out=node.outputs[0], shape=(x.shape[0], x.shape[1], *out_hw), perm=NHWC)
+    ctx.set_value(node.outputs[0], out)
+
+
+@onnx_op("MaxPool")
+def max_pool(ctx, node):
+    _pool(ctx, node, "max_pool")
+
+
+@onnx_op("AveragePool")
+def average_pool(ctx, node):
+    _pool(ctx, node, "avg_pool")
+
+
+@onnx_op("GlobalAveragePool")
+def global_average_pool(ctx, node):
+    x = ctx.value(node.inputs[0])
+    if x.rank != 4:
+        raise ctx.fail(f"only 4-D inputs are supported (shape {list(x.shape)})")
+    xs = ctx.nhwc(x)
+    out = ctx.emit("global_avg_pool", [xs.name], out=node.outputs[0], shape=(x.shape[0], x.shape[1], 1, 1),
+                   perm=NHWC)
+    ctx.set_value(node.outputs[0], out)
+
+
+@onnx_op("ReduceMean")
+def reduce_mean(ctx, node):
+    x = ctx.value(node.inputs[0])
+    keepdims = bool(node.attr("keepdims", 1))
+    if ctx.opset >= 18:
+        axes_c = ctx.optional_const(node, 1, "axes")
+        axes = None if axes_c is None else [int(a) for a in np.asarray(axes_c).reshape(-1)]
+        if axes == [] or axes is None:
+            if node.attr("noop_with_empty_axes", 0):
+                ctx.set_value(node.outputs[0], x)
+                return
+            axes = None
+    else:
+        axes = node.attr("axes")
+        axes = None if axes is None else [int(a) for a in axes]
+    axes = sorted({a % x.rank for a in (axes if axes is not None else range(x.rank))})
+    if 0 in axes:
+        raise ctx.fail("reducing over the batch axis is not supported")
+    if keepdims:
+        shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
+        if x.rank == 4 and axes == [2, 3]:
+            xs = ctx.nhwc(x)  # a spatial mean is exactly global average pooling
+            out = ctx.emit("global_avg_pool", [xs.name], out=node.outputs[0], shape=shape, perm=NHWC)
+            ctx.set_value(node.outputs[0], out)
+            return
+        perm = x.perm
+    else:
+        shape = tuple(d for i, d in enumerate(x.shape) if i not in axes)
+        kept = [p for p in x.perm if p not in axes]  # ONNX axes in stored order
+        renumber = {a: i for i, a in enumerate(sorted(kept))}
+        perm = tuple(renumber[p] for p in kept)
+    stored_axes = sorted(x.stored_axis(a) for a in axes)
+    out = ctx.emit("reduce_mean", [x.name], {"axes": stored_axes, "keepdims": int(keepdims)},
+                   out=node.outputs[0], shape=shape, perm=perm)
+    ctx.set_value(node.outputs[0], out)
+

@@ -1,0 +1,198 @@
+"""Graph rewrites on the emitted bundle graph (each exact up to float rounding):
+
+* ``fold_affine``: conv2d/dense followed by mul/add/sub/div with a per-output-channel constant
+  (BatchNormalization, a MatMul's bias Add, a scale) -> new weights and bias;
+* ``fold_pad``: a zero constant pad of H/W feeding only a conv2d -> the conv's own pads;
+* ``fuse_hardswish``: x * hardsigmoid(x, 1/6, 1/2) -> hardswish(x) (HardSwish before opset 14);
+* ``fuse_activation``: relu/clip/hardswish/hardsigmoid/sigmoid right after conv2d/dense/add whose
+  result nothing else reads -> the producer's ``activation``;
+* ``prune``: nodes and tensors the outputs do not need.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..bundle import Node
+
+
+def _consumers(nodes: list[Node]) -> dict[str, list[int]]:
+    uses: dict[str, list[int]] = {}
+    for i, n in enumerate(nodes):
+        for x in n.inputs:
+            uses.setdefault(x, []).append(i)
+    return uses
+
+
+def _producers(nodes: list[Node]) -> dict[str, int]:
+    return {o: i for i, n in enumerate(nodes) for o in n.outputs}
+
+
+def _activation_kind(node: Node) -> str:
+    return (node.attrs.get("activation") or {}).get("kind", "none")
+
+
+def _own_tensor(tensors: dict, use_count: dict, name: str, user: Node) -> str:
+    """A tensor name only ``user`` reads, copying the tensor if other nodes share it."""
+    if use_count.get(name, 0) <= user.inputs.count(name):
+        return name
+    k = 2
+    while f"{name}_{k}" in tensors:
+        k += 1
+    copy = f"{name}_{k}"
+    tensors[copy] = tensors[name].copy()
+    use_count[name] -= user.inputs.count(name)
+    use_count[copy] = user.inputs.count(name)
+    user.inputs = [copy if x == name else x for x in user.inputs]
+    return copy
+
+
+def fold_affine(nodes: list[Node], tensors: dict, protected: set[str]) -> list[Node]:
+    # One forward pass: after mul folds into a conv, the conv produces the mul's output, so the
+    # BatchNormalization's add that follows finds the conv as its producer and folds too.
+    readers: dict[str, int] = {}
+    for n in nodes:
+        for x in n.inputs:
+            readers[x] = readers.get(x, 0) + 1
+    made_by = {o: n for n in nodes for o in n.outputs}
+    removed: set[int] = set()
+    for n in nodes:
+        if n.op not in ("mul", "add", "sub", "div") or _activation_kind(n) != "none" or len(n.inputs) != 2:
+            continue
+        x, c = n.inputs
+        if n.op in ("add", "mul") and x in tensors:
+            x, c = c, x  # commutative: c + x, c * x
+        if x not in made_by or c not in tensors:
+            continue  # sub/div by a runtime value, or constant first (c - x, c / x): not affine in w
+        p = made_by[x]
+        if p.op not in ("conv2d", "dense") or _activation_kind(p) != "none" or x in protected or readers[x] != 1:
+            continue
+        m = tensors[p.inputs[1]].shape[-1]
+        k = tensors[c]
+        if k.size not in (1, m) or any(d != 1 for d in k.shape[:-1]) or k.ndim > (4 if p.op == "conv2d" else 2):
+            continue
+        v = np.broadcast_to(k.astype(np.float64).reshape(-1), (m,))
+        w_name = _own_tensor(tensors, readers, p.inputs[1], p)
+        if len(p.inputs) < 3 or not p.inputs[2]:
+            b_name = w_name + ".bias"
+            while b_name in tensors:
+                b_name += "_"
+            tensors[b_name] = np.zeros(m, np.float32)
+            readers[b_name] = 1
+            p.inputs = [p.inputs[0], w_name, b_name]
+        b_name = _own_tensor(tensors, readers, p.inputs[2], p)
+        w = tensors[w_name].astype(np.float64)
+        b = tensors[b_name].astype(np.float64)
+        if n.op == "mul":
+            w, b = w * v, b * v
+        elif n.op == "div":
+            w, b = w / v, b / v
+        elif n.op == "add":
+            b = b + v
+        else:
+            b = b - v
+        tensors[w_name] = w.astype(np.float32)
+        tensors[b_name] = b.astype(np.float32)
+        readers[c] -= 1
+        p.outputs = list(n.outputs)
+        for o in n.outputs:
+            made_by[o] = p
+        removed.add(id(n))
+    return [n for n in nodes if id(n) not in removed]
+
+
+def fold_pad(nodes: list[Node], tensors: dict, protected: set[str]) -> list[Node]:
+    uses = _consumers(nodes)
+    drop = []
+    for i, n in enumerate(nodes):
+        if n.op != "pad" or n.attrs.get("mode", "constant") != "constant" or float(n.attrs.get("value", 0.0)) != 0.0:
+            continue
+        pads = [list(p) for p in n.attrs["pads"]]
+        out = n.outputs[0]
+        if (len(pads) != 4 or pads[0] != [0, 0] or pads[3] != [0, 0] or min(pads[1] + pads[2]) < 0
+                or out in protected or len(uses.get(out, [])) != 1):
+            continue
+        conv = nodes[uses[out][0]]
+        if conv.op != "conv2d" or conv.inputs[0] != out or conv.inputs.count(out) != 1:
+            continue
+        t, l, b, r = conv.attrs.get("pads", [0, 0, 0, 0])
+        conv.attrs["pads"] = [t + pads[1][0], l + pads[2][0], b + pads[1][1], r + pads[2][1]]
+        conv.inputs[0] = n.inputs[0]
+        drop.append(i)
+    return [n for i, n in enumerate(nodes) if i not in set(drop)]
+
+
+def fuse_hardswish(nodes: list[Node], tensors: dict, protected: set[str]) -> list[Node]:
+    """x * hardsigmoid(x, 1/6, 0.5) -> hardswish(x): how HardSwish is exported before opset 14."""
+    readers: dict[str, int] = {}
+    for n in nodes:
+        for x in n.inputs:
+            readers[x] = readers.get(x, 0) + 1
+    made_by = {o: n for n in nodes for o in n.outputs}
+    removed: set[int] = set()
+    for n in nodes:
+        if n.op != "mul" or _activation_kind(n) != "none" or len(n.inputs) != 2:
+            continue
+        for x, h in (n.inputs, n.inputs[::-1]):
+            hs = made_by.get(h)
+            if (hs is not None and hs.op == "hardsigmoid" and hs.inputs[0] == x and readers.get(h) == 1
+                    and h not in protected and abs(float(hs.attrs.get("alpha", 0.2)) - 1 / 6) < 1e-6
+                    and float(hs.attrs.get("beta", 0.5)) == 0.5):
+                n.op, n.inputs, n.attrs = "hardswish", [x], {}
+                removed.add(id(hs))
+                break
+    return [n for n in nodes if id(n) not in removed]
+
+
+_FUSABLE = {"relu", "clip", "hardswish", "hardsigmoid", "sigmoid"}
+
+
+def _activation_spec(node: Node) -> dict:
+    if node.op == "clip":
+        return {"kind": "clip", "min": node.attrs.get("min"), "max": node.attrs.get("max")}
+    if node.op == "hardsigmoid":
+        return {"kind": "hardsigmoid", "alpha": node.attrs.get("alpha", 0.2), "beta": node.attrs.get("beta", 0.5)}
+    return {"kind": node.op}
+
+
+def fuse_activation(nodes: list[Node], tensors: dict, protected: set[str]) -> list[Node]:
+    uses, made_by = _consumers(nodes), _producers(nodes)
+    drop = set()
+    for i, n in enumerate(nodes):
+        if n.op not in _FUSABLE:
+            continue
+        x = n.inputs[0]
+        if x not in made_by or x in protected or uses.get(x) != [i]:
+            continue
+        p = nodes[made_by[x]]
+        if p.op not in ("conv2d", "dense", "add") or _activation_kind(p) != "none":
+            continue
+        p.attrs["activation"] = _activation_spec(n)
+        p.outputs = list(n.outputs)
+        drop.add(i)
+    return [n for i, n in enumerate(nodes) if i not in drop]
+
+
+def prune(nodes: list[Node], tensors: dict, outputs: list[str]) -> list[Node]:
+    made_by = _producers(nodes)
+    needed, stack = set(), list(outputs)
+    while stack:
+        t = stack.pop()
+        if t in made_by and made_by[t] not in needed:
+            needed.add(made_by[t])
+            stack.extend(x for x in nodes[made_by[t]].inputs if x)
+    kept = [n for i, n in enumerate(nodes) if i in needed]
+    used = {x for n in kept for x in n.inputs}
+    for name in [t for t in tensors if t not in used]:
+        del tensors[name]
+    return kept
+
+
+def optimize(nodes: list[Node], tensors: dict, outputs: list[str], protected: set[str]) -> list[Node]:
+    protected = set(protected) | set(outputs)
+    nodes = prune(nodes, tensors, outputs)
+    nodes = fold_affine(nodes, tensors, protected)
+    nodes = fold_pad(nodes, tensors, protected)
+    nodes = fuse_hardswish(nodes, tensors, protected)
+    nodes = fuse_activation(nodes, tensors, protected)
+    return prune(nodes, tensors, outputs)

@@ -1,0 +1,49 @@
+"""dense (x @ w + b, fused activation) and matmul. Contractions use np.einsum: Pyodide's numpy has
+no BLAS and its einsum loops are far faster there than ``@``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Op, contract, activation_scratch, chain, make_activation, register
+
+
+@register("dense")
+class Dense(Op):
+    def infer(self, shapes):
+        xs, ws = shapes[0], shapes[1]
+        if len(xs) != 2 or len(ws) != 2 or xs[1] != ws[0]:
+            raise self.error(f"expects x (N,K) and w (K,M), got {xs} and {ws}")
+        if len(shapes) > 2 and shapes[2] is not None and tuple(shapes[2]) != (ws[1],):
+            raise self.error(f"bias shape {shapes[2]} != ({ws[1]},)")
+        return [(xs[0], ws[1])]
+
+    def scratch(self, shapes):
+        return activation_scratch(self.attrs.get("activation"), self.infer(shapes)[0])
+
+    # (N, K) x (K, M) -> (N, M)
+    def prepare(self, inputs, outputs, scratch):
+        x, w = inputs[0], np.ascontiguousarray(inputs[1])
+        b = inputs[2] if len(inputs) > 2 else None
+        y = outputs[0]
+        core = lambda: contract(x, w, y)  # noqa: E731
+        bias = None if b is None else (lambda: np.add(y, b, out=y))
+        return chain(core, bias, make_activation(self.attrs.get("activation"), y, scratch))
+
+
+@register("matmul")
+class MatMul(Op):
+    def infer(self, shapes):
+        a, b = shapes
+        try:
+            return [np.matmul(np.empty(a, np.float32), np.empty(b, np.float32)).shape]
+        except ValueError as exc:
+            raise self.error(f"shapes {a} and {b} do not multiply: {exc}") from None
+
+    # (..., M, K) x (..., K, P) -> (..., M, P)
+    def prepare(self, inputs, outputs, scratch):
+        a, b = inputs
+        y = outputs[0]
+        if a.ndim == 2 and b.ndim == 2:
+            return lambda: contract(a, b, y)
+        return lambda: np.matmul(a, b, out=y)

@@ -1,0 +1,221 @@
+"""Compile a bundle's graph, for one input shape, into a flat list of prepared kernel calls.
+
+Done once per (input shape, requested outputs), then cached:
+* shape inference for every tensor;
+* liveness: each intermediate buffer is allocated once and handed to a later tensor as soon as
+  the tensor it held is dead (best fit by size; elementwise ops may take over a dying input);
+* one scratch arena shared by all nodes (scratch only lives during its own node);
+* every kernel bound to its concrete input/output/scratch arrays, so running the plan is a loop
+  of zero-argument calls that write into preallocated buffers.
+
+A plan owns its buffers, so one plan must not run concurrently with itself (the browser worker
+and the CLI are single-threaded).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .bundle import Bundle, BundleError
+from .kernels import KernelError, get_op
+
+_ALIGN = 16  # float32 elements (64 bytes) between scratch views
+
+
+class PlanError(BundleError):
+    """The graph cannot be planned: unknown op, undefined tensor, shape mismatch."""
+
+
+class Plan:
+    def __init__(self, bundle: Bundle, input_shape: Sequence[int], targets: Sequence[str] | None = None):
+        if len(bundle.inputs) != 1:
+            raise PlanError(f"the runtime supports graphs with one input, this one has {len(bundle.inputs)}")
+        self.input_name = bundle.inputs[0].name
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.targets = list(targets or [o.name for o in bundle.outputs])
+        nodes = self._needed_nodes(bundle, self.targets)
+        ops = []
+        for n in nodes:
+            try:
+                ops.append(get_op(n.op, n.attrs, node=n.name))
+            except KernelError as exc:
+                raise PlanError(str(exc)) from None
+        shapes = self._infer_shapes(bundle, nodes, ops)
+        self.shapes = shapes
+        buffers = self._allocate(bundle, nodes, ops, shapes)
+        self.input_buffer = buffers[self.input_name]
+        self.outputs = [buffers[t] if t in buffers else bundle.tensors[t] for t in self.targets]
+        self.steps, self.labels = self._prepare(bundle, nodes, ops, shapes, buffers)
+
+    # ------------------------------------------------------------------------------------------ compile
+    def _needed_nodes(self, bundle, targets):
+        producer = {}
+        for i, n in enumerate(bundle.nodes):
+            for o in n.outputs:
+                producer[o] = i
+        known = set(bundle.tensors) | {self.input_name}
+        needed, stack = set(), list(targets)
+        while stack:
+            t = stack.pop()
+            if t in producer:
+                if producer[t] not in needed:
+                    needed.add(producer[t])
+                    stack.extend(x for x in bundle.nodes[producer[t]].inputs if x)
+            elif t not in known:
+                raise PlanError(f"tensor {t!r} is used but never produced")
+        order = sorted(needed)
+        defined = set(known)
+        for i in order:  # the format stores nodes in execution order; check it
+            n = bundle.nodes[i]
+            missing = [x for x in n.inputs if x and x not in defined]
+            if missing:
+                raise PlanError(f"node {n.name!r} ({n.op}) reads {missing} before they are produced")
+            defined.update(n.outputs)
+        return [bundle.nodes[i] for i in order]
+
+    def _infer_shapes(self, bundle, nodes, ops):
+        declared = bundle.inputs[0].shape
+        if len(declared) != len(self.input_shape) or any(
+                d not in (-1, None) and d != s for d, s in zip(declared, self.input_shape)):
+            raise PlanError(f"input shape {self.input_shape} does not match the model's {tuple(declared)}")
+        shapes = {name: tuple(t.shape) for name, t in bundle.tensors.items()}
+        shapes[self.input_name] = self.input_shape
+        for n, op in zip(nodes, ops):
+            try:
+                outs = op.infer([shapes[x] if x else None for x in n.inputs])
+            except (KeyError, IndexError, TypeError, ValueError) as exc:
+                raise PlanError(f"node {n.name!r} ({n.op}): {exc}") from None
+            if len(outs) != len(n.outputs):
+                raise PlanError(f"node {n.name!r} ({n.op}) has {len(n.outputs)} outputs, expected {len(outs)}")
+            for name, s in zip(n.outputs, outs):
+                shapes[name] = tuple(int(d) for d in s)
+        return shapes
+
+    def _allocate(self, bundle, nodes, ops, shapes):
+        """Assign every non-constant tensor a slot; slots are reused once their tensor is dead."""
+        consts = set(bundle.tensors)
+        keep = set(self.targets)
+        last_use = {}
+        for i, n in enumerate(nodes):
+            for x in n.inputs:
+                if x and x not in consts:
+                    last_use[x] = i
+        slot_of: dict[str, int] = {}
+        capacity: list[int] = []  # elements per slot
+        free: list[int] = []
+
+        def take(size: int) -> int:
+            fits = [s for s in free if capacity[s] >= size]
+            if fits:
+                s = min(fits, key=lambda k: capacity[k])
+            elif free:
+                s = max(free, key=lambda k: capacity[k])
+                capacity[s] = size
+            else:
+                capacity.append(size)
+                return len(capacity) - 1
+            free.remove(s)
+            return s
+
+        slot_of[self.input_name] = take(math.prod(self.input_shape))
+        if self.input_name not in last_use and self.input_name not in keep:
+            free.append(slot_of[self.input_name])
+        for i, (n, op) in enumerate(zip(nodes, ops)):
+            dying = [x for x in dict.fromkeys(n.inputs) if x and x not in consts and x not in keep
+                     and last_use.get(x) == i]
+            for k, out in enumerate(n.outputs):
+                slot = None
+                if k == 0:
+                    for j in op.inplace_inputs:
+                        x = n.inputs[j] if j < len(n.inputs) else None
+                        if x in dying and shapes[x] == shapes[out] and n.inputs.count(x) == 1:
+                            slot = slot_of[x]
+                            dying.remove(x)
+                            break
+                slot_of[out] = slot if slot is not None else take(math.prod(shapes[out]))
+            for x in dying:
+                free.append(slot_of[x])
+            for out in n.outputs:
+                if out not in last_use and out not in keep:
+                    free.append(slot_of[out])
+        storage = [np.empty(c, np.float32) for c in capacity]
+        self.buffer_bytes = sum(b.nbytes for b in storage)
+        return {name: storage[s][:math.prod(shapes[name])].reshape(shapes[name]) for name, s in slot_of.items()}
+
+    def _prepare(self, bundle, nodes, ops, shapes, buffers):
+        def view(name):
+            return buffers[name] if name in buffers else bundle.tensors[name]
+
+        scratch_shapes = [op.scratch([shapes[x] if x else None for x in n.inputs]) for n, op in zip(nodes, ops)]
+        need = max([sum(_round(math.prod(s)) for s in ss) for ss in scratch_shapes] + [0])
+        arena = np.empty(need, np.float32)
+        self.scratch_bytes = arena.nbytes
+        steps, labels = [], []
+        for n, op, ss in zip(nodes, ops, scratch_shapes):
+            views, at = [], 0
+            for s in ss:
+                views.append(arena[at:at + math.prod(s)].reshape(s))
+                at += _round(math.prod(s))
+            ins = [view(x) if x else None for x in n.inputs]
+            while ins and ins[-1] is None:
+                ins.pop()
+            try:
+                steps.append(op.prepare(ins, [buffers[o] for o in n.outputs], views))
+            except (KeyError, IndexError, TypeError, ValueError) as exc:
+                raise PlanError(f"node {n.name!r} ({n.op}): {exc}") from None
+            label = n.op
+            if n.op == "conv2d":  # profile per strategy: pointwise / depthwise / im2col (the stem)
+                label = "conv2d/" + op.kind([shapes[x] for x in n.inputs[:2]])
+            labels.append((label, n.name))
+        return steps, labels
+
+    # ------------------------------------------------------------------------------------------ run
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        """Execute on ``x`` (the input shape of this plan); returns fresh copies of the targets."""
+        if tuple(x.shape) != self.input_shape:
+            raise ValueError(f"plan was built for input shape {self.input_shape}, got {tuple(x.shape)}")
+        np.copyto(self.input_buffer, x, casting="same_kind")
+        for step in self.steps:
+            step()
+        return [np.array(o, dtype=np.float32, copy=True) for o in self.outputs]
+
+    def profile(self, x: np.ndarray, repeat: int = 1, clock=time.perf_counter) -> dict[str, float]:
+        """Milliseconds per kind of step (e.g. "conv2d/pointwise"; fused bias and activations are
+        "bias+activation"), summed over the nodes, per run. ``clock`` returns seconds."""
+        np.copyto(self.input_buffer, x, casting="same_kind")
+        totals: dict[str, float] = {}
+        for _ in range(repeat):
+            for step, (label, _name) in zip(self.steps, self.labels):
+                parts = getattr(step, "parts", None) or [step]
+                for k, part in enumerate(parts):
+                    key = label if k == 0 else "bias+activation"
+                    t0 = clock()
+                    part()
+                    totals[key] = totals.get(key, 0.0) + (clock() - t0) * 1e3
+        return {k: v / repeat for k, v in totals.items()}
+
+
+def _round(n: int) -> int:
+    return (n + _ALIGN - 1) // _ALIGN * _ALIGN
+
+
+class Executor:
+    """Runs a bundle, caching one plan per (input shape, targets): a new batch size compiles once."""
+
+    def __init__(self, bundle: Bundle):
+        self.bundle = bundle
+        self._plans: dict[tuple, Plan] = {}
+
+    def plan(self, input_shape: Iterable[int], targets: Sequence[str] | None = None) -> Plan:
+        key = (tuple(int(d) for d in input_shape), tuple(targets) if targets else None)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = Plan(self.bundle, key[0], targets)
+        return plan
+
+    def run(self, x: np.ndarray, targets: Sequence[str] | None = None) -> list[np.ndarray]:
+        return self.plan(x.shape, targets).run(x)

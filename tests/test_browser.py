@@ -1,0 +1,489 @@
+"""The page end to end in headless Chromium, plus the Python glue (wasmvision.browser) natively.
+
+Browser tests (marked ``browser``) need the built site: ``python build.py`` writes dist/. They share one page per
+module: Pyodide boots once (several seconds), and the page must keep working across good and bad inputs anyway.
+Chromium is /usr/bin/chromium unless WASMVISION_CHROMIUM says otherwise.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import browser_util as bu
+
+ROOT = Path(__file__).resolve().parent.parent
+PROB_TOL = 1e-3
+TIMEOUT_MS = 240_000  # a cold Pyodide boot on a loaded 2-core machine can take tens of seconds
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+
+def _fixture_or(request, name: str, fallback: Path) -> Path:
+    # tests/conftest.py (BUILD helper) provides these; the fallback keeps this file usable on its own.
+    try:
+        return Path(request.getfixturevalue(name))
+    except pytest.FixtureLookupError:
+        return fallback
+
+
+@pytest.fixture(scope="module")
+def site(request) -> Path:
+    dist = _fixture_or(request, "dist_dir", Path(os.environ.get("WASMVISION_DIST", ROOT / "dist")))
+    for needed in ("index.html", "worker.js", "manifest.json", "pyodide/pyodide.mjs", "models/mobilenet_v2.wvb"):
+        if not (dist / needed).exists():
+            pytest.skip(f"{dist / needed} is missing: build the site first (python build.py)")
+    return dist
+
+
+@pytest.fixture(scope="module")
+def photos(request) -> Path:
+    d = _fixture_or(request, "photos_dir", ROOT / "build" / "photos")
+    if not (d / "chelsea.png").exists():
+        pytest.skip(f"{d / 'chelsea.png'} is missing: build.py fetches the photos")
+    return d
+
+
+@pytest.fixture(scope="module")
+def native_chelsea(site, photos) -> dict:
+    """The native run the page must reproduce: same bundle, PIL-decoded RGB."""
+    Image = pytest.importorskip("PIL.Image")
+    import wasmvision
+
+    rgb = np.asarray(Image.open(photos / "chelsea.png").convert("RGB"))
+    return wasmvision.load(site / "models" / "mobilenet_v2.wvb").classify(rgb, top_k=5).to_dict()
+
+
+@pytest.fixture(scope="module")
+def playwright_browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(bu.chromium_path()).exists():
+        pytest.skip(f"Chromium not found at {bu.chromium_path()} (set WASMVISION_CHROMIUM)")
+    with sync_api.sync_playwright() as p:
+        browser = bu.launch(p)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def served(site):
+    with bu.serve(site) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def session(playwright_browser, served):
+    """One page with the runtime booted, its request log, and the console errors it printed."""
+    context = playwright_browser.new_context()
+    log = bu.RequestLog(context)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(served)
+    bu.wait_ready(page, TIMEOUT_MS)
+    yield {"page": page, "log": log, "base": served, "errors": errors, "context": context}
+    context.close()
+
+
+def _assert_private(session, photo_bytes: list[bytes]) -> None:
+    log: bu.RequestLog = session["log"]
+    assert log.foreign(session["base"]) == [], "the page requested something outside its own origin"
+    for url, body in log.bodies():
+        for photo in photo_bytes:
+            assert photo[:4096] not in body, f"a request to {url} carried the photo's bytes"
+    assert all(r.method == "GET" for r in log.requests), [f"{r.method} {r.url}" for r in log.requests]
+
+
+def _wait_result(page) -> list[dict]:
+    # Either a result or an error ends the wait; an error fails with the page's own message.
+    page.wait_for_function(
+        """() => !document.querySelector('[data-testid=error]').hidden ||
+                 (document.querySelector('[data-testid=result-item]') &&
+                  !document.querySelector('[data-testid=results]').hasAttribute('aria-busy'))""",
+        timeout=TIMEOUT_MS)
+    assert _error_hidden(page), f"the page shows an error: {page.inner_text('[data-testid=error]')}"
+    return page.eval_on_selector_all(
+        "[data-testid=result-item]",
+        """items => items.map(li => ({
+            index: Number(li.dataset.index),
+            probability: Number(li.dataset.probability),
+            label: li.querySelector('[data-testid=result-label]').textContent,
+            shown: li.querySelector('[data-testid=result-probability]').textContent,
+        }))""",
+    )
+
+
+def _wait_error(page) -> str:
+    page.wait_for_selector("[data-testid=error]:not([hidden])", timeout=TIMEOUT_MS)
+    return page.inner_text("[data-testid=error]")
+
+
+def _error_hidden(page) -> bool:
+    return page.eval_on_selector("[data-testid=error]", "e => e.hidden")
+
+
+def _clear_results(page) -> None:
+    page.evaluate("document.querySelector('[data-testid=result-list]').replaceChildren()")
+
+
+# ---------------------------------------------------------------------------------------------- the page
+
+@pytest.mark.browser
+def test_upload_chelsea_matches_native(session, photos, native_chelsea):
+    page = session["page"]
+    _clear_results(page)
+    page.set_input_files("[data-testid=file-input]", str(photos / "chelsea.png"))
+    items = _wait_result(page)
+
+    assert len(items) == 5
+    assert items[0]["label"] == "Egyptian cat"
+    native_top = native_chelsea["top"]
+    assert [i["index"] for i in items] == [p["index"] for p in native_top]
+    for got, want in zip(items, native_top):
+        assert abs(got["probability"] - want["probability"]) <= PROB_TOL, (got, want)
+    assert items[0]["shown"] == f"{native_top[0]['probability'] * 100:.1f}%"
+    assert _error_hidden(page)
+
+    timings = page.inner_text("[data-testid=timings]")
+    for stage in ("Decode", "Preprocess", "Inference", "Postprocess", "Total"):
+        assert stage in timings
+    assert "–" not in timings, f"a stage has no time: {timings!r}"
+    model = page.inner_text("[data-testid=model-name]")
+    assert native_chelsea["model"]["name"] in model and native_chelsea["model"]["version"] in model
+    assert "Egyptian cat" in page.inner_text("[data-testid=status]")
+    assert page.is_visible("[data-testid=preview] img")
+
+    page.screenshot(path="/tmp/wasmvision-page.png", full_page=True)
+    _assert_private(session, [(photos / "chelsea.png").read_bytes()])
+    assert session["errors"] == []
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("name, data, expect", [
+    ("notes.txt", b"this is not an image, just some text\n" * 20, "not an image"),
+    ("empty.png", b"", "empty"),
+    ("truncated.png", None, "could not be decoded"),
+    ("random.jpg", bytes(np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8)), "not an image"),
+])
+def test_bad_file_shows_error_then_next_photo_works(session, photos, native_chelsea, name, data, expect):
+    page = session["page"]
+    if data is None:  # the PNG cut in the middle of its image data
+        whole = (photos / "chelsea.png").read_bytes()
+        data = whole[: len(whole) // 2]
+    page.set_input_files("[data-testid=file-input]", files=[{"name": name, "mimeType": "", "buffer": data}])
+    message = _wait_error(page)
+    assert expect in message.lower(), message
+    assert page.get_attribute("[data-testid=error]", "role") == "alert"
+
+    _clear_results(page)
+    page.set_input_files("[data-testid=file-input]", str(photos / "chelsea.png"))
+    items = _wait_result(page)
+    assert items[0]["index"] == native_chelsea["top"][0]["index"]
+    assert _error_hidden(page)
+
+
+@pytest.mark.browser
+def test_huge_image_is_refused_before_decoding(session, photos, tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    path = tmp_path / "huge.png"
+    Image.new("1", (12000, 9000)).save(path)  # 108 MP, a few hundred kB on disk
+    page = session["page"]
+    page.set_input_files("[data-testid=file-input]", str(path))
+    message = _wait_error(page)
+    assert "too large" in message and "12000" in message, message
+    max_pixels = page.evaluate("window.wasmvision.ready.then(r => r.maxPixels)")
+    from wasmvision import preprocess
+
+    assert max_pixels == getattr(preprocess, "MAX_PIXELS", 50_000_000)
+
+    _clear_results(page)
+    page.set_input_files("[data-testid=file-input]", str(photos / "chelsea.png"))
+    assert _wait_result(page)[0]["label"] == "Egyptian cat"
+
+
+@pytest.mark.browser
+def test_js_api_classifies_a_blob(session, photos, native_chelsea):
+    page = session["page"]
+    result = bu.classify_in_page(page, photos / "chelsea.png", top_k=3)
+    assert [p["index"] for p in result["top"]] == [p["index"] for p in native_chelsea["top"][:3]]
+    assert abs(result["top"][0]["probability"] - native_chelsea["top"][0]["probability"]) <= PROB_TOL
+    assert set(result["top"][0]) >= {"index", "label", "probability"}
+    assert set(result["timings_ms"]) >= {"decode", "preprocess", "inference", "postprocess", "total"}
+    assert all(v >= 0 for v in result["timings_ms"].values())
+    assert result["model"]["name"] == native_chelsea["model"]["name"]
+    assert result["model"]["version"] == native_chelsea["model"]["version"]
+
+    models = page.evaluate("window.wasmvision.models()")
+    assert any(m["name"] == "mobilenet_v2" and m["builtin"] for m in models)
+    stats = page.evaluate("({...window.wasmvision.stats})")
+    assert stats["readyMs"] > 0 and stats["firstResultMs"] >= stats["readyMs"]
+
+    # An API error is a rejected promise with a message, and the page keeps working.
+    message = page.evaluate(
+        "window.wasmvision.classify(new Blob([]), {topK: 5}).then(() => 'resolved', e => e.message)")
+    assert "empty" in message
+    _assert_private(session, [(photos / "chelsea.png").read_bytes()])
+
+
+def _drop_files_script(event: str) -> str:
+    # Builds a File in the page from bytes and fires the event a real drop / paste would.
+    return """async ([bytes, name, event]) => {
+        const file = new File([new Uint8Array(bytes)], name, {type: "image/png"});
+        const dt = new DataTransfer();
+        dt.items.add(file);
+        if (event === "drop") {
+            const zone = document.querySelector('[data-testid=drop-zone]');
+            zone.dispatchEvent(new DragEvent("dragenter", {bubbles: true, cancelable: true, dataTransfer: dt}));
+            zone.dispatchEvent(new DragEvent("dragover", {bubbles: true, cancelable: true, dataTransfer: dt}));
+            zone.dispatchEvent(new DragEvent("drop", {bubbles: true, cancelable: true, dataTransfer: dt}));
+        } else {
+            document.dispatchEvent(new ClipboardEvent("paste", {bubbles: true, cancelable: true, clipboardData: dt}));
+        }
+    }"""
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("event", ["drop", "paste"])
+def test_drop_and_paste(session, photos, event):
+    page = session["page"]
+    _clear_results(page)
+    data = list((photos / "coffee.png").read_bytes()) if (photos / "coffee.png").exists() else None
+    name = "coffee.png" if data else "chelsea.png"
+    data = data or list((photos / "chelsea.png").read_bytes())
+    page.evaluate(_drop_files_script(event), [data, name, event])
+    items = _wait_result(page)
+    assert items[0]["label"] == ("espresso" if name == "coffee.png" else "Egyptian cat")
+    assert name in page.inner_text("#preview-caption")
+
+
+@pytest.mark.browser
+def test_drop_zone_is_keyboard_accessible(session):
+    page = session["page"]
+    zone = page.locator("[data-testid=drop-zone]")
+    assert zone.get_attribute("tabindex") == "0"
+    zone.focus()
+    with page.expect_file_chooser(timeout=10_000) as chooser:
+        page.keyboard.press("Enter")
+    assert not chooser.value.is_multiple()
+    assert page.get_attribute("[data-testid=status]", "aria-live") == "polite"
+
+
+def _tiny_onnx(num_classes: int = 10) -> bytes:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(7)
+    w = (rng.standard_normal((8, 3, 3, 3)) * 0.5).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32) * 0.1
+    fc = (rng.standard_normal((num_classes, 8)) * 2.0).astype(np.float32)
+    fcb = rng.standard_normal(num_classes).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["input", "w", "b"], ["c"], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["f"], axis=1),
+        helper.make_node("Gemm", ["f", "fc", "fcb"], ["logits"], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", num_classes])],
+        [numpy_helper.from_array(a, n) for a, n in ((w, "w"), (b, "b"), (fc, "fc"), (fcb, "fcb"))],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+@pytest.mark.browser
+def test_user_onnx_model_opens_and_classifies(session, photos, native_chelsea, tmp_path):
+    onnx_import = pytest.importorskip("wasmvision.importers.onnx_import")
+    Image = pytest.importorskip("PIL.Image")
+    import wasmvision
+
+    data = _tiny_onnx()
+    path = tmp_path / "my_tiny_net.onnx"
+    path.write_bytes(data)
+    rgb = np.asarray(Image.open(photos / "chelsea.png").convert("RGB"))
+    native = wasmvision.load(onnx_import.import_onnx(data, name="my_tiny_net")).classify(rgb, top_k=5).to_dict()
+
+    page = session["page"]
+    page.set_input_files("[data-testid=model-input]", str(path))
+    page.wait_for_function(
+        "document.querySelector('[data-testid=model-select]').value === 'my_tiny_net'", timeout=TIMEOUT_MS)
+    assert _error_hidden(page), page.inner_text("[data-testid=error]")
+    options = page.eval_on_selector_all("[data-testid=model-select] option", "os => os.map(o => o.value)")
+    assert "mobilenet_v2" in options and "my_tiny_net" in options
+
+    _clear_results(page)
+    page.set_input_files("[data-testid=file-input]", str(photos / "chelsea.png"))
+    items = _wait_result(page)
+    assert "my_tiny_net" in page.inner_text("[data-testid=model-name]")
+    assert [i["index"] for i in items] == [p["index"] for p in native["top"]]
+    for got, want in zip(items, native["top"]):
+        assert abs(got["probability"] - want["probability"]) <= PROB_TOL
+
+    # Back to the built-in model: still cached, and it gives the built-in answer again.
+    _clear_results(page)
+    page.select_option("[data-testid=model-select]", "mobilenet_v2")
+    items = _wait_result(page)  # re-classifies the current photo with the selected model
+    assert items[0]["label"] == "Egyptian cat"
+    assert abs(items[0]["probability"] - native_chelsea["top"][0]["probability"]) <= PROB_TOL
+    _assert_private(session, [(photos / "chelsea.png").read_bytes(), data])
+
+
+@pytest.mark.browser
+def test_corrupt_model_bundle_shows_error(session, site, photos, tmp_path):
+    raw = bytearray((site / "models" / "mobilenet_v2.wvb").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    bad = tmp_path / "damaged.wvb"
+    bad.write_bytes(bytes(raw))
+    page = session["page"]
+    before = page.eval_on_selector("[data-testid=model-select]", "s => s.value")
+    page.set_input_files("[data-testid=model-input]", str(bad))
+    message = _wait_error(page)
+    assert "damaged.wvb" in message and "checksum" in message.lower(), message
+    assert page.eval_on_selector("[data-testid=model-select]", "s => s.value") == before
+
+    truncated = tmp_path / "cut.wvb"
+    truncated.write_bytes(bytes(raw[: len(raw) // 3]))
+    page.set_input_files("[data-testid=model-input]", str(truncated))
+    page.wait_for_function(
+        "document.querySelector('[data-testid=error]').textContent.includes('cut.wvb')", timeout=TIMEOUT_MS)
+    assert "truncated" in page.inner_text("[data-testid=error]").lower()
+
+    _clear_results(page)
+    page.set_input_files("[data-testid=file-input]", str(photos / "chelsea.png"))
+    assert _wait_result(page)[0]["label"] == "Egyptian cat"
+
+
+@pytest.mark.browser
+def test_missing_model_bundle_shows_error(playwright_browser, site, tmp_path):
+    # The same site without its models/ folder, as a half-finished upload to a static host would be.
+    copy = tmp_path / "site"
+    copy.mkdir()
+    for entry in site.iterdir():
+        if entry.name != "models":
+            (copy / entry.name).symlink_to(entry.resolve())
+    with bu.serve(copy) as base:
+        context = playwright_browser.new_context()
+        try:
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(base)
+            bu.wait_ready(page, TIMEOUT_MS)
+            message = _wait_error(page)
+            assert "mobilenet_v2.wvb" in message and "404" in message, message
+            result = page.evaluate(
+                "window.wasmvision.classify(new Blob([new Uint8Array([1,2,3])])).then(() => 'ok', e => e.message)")
+            assert result != "ok"
+        finally:
+            context.close()
+
+
+# ---------------------------------------------------------------------------------------------- wasmvision.browser natively
+
+def _tiny_bundle(name: str = "tiny", classes: int = 6):
+    from wasmvision import bundle as B
+
+    rng = np.random.default_rng(3)
+    tensors = {
+        "w0": (rng.standard_normal((3, 3, 3, 4)) * 0.5).astype(np.float32),
+        "b0": rng.standard_normal(4).astype(np.float32),
+        "w1": rng.standard_normal((4, classes)).astype(np.float32),
+        "b1": rng.standard_normal(classes).astype(np.float32),
+    }
+    nodes = [
+        B.Node("conv2d", ["input", "w0", "b0"], ["t0"], "conv",
+               {"strides": [1, 1], "pads": [1, 1, 1, 1], "dilations": [1, 1], "groups": 1,
+                "activation": {"kind": "relu"}}),
+        B.Node("global_avg_pool", ["t0"], ["t1"], "pool"),
+        B.Node("flatten", ["t1"], ["t2"], "flat", {"axis": 1}),
+        B.Node("dense", ["t2", "w1", "b1"], ["logits"], "fc", {"activation": {"kind": "none"}}),
+    ]
+    return B.Bundle(nodes=nodes, inputs=[B.ValueInfo("input", [-1, 16, 16, 3])],
+                    outputs=[B.ValueInfo("logits", [-1, classes], layout="NC")], tensors=tensors,
+                    name=name, version="1", labels=[f"class {i}" for i in range(classes)],
+                    preprocess={"kind": "none"})
+
+
+@pytest.fixture
+def glue():
+    wasmvision = pytest.importorskip("wasmvision")
+    if not hasattr(wasmvision, "load"):
+        pytest.skip("the runtime (wasmvision.load) is not available yet")
+    from wasmvision import browser
+
+    browser._cache = browser._ModelCache()
+    return browser
+
+
+def _ok(text: str) -> dict:
+    reply = json.loads(text)
+    assert reply["ok"], reply
+    return reply["value"]
+
+
+def test_glue_classify_rgba_equals_public_api_on_rgb(glue):
+    import wasmvision
+    from wasmvision import bundle as B
+
+    raw = B.to_bytes(_tiny_bundle())
+    info = _ok(glue.load_model("tiny", raw))
+    assert info["name"] == "tiny" and info["version"] == "1" and info["bytes"] == len(raw)
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (21, 30, 3), dtype=np.uint8)
+    rgba = np.concatenate([rgb, rng.integers(0, 256, (21, 30, 1), dtype=np.uint8)], axis=2)
+    got = _ok(glue.classify_rgba("tiny", memoryview(rgba.tobytes()), 30, 21, 3))
+    want = wasmvision.load(raw).classify(rgb, top_k=3).to_dict()
+    assert [p["index"] for p in got["top"]] == [p["index"] for p in want["top"]]
+    np.testing.assert_allclose([p["probability"] for p in got["top"]],
+                               [p["probability"] for p in want["top"]], rtol=0, atol=1e-6)
+    assert got["model"] == {"name": "tiny", "version": "1"} or got["model"]["name"] == "tiny"
+    assert {"preprocess", "inference", "postprocess", "handover"} <= set(got["timings_ms"])
+
+
+def test_glue_errors_are_reported_not_raised(glue):
+    from wasmvision import bundle as B
+
+    raw = bytearray(B.to_bytes(_tiny_bundle()))
+    raw[-1] ^= 1
+    reply = json.loads(glue.load_model("bad", bytes(raw)))
+    assert not reply["ok"] and reply["error"]["kind"] == "BundleError" and "checksum" in reply["error"]["message"]
+    reply = json.loads(glue.load_model("empty", b""))
+    assert not reply["ok"] and "empty" in reply["error"]["message"]
+
+    _ok(glue.load_model("tiny", B.to_bytes(_tiny_bundle())))
+    reply = json.loads(glue.classify_rgba("tiny", b"\0" * 10, 2, 2, 5))
+    assert not reply["ok"] and reply["error"]["kind"] == "ImageError"
+    reply = json.loads(glue.classify_rgba("tiny", b"", 20000, 20000, 5))
+    assert not reply["ok"] and "limit" in reply["error"]["message"]
+    reply = json.loads(glue.classify_rgba("nope", b"\0" * 16, 2, 2, 5))
+    assert not reply["ok"] and reply["error"]["kind"] == "ModelNotLoaded"
+
+
+def test_glue_lru_cache_evicts_least_recently_used(glue):
+    from wasmvision import bundle as B
+
+    for key in ("a", "b", "c"):
+        assert _ok(glue.load_model(key, B.to_bytes(_tiny_bundle(key))))["evicted"] == []
+    pixels = np.zeros((4, 4, 4), np.uint8).tobytes()
+    _ok(glue.classify_rgba("a", pixels, 4, 4, 1))  # "a" becomes the most recently used
+    assert _ok(glue.load_model("d", B.to_bytes(_tiny_bundle("d"))))["evicted"] == ["b"]
+    assert _ok(glue.cached_models())["cached"] == ["c", "a", "d"]
+    assert not _ok(glue.model_status("b"))["loaded"]
+
+
+def test_glue_max_pixels_follows_the_runtime(glue):
+    from wasmvision import preprocess
+
+    assert glue.max_pixels() == getattr(preprocess, "MAX_PIXELS", glue.DEFAULT_MAX_PIXELS)

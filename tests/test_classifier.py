@@ -1,0 +1,135 @@
+"""The public API end to end on tiny bundles built here (the real model is tested by the parity tests)."""
+
+import numpy as np
+import pytest
+
+import wasmvision
+from wasmvision import bundle as wvb
+from wasmvision.bundle import Bundle, Node, ValueInfo
+from wasmvision.postprocess import softmax, top_k
+from wasmvision.preprocess import preprocess
+
+
+def tiny_bundle(classes=4, seed=0, final_softmax=False):
+    """conv 3x3 s2 (ReLU6) -> depthwise -> pointwise + residual -> GAP -> flatten -> dense."""
+    rng = np.random.default_rng(seed)
+    r = lambda *s: (rng.standard_normal(s) * 0.5).astype(np.float32)  # noqa: E731
+    t = {"w0": r(3, 3, 3, 8), "b0": r(8), "w1": r(3, 3, 1, 8), "w2": r(1, 1, 8, 8), "b2": r(8),
+         "fw": r(8, classes), "fb": r(classes)}
+    relu6 = {"kind": "clip", "min": 0.0, "max": 6.0}
+    nodes = [
+        Node("conv2d", ["input", "w0", "b0"], ["t0"], "stem",
+             {"strides": [2, 2], "pads": [0, 0, 1, 1], "groups": 1, "activation": relu6}),
+        Node("conv2d", ["t0", "w1"], ["t1"], "dw", {"groups": 8, "pads": [1, 1, 1, 1], "activation": relu6}),
+        Node("conv2d", ["t1", "w2", "b2"], ["t2"], "pw", {}),
+        Node("add", ["t0", "t2"], ["t3"], "res"),
+        Node("global_avg_pool", ["t3"], ["gap"], "gap"),
+        Node("flatten", ["gap"], ["pooled"], "flat", {"axis": 1}),
+        Node("dense", ["pooled", "fw", "fb"], ["logits"], "fc"),
+    ]
+    if final_softmax:
+        nodes[-1].outputs = ["z"]
+        nodes.append(Node("softmax", ["z"], ["logits"], "sm", {"axis": -1}))
+    return Bundle(nodes=nodes, inputs=[ValueInfo("input", [-1, 32, 32, 3])],
+                  outputs=[ValueInfo("logits", [-1, classes], layout="NC")], tensors=t,
+                  name="tiny", version="1.2", labels=[f"thing {i}" for i in range(classes)],
+                  preprocess={"kind": "imagenet", "resize_shorter": 36, "crop": [32, 32]}, embedding="pooled")
+
+
+def numpy_forward(b, x):
+    """The tiny network written out directly (float64)."""
+    from test_kernels import ref_conv
+    t = b.tensors
+    t0 = np.clip(ref_conv(x, t["w0"], t["b0"], (2, 2), (0, 0, 1, 1), (1, 1), 1), 0, 6)
+    t1 = np.clip(ref_conv(t0, t["w1"], None, (1, 1), (1, 1, 1, 1), (1, 1), 8), 0, 6)
+    t2 = ref_conv(t1, t["w2"], t["b2"], (1, 1), (0, 0, 0, 0), (1, 1), 1)
+    pooled = (t0 + t2).mean(axis=(1, 2))
+    return pooled @ t["fw"] + t["fb"], pooled
+
+
+@pytest.fixture
+def image():
+    return np.random.default_rng(3).integers(0, 256, (50, 70, 3), dtype=np.uint8)
+
+
+def test_round_trip_through_file_bytes_and_bundle(tmp_path, image):
+    b = tiny_bundle()
+    path = tmp_path / "tiny.wvb"
+    wvb.save(b, path)
+    for source in (path, str(path), path.read_bytes(), memoryview(path.read_bytes()), b):
+        clf = wasmvision.load(source)
+        res = clf.classify(image, top_k=3)
+        assert [p.label for p in res.top] == [f"thing {p.index}" for p in res.top]
+        assert res.model == {"name": "tiny", "version": "1.2"}
+        assert set(res.timings_ms) == {"preprocess", "inference", "postprocess"}
+        d = res.to_dict()
+        assert set(d) == {"top", "timings_ms", "model"} and set(d["top"][0]) == {"index", "label", "probability"}
+
+
+def test_logits_probabilities_and_embedding_match_numpy(image):
+    b = tiny_bundle()
+    clf = wasmvision.load(b)
+    x = preprocess(image, b.preprocess, (32, 32))
+    logits_ref, pooled_ref = numpy_forward(b, x[None].astype(np.float64))
+    np.testing.assert_allclose(clf.infer(image), logits_ref[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(clf.infer(image, embedding=True), pooled_ref[0], rtol=1e-5, atol=1e-5)
+    res = clf.classify(image, top_k=10)
+    assert len(res.top) == 4  # clamped to the number of classes
+    p_ref = np.exp(logits_ref[0] - logits_ref[0].max())
+    p_ref /= p_ref.sum()
+    assert [p.index for p in res.top] == list(np.argsort(-p_ref, kind="stable"))
+    np.testing.assert_allclose([p.probability for p in res.top], np.sort(p_ref)[::-1], atol=1e-6)
+    assert abs(sum(p.probability for p in res.top) - 1) < 1e-9
+
+
+def test_run_batches_and_shapes(image):
+    clf = wasmvision.load(tiny_bundle())
+    x = np.stack([clf.preprocess(image), clf.preprocess(image[::-1])])
+    out = clf.run(x)
+    assert out.shape == (2, 4)
+    np.testing.assert_allclose(out[0], clf.infer(image), rtol=1e-6)
+    np.testing.assert_allclose(clf.run(x[0]), out[:1], rtol=1e-6)  # (H, W, C) is taken as a batch of one
+
+
+def test_model_ending_in_softmax_is_not_softmaxed_twice(image):
+    a = wasmvision.load(tiny_bundle()).classify(image, top_k=4)
+    b = wasmvision.load(tiny_bundle(final_softmax=True)).classify(image, top_k=4)
+    np.testing.assert_allclose([p.probability for p in a.top], [p.probability for p in b.top], atol=1e-6)
+
+
+def test_gray_rgba_uint16_and_one_pixel_images():
+    clf = wasmvision.load(tiny_bundle())
+    rng = np.random.default_rng(0)
+    for img in (rng.integers(0, 256, (40, 40), dtype=np.uint8), rng.integers(0, 256, (40, 41, 4), dtype=np.uint8),
+                rng.integers(0, 65536, (40, 40), dtype=np.uint16), np.zeros((1, 1, 3), np.uint8)):
+        assert len(clf.classify(img).top) == 4
+
+
+def test_errors(tmp_path, image):
+    clf = wasmvision.load(tiny_bundle())
+    with pytest.raises(wasmvision.ImageError):
+        clf.classify(np.zeros((0, 0, 3), np.uint8))
+    with pytest.raises(ValueError, match="top_k"):
+        clf.classify(image, top_k=0)
+    with pytest.raises(wasmvision.BundleError, match="not found"):
+        wasmvision.load(tmp_path / "missing.wvb")
+    raw = bytearray(wvb.to_bytes(tiny_bundle()))
+    raw[-1] ^= 1
+    with pytest.raises(wasmvision.BundleError, match="checksum"):
+        wasmvision.load(bytes(raw))
+    with pytest.raises(wasmvision.BundleError, match="truncated"):
+        wasmvision.load(bytes(raw[:-10]))
+    broken = tiny_bundle()
+    broken.nodes[2].op = "lstm"
+    with pytest.raises(wasmvision.BundleError, match="lstm"):
+        wasmvision.load(broken)
+    with pytest.raises(TypeError):
+        wasmvision.load(42)
+
+
+def test_softmax_and_top_k():
+    p = softmax(np.array([1000.0, 1000.0, -1000.0], np.float32))
+    np.testing.assert_allclose(p, [0.5, 0.5, 0.0])
+    assert list(top_k(np.array([0.2, 0.4, 0.4, 0.0]), 3)) == [1, 2, 0]  # ties: lower index first
+    with pytest.raises(ValueError):
+        softmax(np.array([np.nan, 1.0]))

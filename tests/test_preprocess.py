@@ -1,0 +1,152 @@
+"""Preprocessing against Pillow / a torchvision-style PIL + numpy reference.
+
+Tolerance: the resize is exact (bit for bit) wherever Pillow uses the classic horizontal-then-vertical
+pass order, which covers wide and square photos; Pillow 12+ picks the vertical pass first for some
+(tall) shapes, which moves single pixels by one uint8 step, so general shapes are checked to <= 1.
+The float output equals the reference within 1e-6."""
+
+import glob
+import zipfile
+
+import numpy as np
+import pytest
+
+from wasmvision.preprocess import (MAX_PIXELS, ImageError, center_crop, preprocess, resize_bilinear,
+                                   resize_shorter, to_rgb_uint8)
+
+Image = pytest.importorskip("PIL.Image")
+
+WHEELS = sorted(glob.glob("/tmp/warm/dl/scikit_image-*.whl"))
+PHOTOS = ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg", "motorcycle_left.png", "camera.png"]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    if not WHEELS:
+        pytest.skip("the scikit-image wheel with sample photos is not available")
+    out = tmp_path_factory.mktemp("photos")
+    with zipfile.ZipFile(WHEELS[0]) as z:
+        for name in PHOTOS:
+            (out / name).write_bytes(z.read(f"skimage/data/{name}"))
+    return {name: np.asarray(Image.open(out / name).convert("RGB")) for name in PHOTOS}
+
+
+def pil_reference(rgb, resize=256, crop=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
+    """torchvision Resize(256) + CenterCrop(224) + ToTensor + Normalize, written with PIL and numpy."""
+    im = Image.fromarray(rgb)
+    w, h = im.size
+    if w <= h:
+        size = (resize, int(resize * h / w))
+    else:
+        size = (int(resize * w / h), resize)
+    im = im.resize(size, Image.BILINEAR)
+    w, h = im.size
+    top, left = int(round((h - crop) / 2.0)), int(round((w - crop) / 2.0))
+    im = im.crop((left, top, left + crop, top + crop))
+    x = np.asarray(im).astype(np.float32) / np.float32(255)
+    return (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+
+
+def test_resize_matches_pillow_exactly_on_photos(photos):
+    for name, rgb in photos.items():
+        h, w = rgb.shape[:2]
+        if h > w:
+            continue  # pass order may differ on tall images; covered by the <=1 test
+        for size in [(256, 256), (224, 224), (w // 2 + 1, h // 3 + 1), (2 * w + 1, 2 * h + 3)]:
+            ref = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
+            np.testing.assert_array_equal(resize_bilinear(rgb, *size), ref, err_msg=f"{name} {size}")
+
+
+def test_resize_shorter_matches_torchvision_geometry_exactly_on_photos(photos):
+    for name, rgb in photos.items():
+        h, w = rgb.shape[:2]
+        if h > w:
+            continue
+        out = resize_shorter(rgb, 256)
+        size = (256, int(256 * h / w)) if w <= h else (int(256 * w / h), 256)
+        np.testing.assert_array_equal(out, np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR)))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_resize_random_odd_sizes_within_one_step(seed):
+    rng = np.random.default_rng(seed)
+    h, w = (int(v) for v in rng.integers(1, 300, 2))
+    rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    for size in [(256, 256), (int(rng.integers(1, 400)), int(rng.integers(1, 400))), (1, 1)]:
+        ref = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR)).astype(int)
+        out = resize_bilinear(rgb, *size).astype(int)
+        assert out.shape == ref.shape
+        assert np.abs(out - ref).max() <= 1, (h, w, size)
+
+
+def test_resize_random_wide_images_exact():
+    rng = np.random.default_rng(7)
+    for _ in range(6):
+        h = int(rng.integers(2, 120))
+        w = h + int(rng.integers(1, 200))
+        rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        size = (int(256 * w / h), 256)
+        np.testing.assert_array_equal(resize_bilinear(rgb, *size),
+                                      np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR)))
+
+
+def test_preprocess_float_output_matches_reference(photos):
+    for name, rgb in photos.items():
+        x = preprocess(rgb, {"kind": "imagenet"}, (224, 224))
+        assert x.shape == (224, 224, 3) and x.dtype == np.float32
+        ref = pil_reference(rgb)
+        if rgb.shape[0] > rgb.shape[1]:
+            assert np.abs(x - ref).max() <= 1 / 255 / 0.224 + 1e-6  # one uint8 step at most
+        else:
+            np.testing.assert_allclose(x, ref, atol=1e-6, rtol=0)
+
+
+def test_center_crop_rounding():
+    img = np.arange(5 * 7, dtype=np.uint8).reshape(5, 7, 1)
+    # (7-4)/2 = 1.5 -> round half to even = 2 ; (5-2)/2 = 1.5 -> 2
+    np.testing.assert_array_equal(center_crop(img, 2, 4), img[2:4, 2:6])
+
+
+def test_kinds():
+    rgb = np.full((300, 400, 3), 255, np.uint8)
+    np.testing.assert_allclose(preprocess(rgb, {"kind": "inception"}, (299, 299)), 1.0)
+    x = preprocess(rgb, {"kind": "none"}, (32, 48))
+    assert x.shape == (32, 48, 3)
+    np.testing.assert_allclose(x, 1.0)
+    with pytest.raises(ValueError, match="unknown preprocess kind"):
+        preprocess(rgb, {"kind": "yolo"}, (224, 224))
+
+
+def test_input_conversions():
+    rng = np.random.default_rng(1)
+    gray = rng.integers(0, 256, (9, 11), dtype=np.uint8)
+    np.testing.assert_array_equal(to_rgb_uint8(gray), np.asarray(Image.fromarray(gray).convert("RGB")))
+    rgba = rng.integers(0, 256, (9, 11, 4), dtype=np.uint8)
+    np.testing.assert_array_equal(to_rgb_uint8(rgba), np.asarray(Image.fromarray(rgba, "RGBA").convert("RGB")))
+    g16 = rng.integers(0, 65536, (9, 11), dtype=np.uint16)
+    np.testing.assert_array_equal(to_rgb_uint8(g16)[..., 0], (g16 >> 8).astype(np.uint8))
+    assert to_rgb_uint8(np.ones((2, 2), bool)).max() == 255
+
+
+def test_one_pixel_image_upscales():
+    x = preprocess(np.array([[[10, 200, 30]]], np.uint8), {"kind": "imagenet"}, (224, 224))
+    assert x.shape == (224, 224, 3)
+    mean, std = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)
+    np.testing.assert_allclose(x[100, 100], (np.array([10, 200, 30], np.float32) / 255 - mean) / std, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (np.zeros((0, 5, 3), np.uint8), "empty"),
+    (np.zeros((5, 5, 7), np.uint8), "shape"),
+    (np.zeros((5, 5, 3), np.float64), "pixel type"),
+    ("not an image", "pixel type|shape"),
+])
+def test_bad_arrays(bad, match):
+    with pytest.raises(ImageError, match=match):
+        preprocess(bad)
+
+
+def test_too_many_pixels_is_refused_before_any_work():
+    big = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (MAX_PIXELS // 1000 + 1, 1000, 3))
+    with pytest.raises(ImageError, match="too large"):
+        preprocess(big)

@@ -1,0 +1,421 @@
+// The page: input (picker, drag-and-drop, paste), rendering, and the window.wasmvision API.
+// All computation happens in worker.js; this thread only moves Blobs and renders results.
+
+const $ = (sel) => document.querySelector(sel);
+const ui = {
+  progress: $("#progress"),
+  progressBar: $("#progress-bar"),
+  progressLabel: $("#progress-label"),
+  status: $("#status"),
+  error: $("#error"),
+  errorText: $("#error-text"),
+  dropZone: $("#drop-zone"),
+  fileInput: $("#file-input"),
+  preview: $("#preview"),
+  previewImg: $("#preview-img"),
+  previewCaption: $("#preview-caption"),
+  results: $("#results"),
+  resultList: $("#result-list"),
+  timings: $("#timings"),
+  modelName: $("#model-name"),
+  modelSelect: $("#model-select"),
+  modelInput: $("#model-input"),
+  modelOpen: $("#model-open"),
+  stats: $("#stats"),
+};
+
+const OPEN_OWN = "__open__";
+const stats = { readyMs: null, firstResultMs: null, bootTimings: null, bytesReceived: null, pyodideVersion: null };
+const state = { models: [], current: null, ready: false, sequence: 0, previewUrl: null };
+
+// ------------------------------------------------------------------------------------------ worker RPC
+
+const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+const pending = new Map();
+let nextId = 1;
+
+class WasmvisionError extends Error {
+  constructor({ kind, message }) {
+    super(message);
+    this.name = "WasmvisionError";
+    this.kind = kind;
+  }
+}
+
+function call(type, payload = {}) {
+  const id = nextId++;
+  return new Promise((resolve, reject) => {
+    pending.set(id, { resolve, reject });
+    worker.postMessage({ id, type, ...payload });
+  });
+}
+
+let resolveReady;
+let rejectReady;
+const ready = new Promise((res, rej) => {
+  resolveReady = res;
+  rejectReady = rej;
+});
+ready.catch(() => {}); // reported on the page; callers awaiting it still see the rejection
+
+worker.onmessage = ({ data }) => {
+  if (data.id !== undefined) {
+    const p = pending.get(data.id);
+    pending.delete(data.id);
+    if (!p) return;
+    if (data.ok) p.resolve(data.value);
+    else {
+      if (data.error?.stack) console.error(data.error.stack);
+      p.reject(new WasmvisionError(data.error));
+    }
+    return;
+  }
+  if (data.type === "progress") showProgress(data);
+  else if (data.type === "models") setModels(data.models, data.current);
+  else if (data.type === "ready") onReady(data);
+  else if (data.type === "fatal") onFatal(data.error);
+};
+
+worker.onerror = (event) => {
+  event.preventDefault?.();
+  onFatal({ message: `The classifier stopped unexpectedly (${event.message || "worker error"}). Reload the page.` });
+};
+
+// ------------------------------------------------------------------------------------------ status + errors
+
+function setStatus(text) {
+  ui.status.textContent = text;
+}
+
+function showError(message) {
+  ui.errorText.textContent = message;
+  ui.error.hidden = false;
+}
+
+function clearError() {
+  ui.error.hidden = true;
+  ui.errorText.textContent = "";
+}
+
+function showProgress({ stage, label, loaded, total, overall }) {
+  if (stage === "ready") {
+    ui.progress.hidden = true;
+    return;
+  }
+  ui.progress.hidden = false;
+  ui.progressLabel.textContent = label;
+  // While booting the bar shows everything the first visit downloads; later, the one file being fetched.
+  const fraction = !state.ready && overall !== null ? overall : total > 0 ? loaded / total : null;
+  if (fraction === null) {
+    ui.progressBar.removeAttribute("aria-valuenow");
+    ui.progress.classList.add("indeterminate");
+  } else {
+    const pct = Math.round(fraction * 100);
+    ui.progress.classList.remove("indeterminate");
+    ui.progressBar.setAttribute("aria-valuenow", String(pct));
+    ui.progressBar.style.setProperty("--value", `${pct}%`);
+  }
+  ui.progressBar.setAttribute("aria-valuetext", label);
+  if (!state.ready) setStatus(label);
+}
+
+function onReady(info) {
+  stats.readyMs = performance.now();
+  stats.bootTimings = info.timings;
+  stats.bytesReceived = info.bytesReceived;
+  stats.pyodideVersion = info.pyodideVersion;
+  state.ready = true;
+  ui.progress.hidden = true;
+  document.body.classList.add("is-ready");
+  setModels(info.models, info.current);
+  renderStats();
+  if (info.modelError) {
+    showError(info.modelError.message);
+    setStatus("The runtime is ready, but the model could not be loaded.");
+  } else {
+    setStatus("Ready. Choose, drop or paste a photo.");
+  }
+  resolveReady({ models: info.models, current: info.current, maxPixels: info.maxPixels });
+}
+
+function onFatal(error) {
+  ui.progress.hidden = true;
+  showError(`wasmvision could not start: ${error.message}`);
+  setStatus("Failed to start.");
+  rejectReady(new WasmvisionError({ kind: error.kind || "Error", message: error.message }));
+}
+
+// ------------------------------------------------------------------------------------------ models
+
+function formatBytes(n) {
+  if (!n) return "";
+  return n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1e3))} kB`;
+}
+
+function setModels(models, current) {
+  state.models = models;
+  state.current = current;
+  const select = ui.modelSelect;
+  select.replaceChildren();
+  for (const m of models) {
+    const option = document.createElement("option");
+    option.value = m.key;
+    const details = [m.version, m.storage, formatBytes(m.bytes)].filter(Boolean).join(", ");
+    const own = m.builtin ? "" : ` · your file ${m.file}`;
+    option.textContent = `${m.name}${details ? ` (${details})` : ""}${own}`;
+    select.append(option);
+  }
+  const openOwn = document.createElement("option");
+  openOwn.value = OPEN_OWN;
+  openOwn.textContent = "Open your own model…";
+  select.append(openOwn);
+  if (current) select.value = current;
+  else select.selectedIndex = -1;
+  select.disabled = !state.ready;
+  const m = models.find((x) => x.key === current);
+  if (m && !ui.results.dataset.hasResult) ui.modelName.textContent = `${m.name} ${m.version ?? ""}`.trim();
+}
+
+async function selectModel(key) {
+  clearError();
+  setStatus("Switching model…");
+  try {
+    const m = await call("selectModel", { key });
+    setStatus(`Model ${m.name} is ready.`);
+    ui.modelName.textContent = `${m.name} ${m.version ?? ""}`.trim();
+    if (state.lastBlob) classifyAndRender(state.lastBlob);
+    return m;
+  } catch (err) {
+    showError(err.message);
+    setStatus("Could not switch model.");
+    setModels(state.models, state.current);
+    throw err;
+  }
+}
+
+async function loadModel(fileOrUrl, { select = true, name } = {}) {
+  await ready;
+  const source = typeof fileOrUrl === "string" || fileOrUrl instanceof URL ? String(fileOrUrl) : fileOrUrl;
+  return call("loadModel", { source, select, name });
+}
+
+async function openModelFile(file) {
+  clearError();
+  setStatus(`Loading model ${file.name}…`);
+  try {
+    const m = await loadModel(file);
+    setStatus(`Loaded your model ${m.name}.`);
+    ui.modelName.textContent = `${m.name} ${m.version ?? ""}`.trim();
+    if (state.lastBlob) classifyAndRender(state.lastBlob);
+  } catch (err) {
+    showError(`Could not load the model "${file.name}": ${err.message}`);
+    setStatus("Model not loaded.");
+    setModels(state.models, state.current);
+  }
+}
+
+ui.modelSelect.addEventListener("change", () => {
+  const value = ui.modelSelect.value;
+  if (value === OPEN_OWN) {
+    setModels(state.models, state.current); // keep showing the current model until a file is chosen
+    ui.modelInput.click();
+    return;
+  }
+  selectModel(value).catch(() => {});
+});
+ui.modelOpen.addEventListener("click", () => ui.modelInput.click());
+ui.modelInput.addEventListener("change", () => {
+  const file = ui.modelInput.files[0];
+  ui.modelInput.value = "";
+  if (file) openModelFile(file);
+});
+
+// ------------------------------------------------------------------------------------------ classification
+
+async function classify(blob, { topK = 5, model } = {}) {
+  await ready;
+  const result = await call("classify", { blob, topK, model });
+  if (stats.firstResultMs === null) {
+    stats.firstResultMs = performance.now();
+    renderStats();
+  }
+  return result;
+}
+
+function showPreview(blob) {
+  if (state.previewUrl) URL.revokeObjectURL(state.previewUrl);
+  state.previewUrl = URL.createObjectURL(blob);
+  ui.previewImg.src = state.previewUrl;
+  ui.previewImg.alt = blob.name ? `Preview of ${blob.name}` : "Preview of the pasted image";
+  ui.previewCaption.textContent = blob.name || "Pasted image";
+  ui.dropZone.classList.add("has-image");
+}
+
+function hidePreview() {
+  ui.dropZone.classList.remove("has-image");
+  ui.previewImg.removeAttribute("src");
+  ui.previewCaption.textContent = "";
+}
+
+function fmtMs(ms) {
+  if (ms === undefined || ms === null || Number.isNaN(ms)) return "–";
+  return ms >= 100 ? `${Math.round(ms)} ms` : `${ms.toFixed(1)} ms`;
+}
+
+function renderResult(result) {
+  const items = result.top.map((p, i) => {
+    const li = document.createElement("li");
+    li.className = "result-item";
+    li.dataset.testid = "result-item";
+    li.setAttribute("data-testid", "result-item");
+    li.dataset.index = String(p.index);
+    li.dataset.probability = String(p.probability);
+    const pct = p.probability * 100;
+    li.innerHTML = `
+      <div class="result-row">
+        <span class="result-rank" aria-hidden="true">${i + 1}</span>
+        <span class="result-label" data-testid="result-label"></span>
+        <span class="result-probability" data-testid="result-probability"></span>
+      </div>
+      <div class="bar" aria-hidden="true"><div class="bar-fill"></div></div>`;
+    li.querySelector(".result-label").textContent = p.label;
+    li.querySelector(".result-probability").textContent = pct >= 0.1 ? `${pct.toFixed(1)}%` : "<0.1%";
+    li.querySelector(".result-probability").title = p.probability.toPrecision(6);
+    li.querySelector(".bar-fill").style.width = `${Math.max(0.5, pct)}%`;
+    return li;
+  });
+  ui.resultList.replaceChildren(...items);
+  const t = result.timings_ms;
+  const rows = [["Decode", t.decode], ["Preprocess", t.preprocess], ["Inference", t.inference],
+    ["Postprocess", t.postprocess], ["Total", t.total]];
+  ui.timings.replaceChildren(...rows.map(([name, ms]) => {
+    const div = document.createElement("div");
+    div.className = name === "Total" ? "timing total" : "timing";
+    div.dataset.stage = name.toLowerCase();
+    const dt = document.createElement("dt");
+    dt.textContent = name;
+    const dd = document.createElement("dd");
+    dd.textContent = fmtMs(ms);
+    div.append(dt, dd);
+    return div;
+  }));
+  ui.modelName.textContent = `${result.model.name} ${result.model.version ?? ""}`.trim();
+  ui.results.dataset.hasResult = "1";
+  ui.results.classList.add("has-result");
+}
+
+async function classifyAndRender(blob) {
+  const seq = ++state.sequence;
+  clearError();
+  state.lastBlob = null;
+  showPreview(blob);
+  ui.results.setAttribute("aria-busy", "true");
+  setStatus(state.ready ? "Classifying…" : "Classifying as soon as the model is ready…");
+  try {
+    const result = await classify(blob, { topK: 5 });
+    if (seq !== state.sequence) return; // a newer photo was chosen meanwhile
+    state.lastBlob = blob;
+    renderResult(result);
+    const best = result.top[0];
+    setStatus(`Top result: ${best.label}, ${(best.probability * 100).toFixed(1)}%. ` +
+      `Classified in ${fmtMs(result.timings_ms.total)}.`);
+  } catch (err) {
+    if (seq !== state.sequence) return;
+    hidePreview();
+    showError(err.message);
+    setStatus("That file could not be classified. Try another photo.");
+  } finally {
+    if (seq === state.sequence) ui.results.removeAttribute("aria-busy");
+  }
+}
+
+function isModelFile(file) {
+  return /\.(wvb|onnx)$/i.test(file.name || "");
+}
+
+function handleFiles(files) {
+  const file = files && files[0];
+  if (!file) return;
+  if (isModelFile(file)) openModelFile(file);
+  else classifyAndRender(file);
+}
+
+// ------------------------------------------------------------------------------------------ input
+
+ui.fileInput.addEventListener("change", () => {
+  const files = [...ui.fileInput.files];
+  ui.fileInput.value = ""; // choosing the same file again still fires change
+  handleFiles(files);
+});
+
+ui.dropZone.addEventListener("click", (e) => {
+  if (e.target !== ui.fileInput) ui.fileInput.click();
+});
+ui.dropZone.addEventListener("keydown", (e) => {
+  if (e.key === "Enter" || e.key === " ") {
+    e.preventDefault();
+    ui.fileInput.click();
+  }
+});
+
+let dragDepth = 0;
+window.addEventListener("dragenter", (e) => {
+  if (![...(e.dataTransfer?.types || [])].includes("Files")) return;
+  dragDepth++;
+  ui.dropZone.classList.add("dragging");
+});
+window.addEventListener("dragleave", () => {
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (dragDepth === 0) ui.dropZone.classList.remove("dragging");
+});
+// A file dropped anywhere on the page is taken as input instead of the browser navigating away to it.
+window.addEventListener("dragover", (e) => {
+  e.preventDefault();
+  if (e.dataTransfer) e.dataTransfer.dropEffect = "copy";
+});
+window.addEventListener("drop", (e) => {
+  e.preventDefault();
+  dragDepth = 0;
+  ui.dropZone.classList.remove("dragging");
+  handleFiles(e.dataTransfer?.files);
+});
+
+document.addEventListener("paste", (e) => {
+  const items = [...(e.clipboardData?.items || [])];
+  const item = items.find((i) => i.kind === "file" && i.type.startsWith("image/")) ||
+    items.find((i) => i.kind === "file");
+  const file = item?.getAsFile();
+  if (!file) return;
+  e.preventDefault();
+  handleFiles([file]);
+});
+
+ui.error.querySelector("button").addEventListener("click", clearError);
+
+// ------------------------------------------------------------------------------------------ stats
+
+function renderStats() {
+  const parts = [];
+  if (stats.readyMs !== null) parts.push(`ready ${fmtMs(stats.readyMs)} after opening`);
+  if (stats.firstResultMs !== null) parts.push(`first result ${fmtMs(stats.firstResultMs)}`);
+  if (stats.bytesReceived) parts.push(`${formatBytes(stats.bytesReceived)} downloaded`);
+  if (stats.pyodideVersion) parts.push(`Pyodide ${stats.pyodideVersion}`);
+  ui.stats.textContent = parts.join(" · ");
+}
+
+// ------------------------------------------------------------------------------------------ API
+
+window.wasmvision = Object.freeze({
+  ready,
+  classify,
+  loadModel,
+  selectModel: (key) => ready.then(() => call("selectModel", { key })),
+  models: () => ready.then(() => call("models")).then((r) => r.models),
+  stats,
+  get currentModel() {
+    return state.current;
+  },
+});
+
+const params = new URLSearchParams(location.search);
+worker.postMessage({ type: "init", preferredModel: params.get("model") });
