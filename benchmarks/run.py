@@ -70,6 +70,34 @@ def ensure_ort_web():
     return dist
 
 
+PLANER_VERSION = "0.35"
+
+
+def ensure_planer(work):
+    """PyPI planer (pure numpy CNN inference) as a second peer: the wheel (benchmark only) and the model in its
+    own .pla format, converted natively with its onnx2pla (needs `onnx`). Returns the wheel path or None."""
+    peers = HERE / ".peers"
+    wheels = sorted(peers.glob(f"planer-{PLANER_VERSION}-*.whl"))
+    if not wheels:
+        r = subprocess.run([sys.executable, "-m", "pip", "download", f"planer=={PLANER_VERSION}", "--no-deps",
+                            "-d", str(peers)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wheels = sorted(peers.glob(f"planer-{PLANER_VERSION}-*.whl"))
+        if not wheels:
+            log(f"planer not available: {r.stderr.strip()[-300:]}")
+            return None
+    return wheels[0]
+
+
+def planer_model(wheel, onnx_path, work):
+    import shutil
+    src = work / "planer_model.onnx"
+    shutil.copyfile(onnx_path, src)
+    sys.path.insert(0, str(wheel))  # a pure-Python wheel imports straight from the zip
+    import planer
+    planer.onnx2pla(str(src))
+    return work / "planer_model.pla"
+
+
 def find_image(name, work):
     for p in (ROOT / "build" / "photos" / name, work / name):
         if p.exists():
@@ -148,8 +176,10 @@ WV_FIRST = """async (url) => {
   const tReady = performance.now();
   const blob = await (await fetch(url)).blob();
   const r = await window.wasmvision.classify(blob, {topK: 5});
+  const st = window.wasmvision.stats;  // not part of the contract: the page's boot split when it exposes one
+  const boot = st && typeof st === "object" && st.bootTimings ? st.bootTimings : null;
   return {ready_ms: tReady, first_result_ms: performance.now(), top: r.top.map(p => [p.index, p.probability]),
-          model: r.model, timings_ms: r.timings_ms};
+          model: r.model, timings_ms: r.timings_ms, boot_ms: boot};
 }"""
 
 PEER_SETUP = """
@@ -169,6 +199,39 @@ def _peer_run(n):
 json.dumps({"top5": [int(i) for i in np.argsort(-_peer_logits[0])[:5]]})
 """
 
+PLANER_SETUP = """
+import micropip, json, time, io, contextlib
+await micropip.install("WHEEL_URL", deps=False)
+with contextlib.redirect_stdout(io.StringIO()):
+    import planer
+    import planer.util
+
+
+class _SyncPool:
+    # planer 0.35 fills its im2col buffer from a ThreadPoolExecutor; Pyodide cannot start threads
+    # ("RuntimeError: can't start new thread"), so the same calls run inline.
+    def __init__(self, *a, **k):
+        pass
+
+    def submit(self, fn, *a, **k):
+        fn(*a, **k)
+
+    def shutdown(self, wait=True):
+        pass
+
+
+planer.util.ThreadPoolExecutor = _SyncPool
+_planer = planer.read_net("/bench/planer_model")
+_planer_logits = np.asarray(_planer(_x_nchw))
+def _planer_run(n):
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter(); _planer(_x_nchw); out.append((time.perf_counter() - t0) * 1e3)
+    return json.dumps(out)
+json.dumps({"top5": [int(i) for i in np.argsort(-_planer_logits.reshape(-1))[:5]],
+            "max_abs_diff_vs_plain_peer": float(np.abs(_planer_logits.reshape(-1) - _peer_logits.reshape(-1)).max())})
+"""
+
 PROFILE_SETUP = """
 import json, time
 import numpy as np
@@ -180,11 +243,13 @@ _ex = Executor(_b)
 _plan = _ex.plan(_x_nhwc.shape)
 _wv_logits = _plan.run(_x_nhwc)[0]
 def _wv_profile(n):
-    kinds = _plan.profile(_x_nhwc, repeat=n)
-    t = []
+    # alternate one instrumented run (per-step times) with one plain run, so both see the same load
+    labels, t = {}, []
     for _ in range(n):
+        for k, v in _plan.profile(_x_nhwc, repeat=1).items():
+            labels.setdefault(k, []).append(v)
         t0 = time.perf_counter(); _plan.run(_x_nhwc); t.append((time.perf_counter() - t0) * 1e3)
-    return json.dumps({"labels": kinds, "run_ms": t})
+    return json.dumps({"labels": labels, "run_ms": t})
 json.dumps({"top5": [int(i) for i in np.argsort(-_wv_logits.reshape(-1))[:5]],
             "version": getattr(wasmvision, "__version__", None)})
 """
@@ -197,6 +262,8 @@ def kind_of(label):
         return {"pointwise": "pointwise", "depthwise": "depthwise"}.get(k, "stem")
     if label in ("dense", "global_average_pool", "flatten", "reshape", "softmax") or "pool" in label:
         return "classifier"
+    if label in ("bias+activation", "activation", "bias"):
+        return "activations (bias + ReLU6 epilogues)"
     if label in ("clip", "relu", "relu6", "add", "hardswish", "sigmoid", "mul"):
         return "activations/elementwise"
     return "other:" + label
@@ -239,6 +306,15 @@ class Bench:
             link.unlink()
         link.symlink_to(self.model.resolve())
         (self.work / "chelsea.png").write_bytes(self.image.read_bytes()) if self.image.parent != self.work else None
+        self.planer_wheel = None if self.args.no_planer else ensure_planer(self.work)
+        if self.planer_wheel is not None:
+            try:
+                planer_model(self.planer_wheel, self.model, self.work)
+                import shutil
+                shutil.copyfile(self.planer_wheel, self.work / self.planer_wheel.name)
+            except Exception as exc:
+                self.note(f"planer conversion failed: {exc}")
+                self.planer_wheel = None
         self.result["inputs"] = {"onnx": str(self.model), "onnx_source": model_src, "image": str(self.image),
                                  "bundle": str(self.bundle) if self.bundle else None, "preprocess": how}
         pyo = self.dist / "pyodide"
@@ -277,6 +353,15 @@ class Bench:
                           ("/peers/plain_numpy.py", "/bench/plain_numpy.py")]:
             page.evaluate("([u, p]) => window.bench.fetchTo(u, p)", [url, path])
         info = {"peer": json.loads(page.evaluate("(c) => window.bench.runPython(c)", PEER_SETUP))}
+        if self.planer_wheel is not None:
+            try:
+                page.evaluate("([u, p]) => window.bench.fetchTo(u, p)", ["/work/planer_model.pla", "/bench/planer_model.pla"])
+                page.evaluate("() => window.py.loadPackage('micropip', {messageCallback: () => {}})")
+                url = f"{srv.url}/work/{self.planer_wheel.name}"
+                info["planer"] = json.loads(page.evaluate("(c) => window.bench.runPython(c)",
+                                                          PLANER_SETUP.replace("WHEEL_URL", url)))
+            except Exception as exc:
+                self.note(f"planer in Pyodide failed: {str(exc)[-600:]}")
         if self.bundle is not None and self.pyodide_has_wv:
             page.evaluate("([u, p]) => window.bench.fetchTo(u, p)",
                           ["/wv/models/" + self.bundle.name, "/bench/model.wvb"])
@@ -311,16 +396,20 @@ class Bench:
             runners["ort-web 2 threads"] = lambda n: pages["ort-web 2 threads"].evaluate("(n) => window.bench.run(n)", n)
         runners["plain numpy (Pyodide)"] = lambda n: json.loads(pages["pyodide"].evaluate(
             "(c) => window.bench.runPython(c)", f"_peer_run({n})"))
+        if "planer" in info["pyodide"]:
+            runners["planer (Pyodide)"] = lambda n: json.loads(pages["pyodide"].evaluate(
+                "(c) => window.bench.runPython(c)", f"_planer_run({n})"))
         if "wasmvision" in info["pyodide"]:
             runners["wasmvision profile (Pyodide)"] = lambda n: json.loads(pages["pyodide"].evaluate(
                 "(c) => window.bench.runPython(c)", f"_wv_profile({n})"))
         page_of = {"wasmvision (page)": "wasmvision", "ort-web 1 thread": "ort-web 1 thread",
                    "ort-web 2 threads": "ort-web 2 threads", "plain numpy (Pyodide)": "pyodide",
-                   "wasmvision profile (Pyodide)": "pyodide"}
-        per = {k: (a.peer_runs if "plain" in k else a.runs) // a.rounds or 1 for k in runners}
+                   "wasmvision profile (Pyodide)": "pyodide", "planer (Pyodide)": "pyodide"}
+        slow = {"plain numpy (Pyodide)": a.peer_runs, "planer (Pyodide)": a.planer_runs}
+        per = {k: max(1, slow.get(k, a.runs) // a.rounds) for k in runners}
         for k, fn in runners.items():  # warm-up
             pages[page_of[k]].bring_to_front()
-            fn(a.warmup if "plain" not in k else 1)
+            fn(1 if k in slow else a.warmup)
         samples = {k: [] for k in runners}
         names = list(runners)
         for r in range(a.rounds):
@@ -342,7 +431,7 @@ class Bench:
                                            "inference_ms": stats(stages.get("inference", [])),
                                            "stages_ms": {s: stats(v) for s, v in stages.items()},
                                            "top5": runs[-1]["top"]}
-        for k in ("ort-web 1 thread", "ort-web 2 threads", "plain numpy (Pyodide)"):
+        for k in ("ort-web 1 thread", "ort-web 2 threads", "plain numpy (Pyodide)", "planer (Pyodide)"):
             if k in samples:
                 sysres[k] = {"latency_ms": stats([x for chunk in samples[k] for x in chunk])}
         if "wasmvision profile (Pyodide)" in samples:
@@ -351,12 +440,13 @@ class Bench:
             labels = {}
             for c in chunks:
                 for lab, ms in c["labels"].items():
-                    labels.setdefault(lab, []).append(ms)
+                    labels.setdefault(lab, []).extend(ms)
             lab_med = {lab: statistics.median(v) for lab, v in labels.items()}
             kinds = {}
             for lab, ms in lab_med.items():
                 kinds[kind_of(lab)] = kinds.get(kind_of(lab), 0.0) + ms
             run_med = statistics.median(run_ms)
+            # plan.run minus the per-step medians: the Python loop, the input copy and the output copy
             kinds["overhead (run - sum of steps)"] = run_med - sum(lab_med.values())
             sysres["wasmvision graph run (Pyodide, main thread)"] = {"latency_ms": stats(run_ms)}
             self.result["profile_ms"] = {"by_kind": {k: round(v, 3) for k, v in kinds.items()},
@@ -471,7 +561,9 @@ class Bench:
             try:
                 self.result["browser"] = browser.version
                 if not a.skip_warm:
+                    self.result["machine"]["loadavg_warm_start"] = os.getloadavg()
                     self.warm(browser, plain, isolated)
+                    self.result["machine"]["loadavg_warm_end"] = os.getloadavg()
             finally:
                 browser.close()
             if not a.skip_cold:
@@ -535,6 +627,8 @@ def main(argv=None):
     ap.add_argument("--chromium", default=os.environ.get("CHROMIUM", "/usr/bin/chromium"))
     ap.add_argument("--runs", type=int, default=60, help="warm runs per browser system (split over rounds)")
     ap.add_argument("--peer-runs", type=int, default=12, help="runs of the slow plain-numpy peer")
+    ap.add_argument("--planer-runs", type=int, default=6, help="runs of PyPI planer (very slow) in Pyodide")
+    ap.add_argument("--no-planer", action="store_true", help="skip the PyPI planer peer")
     ap.add_argument("--native-runs", type=int, default=120)
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--warmup", type=int, default=5)

@@ -328,6 +328,32 @@ def tf_channels_last(size=224, classes=1001, opset=13, seed=6):
     return g.model(g.node("Softmax", [x], axis=-1 if opset >= 13 else 1), _batch_out(classes), "tf_mobilenet")
 
 
+def tf_transposes(size=64, classes=10, opset=13, seed=8):
+    """tf2onnx without its transpose optimizer: every Conv wrapped in NHWC<->NCHW Transposes, the
+    elementwise ops, Pad, ReduceMean (axes 1, 2) and a Keras Flatten (H*W > 1) in NHWC order."""
+    g = GraphBuilder(seed, opset, ("N", size, size, 3), input_name="image")
+
+    def conv_nhwc(y, cin, cout, k, s=1, group=1, pad=None):
+        y = g.node("Transpose", [y], perm=[0, 3, 1, 2])
+        y = g.conv(y, cin, cout, k, s, group, pad=pad)
+        return g.node("Transpose", [y], perm=[0, 2, 3, 1])
+
+    x = conv_nhwc(g.input_name, 3, 16, 3, 2)
+    x = g.node("Mul", [x, g.init("scale", (0.5 + g.rng.random(16)).astype(np.float32))])  # (C,) broadcasts on NHWC
+    x = g.node("Add", [x, g.init("shift", (g.rng.standard_normal(16) * 0.1).astype(np.float32))])
+    x = g.relu(x)
+    x = conv_nhwc(x, 16, 16, 3, 1, group=16)
+    x = g.relu6(x)
+    x = g.node("Pad", [x, g.init("pads", np.array([0, 0, 0, 0, 0, 1, 1, 0], np.int64))], mode="constant")
+    x = conv_nhwc(x, 16, 32, 3, 2, pad=0)
+    x = g.relu(x)
+    pooled = g.node("ReduceMean", [x], axes=[1, 2], keepdims=0)
+    a = g.dense(pooled, 32, classes, "matmul")
+    flat = g.node("Flatten", [x], axis=1)  # Keras Flatten: NHWC element order
+    b = g.dense(flat, 32 * (size // 4) ** 2, classes, "matmul")  # size: a multiple of 4
+    return g.model(g.node("Softmax", [g.node("Add", [a, b])], axis=-1), _batch_out(classes), "tf_transposes")
+
+
 def concat_net(size=64, classes=10, opset=13, seed=7):
     """Inception-ish branches joined by Concat, an AveragePool, a flatten of a spatial tensor (H*W>1)."""
     g = GraphBuilder(seed, opset, ("N", 3, size, size))
@@ -351,6 +377,7 @@ FAMILIES = {
     "efficientnet_lite": efficientnet_lite,
     "resnet_small": resnet_small,
     "tf_channels_last": tf_channels_last,
+    "tf_transposes": tf_transposes,
     "concat_net": concat_net,
 }
 

@@ -36,6 +36,7 @@ def files(tmp_path_factory):
     Image.fromarray(rng.integers(0, 65535, (20, 25), dtype=np.uint16)).save(d / "gray16.png")
     Image.fromarray(rng.integers(0, 256, (1, 1, 3), dtype=np.uint8)).save(d / "one.png")
     Image.fromarray(rng.integers(0, 256, (20, 25), dtype=np.uint8)).convert("P").save(d / "palette.png")
+    Image.new("L", (8000, 7000)).save(d / "huge.png")  # 56 MP: over MAX_PIXELS, tiny as a file
     (d / "empty.png").write_bytes(b"")
     (d / "text.png").write_text("hello, not an image")
     (d / "truncated.png").write_bytes((d / "photo.png").read_bytes()[:200])
@@ -81,7 +82,7 @@ def test_unusual_but_valid_images(files, name):
 
 @pytest.mark.parametrize("name,message", [
     ("empty.png", "empty"), ("text.png", "not an image"), ("truncated.png", "corrupt or truncated"),
-    ("missing.png", "not found"),
+    ("missing.png", "not found"), ("huge.png", "too large"),
 ])
 def test_bad_images(files, name, message):
     r = cli("classify", files / name, "--model", files / "tiny.wvb")

@@ -45,6 +45,7 @@ CASES = {
     "resnet_small_160": (B.resnet_small, {"size": 160}),
     "tf_channels_last_224": (B.tf_channels_last, {"size": 224}),
     "tf_channels_last_opset11": (B.tf_channels_last, {"size": 128, "opset": 11}),
+    "tf_transposes_around_every_conv": (B.tf_transposes, {"size": 96}),
     "concat_net": (B.concat_net, {"size": 64}),
 }
 
@@ -124,3 +125,11 @@ def test_hardswish_before_opset_14_fuses_like_the_op():
     assert "hardsigmoid" not in b13.op_counts() and "hardswish" not in b13.op_counts()
     kinds = {n.attrs["activation"]["kind"] for n in b13.nodes if n.op == "conv2d"}
     assert {"hardswish", "hardsigmoid", "relu", "none"} <= kinds
+
+
+def test_transposes_around_convs_move_no_data():
+    # NHWC <-> NCHW Transposes only relabel the stored tensor; the NHWC-order Keras Flatten reads
+    # the stored NHWC array as is, and the NHWC-axis Pad folds into the next conv.
+    _, _, b = parity(B.tf_transposes(size=64))
+    assert "transpose" not in b.op_counts() and "pad" not in b.op_counts()
+    assert b.op_counts()["conv2d"] == 3

@@ -118,6 +118,7 @@ CASES = {
     "transpose_to_nhwc": lambda: single_op("Transpose", [], {"perm": [0, 2, 3, 1]}, pre=conv_pre),
     "transpose_inner": lambda: single_op("Transpose", [], {"perm": [0, 1, 3, 2]}, pre=conv_pre),
     "flatten_spatial": lambda: single_op("Flatten", [], {"axis": 1}, pre=conv_pre),
+    "flatten_of_tensor_and_its_transposes": lambda: _flatten_alias_model(),
     "flatten_pooled": lambda: single_op("Flatten", [], {"axis": 1},
                                         pre=lambda g, x: g.node("GlobalAveragePool", [conv_pre(g, x)])),
     "reshape_spatial": lambda: single_op("Reshape", [i64(0, -1)], pre=conv_pre),
@@ -183,6 +184,20 @@ def _const_first_model(op):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     onnx.checker.check_model(model)
     return model
+
+
+def _flatten_alias_model():
+    """Flatten(x) + Flatten(Transpose(x)): one stored tensor, two different NCHW orders needed."""
+    from onnx_builders import GraphBuilder
+    from onnx import TensorProto, helper
+
+    g = GraphBuilder(11, 13, ("N", 4, 9, 9))
+    x = conv_pre(g, g.input_name)
+    a = g.node("Flatten", [x])
+    b = g.node("Flatten", [g.node("Transpose", [x], perm=[0, 1, 3, 2])])
+    c = g.node("Flatten", [g.node("Transpose", [x], perm=[0, 2, 3, 1])])
+    return g.model(g.node("Add", [g.node("Add", [a, b]), g.node("Mul", [c, g.init("k", f32(486))])]),
+                   ["N", 486], output_name="y")
 
 
 def _view_shape(g, x):

@@ -78,6 +78,8 @@ def assert_reader_agrees(model: onnx.ModelProto) -> None:
         assert g.initializers[t.name].dims == list(t.dims)
 
     def dims(vi):
+        if not vi.type.tensor_type.HasField("shape"):
+            return None
         out = []
         for d in vi.type.tensor_type.shape.dim:
             out.append(d.dim_value if d.HasField("dim_value") else d.dim_param if d.HasField("dim_param") else None)
@@ -99,6 +101,7 @@ FAMILY_MODELS = {
     "resnet_small": lambda: B.resnet_small(size=64),
     "tf_channels_last": lambda: B.tf_channels_last(size=64),
     "concat_net": lambda: B.concat_net(size=32),
+    "tf_transposes": lambda: B.tf_transposes(size=32),
 }
 
 

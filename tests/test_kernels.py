@@ -373,3 +373,27 @@ def test_both_contraction_paths(contraction, monkeypatch):
     xs, ws = rand(1, 6, 6, 3), rand(3, 3, 3, 4)
     np.testing.assert_allclose(get_op("conv2d", {"strides": [2, 2], "pads": [1, 1, 1, 1]}).compute(xs, ws),
                                ref_conv(xs, ws, None, (2, 2), (1,) * 4, (1, 1), 1), rtol=1e-5, atol=1e-5)
+
+
+def test_branch_free_relu_and_relu6_special_values():
+    x = np.array([-np.inf, -7.5, -1e-45, -0.0, 0.0, 1e-45, 0.3, 5.999, 6.0, 6.5, np.inf, np.nan], np.float32)
+    relu = get_op("relu").compute(x)
+    np.testing.assert_array_equal(relu[:-1], np.maximum(x, 0)[:-1])
+    assert not np.signbit(relu[:-1]).any()  # -0.0 and negative denormals become +0.0
+    assert np.isnan(relu[-1])
+    relu6 = get_op("clip", {"min": 0.0, "max": 6.0}).compute(x)
+    np.testing.assert_array_equal(relu6[:-1], np.clip(x, 0, 6)[:-1])
+    other = get_op("clip", {"min": -1.0, "max": 2.0}).compute(x)
+    np.testing.assert_array_equal(other, np.clip(x, -1, 2))
+    big = rand(3, 17, 19, 8) * 8  # random signs, every element checked
+    np.testing.assert_array_equal(get_op("clip", {"min": 0.0, "max": 6.0}).compute(big), np.clip(big, 0, 6))
+
+
+def test_plan_cache_is_bounded():
+    from wasmvision.plan import Executor
+    ex = Executor(residual_bundle(), max_plans=2)
+    first = ex.plan((1, 6, 6, 4))
+    ex.plan((2, 6, 6, 4))
+    assert ex.plan((1, 6, 6, 4)) is first  # still cached, now most recent
+    ex.plan((3, 6, 6, 4))  # evicts batch 2
+    assert len(ex._plans) == 2 and ex.plan((1, 6, 6, 4)) is first

@@ -94,8 +94,14 @@ def test_onnx_dynamic_batch(session, reference):
 
 # ----------------------------------------------------------------------------------------- torch (optional)
 
-def _torch_mobilenet_v2():
-    """torchvision's MobileNetV2 (width 1.0) in plain torch.nn, with torchvision's module names."""
+def _make_divisible(v: float, divisor: int = 8) -> int:
+    """torchvision's channel rounding for width multipliers."""
+    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+def _torch_mobilenet_v2(width: float = 1.0):
+    """torchvision's MobileNetV2 in plain torch.nn, with torchvision's module names and channel rounding."""
     import torch
     from torch import nn
 
@@ -107,7 +113,7 @@ def _torch_mobilenet_v2():
     class InvertedResidual(nn.Module):
         def __init__(self, cin, cout, stride, t):
             super().__init__()
-            hidden = cin * t
+            hidden = int(round(cin * t))
             self.residual = stride == 1 and cin == cout
             layers = [] if t == 1 else [ConvBNReLU6(cin, hidden, 1)]
             layers += [ConvBNReLU6(hidden, hidden, 3, stride, groups=hidden),
@@ -120,21 +126,72 @@ def _torch_mobilenet_v2():
     class MobileNetV2(nn.Module):
         def __init__(self):
             super().__init__()
-            from wasmvision.export import MOBILENET_V2_SETTINGS
-
-            feats, cin = [ConvBNReLU6(3, 32, 3, 2)], 32
-            for t, c, n, s in MOBILENET_V2_SETTINGS:
+            # torchvision's inverted_residual_setting, written out here independently of the exporter's copy
+            settings = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+                        (6, 160, 3, 2), (6, 320, 1, 1)]
+            cin = _make_divisible(32 * width)
+            last = _make_divisible(1280 * max(1.0, width))
+            feats = [ConvBNReLU6(3, cin, 3, 2)]
+            for t, c, n, s in settings:
+                cout = _make_divisible(c * width)
                 for i in range(n):
-                    feats.append(InvertedResidual(cin, c, s if i == 0 else 1, t))
-                    cin = c
-            feats.append(ConvBNReLU6(cin, 1280, 1))
+                    feats.append(InvertedResidual(cin, cout, s if i == 0 else 1, t))
+                    cin = cout
+            feats.append(ConvBNReLU6(cin, last, 1))
             self.features = nn.Sequential(*feats)
-            self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 1000))
+            self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(last, 1000))
 
         def forward(self, x):
             return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1))
 
     return MobileNetV2()
+
+
+@pytest.mark.parametrize("width, size", [(0.35, 160), (0.75, 192)])
+def test_export_other_widths_matches_torch(width, size):
+    """Channel counts come from the weights, so any torchvision width multiplier exports; random weights and
+    random BatchNorm statistics make the fold visible."""
+    torch = pytest.importorskip("torch")
+    from wasmvision.export import export_mobilenet_v2
+
+    torch.manual_seed(0)
+    model = _torch_mobilenet_v2(width).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.1)
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    proto = export_mobilenet_v2(state, input_size=size)
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(1).standard_normal((2, 3, size, size)).astype(np.float32)
+    with torch.no_grad():
+        expect = model(torch.from_numpy(x)).numpy()
+    got = sess.run(["logits"], {"input": x})[0]
+    assert np.abs(got - expect).max() <= 1e-4 * max(1.0, float(np.abs(expect).max()))
+
+
+def test_export_refuses_foreign_state_dicts():
+    from wasmvision.export import export_mobilenet_v2
+    from wasmvision.export.mobilenet_v2 import ExportError
+
+    with pytest.raises(ExportError, match="not a torchvision MobileNetV2"):
+        export_mobilenet_v2({"conv1.weight": np.zeros((64, 3, 7, 7), np.float32)})
+
+
+def test_fold_batchnorm_equals_conv_then_bn():
+    from wasmvision.export import fold_batchnorm
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((4, 3)).astype(np.float32)        # (out, in): a linear layer
+    gamma, beta, mean = (rng.standard_normal(4).astype(np.float32) for _ in range(3))
+    var = rng.uniform(0.1, 2.0, 4).astype(np.float32)
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    expect = (x @ w.T - mean) / np.sqrt(var + 1e-5) * gamma + beta
+    wf, bf = fold_batchnorm(w, None, gamma, beta, mean, var, 1e-5)
+    np.testing.assert_allclose(x @ wf.T + bf, expect, rtol=1e-5, atol=1e-5)
 
 
 def test_onnx_matches_unfused_torch_model(repo_root, session, reference):

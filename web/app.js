@@ -116,8 +116,19 @@ function showProgress({ stage, label, loaded, total, overall }) {
     ui.progressBar.style.setProperty("--value", `${pct}%`);
   }
   ui.progressBar.setAttribute("aria-valuetext", label);
-  if (!state.ready) setStatus(label);
+  // The live region announces stages, not every byte count.
+  if (!state.ready && stage !== state.announcedStage) {
+    state.announcedStage = stage;
+    setStatus(`${STAGE_TEXT[stage] ?? label} You can choose a photo now; it is classified as soon as the model is ready.`);
+  }
 }
+
+const STAGE_TEXT = {
+  runtime: "Downloading the Python runtime…",
+  packages: "Loading numpy and wasmvision…",
+  model: "Downloading the model…",
+  "model-load": "Loading the model…",
+};
 
 function onReady(info) {
   stats.readyMs = performance.now();
@@ -139,6 +150,11 @@ function onReady(info) {
 }
 
 function onFatal(error) {
+  // Nothing will answer the requests in flight: fail them rather than leave callers waiting forever.
+  for (const [id, p] of pending) {
+    pending.delete(id);
+    p.reject(new WasmvisionError({ kind: error.kind || "Error", message: error.message }));
+  }
   ui.progress.hidden = true;
   showError(`wasmvision could not start: ${error.message}`);
   setStatus("Failed to start.");
@@ -170,10 +186,21 @@ function setModels(models, current) {
   openOwn.textContent = "Open your own model…";
   select.append(openOwn);
   if (current) select.value = current;
-  else select.selectedIndex = -1;
+  else {
+    const placeholder = document.createElement("option");
+    placeholder.textContent = state.ready ? "No model loaded" : "Loading…";
+    placeholder.value = "";
+    placeholder.disabled = true;
+    select.prepend(placeholder);
+    select.value = "";
+  }
   select.disabled = !state.ready;
   const m = models.find((x) => x.key === current);
-  if (m && !ui.results.dataset.hasResult) ui.modelName.textContent = `${m.name} ${m.version ?? ""}`.trim();
+  if (m && !ui.results.dataset.hasResult) ui.modelName.textContent = modelText(m);
+}
+
+function modelText(m) {
+  return m.version ? `${m.name} · ${m.version}` : m.name;
 }
 
 async function selectModel(key) {
@@ -182,7 +209,7 @@ async function selectModel(key) {
   try {
     const m = await call("selectModel", { key });
     setStatus(`Model ${m.name} is ready.`);
-    ui.modelName.textContent = `${m.name} ${m.version ?? ""}`.trim();
+    ui.modelName.textContent = modelText(m);
     if (state.lastBlob) classifyAndRender(state.lastBlob);
     return m;
   } catch (err) {
@@ -205,7 +232,7 @@ async function openModelFile(file) {
   try {
     const m = await loadModel(file);
     setStatus(`Loaded your model ${m.name}.`);
-    ui.modelName.textContent = `${m.name} ${m.version ?? ""}`.trim();
+    ui.modelName.textContent = modelText(m);
     if (state.lastBlob) classifyAndRender(state.lastBlob);
   } catch (err) {
     showError(`Could not load the model "${file.name}": ${err.message}`);
@@ -299,9 +326,16 @@ function renderResult(result) {
     div.append(dt, dd);
     return div;
   }));
-  ui.modelName.textContent = `${result.model.name} ${result.model.version ?? ""}`.trim();
+  ui.modelName.textContent = modelText(result.model);
   ui.results.dataset.hasResult = "1";
   ui.results.classList.add("has-result");
+}
+
+function clearResult() {
+  ui.resultList.replaceChildren();
+  for (const dd of ui.timings.querySelectorAll("dd")) dd.textContent = "–";
+  delete ui.results.dataset.hasResult;
+  ui.results.classList.remove("has-result");
 }
 
 async function classifyAndRender(blob) {
@@ -322,6 +356,7 @@ async function classifyAndRender(blob) {
   } catch (err) {
     if (seq !== state.sequence) return;
     hidePreview();
+    clearResult(); // the old result would read as the answer for this file
     showError(err.message);
     setStatus("That file could not be classified. Try another photo.");
   } finally {

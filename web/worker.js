@@ -203,13 +203,14 @@ async function startPython() {
   const t1 = performance.now();
   setStage("packages", "Loading numpy", wheelFiles(["numpy", "wasmvision"]));
   const failures = [];
-  await pyodide.loadPackage(["numpy", "wasmvision"], {
-    messageCallback: () => {},
-    errorCallback: (msg) => failures.push(msg),
-  });
+  const quiet = { messageCallback: () => {}, errorCallback: (msg) => failures.push(msg) };
   try {
+    await pyodide.loadPackage(["numpy", "wasmvision"], quiet);
     browser = pyodide.pyimport("wasmvision.browser");
   } catch (err) {
+    // A lock without our wheel (e.g. a hand-assembled site): numpy from the lock, wasmvision via micropip.
+    failures.push(err.message);
+    await pyodide.loadPackage("numpy", quiet);
     browser = await installWithMicropip(failures);
   }
   maxPixels = Number(browser.max_pixels()) || DEFAULT_MAX_PIXELS;
@@ -515,10 +516,9 @@ function enqueue(fn) {
 self.onmessage = (event) => {
   const msg = event.data || {};
   if (msg.type === "init") {
-    booted = enqueue(() => boot(msg)).catch((err) => {
-      self.postMessage({ type: "fatal", error: errorPayload(err) });
-      throw err;
-    });
+    booted = enqueue(() => boot(msg));
+    // Requests wait on `booted` and fail with its error; the page hears about it once, here.
+    booted.catch((err) => self.postMessage({ type: "fatal", error: errorPayload(err) }));
     return;
   }
   const handler = handlers[msg.type];

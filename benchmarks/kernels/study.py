@@ -4,9 +4,9 @@ Run inside Pyodide (Node: `node benchmarks/kernels/run_node.mjs benchmarks/kerne
 or in Chromium via benchmarks/kernels/browser_study.py). Running it natively measures OpenBLAS numpy, which says
 nothing about Wasm speed.
 
-Method: every candidate of one shape is checked against a reference once, warmed up twice, then timed in
-`ROUNDS` interleaved rounds (round-robin over the candidates, so drift and noise hit all alike) of `reps`
-calls each; a candidate's figure is the median over all its calls. GFLOPS counts a multiply-add as 2 FLOPs.
+Method: every candidate of one shape is checked against a reference once, warmed up twice, then timed call by
+call in round-robin order (ROUNDS rounds x `reps` calls, the order rotated each round), so drift and bursts of
+load from other processes hit all candidates alike; a candidate's figure is the median over all its calls. GFLOPS counts a multiply-add as 2 FLOPs.
 Prints a JSON document on the last line after the marker `STUDY-JSON:` (also written to /out when mounted).
 """
 import json
@@ -45,9 +45,17 @@ def race(cands, flops, reps, ref=None, check=None):
     for fn in cands.values():
         fn(); fn()
     rounds = 2 if QUICK else ROUNDS
-    for _ in range(rounds):
-        for k, fn in cands.items():
-            samples[k] += timed(fn, reps)
+    clock = time.perf_counter
+    items = list(cands.items())
+    for r in range(rounds):
+        # call-level round robin (rotated each round): bursts of load from other processes hit every
+        # candidate alike, so the ratios stay meaningful even when absolute times drift
+        order = items[r % len(items):] + items[:r % len(items)]
+        for _ in range(reps):
+            for k, fn in order:
+                t0 = clock()
+                fn()
+                samples[k].append((clock() - t0) * 1e3)
     res = {}
     for k, s in samples.items():
         s = np.sort(np.array(s))
@@ -417,6 +425,15 @@ def study_stem(dtype=np.float32):
         np.einsum("dk,kp->dp", w27t, colsc, out=outc)
         return outc.T.reshape(112, 112, 32)
 
+    out_nhwc = np.empty((112 * 112, 32), dtype)
+
+    def im2col_nchw_to_nhwc():
+        # the same, then the (32, P) result copied to NHWC for an NHWC network
+        colsc[...] = win.reshape(-1, 27).T
+        np.einsum("dk,kp->dp", w27t, colsc, out=outc)
+        np.copyto(out_nhwc, outc.T)
+        return out_nhwc.reshape(112, 112, 32)
+
     def im2col_nchw_matmul():
         colsc[...] = win.reshape(-1, 27).T
         np.matmul(w27t, colsc, out=outc)
@@ -425,7 +442,8 @@ def study_stem(dtype=np.float32):
     flops = 2 * 112 * 112 * 27 * 32
     r = race({"im2col copy + einsum pk,dk->pd (W^T stored)": im2col_wt,
               "im2col (27, P) channel-major + einsum dk,kp->dp": im2col_nchw,
-              "im2col (27, P) channel-major + matmul": im2col_nchw_matmul,"im2col (window copy) + einsum hwk,kd": im2col_copy, "im2col (9 tap copies) + einsum": im2col_taps,
+              "im2col (27, P) channel-major + matmul": im2col_nchw_matmul,
+              "im2col (27, P) + einsum dk,kp->dp + copy to NHWC": im2col_nchw_to_nhwc,"im2col (window copy) + einsum hwk,kd": im2col_copy, "im2col (9 tap copies) + einsum": im2col_taps,
               "im2col copy + einsum pk,kd (2-D)": im2col_flat, "im2col copy + matmul": im2col_matmul,
               "9 taps of (3->32) einsum + add": taps9, "3 row windows (9->32) einsum + add": rows3,
               "einsum over 5-D window": einsum_window},

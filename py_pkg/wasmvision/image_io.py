@@ -4,7 +4,7 @@ JavaScript instead and hands RGBA pixels to ``preprocess``."""
 from __future__ import annotations
 
 import io
-import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,9 @@ def read_image(source: Any) -> np.ndarray:
     if not data:
         raise ImageError(f"{name}: the file is empty (0 bytes)")
     try:
-        img = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():  # our own MAX_PIXELS check below gives the message
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:
         raise ImageError(f"{name}: the image is too large (more than {MAX_PIXELS / 1e6:.0f} megapixels)") from None
     except Exception:  # noqa: BLE001 - Pillow raises several types for unknown formats
@@ -66,7 +68,3 @@ def read_image(source: Any) -> np.ndarray:
         raise ImageError(f"{name}: the image is too large") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"{name}: the image is corrupt or truncated ({exc})") from None
-
-
-def is_path_like(x: Any) -> bool:
-    return isinstance(x, (str, os.PathLike))

@@ -204,17 +204,22 @@ def _round(n: int) -> int:
 
 
 class Executor:
-    """Runs a bundle, caching one plan per (input shape, targets): a new batch size compiles once."""
+    """Runs a bundle, caching one plan per (input shape, targets): a new batch size compiles once.
+    The cache keeps the ``max_plans`` most recently used plans (each owns its buffers)."""
 
-    def __init__(self, bundle: Bundle):
+    def __init__(self, bundle: Bundle, max_plans: int = 4):
         self.bundle = bundle
+        self.max_plans = max_plans
         self._plans: dict[tuple, Plan] = {}
 
     def plan(self, input_shape: Iterable[int], targets: Sequence[str] | None = None) -> Plan:
         key = (tuple(int(d) for d in input_shape), tuple(targets) if targets else None)
-        plan = self._plans.get(key)
+        plan = self._plans.pop(key, None)
         if plan is None:
-            plan = self._plans[key] = Plan(self.bundle, key[0], targets)
+            plan = Plan(self.bundle, key[0], targets)
+        self._plans[key] = plan  # most recently used last
+        while len(self._plans) > self.max_plans:
+            self._plans.pop(next(iter(self._plans)))
         return plan
 
     def run(self, x: np.ndarray, targets: Sequence[str] | None = None) -> list[np.ndarray]:

@@ -4,12 +4,11 @@ in Pyodide, where JavaScript only hands over decoded RGBA pixels).
 ``imagenet``: ``Resize(256)`` (shorter side to 256, PIL bilinear with antialiasing), ``CenterCrop(224)``,
 ``ToTensor`` (/255), ``Normalize(mean, std)``. The resize reimplements Pillow's ImagingResample
 (src/libImaging/Resample.c) for 8-bit images: per axis, a triangle filter stretched by the scale
-factor, coefficients rounded to fixed point (PRECISION_BITS = 32 - 8 - 2), the horizontal pass first,
-its result rounded and clipped to uint8, then the vertical pass. That is the pass order of
-Resample.c in Pillow's repository; recent Pillow wheels (12+, e.g. 13.0 here) sometimes run the
-vertical pass first (seen for tall images and for stronger vertical reduction), which changes some
-pixels by one uint8 step. Wide and square photos (most of them) match Pillow exactly; the tests
-check exact equality there and at most one step everywhere.
+factor, coefficients rounded to fixed point (PRECISION_BITS = 32 - 8 - 2), one pass per axis, the first pass's
+result rounded and clipped to uint8 before the second. The pass order is Pillow 13's: vertical first when
+the height shrinks by more than twice as many pixels as the width, ``(H - h) > 0 and (H - h) > 2 (W - w)``
+(Pillow PR #9549), otherwise horizontal first. Older Pillow always went horizontal first; the order moves
+single pixels by one uint8 step, so we follow the current release and test bit-for-bit against it.
 
 Input conversion (what PIL's ``convert("RGB")`` / a browser canvas would do):
 gray (H, W) or (H, W, 1) is replicated to RGB; (H, W, 2) gray+alpha and (H, W, 4) RGBA drop alpha
@@ -100,38 +99,52 @@ def _coefficients(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _resample_axis(img: np.ndarray, out_size: int, axis: int) -> np.ndarray:
-    """One 8-bit pass of ImagingResampleHorizontal/Vertical along ``axis`` (0 rows, 1 columns)."""
+    """One 8-bit pass of ImagingResampleHorizontal/Vertical along ``axis`` of a uint8 array."""
     in_size = img.shape[axis]
     first, coeffs = _coefficients(in_size, out_size)
-    acc_shape = list(img.shape)
-    acc_shape[axis] = out_size
-    acc = np.full(acc_shape, 1 << (PRECISION_BITS - 1), np.int32)  # rounding term
+    out_shape = list(img.shape)
+    out_shape[axis] = out_size
+    wshape = [1] * img.ndim
+    wshape[axis] = out_size
+    acc = np.full(out_shape, 1 << (PRECISION_BITS - 1), np.int32)  # the rounding term
+    term = np.empty(out_shape, np.int32)
     for t in range(coeffs.shape[1]):
         kt = coeffs[:, t]
         if not kt.any():
             continue
         idx = np.minimum(first + t, in_size - 1).astype(np.intp)  # wasm32: intp is int32
-        src = np.take(img, idx, axis=axis).astype(np.int32)
-        wshape = [1, 1, 1]
-        wshape[axis] = out_size
-        acc += src * kt.reshape(wshape)
+        np.multiply(np.take(img, idx, axis=axis), kt.reshape(wshape), out=term)
+        np.add(acc, term, out=acc)
     # clip8: values are >> PRECISION_BITS and clamped to 0..255
-    return np.clip(acc >> PRECISION_BITS, 0, 255).astype(np.uint8)
+    np.right_shift(acc, PRECISION_BITS, out=acc)
+    return np.clip(acc, 0, 255).astype(np.uint8)
 
 
 def resize_bilinear(img: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(H, W, C) uint8 -> (height, width, C) uint8, equal to PIL ``resize((width, height), BILINEAR)``."""
+    """(H, W, C) uint8 -> (height, width, C) uint8, equal to PIL ``resize((width, height), BILINEAR)``
+    (see the module docstring for the pass order)."""
     if img.ndim != 3 or img.dtype != np.uint8:
         raise ImageError("resize_bilinear expects an (H, W, C) uint8 array")
     h, w = img.shape[:2]
     if (w, h) == (width, height):
         return img.copy()
     out = img
+    if vertical_pass_first(w, h, width, height):
+        if height != h:
+            out = _resample_axis(out, height, axis=0)
+        if width != w:
+            out = _resample_axis(out, width, axis=1)
+        return out
     if width != w:
-        out = _resample_axis(out, width, axis=1)  # horizontal first, as Pillow does
+        out = _resample_axis(out, width, axis=1)
     if height != h:
         out = _resample_axis(out, height, axis=0)
     return out
+
+
+def vertical_pass_first(in_w: int, in_h: int, out_w: int, out_h: int) -> bool:
+    """Pillow 13's pass order (Resample.c): shrinking the height first makes the horizontal pass cheaper."""
+    return (in_h - out_h) > 0 and (in_h - out_h) > (in_w - out_w) * 2
 
 
 def resize_shorter(img: np.ndarray, size: int) -> np.ndarray:

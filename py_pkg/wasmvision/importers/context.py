@@ -84,7 +84,7 @@ class ImportContext:
         self.values: dict[str, Value] = {}
         self.current: OnnxNode | None = None
         self._names: set[str] = set()
-        self._layouts: dict[tuple[str, tuple[int, ...]], Value] = {}
+        self._layouts: dict[tuple, str] = {}
 
     # ----------------------------------------------------------------------------- errors
     def fail(self, reason: str) -> UnsupportedOperatorError:
@@ -160,20 +160,18 @@ class ImportContext:
         perm = tuple(perm)
         if value.perm == perm:
             return value
-        key = (value.name, perm)
-        if key in self._layouts:
-            return self._layouts[key]
         target = Value("", value.shape, perm)
         hint = f"{value.name}/{'nhwc' if perm == NHWC else 'nchw' if perm == identity(4) else 'perm'}"
+        # Cached by the data movement itself: Transpose aliases share a stored tensor but not a
+        # semantic shape, so (name, target perm) alone would be ambiguous.
         if same_order(value.shape, value.perm, perm) and value.perm[0] == 0 and perm[0] == 0:
-            result = self.emit("reshape", [value.name], {"shape": reshape_attr(target.stored_shape)},
-                               out=hint, shape=value.shape, perm=perm)
+            op, attrs = "reshape", {"shape": reshape_attr(target.stored_shape)}
         else:
-            t = compose(inverse(value.perm), perm)
-            result = self.emit("transpose", [value.name], {"perm": list(t)},
-                               out=hint, shape=value.shape, perm=perm)
-        self._layouts[key] = result
-        return result
+            op, attrs = "transpose", {"perm": list(compose(inverse(value.perm), perm))}
+        key = (value.name, op, tuple(attrs["shape" if op == "reshape" else "perm"]))
+        if key not in self._layouts:
+            self._layouts[key] = self.emit(op, [value.name], attrs, out=hint, shape=value.shape, perm=perm).name
+        return Value(self._layouts[key], value.shape, perm)
 
     def plain(self, value: Value) -> Value:
         return self.to_layout(value, identity(value.rank))

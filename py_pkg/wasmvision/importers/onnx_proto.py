@@ -455,6 +455,8 @@ def parse_model(raw: bytes | bytearray | memoryview) -> Model:
     # A ModelProto starts with ir_version (field 1, varint) in every writer we know; checking it
     # rejects images, bundles and text files before the parser produces confusing messages.
     if buf[0] != 0x08:
+        if bytes(buf[:8]) == b"\x89WVB\r\n\x1a\n":
+            raise OnnxFormatError("not an ONNX file: this is already a wasmvision bundle (.wvb); load it directly")
         raise OnnxFormatError("not an ONNX file: it does not start like an ONNX ModelProto")
     model = Model()
     for number, _w, value in _fields(buf, 0, len(buf)):

@@ -13,10 +13,9 @@ evaluator). A kernel is used in two steps so the hot path does no Python-level b
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
-
 import os
 import sys
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -98,8 +97,7 @@ ACTIVATIONS = ("none", "relu", "clip", "hardswish", "hardsigmoid", "sigmoid")
 
 def activation_scratch(spec: Mapping | None, shape: Shape) -> list[Shape]:
     """hardswish needs one temporary the size of the output; the others run in place."""
-    kind = (spec or {}).get("kind", "none")
-    return [tuple(shape)] if kind == "hardswish" else []
+    return [tuple(shape)] if (spec or {}).get("kind") == "hardswish" else []
 
 
 def make_activation(spec: Mapping | None, y: np.ndarray, scratch: Sequence[np.ndarray] = ()) -> Step | None:
@@ -109,7 +107,7 @@ def make_activation(spec: Mapping | None, y: np.ndarray, scratch: Sequence[np.nd
     if kind == "none":
         return None
     if kind == "relu":
-        return lambda: np.maximum(y, 0.0, out=y)
+        return relu_into(y, y)
     if kind == "clip":
         lo = spec.get("min")
         hi = spec.get("max")
@@ -128,40 +126,61 @@ def make_activation(spec: Mapping | None, y: np.ndarray, scratch: Sequence[np.nd
         alpha = np.float32(spec.get("alpha", 0.2))
         beta = np.float32(spec.get("beta", 0.5))
 
+        unit = relu_into(y, y, 1.0)
+
         def hardsigmoid():
             np.multiply(y, alpha, out=y)
             np.add(y, beta, out=y)
-            np.maximum(y, 0.0, out=y)
-            np.minimum(y, 1.0, out=y)
+            unit()
         return hardsigmoid
     if kind == "hardswish":
         t = scratch[0]
         sixth = np.float32(1.0 / 6.0)
 
+        unit = relu_into(t, t, 1.0)
+
         def hardswish():
             # ONNX HardSwish: x * max(0, min(1, x/6 + 1/2))
             np.multiply(y, sixth, out=t)
             np.add(t, 0.5, out=t)
-            np.maximum(t, 0.0, out=t)
-            np.minimum(t, 1.0, out=t)
+            unit()
             np.multiply(y, t, out=y)
         return hardswish
     raise KernelError(f"unknown activation {kind!r} (supported: {', '.join(ACTIVATIONS)})")
 
 
-def clip_into(x: np.ndarray, y: np.ndarray, lo, hi) -> Step:
-    """y = clip(x, lo, hi). np.clip is ~6x slower than maximum + minimum in Pyodide's numpy 2.0
-    (measured: 6.1 vs 0.9 ms on 112x112x96 float32), so ReLU6 uses the two ufuncs."""
-    maximum, minimum = np.maximum, np.minimum
-    if lo == -np.inf:
-        return lambda: minimum(x, hi, out=y)
-    if hi == np.inf:
-        return lambda: maximum(x, lo, out=y)
+def relu_into(x: np.ndarray, y: np.ndarray, hi: float = np.inf) -> Step:
+    """y = clip(x, 0, hi) for hi >= 0, branch-free, as int32 max/min on the float32 bit patterns.
 
-    def clip():
-        maximum(x, lo, out=y)
-        minimum(y, hi, out=y)
-    return clip
+    Why: numpy's float maximum branches on every element (NaN checks); on conv outputs, whose
+    signs are ~random, it mispredicts half the time. Non-negative floats order like their bit
+    patterns read as int32, and every negative float (sign bit set) is a negative int32, so
+    ``max(bits, 0)`` is relu and ``min(bits, bits(hi))`` the upper clip; integer max/min compile
+    to selects. Measured in Pyodide on 112x112x96 float32 of random sign: float maximum + minimum
+    12.9 ms, np.clip 7.7 ms, int32 max + min 2.1 ms. Same results as np.clip for every non-NaN
+    input (-0.0 becomes +0.0); a NaN becomes 0 or ``hi``."""
+    xi, yi = x.view(np.int32), y.view(np.int32)
+    zero = np.int32(0)
+    maximum, minimum = np.maximum, np.minimum
+    if hi == np.inf:
+        return lambda: maximum(xi, zero, out=yi)
+    top = np.float32(hi).view(np.int32)
+
+    def relu_clip():
+        maximum(xi, zero, out=yi)
+        minimum(yi, top, out=yi)
+    return relu_clip
+
+
+def clip_into(x: np.ndarray, y: np.ndarray, lo, hi) -> Step:
+    """y = clip(x, lo, hi); from 0 to a non-negative bound (relu, ReLU6) via relu_into."""
+    if lo == 0 and hi >= 0:
+        return relu_into(x, y, hi)
+    if lo == -np.inf:
+        return lambda: np.minimum(x, hi, out=y)
+    if hi == np.inf:
+        return lambda: np.maximum(x, lo, out=y)
+    return lambda: np.clip(x, lo, hi, out=y)
 
 
 def chain(*steps: Step | None) -> Step:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Op, activation_scratch, chain, clip_into, make_activation, register
+from .base import Op, activation_scratch, chain, clip_into, make_activation, register, relu_into
 
 
 class _Binary(Op):
@@ -78,6 +78,9 @@ class Identity(_Unary):
 @register("relu")
 class Relu(_Unary):
     activation = {"kind": "relu"}
+
+    def prepare(self, inputs, outputs, scratch):
+        return relu_into(inputs[0], outputs[0])  # reads x, writes y: no copy
 
 
 @register("sigmoid")

@@ -1,0 +1,10 @@
+import {loadPyodide} from "/tmp/pyodide-0.27.7/pyodide.mjs";
+const indexURL = "/tmp/pyodide-0.27.7/";
+let t = performance.now();
+const py = await loadPyodide({indexURL, _makeSnapshot: true});
+const boot = performance.now() - t;
+const snap = py.makeMemorySnapshot();
+t = performance.now();
+await py.loadPackage("numpy", {messageCallback: () => {}});
+const r = py.runPython("import numpy as np; float(np.ones(3, np.float32) @ np.ones(3, np.float32))");
+console.log(JSON.stringify({boot_with_makeSnapshot_ms: boot, snapshot_bytes: snap.length, numpy_after_snapshot_ms: performance.now() - t, result: r}));
