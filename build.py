@@ -85,6 +85,7 @@ SOURCE_DATE_EPOCH = "315532800"  # 1980-01-01, the earliest date a zip can hold
 
 BOOTSTRAP_EXTRAS = "test"  # pytest, pillow, onnx, onnxruntime, playwright: everything build and tests import
 STAMP_BOOTSTRAP = VENV / ".wasmvision-bootstrap"
+STAMP_TORCH = VENV / ".wasmvision-torch"
 
 
 class BuildError(Exception):
@@ -801,8 +802,27 @@ def ensure_chromium() -> None:
         log(f"warning: {exc}")
 
 
+def ensure_torch_extra() -> None:
+    """The exporter-parity tests use torch.onnx; they skip without it, so installing is best effort.
+    Set WASMVISION_NO_TORCH=1 to skip it (e.g. where torch would be a large download)."""
+    if os.environ.get("WASMVISION_NO_TORCH"):
+        log("WASMVISION_NO_TORCH is set: the torch exporter tests will skip")
+        return
+    key = tree_digest([ROOT / "pyproject.toml"], extra=f"extras=torch;{sys.version}")
+    if up_to_date(STAMP_TORCH, key):
+        return
+    with stage("installing wasmvision[torch] for the exporter tests (once per pyproject.toml)"):
+        code = subprocess.call([sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q",
+                                "-e", ".[test,torch]"], cwd=ROOT)
+    if code == 0:
+        STAMP_TORCH.write_text(key)
+    else:
+        log("warning: torch could not be installed; the torch exporter tests will skip")
+
+
 def cmd_test(args) -> int:
     ensure_chromium()
+    ensure_torch_extra()
     cmd_build(args)
     log(f"running pytest {' '.join(args.pytest_args)}")
     return subprocess.call([sys.executable, "-m", "pytest", *args.pytest_args], cwd=ROOT)

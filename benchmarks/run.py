@@ -627,7 +627,7 @@ def main(argv=None):
     ap.add_argument("--chromium", default=os.environ.get("CHROMIUM", "/usr/bin/chromium"))
     ap.add_argument("--runs", type=int, default=60, help="warm runs per browser system (split over rounds)")
     ap.add_argument("--peer-runs", type=int, default=12, help="runs of the slow plain-numpy peer")
-    ap.add_argument("--planer-runs", type=int, default=6, help="runs of PyPI planer (very slow) in Pyodide")
+    ap.add_argument("--planer-runs", type=int, default=6, help="runs of PyPI planer in Pyodide")
     ap.add_argument("--no-planer", action="store_true", help="skip the PyPI planer peer")
     ap.add_argument("--native-runs", type=int, default=120)
     ap.add_argument("--rounds", type=int, default=6)

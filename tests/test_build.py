@@ -340,9 +340,10 @@ def test_wheel_bytes_depend_only_on_content(buildpy, dist_dir, tmp_path):
 @pytest.mark.slow
 def test_warm_build_does_no_work(dist_dir):
     """A second build with nothing changed downloads, converts and compiles nothing."""
-    out = subprocess.run([sys.executable, str(ROOT / "build.py"), "build"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=600)
-    assert out.returncode == 0, out.stderr
+    for _ in range(2):  # the first run catches up with any source edited since the last build
+        out = subprocess.run([sys.executable, str(ROOT / "build.py"), "build"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=600)
+        assert out.returncode == 0, out.stderr
     for busy in ("downloading", "→ ONNX", "→ bundle", "building the wasmvision wheel", "py-compile"):
         assert busy not in out.stdout, out.stdout
 

@@ -294,7 +294,6 @@ function renderResult(result) {
     const li = document.createElement("li");
     li.className = "result-item";
     li.dataset.testid = "result-item";
-    li.setAttribute("data-testid", "result-item");
     li.dataset.index = String(p.index);
     li.dataset.probability = String(p.probability);
     const pct = p.probability * 100;

@@ -44,7 +44,14 @@ self.fetch = async function countingFetch(input, init) {
     throw new UserError(`Blocked a request to ${url.origin}: wasmvision only loads files from its own site.`,
       "PrivacyError");
   }
-  const response = await nativeFetch(input, init);
+  let response;
+  try {
+    response = await nativeFetch(input, init);
+  } catch (err) {
+    noteRuntimeFailure(url, `could not be downloaded (${err.message})`);
+    throw err;
+  }
+  if (!response.ok) noteRuntimeFailure(url, `could not be downloaded (HTTP ${response.status})`);
   if (response.ok && response.body) {
     const path = sitePath(url);
     received.set(path, 0);
@@ -52,6 +59,25 @@ self.fetch = async function countingFetch(input, init) {
   }
   return response;
 };
+
+// Pyodide does not always reject when one of its own files fails to download (Emscripten aborts, and the
+// loader's promise never settles), so a failed runtime download ends the boot from here, with the file named.
+let failRuntime = () => {};
+const runtimeFailure = new Promise((_, reject) => {
+  failRuntime = reject;
+});
+runtimeFailure.catch(() => {});
+
+function noteRuntimeFailure(url, what) {
+  const path = sitePath(url);
+  if (path.startsWith("pyodide/")) {
+    failRuntime(new UserError(`The Python runtime file ${path} ${what}. The site is incomplete.`, "SetupError"));
+  }
+}
+
+function orRuntimeFailure(promise) {
+  return Promise.race([promise, runtimeFailure]);
+}
 
 async function countBody(path, body) {
   const reader = body.getReader();
@@ -189,11 +215,11 @@ function callPython(fn, ...args) {
 async function startPython() {
   const t0 = performance.now();
   setStage("runtime", "Downloading Python runtime", runtimeFiles());
-  pyodide = await loadPyodide({
+  pyodide = await orRuntimeFailure(loadPyodide({
     indexURL: new URL("./pyodide/", BASE).href,
     stdout: (s) => console.log(s),
     stderr: (s) => console.warn(s),
-  });
+  }));
   // pyodide.asm.js arrives by import(), not fetch(): count it as received once the runtime is up.
   for (const path of ["pyodide/pyodide.asm.js", "pyodide/pyodide.mjs"]) {
     if (!received.has(path)) received.set(path, manifest.files.get(path)?.bytes ?? 0);
@@ -205,13 +231,13 @@ async function startPython() {
   const failures = [];
   const quiet = { messageCallback: () => {}, errorCallback: (msg) => failures.push(msg) };
   try {
-    await pyodide.loadPackage(["numpy", "wasmvision"], quiet);
+    await orRuntimeFailure(pyodide.loadPackage(["numpy", "wasmvision"], quiet));
     browser = pyodide.pyimport("wasmvision.browser");
   } catch (err) {
     // A lock without our wheel (e.g. a hand-assembled site): numpy from the lock, wasmvision via micropip.
     failures.push(err.message);
-    await pyodide.loadPackage("numpy", quiet);
-    browser = await installWithMicropip(failures);
+    await orRuntimeFailure(pyodide.loadPackage("numpy", quiet));
+    browser = await orRuntimeFailure(installWithMicropip(failures));
   }
   maxPixels = Number(browser.max_pixels()) || DEFAULT_MAX_PIXELS;
   timings.packages_ms = performance.now() - t1;
@@ -227,13 +253,14 @@ async function installWithMicropip(failures) {
   setStage("packages", "Installing wasmvision", [wheel]);
   await pyodide.loadPackage("micropip", { messageCallback: () => {} });
   const micropip = pyodide.pyimport("micropip");
-  await micropip.install(new URL(wheel, BASE).href, { deps: false });
+  await micropip.install.callKwargs(new URL(wheel, BASE).href, { deps: false });
   return pyodide.pyimport("wasmvision.browser");
 }
 
 // ------------------------------------------------------------------------------------------ models
 
 const models = new Map(); // key -> {key, name, version, file|blob, kind, builtin, loaded, info}
+const prefetched = new Map(); // key -> Promise<Uint8Array>: the default model, downloaded while Python boots
 let currentKey = null;
 
 function publicModel(m) {
@@ -271,7 +298,9 @@ async function ensureLoaded(key) {
   if (m.loaded) return m;
   const t0 = performance.now();
   setStage("model", `Downloading model ${m.name}`, m.file ? [m.file] : [], Boolean(m.blob));
-  const bytes = await fetchModelBytes(m);
+  const early = prefetched.get(key);
+  prefetched.delete(key);
+  const bytes = await (early ?? fetchModelBytes(m));
   const t1 = performance.now();
   setStage("model-load", `Loading model ${m.name}`, [], true);
   // Let the progress message out before Python blocks this thread.
@@ -473,6 +502,12 @@ async function boot({ preferredModel } = {}) {
   manifest.bootFiles = [...runtime, ...wheels, ...(initial ? [initial.file] : [])];
   manifest.bootBytes = manifest.bootFiles.reduce((s, p) => s + (manifest.files.get(p)?.bytes ?? 0), 0);
   postModels();
+  if (initial) {
+    // Overlap the largest download with the runtime's instead of starting it once Python is up.
+    const early = fetchModelBytes(initial);
+    early.catch(() => {}); // reported when ensureLoaded awaits it
+    prefetched.set(initial.key, early);
+  }
   await startPython();
   let modelError = null;
   if (initial) {

@@ -309,7 +309,6 @@ def study_depthwise(dtype=np.float32):
         def einsum_window():
             return np.einsum("hwijc,ijc->hwc", win, w, out=out)
 
-        wf = w.reshape(9, C)
         winf = as_strided(xp, (Ho, Ho, 3, 3, C), (sh[0] * s, sh[1] * s, sh[0], sh[1], sh[2]), writeable=False)
 
         def einsum_per_row():
@@ -373,7 +372,7 @@ def study_stem(dtype=np.float32):
     ref = np.einsum("hwijc,ijcd->hwd", win.astype(np.float64), w.astype(np.float64))
 
     def im2col_copy():
-        cols[...] = win.reshape(112, 112, 27) if False else win.reshape(112 * 112, 27).reshape(112, 112, 27)
+        cols[...] = win.reshape(112, 112, 27)
         return np.einsum("hwk,kd->hwd", cols, w27, out=out)
 
     def im2col_taps():
@@ -459,7 +458,6 @@ def study_head():
     x2 = x.reshape(49, 1280)
     W = (rng.standard_normal((1280, 1000)) * 0.05).astype(np.float32)
     Wt = np.ascontiguousarray(W.T)
-    b = rng.standard_normal(1000).astype(np.float32)
     pooled = np.empty(1280, np.float32)
     y = np.empty(1000, np.float32)
     pr = x2.astype(np.float64).mean(0)

@@ -1,3 +1,4 @@
+// Can an instance that made a snapshot keep going (load numpy, run it)? usage: node node_snapshot_continue.mjs
 import {loadPyodide} from "/tmp/pyodide-0.27.7/pyodide.mjs";
 const indexURL = "/tmp/pyodide-0.27.7/";
 let t = performance.now();

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -39,11 +40,47 @@ def register(subparsers) -> None:
 
 
 def add_storage_options(parser) -> None:
-    """Hook for weight-storage options (e.g. --weights fp32|fp16|int8); none yet."""
+    """--weights fp32|fp16|int8|int8-all and --keep-float (see docs/quantization.md)."""
+    from .quantize import SELECTORS
+
+    parser.add_argument(
+        "--weights", type=_weights_kind, default="fp32", metavar="{fp32,fp16,int8,int8-all}",
+        help="weight storage: fp32 (default), fp16 (half the size), int8 (about a third: int8 per output "
+             "channel, with the first, depthwise and linear convolutions in float16, as measured in "
+             "docs/quantization.md), int8-all (int8 everywhere, smallest, less accurate). "
+             "Weights are decoded to float32 once, when the model loads")
+    parser.add_argument(
+        "--keep-float", type=_selector_list, default=(), metavar="SEL[,SEL]",
+        help="weights kept in float32 whatever --weights says: " + ", ".join(SELECTORS) +
+             " (the classifier), or tensor names; e.g. --keep-float first,last")
+
+
+def _weights_kind(text: str) -> str:
+    from .quantize import variant_name
+
+    try:
+        return variant_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _selector_list(text: str) -> tuple[str, ...]:
+    items = tuple(s.strip() for s in text.split(",") if s.strip())
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list, e.g. first,last")
+    return items
 
 
 def apply_storage_options(bundle, args) -> None:
-    """Counterpart of add_storage_options: set ``bundle.storage`` from the parsed arguments."""
+    """Counterpart of add_storage_options: set ``bundle.storage`` from the parsed arguments (in place)."""
+    from .importers import ModelImportError
+    from .quantize import make_variant
+
+    try:
+        variant = make_variant(bundle, getattr(args, "weights", "fp32"), keep_float32=getattr(args, "keep_float", ()))
+    except ValueError as exc:  # an unknown --keep-float selector: report it like any conversion error
+        raise ModelImportError(f"--keep-float: {exc}") from None
+    bundle.storage, bundle.metadata = variant.storage, variant.metadata
 
 
 def _fail(message: str) -> int:
@@ -86,11 +123,20 @@ def _size(n: int) -> str:
     return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
 
 
-def describe(bundle, file_size: int | None = None) -> dict:
-    storage: dict[str, int] = {}
-    for name in bundle.tensors:
-        kind = bundle.storage.get(name, str(bundle.tensors[name].dtype))
-        storage[kind] = storage.get(kind, 0) + 1
+def describe(bundle, file_size: int | None = None, header: dict | None = None) -> dict:
+    """``storage`` maps each storage kind to {"tensors": count, "bytes": stored bytes}; the bytes come from
+    ``header`` (the file as written) or, without one, from encoding the tensors now."""
+    from .quantize import encode, storage_summary
+
+    if header is not None:
+        storage = storage_summary(header)
+    else:
+        storage = {}
+        for name, array in bundle.tensors.items():
+            kind = bundle.storage.get(name, str(array.dtype))
+            row = storage.setdefault(kind, {"tensors": 0, "bytes": 0})
+            row["tensors"] += 1
+            row["bytes"] += sum(len(raw) for _, raw in encode(array, kind)["parts"])
     return {
         "name": bundle.name,
         "version": bundle.version,
@@ -109,14 +155,21 @@ def describe(bundle, file_size: int | None = None) -> dict:
 
 
 def _inspect(args) -> int:
-    from .bundle import BundleError, load
+    from .bundle import BundleError, from_bytes, read_header
 
     path = Path(args.bundle)
     try:
-        bundle = load(path)
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return _fail(f"{path}: model bundle not found")
+    except OSError as exc:
+        return _fail(f"{path}: cannot read: {exc.strerror or exc}")
+    try:
+        bundle = from_bytes(raw)
+        header, _ = read_header(raw, verify=False)  # already verified by from_bytes
     except BundleError as exc:
         return _fail(f"{path}: {exc}")
-    info = describe(bundle, path.stat().st_size)
+    info = describe(bundle, len(raw), header)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -129,7 +182,10 @@ def _inspect(args) -> int:
     ops = ", ".join(f"{op} {n}" for op, n in info["operators"].items())
     print(f"  operators   {info['nodes']} nodes: {ops}")
     print(f"  parameters  {info['parameters']:,}")
-    print(f"  storage     " + ", ".join(f"{k} ({n} tensors)" for k, n in info["storage"].items()))
+    for i, (kind, row) in enumerate(sorted(info["storage"].items(), key=lambda kv: -kv[1]["bytes"])):
+        print(f"  {'storage' if i == 0 else '':<10}  {kind:<8} {row['tensors']:>4} tensors  {_size(row['bytes']):>9}")
+    if info["metadata"].get("weights"):
+        print(f"  weights     {info['metadata']['weights']} variant")
     pp = info["preprocess"]
     if pp:
         extra = f", resize shorter side {pp['resize_shorter']}" if "resize_shorter" in pp else ""
