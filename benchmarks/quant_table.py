@@ -280,8 +280,9 @@ def markdown(report: dict) -> str:
         + f") and {nsyn} synthetic ones (seeded noise, gradients, solid colours, checkerboards). "
         "Agreement and probability changes are against the float32 bundle; top-5 counts inputs whose five best "
         "classes are the same set. int8 is symmetric per output channel with one float32 scale per channel; "
-        f"the shipped int8 keeps the {', '.join(Q.INT8_KEEP_FLOAT16)} convolutions in float16 "
-        "(int8 there flips real photos, see int8-all and docs/quantization.md). Biases stay float32. "
+        "the shipped int8 keeps the first convolution, the depthwise convolutions and the linear (projection) "
+        "convolutions in float16 (int8 there flips real photos: see int8-all, and docs/quantization.md for which "
+        "layers). Biases stay float32. "
         "Every variant is decoded to float32 once at load, so the arithmetic is float32 for all of them.",
     ]
     if browser:
@@ -290,7 +291,8 @@ def markdown(report: dict) -> str:
                      "warm-up; in the browser the Python-side time of `window.wasmvision.loadModel(url)` in Pyodide 0.27.7, headless Chromium. First visit = "
                      "every byte the page downloads until `wasmvision.ready` (runtime, numpy, wasmvision, the default "
                      "model) in a fresh browser profile, as stored and (in brackets) with every file gzip -9 encoded "
-                     "by the server, counted by Chromium as received on the wire.")
+                     "by the server, counted by Chromium as received on the wire. Times are from a shared 2-core machine: "
+                     "compare within a column, expect ±30%.")
     return "\n".join(lines + notes)
 
 
@@ -312,6 +314,29 @@ def ablation(base, x: np.ndarray, p0: np.ndarray, nreal: int) -> list[dict]:
         rows.append({"label": label, "keep_float16": list(keep), "bytes": len(raw),
                      "real": agreement(p[:nreal], p0[:nreal]), "all": agreement(p, p0)})
     return rows
+
+
+def per_layer(base, x: np.ndarray, p0: np.ndarray, nreal: int) -> list[dict]:
+    """Sensitivity: only one weight tensor in int8, the rest float32."""
+    roles = Q.weight_roles(base)
+    rows = []
+    for name in Q.weight_tensors(base):
+        variant = Q.make_variant(base, "fp32")
+        variant.storage[name] = "int8"
+        p = probabilities(B.to_bytes(variant), x)
+        rows.append({"tensor": name, "roles": sorted(roles[name]), "parameters": int(base.tensors[name].size),
+                     "real": agreement(p[:nreal], p0[:nreal]), "all": agreement(p, p0)})
+    return rows
+
+
+def per_layer_markdown(rows: list[dict]) -> str:
+    lines = ["| only this weight in int8 | role | parameters | top-1 = fp32, photos | top-1 = fp32, all | "
+             "max Δ top-1 prob |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['tensor']} | {', '.join(r['roles']) or 'with activation'} | {r['parameters']:,} | "
+                     f"{r['real']['top1_agree']}/{r['real']['count']} | {r['all']['top1_agree']}/{r['all']['count']} | "
+                     f"{r['all']['max_top1_prob_change']:.4f} |")
+    return "\n".join(lines)
 
 
 def ablation_markdown(rows: list[dict]) -> str:
@@ -372,6 +397,8 @@ def main(argv=None) -> int:
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     ap.add_argument("--ablation", action="store_true",
                     help="also measure int8 with different layer groups kept in float16 (second table)")
+    ap.add_argument("--per-layer", action="store_true",
+                    help="also measure each weight alone in int8 (third table; ~2 minutes)")
     args = ap.parse_args(argv)
 
     source = args.dist / "models" / f"{MODEL}.wvb"
@@ -426,6 +453,9 @@ def main(argv=None) -> int:
         if args.ablation:
             report["ablation"] = ablation(base, x, p0, nreal)
             print("ablation: measured", file=sys.stderr)
+        if args.per_layer:
+            report["per_layer"] = per_layer(base, x, p0, nreal)
+            print("per-layer: measured", file=sys.stderr)
         if not args.no_browser:
             measured = browser_measurements(args.dist, paths, args.runs, args.chromium)
             for key, r in measured.items():
@@ -437,6 +467,8 @@ def main(argv=None) -> int:
         print(table)
         if args.ablation:
             print("\n" + ablation_markdown(report["ablation"]))
+        if args.per_layer:
+            print("\n" + per_layer_markdown(report["per_layer"]))
         print(f"\nJSON: {json_path}", file=sys.stderr)
     if args.write:
         replace_block(args.readme, table)

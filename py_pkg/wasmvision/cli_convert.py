@@ -124,8 +124,8 @@ def _size(n: int) -> str:
 
 
 def describe(bundle, file_size: int | None = None, header: dict | None = None) -> dict:
-    """``storage`` maps each storage kind to {"tensors": count, "bytes": stored bytes}; the bytes come from
-    ``header`` (the file as written) or, without one, from encoding the tensors now."""
+    """``storage`` maps each storage kind to its tensor count, ``storage_bytes`` to the bytes stored (data and
+    scales), taken from ``header`` (the file as written) or, without one, from encoding the tensors now."""
     from .quantize import encode, storage_summary
 
     if header is not None:
@@ -146,7 +146,8 @@ def describe(bundle, file_size: int | None = None, header: dict | None = None) -
         "operators": dict(sorted(bundle.op_counts().items(), key=lambda kv: (-kv[1], kv[0]))),
         "nodes": len(bundle.nodes),
         "parameters": bundle.parameter_count,
-        "storage": storage,
+        "storage": {kind: row["tensors"] for kind, row in storage.items()},
+        "storage_bytes": {kind: row["bytes"] for kind, row in storage.items()},
         "preprocess": dict(bundle.preprocess),
         "labels": len(bundle.labels),
         "embedding": bundle.embedding,
@@ -182,8 +183,8 @@ def _inspect(args) -> int:
     ops = ", ".join(f"{op} {n}" for op, n in info["operators"].items())
     print(f"  operators   {info['nodes']} nodes: {ops}")
     print(f"  parameters  {info['parameters']:,}")
-    for i, (kind, row) in enumerate(sorted(info["storage"].items(), key=lambda kv: -kv[1]["bytes"])):
-        print(f"  {'storage' if i == 0 else '':<10}  {kind:<8} {row['tensors']:>4} tensors  {_size(row['bytes']):>9}")
+    for i, (kind, nbytes) in enumerate(sorted(info["storage_bytes"].items(), key=lambda kv: -kv[1])):
+        print(f"  {'storage' if i == 0 else '':<10}  {kind:<8} {info['storage'][kind]:>4} tensors  {_size(nbytes):>9}")
     if info["metadata"].get("weights"):
         print(f"  weights     {info['metadata']['weights']} variant")
     pp = info["preprocess"]
