@@ -427,11 +427,15 @@ def convert_bundle(recipe: dict, onnx_path: Path, labels: list[str], out: Path) 
     b.metadata = {**b.metadata, "source": f"{recipe['weights']['package']}=={recipe['weights']['version']}"
                                           f" {recipe['weights']['file']}",
                   "weights_sha256": recipe["weights"]["file_sha256"], "description": recipe["description"]}
-    storage = recipe.get("weights_storage", "float32")
-    if storage != "float32":
-        quantize.set_weight_storage(b, storage)
     out.parent.mkdir(parents=True, exist_ok=True)
     bundle_mod.save(b, out)
+    # Smaller downloads: the same graph with weights stored as fp16 / int8 (docs/quantization.md).
+    for variant in recipe.get("variants", []):
+        bundle_mod.save(quantize.make_variant(b, variant), variant_path(out, variant))
+
+
+def variant_path(fp32_path: Path, variant: str) -> Path:
+    return fp32_path.with_name(f"{fp32_path.stem}-{variant}{fp32_path.suffix}")
 
 
 def build_models(paths: dict[str, Path]) -> list[dict]:
@@ -451,14 +455,18 @@ def build_models(paths: dict[str, Path]) -> list[dict]:
             (BUILD / "models" / f"{name}.onnx.stamp").write_text(export_key)
         bundle_key = tree_digest([recipe["_path"], onnx_path, pkg / "importers", pkg / "bundle.py",
                                   pkg / "quantize.py"])
-        if not up_to_date(BUILD / "models" / f"{name}.wvb.stamp", bundle_key, wvb_path):
+        outputs = [wvb_path, *(variant_path(wvb_path, v) for v in recipe.get("variants", []))]
+        if not up_to_date(BUILD / "models" / f"{name}.wvb.stamp", bundle_key, *outputs):
             if labels is None:
                 weights, labels = _read_recipe_inputs(recipe, paths)
             with stage(f"{name}: ONNX → bundle (build/models/{wvb_path.name})"):
                 convert_bundle(recipe, onnx_path, labels, wvb_path)
             (BUILD / "models" / f"{name}.wvb.stamp").write_text(bundle_key)
-        built.append({"name": name, "version": recipe["version"], "path": wvb_path,
-                      "storage": recipe.get("weights_storage", "float32"), "description": recipe["description"]})
+        default = recipe.get("default_variant", "fp32")
+        for variant in ["fp32", *recipe.get("variants", [])]:
+            path = wvb_path if variant == "fp32" else variant_path(wvb_path, variant)
+            built.append({"name": name, "version": recipe["version"], "path": path, "storage": variant,
+                          "description": recipe["description"], "default": variant == default})
     if not built:
         raise BuildError("no model recipes found under models/*/recipe.json")
     return built
@@ -632,11 +640,12 @@ def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict]) ->
         "wasmvision": {"version": project_version(), "wheel": f"pyodide/{wheel.name}"},
         "pyodide": {"version": lock["info"]["version"], "python": lock["info"].get("python"),
                     "index": "pyodide/"},
-        "models": [{"name": m["name"], "version": m["version"], "file": f"models/{m['path'].name}",
+        "models": [{"key": m["path"].stem, "name": m["name"], "version": m["version"],
+                    "file": f"models/{m['path'].name}",
                     "bytes": by_path[f"models/{m['path'].name}"]["bytes"],
                     "sha256": by_path[f"models/{m['path'].name}"]["sha256"],
-                    "storage": m["storage"], "description": m["description"], "default": i == 0}
-                   for i, m in enumerate(models)],
+                    "storage": m["storage"], "description": m["description"], "default": m["default"]}
+                   for m in models],
         "files": entries,
     }
     write_if_changed(DIST / "manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
@@ -838,6 +847,15 @@ def cmd_bench(args) -> int:
     return subprocess.call([sys.executable, str(runner), *args.pytest_args], cwd=ROOT)
 
 
+def cmd_quant_table(args) -> int:
+    """Build, then measure fp32/fp16/int8 bundles (benchmarks/quant_table.py) and rewrite README's table."""
+    ensure_chromium()
+    cmd_build(args)
+    extra = args.pytest_args or ["--readme", "README.md", "--write"]
+    return subprocess.call([sys.executable, str(ROOT / "benchmarks" / "quant_table.py"), "--dist", str(DIST),
+                            "--build", str(BUILD), *extra], cwd=ROOT)
+
+
 def cmd_clean(args) -> int:
     targets = [BUILD, DIST] + ([CACHE, VENV_PY312] if args.all else [])
     for t in targets:
@@ -865,7 +883,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     c = sub.add_parser("clean", help="remove build/ and dist/")
     c.add_argument("--all", action="store_true", help="also remove .cache/ and .venv-py312/")
     sub.add_parser("bench", help="build, then run benchmarks/run.py (extra arguments go to it)")
-    if argv[:1] in (["test"], ["bench"]):  # everything after belongs to pytest / the harness, options included
+    sub.add_parser("quant-table", help="build, then measure the fp32/fp16/int8 bundles and rewrite README's table "
+                                       "(extra arguments go to benchmarks/quant_table.py)")
+    if argv[:1] in (["test"], ["bench"], ["quant-table"]):  # everything after belongs to pytest / the harness, options included
         args = parser.parse_args(argv[:1])
         args.pytest_args = argv[1:]
         return args
@@ -881,7 +901,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command != "clean":
             bootstrap()
         commands = {"build": cmd_build, "serve": cmd_serve, "test": cmd_test, "fetch": cmd_fetch,
-                    "clean": cmd_clean, "bench": cmd_bench}
+                    "clean": cmd_clean, "bench": cmd_bench, "quant-table": cmd_quant_table}
         return commands[args.command](args)
     except BuildError as exc:
         print(f"\nbuild.py: error: {exc}", file=sys.stderr)

@@ -401,18 +401,16 @@ def main(argv=None) -> int:
                     help="also measure each weight alone in int8 (third table; ~2 minutes)")
     args = ap.parse_args(argv)
 
+    # The reference must be the float32 model: dist's bundle if it is stored so, else the exported ONNX.
     source = args.dist / "models" / f"{MODEL}.wvb"
-    if source.exists():
-        base = B.load(source)
-    else:
+    base = B.load(source) if source.exists() else None
+    if base is None or any(k != "float32" for k in base.storage.values()):
         from wasmvision.importers.onnx_import import import_onnx
 
         source = args.build / "models" / f"{MODEL}.onnx"
         if not source.exists():
-            raise SystemExit(f"neither {args.dist}/models/{MODEL}.wvb nor {source} exists: run `python3 build.py build`")
-        base = import_onnx(source, name=MODEL)
-    if any(k != "float32" for k in base.storage.values()):
-        raise SystemExit(f"{source} is not stored in float32; the table needs the float32 model as its reference")
+            raise SystemExit(f"no float32 {args.dist}/models/{MODEL}.wvb and no {source}: run `python3 build.py build`")
+        base = import_onnx(source, name=MODEL, labels=base.labels if base is not None else None)
     variants = build_variants(base)
     if args.emit:
         for path in emit(variants, args.emit):

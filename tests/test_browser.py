@@ -52,6 +52,15 @@ def photos(request) -> Path:
     return d
 
 
+def builtin_models(site: Path) -> list[dict]:
+    return json.loads((site / "manifest.json").read_text())["models"]
+
+
+def default_model(site: Path) -> dict:
+    """The manifest entry the page loads first (the default weight storage, see docs/quantization.md)."""
+    return next(m for m in builtin_models(site) if m["default"])
+
+
 @pytest.fixture(scope="module")
 def native_chelsea(site, photos) -> dict:
     """The native run the page must reproduce: same bundle, PIL-decoded RGB."""
@@ -59,7 +68,7 @@ def native_chelsea(site, photos) -> dict:
     import wasmvision
 
     rgb = np.asarray(Image.open(photos / "chelsea.png").convert("RGB"))
-    return wasmvision.load(site / "models" / "mobilenet_v2.wvb").classify(rgb, top_k=5).to_dict()
+    return wasmvision.load(site / default_model(site)["file"]).classify(rgb, top_k=5).to_dict()
 
 
 @pytest.fixture(scope="module")
@@ -230,7 +239,7 @@ def test_unusual_valid_images_match_native(session, photos, tmp_path, kind):
     from wasmvision.image_io import read_image
 
     path = _unusual_image(kind, photos, tmp_path)
-    native = wasmvision.load(session["site"] / "models" / "mobilenet_v2.wvb").classify(read_image(path)).to_dict()
+    native = wasmvision.load(session["site"] / default_model(session["site"])["file"]).classify(read_image(path)).to_dict()
     page = session["page"]
     _clear_results(page)
     page.set_input_files("[data-testid=file-input]", str(path))
@@ -282,6 +291,28 @@ def test_js_api_classifies_a_blob(session, photos, native_chelsea):
     message = page.evaluate(
         "window.wasmvision.classify(new Blob([]), {topK: 5}).then(() => 'resolved', e => e.message)")
     assert "empty" in message
+    _assert_private(session, [(photos / "chelsea.png").read_bytes()])
+
+
+@pytest.mark.browser
+def test_every_builtin_weight_storage_matches_its_native_run(session, photos):
+    """The picker offers fp32, fp16 and int8 bundles; each must give what the same bundle gives natively."""
+    Image = pytest.importorskip("PIL.Image")
+    import wasmvision
+
+    page = session["page"]
+    rgb = np.asarray(Image.open(photos / "chelsea.png").convert("RGB"))
+    blob = bu.put_blob(page, photos / "chelsea.png")
+    entries = builtin_models(session["site"])
+    assert {m["storage"] for m in entries} >= {"fp32", "fp16", "int8"}
+    options = page.eval_on_selector_all("[data-testid=model-select] option", "os => os.map(o => o.value)")
+    for entry in entries:
+        assert entry["key"] in options
+        native = wasmvision.load(session["site"] / entry["file"]).classify(rgb, top_k=5).to_dict()
+        got = page.evaluate(f"(key) => window.wasmvision.classify({blob}, {{topK: 5, model: key}})", entry["key"])
+        assert [p["index"] for p in got["top"]] == [p["index"] for p in native["top"]], entry["key"]
+        for a, b in zip(got["top"], native["top"]):
+            assert abs(a["probability"] - b["probability"]) <= PROB_TOL, (entry["key"], a, b)
     _assert_private(session, [(photos / "chelsea.png").read_bytes()])
 
 
@@ -405,7 +436,7 @@ def test_user_onnx_model_opens_and_classifies(session, photos, native_chelsea, t
 
     # Back to the built-in model: still cached, and it gives the built-in answer again.
     _clear_results(page)
-    page.select_option("[data-testid=model-select]", "mobilenet_v2")
+    page.select_option("[data-testid=model-select]", default_model(session["site"])["key"])
     items = _wait_result(page)  # re-classifies the current photo with the selected model
     assert items[0]["label"] == "Egyptian cat"
     assert abs(items[0]["probability"] - native_chelsea["top"][0]["probability"]) <= PROB_TOL
@@ -465,7 +496,7 @@ def test_missing_model_bundle_shows_error(playwright_browser, site, tmp_path):
             page.goto(base)
             bu.wait_ready(page, TIMEOUT_MS)
             message = _wait_error(page)
-            assert "mobilenet_v2.wvb" in message and "404" in message, message
+            assert Path(default_model(site)["file"]).name in message and "404" in message, message
             result = page.evaluate(
                 "window.wasmvision.classify(new Blob([new Uint8Array([1,2,3])])).then(() => 'ok', e => e.message)")
             assert result != "ok"

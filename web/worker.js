@@ -2,7 +2,7 @@
 // Everything heavy happens here so the page never freezes. Messages in: {id, type, ...}; out: {id, ok, value|error}
 // plus unsolicited {type: "progress" | "ready" | "models" | "fatal"} updates.
 
-import { loadPyodide } from "./pyodide/pyodide.mjs";
+import { loadPyodide, version as pyodideVersion } from "./pyodide/pyodide.mjs";
 
 const BASE = new URL("./", self.location.href);
 const ORIGIN = self.location.origin;
@@ -212,14 +212,141 @@ function callPython(fn, ...args) {
   return reply.value;
 }
 
-async function startPython() {
-  const t0 = performance.now();
-  setStage("runtime", "Downloading Python runtime", runtimeFiles());
-  pyodide = await orRuntimeFailure(loadPyodide({
+// ------------------------------------------------------------------------------------------ memory snapshot
+// A repeat visit boots the interpreter from a copy of its memory taken right after the first visit's boot (Pyodide
+// 0.27.7's underscore options: unsupported API, so every step falls back to a normal boot). It saves ~0.9 s of
+// interpreter start-up (docs/perf.md §3). numpy cannot be in it (its Wasm side modules are not part of the heap):
+// packages still load after the restore. The key names the exact runtime build, so a new site version never
+// restores an old snapshot.
+
+const SNAPSHOT_DB = "wasmvision-snapshot";
+const SNAPSHOT_STORE = "snapshots";
+const SNAPSHOT_STORE_DELAY_MS = 2000; // after boot: keep the ~20 MB write off the first result's path
+
+function snapshotKey() {
+  const sha = (path) => manifest.files.get(path)?.sha256 ?? "";
+  const wasm = sha("pyodide/pyodide.asm.wasm");
+  const lock = sha("pyodide/pyodide-lock.json");
+  // Without hashes in the manifest we cannot tell two builds apart: no snapshot then.
+  return wasm && lock ? `pyodide-${pyodideVersion}|${wasm}|${lock}` : null;
+}
+
+function snapshotDb() {
+  return new Promise((resolve, reject) => {
+    if (typeof indexedDB === "undefined") return reject(new Error("no IndexedDB"));
+    const request = indexedDB.open(SNAPSHOT_DB, 1);
+    request.onupgradeneeded = () => request.result.createObjectStore(SNAPSHOT_STORE);
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+    request.onblocked = () => reject(new Error("IndexedDB blocked"));
+  });
+}
+
+async function snapshotTransaction(mode, fn) {
+  const db = await snapshotDb();
+  try {
+    return await new Promise((resolve, reject) => {
+      const tx = db.transaction(SNAPSHOT_STORE, mode);
+      const request = fn(tx.objectStore(SNAPSHOT_STORE));
+      tx.oncomplete = () => resolve(request?.result);
+      tx.onerror = () => reject(tx.error);
+      tx.onabort = () => reject(tx.error || new Error("IndexedDB transaction aborted"));
+    });
+  } finally {
+    db.close();
+  }
+}
+
+async function readSnapshot(key) {
+  try {
+    const value = await snapshotTransaction("readonly", (store) => store.get(key));
+    return value instanceof Uint8Array || value instanceof ArrayBuffer ? value : null;
+  } catch (err) {
+    console.warn("wasmvision: no memory snapshot:", err.message);
+    return null;
+  }
+}
+
+async function writeSnapshot(key, bytes) {
+  try {
+    // One snapshot per origin: the new build's replaces any older one.
+    await snapshotTransaction("readwrite", (store) => {
+      store.clear();
+      return store.put(bytes, key);
+    });
+    timings.snapshot_bytes = bytes.byteLength;
+  } catch (err) {
+    console.warn("wasmvision: could not store the memory snapshot:", err.message);
+  }
+}
+
+async function forgetSnapshot() {
+  try {
+    await snapshotTransaction("readwrite", (store) => store.clear());
+  } catch {
+    // Nothing stored, nothing to forget.
+  }
+}
+
+function bootOptions(extra = {}) {
+  return {
     indexURL: new URL("./pyodide/", BASE).href,
     stdout: (s) => console.log(s),
     stderr: (s) => console.warn(s),
-  }));
+    ...extra,
+  };
+}
+
+// Boots the interpreter: from the stored snapshot when there is one, else normally while taking a snapshot for the
+// next visit (stored once the page is idle).
+async function bootInterpreter(allowRestore) {
+  const key = snapshotKey();
+  if (key && allowRestore) {
+    const snapshot = await readSnapshot(key);
+    if (snapshot) {
+      try {
+        const py = await orRuntimeFailure(loadPyodide(bootOptions({ _loadSnapshot: snapshot })));
+        py.runPython("import sys");  // a restored heap that is broken fails here, not later in numpy
+        timings.snapshot = "restored";
+        return py;
+      } catch (err) {
+        console.warn("wasmvision: memory snapshot unusable, booting normally:", err.message);
+        timings.snapshot = "failed";
+        await forgetSnapshot();
+      }
+    }
+  }
+  const py = await orRuntimeFailure(loadPyodide(bootOptions(key ? { _makeSnapshot: true } : {})));
+  if (key) {
+    try {
+      const bytes = py.makeMemorySnapshot(); // must come before any loadPackage (docs/perf.md §3)
+      timings.snapshot = timings.snapshot || "made";
+      // Not through the request queue: the write needs no Python and must not hold up a classify.
+      setTimeout(() => writeSnapshot(key, bytes), SNAPSHOT_STORE_DELAY_MS);
+    } catch (err) {
+      console.warn("wasmvision: could not make a memory snapshot:", err.message);
+    }
+  }
+  return py;
+}
+
+async function startPython() {
+  try {
+    await startPythonOnce(true);
+  } catch (err) {
+    if (timings.snapshot !== "restored") throw err;
+    // The restored interpreter booted but could not load the packages: never trust that snapshot again.
+    console.warn("wasmvision: booting from the memory snapshot failed, booting normally:", err.message);
+    timings.snapshot = "failed";
+    await forgetSnapshot();
+    await startPythonOnce(false);
+  }
+}
+
+async function startPythonOnce(allowRestore) {
+  const t0 = performance.now();
+  setStage("runtime", "Downloading Python runtime", runtimeFiles());
+  pyodide = await bootInterpreter(allowRestore);
   // pyodide.asm.js arrives by import(), not fetch(): count it as received once the runtime is up.
   for (const path of ["pyodide/pyodide.asm.js", "pyodide/pyodide.mjs"]) {
     if (!received.has(path)) received.set(path, manifest.files.get(path)?.bytes ?? 0);

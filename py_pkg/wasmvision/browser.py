@@ -127,7 +127,9 @@ def _respond(fn: Callable[..., dict]) -> Callable[..., str]:
 
 def _model_info(key: str, clf, nbytes: int, load_ms: float) -> dict:
     b = clf.bundle
+    # Bundles written by `convert --weights` name their variant ("int8" keeps a few layers in float16).
     storage_kinds = sorted(set(b.storage.values())) if b.storage else ["float32"]
+    mixed = "+".join(k for k in storage_kinds if k in ("float32", "float16", "int8")) or "float32"
     inp = b.inputs[0].shape if b.inputs else []
     return {
         "key": key,
@@ -136,7 +138,7 @@ def _model_info(key: str, clf, nbytes: int, load_ms: float) -> dict:
         "labels": len(b.labels),
         "input_shape": list(inp),
         "parameters": int(b.parameter_count),
-        "storage": "+".join(k for k in storage_kinds if k in ("float32", "float16", "int8")) or "float32",
+        "storage": b.metadata.get("weights", mixed),
         "bytes": int(nbytes),
         "load_ms": round(load_ms, 2),
         "preprocess": b.preprocess.get("kind", ""),

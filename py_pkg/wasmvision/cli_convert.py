@@ -41,8 +41,6 @@ def register(subparsers) -> None:
 
 def add_storage_options(parser) -> None:
     """--weights fp32|fp16|int8|int8-all and --keep-float (see docs/quantization.md)."""
-    from .quantize import SELECTORS
-
     parser.add_argument(
         "--weights", type=_weights_kind, default="fp32", metavar="{fp32,fp16,int8,int8-all}",
         help="weight storage: fp32 (default), fp16 (half the size), int8 (about a third: int8 per output "
@@ -51,8 +49,8 @@ def add_storage_options(parser) -> None:
              "Weights are decoded to float32 once, when the model loads")
     parser.add_argument(
         "--keep-float", type=_selector_list, default=(), metavar="SEL[,SEL]",
-        help="weights kept in float32 whatever --weights says: " + ", ".join(SELECTORS) +
-             " (the classifier), or tensor names; e.g. --keep-float first,last")
+        help="weights kept in float32 whatever --weights says: first (the first conv), last (the classifier), "
+             "depthwise, linear (convs without activation), or tensor names; e.g. --keep-float first,last")
 
 
 def _weights_kind(text: str) -> str:

@@ -129,6 +129,34 @@ def _find_embedding(nodes: list[bundle.Node], output: str, tensors: dict) -> str
     return found
 
 
+# Ops that keep every axis of the input where it was, so the layout question passes through them:
+# what tf2onnx leaves between a channels-last input and its first Transpose (Keras's Rescaling and
+# Normalization layers become Mul/Add/Sub/Div by constants).
+_AXIS_KEEPING = {"Identity", "Cast", "Dropout", "Mul", "Add", "Sub", "Div", "Relu", "Clip"}
+
+
+def _input_is_channels_last(graph: onnx_proto.Graph, input_name: str, consts: dict) -> bool:
+    """True when every path from the input reaches a Transpose to NCHW (perm [0, 3, 1, 2]) before
+    anything that reads axes: then the input is NHWC, as tf2onnx exports it."""
+    readers: dict[str, list] = {}
+    for n in graph.nodes:
+        for x in set(n.inputs):
+            readers.setdefault(x, []).append(n)
+    seen, stack, found = {input_name}, [input_name], False
+    while stack:
+        for n in readers.get(stack.pop(), []):
+            if n.op_type == "Transpose" and [int(p) for p in (n.attr("perm") or [])] == [0, 3, 1, 2]:
+                found = True
+            elif n.op_type in _AXIS_KEEPING and all(x == "" or x in consts or x in seen for x in n.inputs):
+                for o in n.outputs[:1]:
+                    if o not in seen:
+                        seen.add(o)
+                        stack.append(o)
+            else:
+                return False
+    return found
+
+
 def import_onnx(source, *, labels=None, preprocess="imagenet", name: str | None = None,
                 version: str | None = None) -> bundle.Bundle:
     """Convert an ONNX model (path or bytes) to a :class:`wasmvision.bundle.Bundle`.
@@ -162,9 +190,7 @@ def import_onnx(source, *, labels=None, preprocess="imagenet", name: str | None 
     if inp.elem_type not in (0, 1):
         kind = onnx_proto.DATA_TYPE_NAMES.get(inp.elem_type, str(inp.elem_type))
         raise ModelImportError(f"model input {inp.name!r} is {kind}; wasmvision feeds float32")
-    consumers = [n for n in graph.nodes if inp.name in n.inputs]
-    channels_last = bool(consumers) and all(
-        n.op_type == "Transpose" and [int(p) for p in (n.attr("perm") or [])] == [0, 3, 1, 2] for n in consumers)
+    channels_last = _input_is_channels_last(graph, inp.name, consts)
     if channels_last:
         _, height, width, channels = dims
     else:

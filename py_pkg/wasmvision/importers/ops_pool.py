@@ -81,6 +81,12 @@ def reduce_mean(ctx, node):
             out = ctx.emit("global_avg_pool", [xs.name], out=node.outputs[0], shape=shape, perm=NHWC)
             ctx.set_value(node.outputs[0], out)
             return
+        if x.rank == 4 and sorted(x.stored_axis(a) for a in axes) == [1, 2]:
+            # The same mean over the stored H and W axes, e.g. tf2onnx's channels-last ReduceMean
+            # over ONNX axes (1, 2) of an NHWC tensor: global average pooling as stored.
+            out = ctx.emit("global_avg_pool", [x.name], out=node.outputs[0], shape=shape, perm=x.perm)
+            ctx.set_value(node.outputs[0], out)
+            return
         perm = x.perm
     else:
         shape = tuple(d for i, d in enumerate(x.shape) if i not in axes)

@@ -3,7 +3,11 @@
 * ``fold_affine``: conv2d/dense followed by mul/add/sub/div with a per-output-channel constant
   (BatchNormalization, a MatMul's bias Add, a scale) -> new weights and bias;
 * ``fold_pad``: a zero constant pad of H/W feeding only a conv2d -> the conv's own pads;
-* ``fuse_hardswish``: x * hardsigmoid(x, 1/6, 1/2) -> hardswish(x) (HardSwish before opset 14);
+* ``fuse_relu6_hardsigmoid``: relu6(x + 3) / 6 -> hardsigmoid(x, 1/6, 1/2) (how Keras writes it; tf2onnx
+  keeps the pieces: Add, Clip, Mul by 1/6);
+* ``fuse_relu6_hardswish``: (x * relu6(x + 3)) / 6 -> hardswish(x) (the other association of Keras's form);
+* ``fuse_hardswish``: x * hardsigmoid(x, 1/6, 1/2) -> hardswish(x) (HardSwish before opset 14, and
+  Keras's x * (relu6(x + 3) / 6) once the hard sigmoid is fused);
 * ``fuse_activation``: relu/clip/hardswish/hardsigmoid/sigmoid right after conv2d/dense/add whose
   result nothing else reads -> the producer's ``activation``;
 * ``prune``: nodes and tensors the outputs do not need.
@@ -122,6 +126,100 @@ def fold_pad(nodes: list[Node], tensors: dict, protected: set[str]) -> list[Node
     return [n for i, n in enumerate(nodes) if i not in set(drop)]
 
 
+def _scalar(tensors: dict, name: str) -> float | None:
+    """The value of a one-element constant, else None."""
+    t = tensors.get(name)
+    return float(t.reshape(-1)[0]) if t is not None and t.size == 1 else None
+
+
+def _close(value: float | None, want: float) -> bool:
+    # float32 constants: 1/6 arrives as 0.16666667, not the float64 1/6
+    return value is not None and abs(value - want) <= 1e-6 * max(1.0, abs(want))
+
+
+def _single_use(readers: dict, protected: set[str], name: str) -> bool:
+    return readers.get(name) == 1 and name not in protected
+
+
+def _relu6_of_x_plus_3(node: Node | None, made_by: dict, tensors: dict, readers: dict,
+                       protected: set[str]) -> str | None:
+    """``node`` is clip(add(x, 3), 0, 6) whose add nothing else reads: returns x's name."""
+    if (node is None or node.op != "clip" or not _close(node.attrs.get("min"), 0.0)
+            or not _close(node.attrs.get("max"), 6.0) or not _single_use(readers, protected, node.inputs[0])):
+        return None
+    a = made_by.get(node.inputs[0])
+    if a is None or a.op != "add" or _activation_kind(a) != "none" or len(a.inputs) != 2:
+        return None
+    for x, c in (a.inputs, a.inputs[::-1]):
+        if x not in tensors and _close(_scalar(tensors, c), 3.0):
+            return x
+    return None
+
+
+def _times_sixth(node: Node, tensors: dict) -> str | None:
+    """``node`` is y * (1/6), (1/6) * y or y / 6 with no activation: returns y's name."""
+    if _activation_kind(node) != "none" or len(node.inputs) != 2:
+        return None
+    if node.op == "div" and _close(_scalar(tensors, node.inputs[1]), 6.0):
+        return node.inputs[0]
+    if node.op == "mul":
+        for y, c in (node.inputs, node.inputs[::-1]):
+            if y not in tensors and _close(_scalar(tensors, c), 1.0 / 6.0):
+                return y
+    return None
+
+
+def _readers(nodes: list[Node]) -> dict[str, int]:
+    readers: dict[str, int] = {}
+    for n in nodes:
+        for x in n.inputs:
+            readers[x] = readers.get(x, 0) + 1
+    return readers
+
+
+def fuse_relu6_hardsigmoid(nodes: list[Node], tensors: dict, protected: set[str]) -> list[Node]:
+    """relu6(x + 3) * (1/6) -> hardsigmoid(x, 1/6, 1/2): Keras's hard sigmoid (MobileNetV3's SE gate
+    and half of its hard swish). Runs before fold_affine, which would otherwise fold the + 3 into
+    a conv bias and leave clip and mul behind."""
+    readers, made_by = _readers(nodes), {o: n for n in nodes for o in n.outputs}
+    removed: set[int] = set()
+    for n in nodes:
+        if n.op not in ("mul", "div"):
+            continue
+        y = _times_sixth(n, tensors)
+        if y is None or not _single_use(readers, protected, y):
+            continue
+        clip = made_by.get(y)
+        x = _relu6_of_x_plus_3(clip, made_by, tensors, readers, protected)
+        if x is None:
+            continue
+        n.op, n.inputs, n.attrs = "hardsigmoid", [x], {"alpha": 1.0 / 6.0, "beta": 0.5}
+        removed.update((id(clip), id(made_by[clip.inputs[0]])))
+    return [n for n in nodes if id(n) not in removed]
+
+
+def fuse_relu6_hardswish(nodes: list[Node], tensors: dict, protected: set[str]) -> list[Node]:
+    """(x * relu6(x + 3)) * (1/6) -> hardswish(x): Keras's hard swish when the product comes first."""
+    readers, made_by = _readers(nodes), {o: n for n in nodes for o in n.outputs}
+    removed: set[int] = set()
+    for n in nodes:
+        if n.op not in ("mul", "div"):
+            continue
+        m_name = _times_sixth(n, tensors)
+        m = made_by.get(m_name) if m_name is not None else None
+        if (m is None or m.op != "mul" or _activation_kind(m) != "none" or len(m.inputs) != 2
+                or not _single_use(readers, protected, m_name)):
+            continue
+        for x, r in (m.inputs, m.inputs[::-1]):
+            clip = made_by.get(r)
+            if _single_use(readers, protected, r) and \
+                    _relu6_of_x_plus_3(clip, made_by, tensors, readers, protected) == x:
+                n.op, n.inputs, n.attrs = "hardswish", [x], {}
+                removed.update((id(m), id(clip), id(made_by[clip.inputs[0]])))
+                break
+    return [n for n in nodes if id(n) not in removed]
+
+
 def fuse_hardswish(nodes: list[Node], tensors: dict, protected: set[str]) -> list[Node]:
     """x * hardsigmoid(x, 1/6, 0.5) -> hardswish(x): how HardSwish is exported before opset 14."""
     readers: dict[str, int] = {}
@@ -191,6 +289,8 @@ def prune(nodes: list[Node], tensors: dict, outputs: list[str]) -> list[Node]:
 def optimize(nodes: list[Node], tensors: dict, outputs: list[str], protected: set[str]) -> list[Node]:
     protected = set(protected) | set(outputs)
     nodes = prune(nodes, tensors, outputs)
+    nodes = fuse_relu6_hardsigmoid(nodes, tensors, protected)
+    nodes = fuse_relu6_hardswish(nodes, tensors, protected)
     nodes = fold_affine(nodes, tensors, protected)
     nodes = fold_pad(nodes, tensors, protected)
     nodes = fuse_hardswish(nodes, tensors, protected)

@@ -158,18 +158,16 @@ def relu_into(x: np.ndarray, y: np.ndarray, hi: float = np.inf) -> Step:
     ``max(bits, 0)`` is relu and ``min(bits, bits(hi))`` the upper clip; integer max/min compile
     to selects. Measured in Pyodide on 112x112x96 float32 of random sign: float maximum + minimum
     12.9 ms, np.clip 7.7 ms, int32 max + min 2.1 ms. Same results as np.clip for every non-NaN
-    input (-0.0 becomes +0.0); a NaN becomes 0 or ``hi``."""
+    input (-0.0 becomes +0.0); a NaN becomes 0 or ``hi``. With both bounds it is one integer
+    ``np.clip`` pass: 3x faster than maximum + minimum (Pyodide, 12544x96: 0.65 vs 1.96 ms)."""
     xi, yi = x.view(np.int32), y.view(np.int32)
     zero = np.int32(0)
-    maximum, minimum = np.maximum, np.minimum
     if hi == np.inf:
+        maximum = np.maximum
         return lambda: maximum(xi, zero, out=yi)
     top = np.float32(hi).view(np.int32)
-
-    def relu_clip():
-        maximum(xi, zero, out=yi)
-        minimum(yi, top, out=yi)
-    return relu_clip
+    clip = np.clip
+    return lambda: clip(xi, zero, top, out=yi)
 
 
 def clip_into(x: np.ndarray, y: np.ndarray, lo, hi) -> Step:

@@ -46,9 +46,16 @@ def _bias_step(y: np.ndarray, b: np.ndarray):
     return lambda: np.add(rows, tiled, out=rows)
 
 
-def pointwise_transposed(cin: int, cout: int) -> bool:
-    """Use (Cout, Cin) weights in the einsum (see _prepare_pointwise); a rule from Pyodide timings."""
-    return not (cin < 48 and cout > cin)
+def pointwise_formulation(cin: int, cout: int) -> str:
+    """How a 1x1 conv contracts under einsum platforms (Pyodide), a rule from the kernel study in
+    docs/perf.md: "dot" = einsum('pc,dc->pd') with (Cout, Cin) weights, a dot-product inner loop
+    over Cin (best from Cin >= 96); "axpy" = einsum('pc,cd->pd'), inner loop over Cout (best for
+    expansions from Cin <= 64); "matmul" for few channels in and fewer out (112x112 32->16)."""
+    if cin <= 64 and cout > cin:
+        return "axpy"
+    if cin <= 32:
+        return "matmul"
+    return "dot"
 
 
 @register("conv2d")
@@ -124,14 +131,14 @@ class Conv2D(Op):
         y2 = y.reshape(-1, cout)  # (N*OH*OW, Cout)
         if (sh, sw) == (1, 1):
             x2 = x.reshape(-1, c)  # (N*H*W, Cin), a view
-            if CONTRACTION == "einsum":
-                # Measured in Pyodide: einsum's dot-product inner loop over Cin, with (Cout, Cin) weights,
-                # beats the axpy loop over Cout except for expansions from few channels (16-32 -> 6x).
-                if pointwise_transposed(c, cout):
-                    wt2 = np.ascontiguousarray(w2.T)  # (Cout, Cin)
-                    return lambda: np.einsum("pc,dc->pd", x2, wt2, out=y2)
-                return lambda: np.einsum("pc,cd->pd", x2, w2, out=y2)
-            return lambda: np.matmul(x2, w2, out=y2)
+            form = pointwise_formulation(c, cout) if CONTRACTION == "einsum" else "matmul"
+            einsum, matmul = np.einsum, np.matmul
+            if form == "dot":
+                wt2 = np.ascontiguousarray(w2.T)  # (Cout, Cin)
+                return lambda: einsum("pc,dc->pd", x2, wt2, out=y2)
+            if form == "axpy":
+                return lambda: einsum("pc,cd->pd", x2, w2, out=y2)
+            return lambda: matmul(x2, w2, out=y2)
         sub = scratch[0]  # (N, OH, OW, Cin)
         xs = x[:, ::sh, ::sw, :][:, :sub.shape[1], :sub.shape[2], :]
         s2 = sub.reshape(-1, c)
@@ -184,21 +191,23 @@ class Conv2D(Op):
         sn, sy, sx, sc = padded.strides
         for gi in range(groups):
             col6 = cols[gi].reshape(n, oh, ow, kh, kw, cg)  # (N,OH,OW,KH,KW,Cg)
-            for i in range(kh):
-                # One copy per kernel row: the (KW, Cg) block of a window row is one contiguous run
-                # when dilation is 1 and there is one group (3 channels in the stem: copying tap by
-                # tap moved 3 floats per inner loop; measured 10.1 -> 6.7 ms for the stem in Pyodide).
-                base = padded[:, i * dh:, :, gi * cg:]
-                src = as_strided(base, (n, oh, ow, kw, cg), (sn, sy * sh, sx * sw, sx * dw, sc), writeable=False)
-                copies.append((col6[:, :, :, i, :, :], src))
+            # Every output pixel's window as one strided view, gathered by ONE copy: numpy's copy loop
+            # walks the whole window at C speed (the stem in Pyodide: 9 tap copies 7.0 ms, one per
+            # kernel row 6.4, one copy + matmul 4.6).
+            src = as_strided(padded[..., gi * cg:], (n, oh, ow, kh, kw, cg),
+                             (sn, sy * sh, sx * sw, sy * dh, sx * dw, sc), writeable=False)
+            copies.append((col6, src))
             wg = np.ascontiguousarray(wt[..., gi * cog:(gi + 1) * cog].reshape(kh * kw * cg, cog))
             products.append((cols[gi], wg, y2[:, gi * cog:(gi + 1) * cog]))
-        copyto = np.copyto
+        copyto, matmul = np.copyto, np.matmul
 
         def im2col():
             fill()
             for dst, src in copies:
                 copyto(dst, src)
+            # (P, K) x (K, Cout/G) with K = KH*KW*Cg: matmul on every platform. Without BLAS it still
+            # beats einsum's axpy loop for the stem's K = 27 (Pyodide, one run: 5.6 vs 9.6 ms with the
+            # one-copy gather; kernel study 4.6 vs 7.0 ms).
             for a, wg, yg in products:
-                contract(a, wg, yg)
+                matmul(a, wg, out=yg)
         return im2col

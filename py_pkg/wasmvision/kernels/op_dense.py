@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Op, contract, activation_scratch, chain, make_activation, register
+from .base import CONTRACTION, Op, contract, activation_scratch, chain, make_activation, register
 
 
 @register("dense")
@@ -26,7 +26,13 @@ class Dense(Op):
         x, w = inputs[0], np.ascontiguousarray(inputs[1])
         b = inputs[2] if len(inputs) > 2 else None
         y = outputs[0]
-        core = lambda: contract(x, w, y)  # noqa: E731
+        if CONTRACTION == "einsum":
+            # (M, K) weights: einsum's inner loop becomes a contiguous dot product over K (Pyodide,
+            # 1280 -> 1000: 0.42 vs 0.55 ms for the axpy loop over M).
+            wt, einsum = np.ascontiguousarray(w.T), np.einsum
+            core = lambda: einsum("nk,mk->nm", x, wt, out=y)  # noqa: E731
+        else:
+            core = lambda: contract(x, w, y)  # noqa: E731
         bias = None if b is None else (lambda: np.add(y, b, out=y))
         return chain(core, bias, make_activation(self.attrs.get("activation"), y, scratch))
 
