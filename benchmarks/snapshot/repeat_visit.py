@@ -56,6 +56,8 @@ def variant_site(dist: Path, worker: Path, dest: Path) -> Path:
 def visit(ctx, srv, photo_url, wait_snapshot=0.0):
     page = ctx.new_page()
     page.set_default_timeout(240_000)
+    warnings = []
+    page.on("console", lambda m: warnings.append(m.text[:300]) if m.type in ("warning", "error") else None)
     page.goto(f"{srv.url}/wv/index.html")
     page.wait_for_function("() => window.wasmvision")
     info = page.evaluate(WV_FIRST, photo_url)
@@ -69,7 +71,8 @@ def visit(ctx, srv, photo_url, wait_snapshot=0.0):
             time.sleep(0.25)
     page.close()
     return {"first_result_ms": info["first_result_ms"], "ready_ms": info["ready_ms"], "boot": info.get("boot_ms"),
-            "top1": info["top"][0], "snapshot_stored": stored}
+            "top1": info["top"][0], "snapshot_stored": stored,
+            "warnings": warnings}
 
 
 def main(argv=None):

@@ -31,6 +31,7 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf2onnx  # noqa: E402
+from tf2onnx import optimizer as tf2onnx_optimizer  # noqa: E402
 
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
@@ -179,7 +180,7 @@ def export(name: str, build, opset: int, skip: tuple, seed: int) -> dict:
     y = np.asarray(model(x, training=False), dtype=np.float32)
 
     spec = (tf.TensorSpec((None, h, w, c), tf.float32, name="input"),)
-    optimizers = collections.OrderedDict((k, v) for k, v in tf2onnx.optimizer._optimizers.items() if k not in skip)
+    optimizers = collections.OrderedDict((k, v) for k, v in tf2onnx_optimizer._optimizers.items() if k not in skip)
     onnx_model, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset, optimizers=optimizers)
     onnx_model.doc_string = f"wasmvision test model {name}: random weights (seed {seed}), made by make_models.py"
     raw = onnx_model.SerializeToString()
