@@ -5,7 +5,9 @@ at a time (small onnx.helper graphs, checked against onnxruntime):
 * Keras's hard sigmoid relu6(x + 3) / 6 and hard swish x * relu6(x + 3) / 6 (both associations),
   which tf2onnx keeps as Add, Clip, Mul: fused to hardsigmoid / hardswish and into the conv;
 * ReduceMean over axes (1, 2) of a channels-last tensor (Keras's GlobalAveragePooling2D with
-  keepdims, the SE squeeze): global average pooling as stored.
+  keepdims, the SE squeeze): global average pooling as stored;
+* tf.clip_by_value as Min then Max against constants (Keras 2's hard_sigmoid): clips, merged;
+* Keras's GlobalMaxPooling2D: GlobalMaxPool (or ReduceMax over H, W): a whole-image max_pool.
 """
 
 from __future__ import annotations
@@ -215,3 +217,115 @@ def test_channels_last_reduce_mean_over_channels_stays_a_reduction():
     x = tf_conv(g, g.input_name)
     y = g.node("ReduceMean", [x], axes=[3], keepdims=1)
     check(g.model(y, ["N", S, S, 1], "reduce_mean_c"), global_avg_pool=0, reduce_mean=1)
+
+
+# ------------------------------------------------------------------------------------- Min / Max
+
+def test_keras2_hard_sigmoid_clip_by_value_fuses_into_the_conv():
+    """Keras 2: clip(0.2 x + 0.5, 0, 1) as Mul, Add, Min(1), Max(0) with (1, 1, 1, 1) constants."""
+    g = nhwc_graph()
+    x = tf_conv(g, g.input_name)
+    x = g.node("Add", [g.node("Mul", [x, g.init("a", f32(0.2))]), g.init("b", f32(0.5))])
+    x = g.node("Min", [x, g.init("one", np.ones((1, 1, 1, 1), np.float32))])
+    y = g.node("Max", [x, g.init("zero", np.zeros((1, 1, 1, 1), np.float32))])
+    b = check(nhwc_out(g, y, "clip_by_value"), conv2d=1, clip=0, relu=0, mul=0, add=0)
+    act = b.nodes[0].attrs["activation"]
+    assert act == {"kind": "clip", "min": 0.0, "max": 1.0}
+
+
+@pytest.mark.parametrize("case", ["min", "max", "max_0", "min_const_first", "max_two_consts", "max_then_min"])
+def test_min_max_against_constants(case):
+    g = nhwc_graph()
+    x = tf_conv(g, g.input_name)
+    x = g.node("Mul", [x, x])  # a computed product: no conv for the clip to fuse into
+    if case == "min":
+        y = g.node("Min", [x, g.init("c", f32(0.5))])
+    elif case == "max":
+        y = g.node("Max", [x, g.init("c", f32(-0.5))])
+    elif case == "max_0":
+        y = g.node("Max", [x, g.init("c", f32(0.0))])
+    elif case == "min_const_first":
+        y = g.node("Min", [g.init("c", f32([[[[0.25]]]])), x])
+    elif case == "max_two_consts":
+        y = g.node("Max", [x, g.init("c", f32(-1.0)), g.const_node(f32(0.5))])
+    else:
+        y = g.node("Min", [g.node("Max", [x, g.init("lo", f32(-0.5))]), g.init("hi", f32(0.5))])
+    b = check(nhwc_out(g, y, case))
+    counts = b.op_counts()
+    assert counts.get("clip", 0) + counts.get("relu", 0) == 1, counts  # merged into one op
+
+
+def test_min_of_constants_folds():
+    g = nhwc_graph()
+    k = g.node("Min", [g.init("a", f32([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])), g.const_node(f32(3.5))])
+    y = g.node("Mul", [tf_conv(g, g.input_name), k])  # (C,) scale on the NHWC tensor
+    check(nhwc_out(g, y, "min_consts"), clip=0)
+
+
+def test_min_of_two_computed_tensors_is_refused_clearly():
+    from wasmvision.importers import UnsupportedOperatorError
+    from wasmvision.importers.onnx_import import import_onnx
+
+    g = nhwc_graph()
+    x = tf_conv(g, g.input_name)
+    y = g.node("Min", [x, g.relu(x)], name="the_min")
+    with pytest.raises(UnsupportedOperatorError, match=r"the_min.*Min of 2 computed tensors.*Supported operators"):
+        import_onnx(nhwc_out(g, y, "min_runtime").SerializeToString())
+
+
+def test_min_against_a_per_channel_constant_is_refused_clearly():
+    from wasmvision.importers import UnsupportedOperatorError
+    from wasmvision.importers.onnx_import import import_onnx
+
+    g = nhwc_graph()
+    y = g.node("Min", [tf_conv(g, g.input_name), g.init("c", np.linspace(0, 1, C).astype(np.float32))])
+    with pytest.raises(UnsupportedOperatorError, match=r"constant of shape \[6\]"):
+        import_onnx(nhwc_out(g, y, "min_vec").SerializeToString())
+
+
+# ------------------------------------------------------------------------------------- global max
+
+def test_global_max_pool_after_channels_last_conv():
+    """tf2onnx's form of Keras's GlobalMaxPooling2D: GlobalMaxPool on NCHW, then Squeeze."""
+    g = nhwc_graph()
+    x = g.conv(g.node("Transpose", [g.input_name], perm=[0, 3, 1, 2]), 3, C, 3)
+    x = g.node("GlobalMaxPool", [x])
+    y = g.node("Squeeze", [x, g.init("axes", np.array([2, 3], np.int64))])
+    b = check(g.model(y, ["N", C], "global_max"), max_pool=1, transpose=0)
+    pool = next(n for n in b.nodes if n.op == "max_pool")
+    assert pool.attrs["kernel"] == [S, S]
+
+
+def test_global_max_pool_nchw_model():
+    g = GraphBuilder(0, 13, ("N", 3, S, S), input_name="input")
+    y = g.node("GlobalMaxPool", [g.conv(g.input_name, 3, C, 3, stride=2)])
+    check(g.model(y, ["N", C, 1, 1], "global_max_nchw"), max_pool=1, transpose=0)
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+@pytest.mark.parametrize("keepdims", [1, 0])
+def test_channels_last_reduce_max(opset, keepdims):
+    """Keras's GlobalMaxPooling2D when tf2onnx's pooling optimizer does not run: ReduceMax(1, 2)."""
+    g = nhwc_graph(opset)
+    x = tf_conv(g, g.input_name)
+    if opset >= 18:
+        y = g.node("ReduceMax", [x, g.init("axes", np.array([1, 2], np.int64))], keepdims=keepdims)
+    else:
+        y = g.node("ReduceMax", [x], axes=[1, 2], keepdims=keepdims)
+    check(g.model(y, ["N", 1, 1, C] if keepdims else ["N", C], "reduce_max"), max_pool=1, transpose=0)
+
+
+def test_reduce_max_nchw_spatial_axes():
+    g = GraphBuilder(0, 13, ("N", 3, S, S), input_name="input")
+    y = g.node("ReduceMax", [g.conv(g.input_name, 3, C, 3)], axes=[2, 3], keepdims=0)
+    check(g.model(y, ["N", C], "reduce_max_nchw"), max_pool=1, transpose=0)
+
+
+def test_reduce_max_over_channels_is_refused_clearly():
+    from wasmvision.importers import UnsupportedOperatorError
+    from wasmvision.importers.onnx_import import import_onnx
+
+    g = nhwc_graph()
+    y = g.node("ReduceMax", [tf_conv(g, g.input_name)], axes=[3], keepdims=1)
+    with pytest.raises(UnsupportedOperatorError, match="only over the two spatial axes"):
+        import_onnx(g.model(y, ["N", S, S, 1], "reduce_max_c").SerializeToString())

@@ -140,3 +140,12 @@ def test_too_many_pixels_is_refused_before_any_work():
     big = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (MAX_PIXELS // 1000 + 1, 1000, 3))
     with pytest.raises(ImageError, match="too large"):
         preprocess(big)
+
+
+def test_raw_kind_keeps_pixel_values_and_resizes_the_whole_image():
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (50, 80, 3), dtype=np.uint8)
+    x = preprocess(rgb, {"kind": "raw"}, (32, 40))
+    assert x.shape == (32, 40, 3)
+    np.testing.assert_array_equal(x, resize_bilinear(rgb, 40, 32).astype(np.float32))
+    np.testing.assert_allclose(preprocess(rgb, {"kind": "none"}, (32, 40)), x / np.float32(255), rtol=0, atol=1e-7)

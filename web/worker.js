@@ -222,6 +222,23 @@ function callPython(fn, ...args) {
 const SNAPSHOT_DB = "wasmvision-snapshot";
 const SNAPSHOT_STORE = "snapshots";
 const SNAPSHOT_STORE_DELAY_MS = 2000; // after boot: keep the ~20 MB write off the first result's path
+const SNAPSHOT_RESTORE_TIMEOUT_MS = 15000; // a restore takes ~0.3-0.7 s; a wedged one must not keep the page waiting
+const SNAPSHOT_MAGIC = 0x706e7300; // first word of a Pyodide 0.27 snapshot (API.makeSnapshot)
+
+function plausibleSnapshot(value) {
+  const bytes = value instanceof ArrayBuffer ? new Uint8Array(value) : value;
+  if (!(bytes instanceof Uint8Array) || bytes.byteLength < (1 << 20)) return null;
+  const magic = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true);
+  return magic === SNAPSHOT_MAGIC ? bytes : null;
+}
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
 
 function snapshotKey() {
   const sha = (path) => manifest.files.get(path)?.sha256 ?? "";
@@ -260,7 +277,13 @@ async function snapshotTransaction(mode, fn) {
 async function readSnapshot(key) {
   try {
     const value = await snapshotTransaction("readonly", (store) => store.get(key));
-    return value instanceof Uint8Array || value instanceof ArrayBuffer ? value : null;
+    if (value === undefined) return null;
+    const bytes = plausibleSnapshot(value);
+    if (!bytes) {
+      console.warn("wasmvision: the stored memory snapshot is damaged; discarding it");
+      await forgetSnapshot();
+    }
+    return bytes;
   } catch (err) {
     console.warn("wasmvision: no memory snapshot:", err.message);
     return null;
@@ -305,7 +328,8 @@ async function bootInterpreter(allowRestore) {
     const snapshot = await readSnapshot(key);
     if (snapshot) {
       try {
-        const py = await orRuntimeFailure(loadPyodide(bootOptions({ _loadSnapshot: snapshot })));
+        const py = await withTimeout(orRuntimeFailure(loadPyodide(bootOptions({ _loadSnapshot: snapshot }))),
+          SNAPSHOT_RESTORE_TIMEOUT_MS, "Restoring the memory snapshot");
         py.runPython("import sys");  // a restored heap that is broken fails here, not later in numpy
         timings.snapshot = "restored";
         return py;
@@ -359,7 +383,8 @@ async function startPythonOnce(allowRestore) {
   const quiet = { messageCallback: () => {}, errorCallback: (msg) => failures.push(msg) };
   try {
     await orRuntimeFailure(pyodide.loadPackage(["numpy", "wasmvision"], quiet));
-    browser = pyodide.pyimport("wasmvision.browser");
+    timings.packages_install_ms = performance.now() - t1;  // fetch, unpack, load numpy's Wasm modules
+    browser = pyodide.pyimport("wasmvision.browser");  // imports numpy: Python-level start-up
   } catch (err) {
     // A lock without our wheel (e.g. a hand-assembled site): numpy from the lock, wasmvision via micropip.
     failures.push(err.message);

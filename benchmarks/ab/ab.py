@@ -16,10 +16,12 @@ def main(variants, argv):
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--runs", type=int, default=5, help="runs per variant per round")
     ap.add_argument("--profile", type=int, default=3, help="profiled runs per variant per round (0: none)")
+    ap.add_argument("--input", help=".npy NHWC float32 input (default: uniform random)")
     ap.add_argument("--by-shape", action="store_true", help="also print ms per (kind, input shape, weight shape)")
     a = ap.parse_args(argv)
     raw = open(a.model, "rb").read()
-    x = np.random.default_rng(0).uniform(-2, 2, (1, 224, 224, 3)).astype(np.float32)
+    x = (np.load(a.input).astype(np.float32) if a.input else
+         np.random.default_rng(0).uniform(-2, 2, (1, 224, 224, 3)).astype(np.float32))
     plans, outs, shape_keys = [], [], []
     for name, label in variants:
         m = importlib.import_module(name)
@@ -32,7 +34,9 @@ def main(variants, argv):
         outs.append(out)
     for (label, _), o in zip(plans, outs):
         d = np.abs(o.astype(np.float64) - outs[0]).max()
-        print(f"{label}: max |diff| vs first = {d:.3g}  (argmax {int(o.argmax())})")
+        z = o.astype(np.float64).reshape(-1)
+        pmax = float(np.exp(z.max() - z.max()) / np.exp(z - z.max()).sum())
+        print(f"{label}: max |diff| vs first = {d:.3g}  (argmax {int(o.argmax())}, p = {pmax:.6f})")
     times = {label: [] for label, _ in plans}
     by_shape = {label: {} for label, _ in plans}
     prof = {label: {} for label, _ in plans}

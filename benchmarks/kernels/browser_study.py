@@ -28,7 +28,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default="pointwise,depthwise,stem")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--pyodide", default="/tmp/pyodide-0.27.7")
+    ap.add_argument("--pyodide", default=str(HERE.parent.parent / "dist" / "pyodide"), help="Pyodide folder (the built site's)")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     ap.add_argument("--out", default=str(HERE.parent.parent / "bench-results" / "study" / "chromium.json"))
     a = ap.parse_args()

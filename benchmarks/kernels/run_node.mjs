@@ -1,11 +1,14 @@
 // Runs a Python script inside Pyodide under Node (V8, same engine as Chromium) with numpy loaded.
 // usage: node run_node.mjs SCRIPT.py [args...]   (the script's directory is mounted at /host)
-import {loadPyodide} from "/tmp/pyodide-0.27.7/pyodide.mjs";
 import path from "node:path";
+import {fileURLToPath, pathToFileURL} from "node:url";
+// Pyodide from the built site (python3 build.py build), or $PYODIDE_DIR.
+const indexURL = path.resolve(process.env.PYODIDE_DIR ||
+  path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "dist", "pyodide")) + "/";
+const {loadPyodide} = await import(pathToFileURL(indexURL + "pyodide.mjs").href);
 import fs from "node:fs";
 
 const [script, ...args] = process.argv.slice(2);
-const indexURL = process.env.PYODIDE_DIR || "/tmp/pyodide-0.27.7/";
 const py = await loadPyodide({indexURL});
 await py.loadPackage("numpy", {messageCallback: () => {}});
 const hostDir = path.resolve(path.dirname(script));

@@ -23,7 +23,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--pyodide", default="/tmp/pyodide-0.27.7")
+    ap.add_argument("--pyodide", default=str(HERE.parent.parent / "dist" / "pyodide"), help="Pyodide folder (the built site's)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     ap.add_argument("--out", default=str(HERE.parent.parent / "bench-results" / "snapshot" / "chromium.json"))

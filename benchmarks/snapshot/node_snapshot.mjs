@@ -1,10 +1,14 @@
 // Pyodide 0.27.7 memory snapshot under Node: make one (bare interpreter, or after importing numpy), restore it,
 // and time a normal boot against a restored boot. usage: node node_snapshot.mjs [bare|numpy] [outdir]
-import {loadPyodide} from "/tmp/pyodide-0.27.7/pyodide.mjs";
+import path from "node:path";
+import {fileURLToPath, pathToFileURL} from "node:url";
+// Pyodide from the built site (python3 build.py build), or $PYODIDE_DIR.
+const indexURL = path.resolve(process.env.PYODIDE_DIR ||
+  path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "dist", "pyodide")) + "/";
+const {loadPyodide} = await import(pathToFileURL(indexURL + "pyodide.mjs").href);
 import fs from "node:fs";
 const mode = process.argv[2] || "bare";
-const outDir = process.argv[3] || "/tmp";
-const indexURL = "/tmp/pyodide-0.27.7/";
+const outDir = process.argv[3] || "bench-results/snapshot";
 const now = () => performance.now();
 const res = {mode};
 

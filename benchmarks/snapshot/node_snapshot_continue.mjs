@@ -1,6 +1,10 @@
 // Can an instance that made a snapshot keep going (load numpy, run it)? usage: node node_snapshot_continue.mjs
-import {loadPyodide} from "/tmp/pyodide-0.27.7/pyodide.mjs";
-const indexURL = "/tmp/pyodide-0.27.7/";
+import path from "node:path";
+import {fileURLToPath, pathToFileURL} from "node:url";
+// Pyodide from the built site (python3 build.py build), or $PYODIDE_DIR.
+const indexURL = path.resolve(process.env.PYODIDE_DIR ||
+  path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "dist", "pyodide")) + "/";
+const {loadPyodide} = await import(pathToFileURL(indexURL + "pyodide.mjs").href);
 let t = performance.now();
 const py = await loadPyodide({indexURL, _makeSnapshot: true});
 const boot = performance.now() - t;

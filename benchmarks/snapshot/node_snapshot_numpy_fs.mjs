@@ -1,11 +1,15 @@
 // Variant: put numpy into site-packages from Python (no loadPackage JS objects), import it, then snapshot.
-import {loadPyodide} from "/tmp/pyodide-0.27.7/pyodide.mjs";
+import path from "node:path";
+import {fileURLToPath, pathToFileURL} from "node:url";
+// Pyodide from the built site (python3 build.py build), or $PYODIDE_DIR.
+const indexURL = path.resolve(process.env.PYODIDE_DIR ||
+  path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "dist", "pyodide")) + "/";
+const {loadPyodide} = await import(pathToFileURL(indexURL + "pyodide.mjs").href);
 import fs from "node:fs";
-const indexURL = "/tmp/pyodide-0.27.7/";
 const res = {};
 const py = await loadPyodide({indexURL, _makeSnapshot: true});
-py.FS.writeFile("/tmp/np.whl", fs.readFileSync(indexURL + "numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl"));
-py.runPython(`import zipfile, site; zipfile.ZipFile("/tmp/np.whl").extractall(site.getsitepackages()[0])`);
+py.FS.writeFile("/home/pyodide/np.whl", fs.readFileSync(indexURL + "numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl"));
+py.runPython(`import zipfile, site; zipfile.ZipFile("/home/pyodide/np.whl").extractall(site.getsitepackages()[0])`);
 try { py.runPython("import numpy"); res.import_ok = true; } catch (e) { res.import_error = String(e).slice(-400); }
 try {
   const snap = py.makeMemorySnapshot();

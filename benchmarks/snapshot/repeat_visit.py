@@ -22,22 +22,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE.parent))
 
-from run import CHROMIUM_FLAGS, WV_FIRST, find_image  # noqa: E402
+from run import CHROMIUM_FLAGS, SNAPSHOT_STORED, WV_FIRST, find_image  # noqa: E402
 from server import Server  # noqa: E402
 
-SNAPSHOT_STORED = """async () => {
-  if (typeof indexedDB === "undefined") return 0;
-  const names = (await indexedDB.databases()).map((d) => d.name);
-  if (!names.includes("wasmvision-snapshot")) return 0;
-  return await new Promise((res) => {
-    const r = indexedDB.open("wasmvision-snapshot");
-    r.onsuccess = () => { const db = r.result;
-      if (!db.objectStoreNames.contains("snapshots")) { db.close(); return res(0); }
-      const c = db.transaction("snapshots").objectStore("snapshots").count();
-      c.onsuccess = () => { db.close(); res(c.result); }; c.onerror = () => { db.close(); res(0); }; };
-    r.onerror = () => res(0);
-  });
-}"""
+
 
 
 def variant_site(dist: Path, worker: Path, dest: Path) -> Path:
@@ -78,7 +66,9 @@ def visit(ctx, srv, photo_url, wait_snapshot=0.0):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dist", default=str(ROOT / "dist"))
-    ap.add_argument("--before-worker", required=True, help="worker.js of the 'before' site")
+    ap.add_argument("--before-worker", help="worker.js of the 'before' site (the rest as --dist)")
+    ap.add_argument("--before-dist", help="or a whole 'before' site")
+    ap.add_argument("--after-dist", help="the 'after' site (default --dist)")
     ap.add_argument("--work", default=str(ROOT / "bench-results" / "work" / "repeat"))
     ap.add_argument("--repeats", type=int, default=2, help="fresh profiles")
     ap.add_argument("--visits", type=int, default=4, help="repeat visits per site per profile")
@@ -88,7 +78,14 @@ def main(argv=None):
     from playwright.sync_api import sync_playwright
     work = Path(a.work).resolve()
     dist = Path(a.dist).resolve()
-    site_a = variant_site(dist, Path(a.before_worker), work / "site_before")
+    if a.before_dist:
+        site_a = Path(a.before_dist).resolve()
+    elif a.before_worker:
+        site_a = variant_site(dist, Path(a.before_worker), work / "site_before")
+    else:
+        ap.error("give --before-worker or --before-dist")
+    if a.after_dist:
+        dist = Path(a.after_dist).resolve()
     photo = find_image("chelsea.png", work)
     if photo.parent != work:
         (work / photo.name).write_bytes(photo.read_bytes())

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from .preprocess import KINDS as PREPROCESS_KINDS
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -23,8 +25,9 @@ def register(subparsers) -> None:
                    help="bundle to write (default: the model's name with .wvb)")
     p.add_argument("--labels", metavar="FILE", default=None,
                    help="class names: .txt (one per line) or .json (a list, or {index: name})")
-    p.add_argument("--preprocess", choices=["imagenet", "inception", "none"], default="imagenet",
-                   help="input preprocessing the model was trained with (default imagenet)")
+    p.add_argument("--preprocess", choices=list(PREPROCESS_KINDS), default="imagenet",
+                   help="input preprocessing the model was trained with: imagenet (default), inception, "
+                        "none (whole image resized, pixels in [0, 1]) or raw (whole image resized, pixels 0..255)")
     p.add_argument("--name", default=None, help="model name stored in the bundle (default: file name)")
     p.add_argument("--version", dest="model_version", metavar="VERSION", default=None,
                    help="model version stored in the bundle")

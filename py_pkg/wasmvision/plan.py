@@ -199,6 +199,29 @@ class Plan:
         return {k: v / repeat for k, v in totals.items()}
 
 
+# Stable names for Classifier.profile: what a user compares across models and versions.
+PROFILE_KINDS = ("pointwise", "depthwise", "stem", "classifier", "activations", "elementwise", "other", "overhead")
+_CLASSIFIER_OPS = {"dense", "matmul", "global_avg_pool", "reduce_mean", "max_pool", "avg_pool", "reshape", "flatten",
+                   "softmax", "transpose", "concat"}
+_ACTIVATION_OPS = {"bias+activation", "relu", "clip", "sigmoid", "hardswish", "hardsigmoid", "identity"}
+_ELEMENTWISE_OPS = {"add", "sub", "mul", "div"}
+
+
+def profile_kind(label: str) -> str:
+    """A Plan.profile label -> one of PROFILE_KINDS. "stem" is every conv that is neither 1x1 nor depthwise
+    (im2col; the stem in MobileNets); "activations" are the fused bias + activation epilogues and standalone
+    activation nodes; "elementwise" the residual adds and other binary ops."""
+    if label.startswith("conv2d/"):
+        return {"pointwise": "pointwise", "depthwise": "depthwise"}.get(label[7:], "stem")
+    if label in _ACTIVATION_OPS:
+        return "activations"
+    if label in _ELEMENTWISE_OPS:
+        return "elementwise"
+    if label in _CLASSIFIER_OPS or label.endswith("pool"):
+        return "classifier"
+    return "other"
+
+
 def _round(n: int) -> int:
     return (n + _ALIGN - 1) // _ALIGN * _ALIGN
 

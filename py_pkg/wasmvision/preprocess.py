@@ -27,7 +27,8 @@ PRECISION_BITS = 32 - 8 - 2
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-KINDS = ("imagenet", "inception", "none")
+KINDS = ("imagenet", "inception", "none", "raw")
+WHOLE_IMAGE_KINDS = ("none", "raw")  # resized to the input size: no crop, no normalisation
 
 
 class ImageError(ValueError):
@@ -173,32 +174,37 @@ def center_crop(img: np.ndarray, height: int, width: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------- pipeline
 
 def resolve_spec(spec: Mapping[str, Any] | None, size: Sequence[int]) -> dict:
-    """Fill a bundle's preprocess spec with its kind's defaults; ``size`` is the model's (H, W)."""
+    """Fill a bundle's preprocess spec with its kind's defaults; ``size`` is the model's (H, W).
+
+    ``imagenet`` / ``inception``: resize the shorter side, center-crop, scale, normalise.
+    ``none``: resize the whole image to the input size, scale to [0, 1]. ``raw``: the same, pixels kept
+    as 0..255 (models that carry their own rescaling, such as Keras applications)."""
     spec = dict(spec or {})
     kind = spec.get("kind", "imagenet")
     if kind not in KINDS:
         raise ValueError(f"unknown preprocess kind {kind!r} (supported: {', '.join(KINDS)})")
+    if kind in WHOLE_IMAGE_KINDS:
+        return {"kind": kind, "crop": tuple(int(v) for v in size), "resize_shorter": None,
+                "scale": float(spec.get("scale", 1.0 if kind == "raw" else 1.0 / 255.0)),
+                "mean": (0.0,) * 3, "std": (1.0,) * 3}
     crop = tuple(int(v) for v in spec.get("crop", size))
     if kind == "imagenet":
         defaults = {"resize_shorter": 256 if crop == (224, 224) else int(round(crop[0] / 0.875)),
                     "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
-    elif kind == "inception":
-        defaults = {"resize_shorter": int(round(crop[0] / 0.875)), "mean": (0.5,) * 3, "std": (0.5,) * 3}
     else:
-        defaults = {"resize_shorter": None, "mean": (0.0,) * 3, "std": (1.0,) * 3}
-        crop = tuple(int(v) for v in size)
+        defaults = {"resize_shorter": int(round(crop[0] / 0.875)), "mean": (0.5,) * 3, "std": (0.5,) * 3}
     return {"kind": kind, "crop": crop,
-            "resize_shorter": spec.get("resize_shorter", defaults["resize_shorter"]) if kind != "none" else None,
+            "resize_shorter": spec.get("resize_shorter", defaults["resize_shorter"]),
             "scale": float(spec.get("scale", 1.0 / 255.0)),
-            "mean": tuple(float(v) for v in spec.get("mean", defaults["mean"])) if kind != "none" else (0.0,) * 3,
-            "std": tuple(float(v) for v in spec.get("std", defaults["std"])) if kind != "none" else (1.0,) * 3}
+            "mean": tuple(float(v) for v in spec.get("mean", defaults["mean"])),
+            "std": tuple(float(v) for v in spec.get("std", defaults["std"]))}
 
 
 def geometry(image: Any, spec: Mapping[str, Any] | None, size: Sequence[int]) -> np.ndarray:
     """The uint8 (H, W, 3) crop the network sees (resize + crop, no normalisation)."""
     s = resolve_spec(spec, size)
     rgb = to_rgb_uint8(image)
-    if s["kind"] == "none":
+    if s["kind"] in WHOLE_IMAGE_KINDS:
         return resize_bilinear(rgb, s["crop"][1], s["crop"][0])
     return center_crop(resize_shorter(rgb, int(s["resize_shorter"])), *s["crop"])
 
@@ -209,11 +215,13 @@ def preprocess(image: Any, spec: Mapping[str, Any] | None = None, size: Sequence
     pixels = geometry(image, s, size)
     x = pixels.astype(np.float32)
     inverse = 1.0 / s["scale"]
-    if abs(inverse - round(inverse)) < 1e-9:
+    if s["scale"] == 1.0:
+        pass
+    elif abs(inverse - round(inverse)) < 1e-9:
         np.divide(x, np.float32(round(inverse)), out=x)  # ToTensor divides by 255 in float32
     else:
         np.multiply(x, np.float32(s["scale"]), out=x)
-    if s["kind"] != "none":
+    if s["kind"] not in WHOLE_IMAGE_KINDS:
         np.subtract(x, np.asarray(s["mean"], np.float32), out=x)
         np.divide(x, np.asarray(s["std"], np.float32), out=x)
     return x

@@ -18,31 +18,24 @@ from typing import Any
 
 import numpy as np
 
-from .. import bundle
+from .. import bundle, preprocess
 from . import ModelImportError, UnsupportedOperatorError
 from . import onnx_proto
 from .context import NHWC, ImportContext, Value, identity
 from .passes import optimize
 from .registry import get_importer
 
-PREPROCESS_KINDS = ("imagenet", "inception", "none")
-_IMAGENET_MEAN = [0.485, 0.456, 0.406]
-_IMAGENET_STD = [0.229, 0.224, 0.225]
+PREPROCESS_KINDS = preprocess.KINDS
 
 
 def preprocess_spec(kind: str, height: int, width: int) -> dict[str, Any]:
     """The bundle ``preprocess`` entry for ``kind`` at the model's input size (bundle-format.md)."""
-    crop = [int(height), int(width)]
-    if kind == "none":
-        return {"kind": "none", "crop": crop, "interpolation": "bilinear", "antialias": True,
-                "scale": 1.0 / 255.0, "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
-    if kind not in ("imagenet", "inception"):
-        raise ModelImportError(f"unknown preprocessing {kind!r}; choose one of {', '.join(PREPROCESS_KINDS)}")
-    # The usual "resize to crop / 0.875, center-crop" recipe: 224 -> 256.
-    resize = int(round(min(crop) / 0.875))
-    mean, std = (_IMAGENET_MEAN, _IMAGENET_STD) if kind == "imagenet" else ([0.5] * 3, [0.5] * 3)
-    return {"kind": kind, "resize_shorter": resize, "crop": crop, "interpolation": "bilinear", "antialias": True,
-            "scale": 1.0 / 255.0, "mean": list(mean), "std": list(std)}
+    try:
+        spec = preprocess.resolve_spec({"kind": kind}, (int(height), int(width)))
+    except ValueError:
+        raise ModelImportError(f"unknown preprocessing {kind!r}; choose one of {', '.join(PREPROCESS_KINDS)}") from None
+    spec = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.items() if v is not None}
+    return {**spec, "interpolation": "bilinear", "antialias": True}
 
 
 def load_labels(labels) -> list[str]:

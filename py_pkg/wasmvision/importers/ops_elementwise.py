@@ -1,4 +1,5 @@
-"""Elementwise operators: Add/Sub/Mul/Div (runtime or constant operands), activations, Softmax."""
+"""Elementwise operators: Add/Sub/Mul/Div (runtime or constant operands), activations, Min/Max against
+a constant (clips), Softmax."""
 
 from __future__ import annotations
 
@@ -134,6 +135,48 @@ def clip(ctx, node):
         _unary(ctx, node, "relu")  # torch's clamp(min=0) exports as Clip
     else:
         _unary(ctx, node, "clip", {"min": lo_attr, "max": hi_attr})
+
+
+def _bound(ctx: ImportContext, node: Node, fold, op_name: str):
+    """Min / Max of one computed tensor and constants: ``(value, bound)``; ``fold`` (np.minimum or
+    np.maximum) combines several constant operands. tf.clip_by_value exports as Min then Max."""
+    names = [n for n in node.inputs if n]
+    if all(ctx.is_const(n) for n in names):
+        out = ctx.consts[names[0]]
+        for n in names[1:]:
+            out = fold(out, ctx.consts[n])
+        ctx.set_const(node.outputs[0], out)
+        return None, None
+    computed = [n for n in names if not ctx.is_const(n)]
+    if len(computed) != 1:
+        raise ctx.fail(f"{op_name} of {len(computed)} computed tensors is not supported (only against constants)")
+    x = ctx.value(computed[0])
+    bound = None
+    for n in names:
+        if ctx.is_const(n):
+            c = np.asarray(ctx.consts[n], dtype=np.float64)
+            if c.size != 1 or c.ndim > x.rank:
+                raise ctx.fail(f"{op_name} against a constant of shape {list(c.shape)} is not supported "
+                               "(only a single value)")
+            bound = float(c.reshape(-1)[0]) if bound is None else float(fold(bound, c.reshape(-1)[0]))
+    return x, bound
+
+
+@onnx_op("Min")
+def min_op(ctx, node):
+    x, hi = _bound(ctx, node, np.minimum, "Min")
+    if x is not None:
+        out = ctx.emit("clip", [x.name], {"min": None, "max": hi}, out=node.outputs[0], shape=x.shape, perm=x.perm)
+        ctx.set_value(node.outputs[0], out)
+
+
+@onnx_op("Max")
+def max_op(ctx, node):
+    x, lo = _bound(ctx, node, np.maximum, "Max")
+    if x is not None:
+        op, attrs = ("relu", {}) if lo == 0.0 else ("clip", {"min": lo, "max": None})
+        out = ctx.emit(op, [x.name], attrs, out=node.outputs[0], shape=x.shape, perm=x.perm)
+        ctx.set_value(node.outputs[0], out)
 
 
 @onnx_op("Softmax")

@@ -1,12 +1,14 @@
-"""Pooling and reductions: MaxPool, AveragePool, GlobalAveragePool, ReduceMean."""
+"""Pooling and reductions: MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, ReduceMean, and
+ReduceMax over the spatial axes (a max_pool whose window is the whole image)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .context import NHWC, ImportContext
+from .context import NHWC, ImportContext, Value
 from .onnx_proto import Node
 from .ops_conv import ints_attr, spatial_pads, window_out
+from .ops_shape import emit_reshape
 from .registry import onnx_op
 
 
@@ -56,22 +58,68 @@ def global_average_pool(ctx, node):
     ctx.set_value(node.outputs[0], out)
 
 
-@onnx_op("ReduceMean")
-def reduce_mean(ctx, node):
+def _whole_image_max(ctx: ImportContext, x: Value, out: str, shape) -> Value:
+    """max_pool with one window covering the stored H and W of ``x`` (stored (N, H, W, C))."""
+    _, h, w, _ = x.stored_shape
+    attrs = {"kernel": [h, w], "strides": [1, 1], "pads": [0, 0, 0, 0], "ceil_mode": 0}
+    return ctx.emit("max_pool", [x.name], attrs, out=out, shape=shape, perm=x.perm)
+
+
+@onnx_op("GlobalMaxPool")
+def global_max_pool(ctx, node):
     x = ctx.value(node.inputs[0])
-    keepdims = bool(node.attr("keepdims", 1))
+    if x.rank != 4:
+        raise ctx.fail(f"only 4-D inputs are supported (shape {list(x.shape)})")
+    xs = ctx.nhwc(x)  # (N, H, W, C)
+    ctx.set_value(node.outputs[0], _whole_image_max(ctx, xs, node.outputs[0], (x.shape[0], x.shape[1], 1, 1)))
+
+
+def _reduce_axes(ctx: ImportContext, node: Node, x: Value) -> list[int] | None:
+    """Sorted non-negative ONNX axes of a Reduce* node (attribute before opset 18, input from 18);
+    None when the node is a no-op (empty axes with noop_with_empty_axes)."""
     if ctx.opset >= 18:
         axes_c = ctx.optional_const(node, 1, "axes")
         axes = None if axes_c is None else [int(a) for a in np.asarray(axes_c).reshape(-1)]
-        if axes == [] or axes is None:
+        if not axes:
             if node.attr("noop_with_empty_axes", 0):
-                ctx.set_value(node.outputs[0], x)
-                return
+                return None
             axes = None
     else:
         axes = node.attr("axes")
         axes = None if axes is None else [int(a) for a in axes]
-    axes = sorted({a % x.rank for a in (axes if axes is not None else range(x.rank))})
+    return sorted({a % x.rank for a in (axes if axes is not None else range(x.rank))})
+
+
+@onnx_op("ReduceMax")
+def reduce_max(ctx, node):
+    x = ctx.value(node.inputs[0])
+    axes = _reduce_axes(ctx, node, x)
+    if axes is None:
+        ctx.set_value(node.outputs[0], x)
+        return
+    if x.rank != 4 or len(axes) != 2 or 0 in axes:
+        raise ctx.fail(f"ReduceMax over axes {axes} of shape {list(x.shape)} is not supported "
+                       "(only over the two spatial axes of an image)")
+    keep_shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
+    if sorted(x.stored_axis(a) for a in axes) != [1, 2]:
+        x = ctx.nhwc(x)  # ONNX axes (2, 3) of an NCHW tensor: bring H, W to the stored middle
+        if sorted(x.stored_axis(a) for a in axes) != [1, 2]:
+            raise ctx.fail(f"ReduceMax over axes {axes} of shape {list(x.shape)} is not a spatial maximum")
+    if node.attr("keepdims", 1):
+        ctx.set_value(node.outputs[0], _whole_image_max(ctx, x, node.outputs[0], keep_shape))
+        return
+    pooled = _whole_image_max(ctx, x, f"{node.outputs[0]}/keepdims", keep_shape)
+    emit_reshape(ctx, pooled, tuple(d for i, d in enumerate(x.shape) if i not in axes), node.outputs[0])
+
+
+@onnx_op("ReduceMean")
+def reduce_mean(ctx, node):
+    x = ctx.value(node.inputs[0])
+    keepdims = bool(node.attr("keepdims", 1))
+    axes = _reduce_axes(ctx, node, x)
+    if axes is None:
+        ctx.set_value(node.outputs[0], x)
+        return
     if 0 in axes:
         raise ctx.fail("reducing over the batch axis is not supported")
     if keepdims:

@@ -8,6 +8,8 @@
 * ``fuse_relu6_hardswish``: (x * relu6(x + 3)) / 6 -> hardswish(x) (the other association of Keras's form);
 * ``fuse_hardswish``: x * hardsigmoid(x, 1/6, 1/2) -> hardswish(x) (HardSwish before opset 14, and
   Keras's x * (relu6(x + 3) / 6) once the hard sigmoid is fused);
+* ``merge_clips``: clip(clip(x)) or relu then clip -> one clip (tf.clip_by_value exports as Min then
+  Max, e.g. Keras 2's hard_sigmoid);
 * ``fuse_activation``: relu/clip/hardswish/hardsigmoid/sigmoid right after conv2d/dense/add whose
   result nothing else reads -> the producer's ``activation``;
 * ``prune``: nodes and tensors the outputs do not need.
@@ -242,6 +244,39 @@ def fuse_hardswish(nodes: list[Node], tensors: dict, protected: set[str]) -> lis
     return [n for n in nodes if id(n) not in removed]
 
 
+def _clip_bounds(node: Node) -> tuple[float, float] | None:
+    if node.op == "relu":
+        return 0.0, float("inf")
+    if node.op == "clip":
+        lo, hi = node.attrs.get("min"), node.attrs.get("max")
+        return (float("-inf") if lo is None else float(lo)), (float("inf") if hi is None else float(hi))
+    return None
+
+
+def merge_clips(nodes: list[Node], tensors: dict, protected: set[str]) -> list[Node]:
+    """clip(clip(x, a1, b1), a2, b2) == clip(x, max(a1, a2), min(b1, b2)) while that range is not
+    empty; relu is clip(0, inf). The inner clip must have no other reader."""
+    readers, made_by = _readers(nodes), {o: n for n in nodes for o in n.outputs}
+    removed: set[int] = set()
+    for n in nodes:
+        outer = _clip_bounds(n)
+        inner_node = made_by.get(n.inputs[0]) if outer is not None else None
+        inner = _clip_bounds(inner_node) if inner_node is not None else None
+        if inner is None or id(inner_node) in removed or not _single_use(readers, protected, n.inputs[0]):
+            continue
+        lo, hi = max(inner[0], outer[0]), min(inner[1], outer[1])
+        if lo > hi:
+            continue
+        n.inputs = list(inner_node.inputs)
+        if lo == 0.0 and hi == float("inf"):
+            n.op, n.attrs = "relu", {}
+        else:
+            n.op = "clip"
+            n.attrs = {"min": None if lo == float("-inf") else lo, "max": None if hi == float("inf") else hi}
+        removed.add(id(inner_node))
+    return [n for n in nodes if id(n) not in removed]
+
+
 _FUSABLE = {"relu", "clip", "hardswish", "hardsigmoid", "sigmoid"}
 
 
@@ -294,5 +329,6 @@ def optimize(nodes: list[Node], tensors: dict, outputs: list[str], protected: se
     nodes = fold_affine(nodes, tensors, protected)
     nodes = fold_pad(nodes, tensors, protected)
     nodes = fuse_hardswish(nodes, tensors, protected)
+    nodes = merge_clips(nodes, tensors, protected)
     nodes = fuse_activation(nodes, tensors, protected)
     return prune(nodes, tensors, outputs)

@@ -3,13 +3,15 @@
 Needs TensorFlow and tf2onnx, which the project does not depend on, so run it from a separate venv:
 
     python3.11 -m venv /tmp/tfvenv
-    /tmp/tfvenv/bin/pip install tensorflow-cpu tf2onnx onnx onnxruntime
+    /tmp/tfvenv/bin/pip install tensorflow-cpu tf2onnx tf-keras onnx onnxruntime
     /tmp/tfvenv/bin/python tests/data/tf2onnx/make_models.py
 
 For each model it writes ``NAME.onnx`` (tf2onnx ``from_keras``, dynamic batch, NHWC input) and
 ``NAME.npz`` holding a seeded input ``x`` (N, H, W, C) and Keras's own output ``y`` on it, so
 tests/test_import_tf2onnx.py can compare wasmvision with onnxruntime *and* with TensorFlow without
 TensorFlow installed. ``manifest.json`` records versions, opsets, operator counts and sizes.
+Most models are Keras 3; the ``*_keras2`` one is built with tf-keras (Keras 2), whose export differs
+(TensorFlow folds BatchNormalization into the convs; clip_by_value becomes Min and Max).
 
 Weights are random (seeded); the BatchNormalization statistics and the biases are randomised too,
 so folding them is actually exercised (Keras starts BN at the identity and biases at zero). The
@@ -35,6 +37,11 @@ from tf2onnx import optimizer as tf2onnx_optimizer  # noqa: E402
 
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
+
+try:
+    import tf_keras  # Keras 2, for the *_keras2 models
+except ImportError:  # pragma: no cover - only the Keras 2 models need it
+    tf_keras = None
 
 HERE = Path(__file__).resolve().parent
 BATCH = 2  # a batch above 1 checks that the exported batch dimension really is dynamic
@@ -125,6 +132,33 @@ def resnet_small(size=64, classes=10):
     return keras.Model(inp, out, name="resnet_small")
 
 
+def ops_zoo(k=keras, size=32, classes=10):
+    """Keras layers a fine-tuned classifier may add around a backbone, in one small model: Rescaling,
+    SeparableConv2D, a standalone BatchNormalization after an Add, swish, the hard_sigmoid activation,
+    DepthwiseConv2D with depth_multiplier 2, channel Concatenate, ZeroPadding2D, max pooling,
+    average pooling with "same" padding (TF leaves the padding out of the count), and global max and
+    average pooling side by side. ``k`` is keras (3) or tf_keras (2)."""
+    L = k.layers
+    inp = k.Input((size, size, 3), name="input")
+    x = L.Rescaling(1.0 / 255.0, offset=-0.5, name="rescale")(inp)
+    x = L.Conv2D(16, 3, strides=2, padding="same", name="stem")(x)
+    x = L.ReLU(6.0, name="stem_relu6")(x)
+    x = L.Add(name="residual")([x, L.SeparableConv2D(16, 3, padding="same", name="separable")(x)])
+    x = L.BatchNormalization(name="bn_after_add")(x)
+    x = L.Activation("swish", name="swish")(x)
+    a = L.Activation("hard_sigmoid", name="hard_sigmoid")(L.Conv2D(8, 1, name="pw")(x))
+    b = L.Activation("sigmoid", name="sigmoid")(L.DepthwiseConv2D(5, padding="same", depth_multiplier=2,
+                                                                  name="dw5_x2")(x))
+    x = L.Concatenate(axis=-1, name="concat")([a, b, x])  # 8 + 32 + 16 channels
+    x = L.ZeroPadding2D(((0, 1), (0, 1)), name="zero_pad")(x)
+    x = L.Conv2D(24, 3, strides=2, padding="valid", activation="relu", name="valid_s2")(x)
+    x = L.MaxPooling2D(2, name="max_pool")(x)
+    x = L.AveragePooling2D(3, strides=1, padding="same", name="avg_pool_same")(x)
+    x = L.Concatenate(name="pooled")([L.GlobalMaxPooling2D(name="gmp")(x), L.GlobalAveragePooling2D(name="gap")(x)])
+    out = L.Dense(classes, name="logits")(x)
+    return k.Model(inp, out, name="ops_zoo")
+
+
 # name, builder, opset, tf2onnx optimizers to skip
 MODELS = [
     ("mobilenet_v1_a025_128", mobilenet_v1, 13, ()),
@@ -137,6 +171,8 @@ MODELS = [
     # optimize_transpose" and carries on; seen with MobileNetV3Small's zero-initialised biases):
     # NHWC <-> NCHW Transposes around every Conv and pool.
     ("resnet_small_64_no_transpose_opt", resnet_small, 13, ("optimize_transpose",)),
+    ("ops_zoo_32", ops_zoo, 13, ()),
+    ("ops_zoo_32_keras2", lambda: ops_zoo(tf_keras), 13, ()),
 ]
 
 
@@ -146,7 +182,7 @@ def randomize_params(model, rng) -> None:
     """Non-trivial, well-conditioned BN parameters and statistics and non-zero biases: Keras starts
     BN at the identity and biases at zero, and a zero bias add can vanish from the export."""
     for layer in model.layers:
-        if isinstance(layer, layers.BatchNormalization):
+        if type(layer).__name__ == "BatchNormalization":  # keras or tf_keras
             c = layer.gamma.shape[0]
             layer.set_weights([
                 rng.uniform(0.6, 1.4, c).astype(np.float32),    # gamma
@@ -169,6 +205,8 @@ def scale_logits(model, x, target: float = 8.0) -> None:
 
 def export(name: str, build, opset: int, skip: tuple, seed: int) -> dict:
     keras.utils.set_random_seed(seed)
+    if tf_keras is not None:
+        tf_keras.utils.set_random_seed(seed)
     model = build()
     rng = np.random.default_rng(seed)
     randomize_params(model, rng)
@@ -188,8 +226,9 @@ def export(name: str, build, opset: int, skip: tuple, seed: int) -> dict:
     np.savez_compressed(HERE / f"{name}.npz", x=x, y=y)
 
     ops = collections.Counter(n.op_type for n in onnx_model.graph.node)
-    return {"name": name, "opset": opset, "seed": seed, "skipped_optimizers": list(skip), "onnx_bytes": len(raw),
-            "npz_bytes": (HERE / f"{name}.npz").stat().st_size, "params": int(model.count_params()),
+    flavor = f"tf_keras {tf_keras.__version__}" if name.endswith("_keras2") else f"keras {keras.__version__}"
+    return {"name": name, "keras": flavor, "opset": opset, "seed": seed, "skipped_optimizers": list(skip),
+            "onnx_bytes": len(raw), "npz_bytes": (HERE / f"{name}.npz").stat().st_size, "params": int(model.count_params()),
             "input_shape": [None, h, w, c], "output_shape": list(y.shape[1:]),
             "max_abs_keras_output": float(np.abs(y).max()), "ops": dict(sorted(ops.items()))}
 
@@ -208,7 +247,8 @@ def main(argv: list[str]) -> int:
     old = json.loads(manifest_path.read_text()) if manifest_path.exists() and wanted else {"models": []}
     merged = {e["name"]: e for e in old.get("models", [])}
     merged.update({e["name"]: e for e in entries})
-    manifest = {"tensorflow": tf.__version__, "keras": keras.__version__, "tf2onnx": tf2onnx.__version__,
+    manifest = {"tensorflow": tf.__version__, "keras": keras.__version__,
+                "tf_keras": tf_keras.__version__ if tf_keras is not None else None, "tf2onnx": tf2onnx.__version__,
                 "made_by": "tests/data/tf2onnx/make_models.py",
                 "models": [merged[m[0]] for m in MODELS if m[0] in merged]}
     manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
