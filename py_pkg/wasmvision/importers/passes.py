@@ -34,6 +34,18 @@ def _producers(nodes: list[Node]) -> dict[str, int]:
     return {o: i for i, n in enumerate(nodes) for o in n.outputs}
 
 
+def _readers(nodes: list[Node]) -> dict[str, int]:
+    readers: dict[str, int] = {}
+    for n in nodes:
+        for x in n.inputs:
+            readers[x] = readers.get(x, 0) + 1
+    return readers
+
+
+def _made_by(nodes: list[Node]) -> dict[str, Node]:
+    return {o: n for n in nodes for o in n.outputs}
+
+
 def _activation_kind(node: Node) -> str:
     return (node.attrs.get("activation") or {}).get("kind", "none")
 
@@ -56,11 +68,7 @@ def _own_tensor(tensors: dict, use_count: dict, name: str, user: Node) -> str:
 def fold_affine(nodes: list[Node], tensors: dict, protected: set[str]) -> list[Node]:
     # One forward pass: after mul folds into a conv, the conv produces the mul's output, so the
     # BatchNormalization's add that follows finds the conv as its producer and folds too.
-    readers: dict[str, int] = {}
-    for n in nodes:
-        for x in n.inputs:
-            readers[x] = readers.get(x, 0) + 1
-    made_by = {o: n for n in nodes for o in n.outputs}
+    readers, made_by = _readers(nodes), _made_by(nodes)
     removed: set[int] = set()
     for n in nodes:
         if n.op not in ("mul", "add", "sub", "div") or _activation_kind(n) != "none" or len(n.inputs) != 2:
@@ -171,19 +179,11 @@ def _times_sixth(node: Node, tensors: dict) -> str | None:
     return None
 
 
-def _readers(nodes: list[Node]) -> dict[str, int]:
-    readers: dict[str, int] = {}
-    for n in nodes:
-        for x in n.inputs:
-            readers[x] = readers.get(x, 0) + 1
-    return readers
-
-
 def fuse_relu6_hardsigmoid(nodes: list[Node], tensors: dict, protected: set[str]) -> list[Node]:
     """relu6(x + 3) * (1/6) -> hardsigmoid(x, 1/6, 1/2): Keras's hard sigmoid (MobileNetV3's SE gate
     and half of its hard swish). Runs before fold_affine, which would otherwise fold the + 3 into
     a conv bias and leave clip and mul behind."""
-    readers, made_by = _readers(nodes), {o: n for n in nodes for o in n.outputs}
+    readers, made_by = _readers(nodes), _made_by(nodes)
     removed: set[int] = set()
     for n in nodes:
         if n.op not in ("mul", "div"):
@@ -202,7 +202,7 @@ def fuse_relu6_hardsigmoid(nodes: list[Node], tensors: dict, protected: set[str]
 
 def fuse_relu6_hardswish(nodes: list[Node], tensors: dict, protected: set[str]) -> list[Node]:
     """(x * relu6(x + 3)) * (1/6) -> hardswish(x): Keras's hard swish when the product comes first."""
-    readers, made_by = _readers(nodes), {o: n for n in nodes for o in n.outputs}
+    readers, made_by = _readers(nodes), _made_by(nodes)
     removed: set[int] = set()
     for n in nodes:
         if n.op not in ("mul", "div"):
@@ -224,11 +224,7 @@ def fuse_relu6_hardswish(nodes: list[Node], tensors: dict, protected: set[str]) 
 
 def fuse_hardswish(nodes: list[Node], tensors: dict, protected: set[str]) -> list[Node]:
     """x * hardsigmoid(x, 1/6, 0.5) -> hardswish(x): how HardSwish is exported before opset 14."""
-    readers: dict[str, int] = {}
-    for n in nodes:
-        for x in n.inputs:
-            readers[x] = readers.get(x, 0) + 1
-    made_by = {o: n for n in nodes for o in n.outputs}
+    readers, made_by = _readers(nodes), _made_by(nodes)
     removed: set[int] = set()
     for n in nodes:
         if n.op != "mul" or _activation_kind(n) != "none" or len(n.inputs) != 2:
@@ -256,7 +252,7 @@ def _clip_bounds(node: Node) -> tuple[float, float] | None:
 def merge_clips(nodes: list[Node], tensors: dict, protected: set[str]) -> list[Node]:
     """clip(clip(x, a1, b1), a2, b2) == clip(x, max(a1, a2), min(b1, b2)) while that range is not
     empty; relu is clip(0, inf). The inner clip must have no other reader."""
-    readers, made_by = _readers(nodes), {o: n for n in nodes for o in n.outputs}
+    readers, made_by = _readers(nodes), _made_by(nodes)
     removed: set[int] = set()
     for n in nodes:
         outer = _clip_bounds(n)
