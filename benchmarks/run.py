@@ -674,6 +674,7 @@ def markdown_table(res):
     lines = ["| system | median ms | p90 ms | vs onnxruntime-web 1 thread |", "|---|---:|---:|---:|"]
     for name, med, p90, r in rows:
         lines.append(f"| {name} | {med:.1f} | {p90:.1f} | {r} |")
+    lines += [""] + target_lines(res)
     prof = (res.get("profile_ms") or {}).get("by_kind")
     if prof:
         lines.append("")
@@ -686,6 +687,42 @@ def markdown_table(res):
                  f"headless, {m.get('cpus', '?')} shared cores"
                  + (f", load average {load[0]:.1f} at the start" if load else "") + ".")
     return "\n".join(lines)
+
+
+def target_lines(res):
+    """Issue 4's targets, computed from this run only."""
+    systems, cold = res.get("systems") or {}, res.get("cold_start") or {}
+
+    def med(d, *keys):
+        for k in keys:
+            d = (d or {}).get(k)
+        return d
+
+    ort = med(systems, "ort-web 1 thread", "latency_ms", "median")
+    inf = med(systems, "wasmvision (page)", "inference_ms", "median")
+    graph = med(systems, "wasmvision graph run (Pyodide, main thread)", "latency_ms", "median")
+    peer = med(systems, "plain numpy (Pyodide)", "latency_ms", "median")
+    cold_wv = med(cold, "wasmvision", "empty_cache", "first_result_ms", "median")
+    cold_ort = med(cold, "ort-web 1 thread", "empty_cache", "first_result_ms", "median")
+    rep = med(cold, "wasmvision", "warm_cache", "first_result_ms", "median")
+    rows = ["| target (issue 4) | this run | met |", "|---|---|---|"]
+    if ort and inf:
+        rows.append(f"| warm latency <= 3.0x onnxruntime-web 1 thread | {inf / ort:.2f}x (inference stage)"
+                    f"{f', graph only {graph / ort:.2f}x' if graph else ''} | {'yes' if inf / ort <= 3.0 else 'no'} |")
+    if peer and graph:
+        rows.append(f"| >= 10x faster than the plain-numpy peer, same Pyodide | {peer / graph:.2f}x (graph vs peer) | "
+                    f"{'yes' if peer / graph >= 10 else 'no'} |")
+    if cold_wv and cold_ort:
+        rows.append(f"| first result, empty cache <= 2.0x onnxruntime-web | {cold_wv / cold_ort:.2f}x "
+                    f"({cold_wv:.0f} vs {cold_ort:.0f} ms) | {'yes' if cold_wv / cold_ort <= 2.0 else 'no'} |")
+    if rep:
+        rows.append(f"| first result, repeat visit <= 1 s | {rep:.0f} ms | {'yes' if rep <= 1000 else 'no'} |")
+    model = med(res, "page_info", "wasmvision", "model") or {}
+    if model.get("key"):
+        rows.append("")
+        rows.append(f"The page ran its default model `{model['key']}` (weights stored as in that bundle, computed in "
+                    "float32); onnxruntime-web ran the float32 ONNX model.")
+    return rows
 
 
 def write_readme(readme: Path, block: str) -> bool:

@@ -381,18 +381,58 @@ async function startPythonOnce(allowRestore) {
   setStage("packages", "Loading numpy", wheelFiles(["numpy", "wasmvision"]));
   const failures = [];
   const quiet = { messageCallback: () => {}, errorCallback: (msg) => failures.push(msg) };
+  browser = null;
   try {
-    await orRuntimeFailure(pyodide.loadPackage(["numpy", "wasmvision"], quiet));
-    timings.packages_install_ms = performance.now() - t1;  // fetch, unpack, load numpy's Wasm modules
-    browser = pyodide.pyimport("wasmvision.browser");  // imports numpy: Python-level start-up
+    await orRuntimeFailure(unpackWheels(["numpy", "wasmvision"]));
+    timings.packages_install_ms = performance.now() - t1;
+    browser = pyodide.pyimport("wasmvision.browser"); // imports numpy, which loads the extension modules it needs
+    timings.packages_via = "unpack";
   } catch (err) {
-    // A lock without our wheel (e.g. a hand-assembled site): numpy from the lock, wasmvision via micropip.
     failures.push(err.message);
-    await orRuntimeFailure(pyodide.loadPackage("numpy", quiet));
-    browser = await orRuntimeFailure(installWithMicropip(failures));
+  }
+  if (!browser) {
+    try {
+      await orRuntimeFailure(pyodide.loadPackage(["numpy", "wasmvision"], quiet));
+      browser = pyodide.pyimport("wasmvision.browser");
+      timings.packages_via = "loadPackage";
+    } catch (err) {
+      // A lock without our wheel (e.g. a hand-assembled site): numpy from the lock, wasmvision via micropip.
+      failures.push(err.message);
+      await orRuntimeFailure(pyodide.loadPackage("numpy", quiet));
+      browser = await orRuntimeFailure(installWithMicropip(failures));
+      timings.packages_via = "micropip";
+    }
   }
   maxPixels = Number(browser.max_pixels()) || DEFAULT_MAX_PIXELS;
   timings.packages_ms = performance.now() - t1;
+}
+
+function sriFromHex(hex) {
+  const bytes = hex.match(/../g).map((h) => parseInt(h, 16));
+  return `sha256-${btoa(String.fromCharCode(...bytes))}`;
+}
+
+// Unpacks wheels listed in pyodide-lock.json into site-packages, checked against the lock's sha256. Why not
+// pyodide.loadPackage: it also loads every Wasm extension module of a package up front (numpy: 19 of them, for
+// random, fft, linalg, ...), while `import numpy` needs 3 and Python loads those itself on import (Chromium, packages
+// stage medians: first visit 0.94 -> 0.59 s, repeat visit 0.91 -> 0.75 s; docs/perf.md). Any failure here falls back
+// to loadPackage.
+async function unpackWheels(names) {
+  const lockUrl = new URL("./pyodide/pyodide-lock.json", BASE);
+  const response = await fetch(lockUrl);
+  if (!response.ok) throw new Error(`pyodide-lock.json: HTTP ${response.status}`);
+  const lock = await response.json();
+  const entries = names.map((name) => lock.packages?.[name]);
+  const missing = names.filter((_, i) => !entries[i]?.file_name);
+  if (missing.length) throw new Error(`pyodide-lock.json does not list ${missing.join(", ")}`);
+  const wheels = await Promise.all(entries.map(async (e) => {
+    const url = new URL(e.file_name, lockUrl);
+    const r = await fetch(url, e.sha256 ? { integrity: sriFromHex(e.sha256) } : {});
+    if (!r.ok) throw new Error(`${e.file_name}: HTTP ${r.status}`);
+    return new Uint8Array(await r.arrayBuffer());
+  }));
+  const sitePackages = pyodide.runPython("import site; site.getsitepackages()[0]");
+  for (const wheel of wheels) pyodide.unpackArchive(wheel, "wheel", { extractDir: sitePackages });
 }
 
 async function installWithMicropip(failures) {
