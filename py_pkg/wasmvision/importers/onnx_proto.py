@@ -86,6 +86,17 @@ def _string(buf: memoryview, span: tuple[int, int]) -> str:
         raise OnnxFormatError("not an ONNX file: a string field is not UTF-8") from None
 
 
+def _string_pair(buf, start: int, end: int) -> tuple[str, str]:
+    """A StringStringEntryProto (key = 1, value = 2): external-data locations and metadata_props."""
+    key = val = ""
+    for number, _wire, value in _fields(buf, start, end):
+        if number == 1:
+            key = _string(buf, value)
+        elif number == 2:
+            val = _string(buf, value)
+    return key, val
+
+
 def _varints_np(data: bytes) -> np.ndarray:
     """Decode a packed run of varints at once (uint64); float16 tensors can hold millions of them."""
     b = np.frombuffer(data, dtype=np.uint8)
@@ -189,12 +200,7 @@ def parse_tensor(buf: memoryview, start: int, end: int) -> Tensor:
         elif number == 11:
             _repeated_ints(buf, wire, value, uint64_data)
         elif number == 13:
-            key = val = ""
-            for n2, _w2, v2 in _fields(buf, *value):
-                if n2 == 1:
-                    key = _string(buf, v2)
-                elif n2 == 2:
-                    val = _string(buf, v2)
+            key, val = _string_pair(buf, *value)
             external[key] = val
         elif number == 14:
             location = value
@@ -479,12 +485,7 @@ def parse_model(raw: bytes | bytearray | memoryview) -> Model:
                     version = _signed64(v2)
             model.opset_import[domain] = version
         elif number == 14:
-            key = val = ""
-            for n2, _w2, v2 in _fields(buf, *value):
-                if n2 == 1:
-                    key = _string(buf, v2)
-                elif n2 == 2:
-                    val = _string(buf, v2)
+            key, val = _string_pair(buf, *value)
             model.metadata_props[key] = val
         elif number == 25:
             model.function_names.append(_parse_function_name(buf, *value))
