@@ -149,3 +149,51 @@ def test_raw_kind_keeps_pixel_values_and_resizes_the_whole_image():
     assert x.shape == (32, 40, 3)
     np.testing.assert_array_equal(x, resize_bilinear(rgb, 40, 32).astype(np.float32))
     np.testing.assert_allclose(preprocess(rgb, {"kind": "none"}, (32, 40)), x / np.float32(255), rtol=0, atol=1e-7)
+
+
+# The downscaling passes regroup the tap sums (two-phase packed segments); they must agree with the
+# straightforward tap loop and with Pillow, and must actually be the path taken for photo downscales.
+
+def test_downscale_takes_the_two_phase_path_and_upscale_does_not():
+    from wasmvision.preprocess import _coefficients, _two_phase_plan
+    for in_size, out_size in [(4000, 341), (3000, 256), (8000, 341), (640, 256), (257, 256), (900, 1), (2, 1)]:
+        assert _two_phase_plan(*_coefficients(in_size, out_size), in_size) is not None, (in_size, out_size)
+    for in_size, out_size in [(1, 224), (100, 400), (224, 300)]:
+        assert _two_phase_plan(*_coefficients(in_size, out_size), in_size) is None, (in_size, out_size)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_two_phase_passes_equal_the_tap_loop(channels):
+    from wasmvision.preprocess import _coefficients, _resample_axis, _resample_axis_taps
+    rng = np.random.default_rng(channels)
+    cases = [(1, 500, 1), (500, 1, 1), (300, 300, 1), (7, 7, 3), (2, 900, 1), (300, 301, 300)]
+    cases += [(int(rng.integers(1, 400)), int(rng.integers(1, 400)), 0) for _ in range(20)]
+    for h, w, out in cases:
+        img = rng.integers(0, 256, (h, w, channels), dtype=np.uint8)
+        for axis in (0, 1):
+            size = out or int(rng.integers(1, 2 * img.shape[axis] + 2))  # mostly shrinking, some enlarging
+            expected = _resample_axis_taps(img, *_coefficients(img.shape[axis], size), axis)
+            np.testing.assert_array_equal(_resample_axis(img, size, axis), expected,
+                                          err_msg=f"{(h, w, channels)} axis {axis} -> {size}")
+
+
+@pytest.mark.parametrize("width,height", [(4000, 3000), (3000, 4000), (1000, 4000), (6000, 1100)])
+def test_large_photo_sizes_match_pillow_exactly(width, height):
+    rng = np.random.default_rng(width + height)
+    noise = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    white = np.full((height, width, 3), 255, np.uint8)  # the largest sums: must not carry between words
+    for rgb in (noise, white):
+        out = resize_shorter(rgb, 256)
+        ref = np.asarray(Image.fromarray(rgb).resize(out.shape[1::-1], Image.BILINEAR))
+        np.testing.assert_array_equal(out, ref)
+
+
+def test_segment_sums_round_and_clip_like_pillow():
+    from wasmvision.preprocess import PRECISION_BITS, _unpack_segment_sums
+    one = 1 << PRECISION_BITS
+    low = np.array([one // 2 - 1, one // 2, 255 * one, 256 * one + 5], np.uint64)  # each output's own half
+    high = np.array([0, 0, 0, 0, 0], np.uint64)  # the next segment's high word: nothing
+    sums = np.concatenate([low, [0]]).astype(np.uint64) | (high << np.uint64(32))
+    np.testing.assert_array_equal(_unpack_segment_sums(sums, 0, clip=True), [0, 1, 255, 255])
+    split = np.array([one, 0, 0], np.uint64) | (np.array([0, 3 * one, 0], np.uint64) << np.uint64(32))
+    np.testing.assert_array_equal(_unpack_segment_sums(split, 0, clip=False), [4, 0])
