@@ -93,8 +93,7 @@ class Classifier:
         return self.run(x).reshape(-1)
 
     def classify(self, image: Any, top_k: int = 5) -> Result:
-        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-            raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+        _require_positive_int("top_k", top_k)
         t0 = time.perf_counter()
         x = self.preprocess(image)[None]
         t1 = time.perf_counter()
@@ -114,8 +113,7 @@ class Classifier:
         "elementwise" (residual adds), "other", "overhead" (run time not inside any step: the Python loop,
         input copy, output copy), "total" (median of plain runs alternated with the instrumented ones, so
         both see the same machine load). Kinds the model does not use are 0.0."""
-        if isinstance(runs, bool) or not isinstance(runs, (int, np.integer)) or runs < 1:
-            raise ValueError(f"runs must be a positive integer, got {runs!r}")
+        _require_positive_int("runs", runs)
         x = self.preprocess(image)[None]
         plan = self._executor.plan(x.shape)
         plan.run(x)  # warm: first-touch of buffers is not a layer's cost
@@ -134,6 +132,11 @@ class Classifier:
         out["total"] = float(np.median(totals))
         out["overhead"] = max(0.0, out["total"] - sum(v for k, v in out.items() if k != "total"))
         return {k: round(out[k], 3) for k in (*PROFILE_KINDS, "total")}
+
+
+def _require_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def load(source: Any, *, verify: bool = True) -> Classifier:
