@@ -19,9 +19,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-# Used when the runtime does not publish its own limit. 50 MP of RGBA is 200 MB in the Wasm heap before
-# preprocessing; beyond that a 4 GB wasm32 heap is at risk and the user gets a clear refusal instead.
-DEFAULT_MAX_PIXELS = 50_000_000
+from .bundle import BundleError
+from .classifier import load
+from .importers import UnsupportedOperatorError
+from .preprocess import MAX_PIXELS, ImageError, check_size
+
+# What the page reports as a user's mistake (a message, no traceback); anything else is a bug.
+_USER_ERRORS = (BundleError, ImageError, UnsupportedOperatorError, MemoryError)
 
 # Models kept loaded at once. MobileNetV2 in float32 is ~14 MB of weights plus its prepared buffers, so three fit
 # comfortably in the Wasm heap while switching between a handful of models stays instant.
@@ -80,20 +84,9 @@ def _as_buffer(data) -> memoryview:
 
 
 def _error_kind(exc: BaseException) -> str:
-    import wasmvision
-
-    for name in ("BundleError", "ImageError"):
-        cls = getattr(wasmvision, name, None)
-        if cls is not None and isinstance(exc, cls):
-            return name
-    try:
-        from wasmvision.importers import UnsupportedOperatorError
-        if isinstance(exc, UnsupportedOperatorError):
-            return "UnsupportedOperatorError"
-    except ImportError:
-        pass
-    if isinstance(exc, MemoryError):
-        return "MemoryError"
+    for cls in _USER_ERRORS:
+        if isinstance(exc, cls):
+            return cls.__name__
     return type(exc).__name__
 
 
@@ -112,9 +105,8 @@ def _respond(fn: Callable[..., dict]) -> Callable[..., str]:
             value = fn(*args, **kwargs)
             return json.dumps({"ok": True, "value": value})
         except Exception as exc:  # noqa: BLE001 -- the page must survive anything and say what happened
-            known = _error_kind(exc) in ("BundleError", "ImageError", "UnsupportedOperatorError", "MemoryError")
             error = {"kind": _error_kind(exc), "message": _message(exc)}
-            if not known:
+            if not isinstance(exc, _USER_ERRORS):
                 # An unexpected failure is a bug; keep the traceback for the console, not for the user.
                 error["traceback"] = traceback.format_exc()
             return json.dumps({"ok": False, "error": error})
@@ -149,35 +141,23 @@ def _model_info(key: str, clf, nbytes: int, load_ms: float) -> dict:
 
 def max_pixels() -> int:
     """The largest image (width x height) the runtime accepts; the page refuses bigger files before decoding."""
-    try:
-        from wasmvision import preprocess
-    except ImportError:
-        return DEFAULT_MAX_PIXELS
-    for name in ("MAX_PIXELS", "MAX_IMAGE_PIXELS"):
-        value = getattr(preprocess, name, None)
-        if isinstance(value, (int, float)) and value > 0:
-            return int(value)
-    return DEFAULT_MAX_PIXELS
+    return MAX_PIXELS
 
 
 @_respond
 def load_model(key: str, data, kind: str = "wvb", name: str | None = None) -> dict:
     """Load a model from bytes (``kind`` "wvb" bundle or "onnx") and keep it in the cache under ``key``."""
-    import wasmvision
-
     t0 = time.perf_counter()
     buf = _as_buffer(data)
     if len(buf) == 0:
-        raise wasmvision.BundleError("the model file is empty (0 bytes)")
+        raise BundleError("the model file is empty (0 bytes)")
     if kind == "onnx":
-        try:
-            from wasmvision.importers.onnx_import import import_onnx
-        except ImportError as exc:
-            raise RuntimeError(f"ONNX import is not available in this build: {exc}") from None
+        from .importers.onnx_import import import_onnx  # only when a user opens an .onnx file
+
         source = import_onnx(bytes(buf), name=name) if name else import_onnx(bytes(buf))
     else:
         source = buf
-    clf = wasmvision.load(source)
+    clf = load(source)
     load_ms = (time.perf_counter() - t0) * 1000.0
     evicted = _cache.put(key, clf)
     info = _model_info(key, clf, len(buf), load_ms)
@@ -198,22 +178,15 @@ def classify_rgba(key: str, rgba, width: int, height: int, top_k: int = 5) -> di
     The alpha channel is left for the runtime to drop, as PIL's ``convert("RGB")`` does natively, so both paths
     go through the same code.
     """
-    import wasmvision
-
     clf = _cache.get(key)
     if clf is None:
         raise ModelNotLoaded(f"model {key!r} is not loaded")
     width, height = int(width), int(height)
-    if width <= 0 or height <= 0:
-        raise _image_error(f"the image has no pixels ({width}x{height})")
-    limit = max_pixels()
-    if width * height > limit:
-        raise _image_error(f"the image is {width}x{height} = {width * height / 1e6:.1f} MP; "
-                           f"the limit is {limit / 1e6:.0f} MP")
+    check_size(width, height)  # before touching a buffer that size would need
     t0 = time.perf_counter()
     buf = _as_buffer(rgba)
     if len(buf) != width * height * 4:
-        raise _image_error(f"pixel buffer has {len(buf)} bytes, expected {width}x{height}x4 = {width * height * 4}")
+        raise ImageError(f"pixel buffer has {len(buf)} bytes, expected {width}x{height}x4 = {width * height * 4}")
     image = np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 4)  # (H, W, 4), no copy
     handover_ms = (time.perf_counter() - t0) * 1000.0
     result = clf.classify(image, top_k=int(top_k)).to_dict()
@@ -225,13 +198,6 @@ def classify_rgba(key: str, rgba, width: int, height: int, top_k: int = 5) -> di
 @_respond
 def cached_models() -> dict:
     return {"cached": _cache.keys(), "capacity": _cache.capacity}
-
-
-def _image_error(message: str) -> Exception:
-    import wasmvision
-
-    cls = getattr(wasmvision, "ImageError", ValueError)
-    return cls(message)
 
 
 def decode_response(text: str) -> dict:

@@ -38,6 +38,15 @@ class ImageError(ValueError):
 
 # --------------------------------------------------------------------------------------------- conversion
 
+def check_size(width: int, height: int) -> None:
+    """Refuse empty images and images over MAX_PIXELS, from the dimensions alone (before any pixels exist)."""
+    if height <= 0 or width <= 0:
+        raise ImageError(f"the image is empty ({width}x{height} pixels)")
+    if height * width > MAX_PIXELS:
+        raise ImageError(f"the image is too large: {width}x{height} = {height * width / 1e6:.1f} megapixels "
+                         f"(the limit is {MAX_PIXELS / 1e6:.0f})")
+
+
 def to_rgb_uint8(image: Any) -> np.ndarray:
     """Any supported pixel array -> (H, W, 3) uint8 RGB (see the module docstring)."""
     try:
@@ -56,12 +65,7 @@ def to_rgb_uint8(image: Any) -> np.ndarray:
         arr = arr[:, :, None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
         raise ImageError(f"unsupported image shape {arr.shape} (expected HxW, HxWx3 or HxWx4)")
-    h, w = arr.shape[:2]
-    if h == 0 or w == 0:
-        raise ImageError(f"the image is empty ({w}x{h} pixels)")
-    if h * w > MAX_PIXELS:
-        raise ImageError(f"the image is too large: {w}x{h} = {h * w / 1e6:.1f} megapixels "
-                         f"(the limit is {MAX_PIXELS / 1e6:.0f})")
+    check_size(arr.shape[1], arr.shape[0])
     c = arr.shape[2]
     if c in (1, 2):
         arr = np.repeat(arr[:, :, :1], 3, axis=2)
