@@ -11,6 +11,7 @@ import io
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -90,19 +91,28 @@ def served(site):
         yield base
 
 
+@contextmanager
+def _fresh_page(browser):
+    """A page in a new browser context (its own empty cache), with the context's request log."""
+    context = browser.new_context()
+    try:
+        log = bu.RequestLog(context)
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        yield page, log
+    finally:
+        context.close()
+
+
 @pytest.fixture(scope="module")
 def session(playwright_browser, served, site):
     """One page with the runtime booted, its request log, and the console errors it printed."""
-    context = playwright_browser.new_context()
-    log = bu.RequestLog(context)
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(served)
-    bu.wait_ready(page, TIMEOUT_MS)
-    yield {"page": page, "log": log, "base": served, "errors": errors, "context": context, "site": site}
-    context.close()
+    with _fresh_page(playwright_browser) as (page, log):
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(served)
+        bu.wait_ready(page, TIMEOUT_MS)
+        yield {"page": page, "log": log, "base": served, "errors": errors, "site": site}
 
 
 def _assert_private(session, photo_bytes: list[bytes]) -> None:
@@ -263,7 +273,7 @@ def test_huge_image_is_refused_before_decoding(session, photos, tmp_path):
     max_pixels = page.evaluate("window.wasmvision.ready.then(r => r.maxPixels)")
     from wasmvision import preprocess
 
-    assert max_pixels == getattr(preprocess, "MAX_PIXELS", 50_000_000)
+    assert max_pixels == preprocess.MAX_PIXELS
 
     _clear_results(page)
     page.set_input_files("[data-testid=file-input]", str(photos / "chelsea.png"))
@@ -488,20 +498,14 @@ def _site_variant(site: Path, dest: Path, drop: set[str] = frozenset(), replace:
 def test_missing_model_bundle_shows_error(playwright_browser, site, tmp_path):
     # The site without its models/ folder, as a half-finished upload to a static host would be.
     variant = _site_variant(site, tmp_path / "site", drop={"models"})
-    with bu.serve(variant) as base:
-        context = playwright_browser.new_context()
-        try:
-            page = context.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
-            page.goto(base)
-            bu.wait_ready(page, TIMEOUT_MS)
-            message = _wait_error(page)
-            assert Path(default_model(site)["file"]).name in message and "404" in message, message
-            result = page.evaluate(
-                "window.wasmvision.classify(new Blob([new Uint8Array([1,2,3])])).then(() => 'ok', e => e.message)")
-            assert result != "ok"
-        finally:
-            context.close()
+    with bu.serve(variant) as base, _fresh_page(playwright_browser) as (page, _log):
+        page.goto(base)
+        bu.wait_ready(page, TIMEOUT_MS)
+        message = _wait_error(page)
+        assert Path(default_model(site)["file"]).name in message and "404" in message, message
+        result = page.evaluate(
+            "window.wasmvision.classify(new Blob([new Uint8Array([1,2,3])])).then(() => 'ok', e => e.message)")
+        assert result != "ok"
 
 
 @pytest.mark.browser
@@ -509,39 +513,26 @@ def test_lock_without_our_wheel_falls_back_to_micropip(playwright_browser, site,
     lock = json.loads((site / "pyodide" / "pyodide-lock.json").read_text())
     del lock["packages"]["wasmvision"]
     variant = _site_variant(site, tmp_path / "site", replace={"pyodide/pyodide-lock.json": json.dumps(lock).encode()})
-    with bu.serve(variant) as base:
-        context = playwright_browser.new_context()
-        try:
-            log = bu.RequestLog(context)
-            page = context.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
-            page.goto(base)
-            bu.wait_ready(page, TIMEOUT_MS)
-            assert any("micropip" in u for u in log.urls())
-            result = bu.classify_in_page(page, photos / "chelsea.png")
-            assert result["top"][0]["label"] == "Egyptian cat"
-            assert log.foreign(base) == []
-        finally:
-            context.close()
+    with bu.serve(variant) as base, _fresh_page(playwright_browser) as (page, log):
+        page.goto(base)
+        bu.wait_ready(page, TIMEOUT_MS)
+        assert any("micropip" in u for u in log.urls())
+        result = bu.classify_in_page(page, photos / "chelsea.png")
+        assert result["top"][0]["label"] == "Egyptian cat"
+        assert log.foreign(base) == []
 
 
 @pytest.mark.browser
 def test_broken_runtime_reports_instead_of_hanging(playwright_browser, site, tmp_path):
     variant = _site_variant(site, tmp_path / "site", drop={"pyodide/pyodide.asm.wasm"})
-    with bu.serve(variant) as base:
-        context = playwright_browser.new_context()
-        try:
-            page = context.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
-            page.goto(base)
-            message = page.evaluate("window.wasmvision.ready.then(() => 'ready', e => e.message)")
-            assert message != "ready"
-            assert "could not start" in _wait_error(page)
-            # A request made after the failure is refused too, promptly.
-            result = page.evaluate("window.wasmvision.models().then(() => 'ok', e => e.message)")
-            assert result != "ok"
-        finally:
-            context.close()
+    with bu.serve(variant) as base, _fresh_page(playwright_browser) as (page, _log):
+        page.goto(base)
+        message = page.evaluate("window.wasmvision.ready.then(() => 'ready', e => e.message)")
+        assert message != "ready"
+        assert "could not start" in _wait_error(page)
+        # A request made after the failure is refused too, promptly.
+        result = page.evaluate("window.wasmvision.models().then(() => 'ok', e => e.message)")
+        assert result != "ok"
 
 
 # ---------------------------------------------------------------------------------------------- wasmvision.browser natively
@@ -640,4 +631,4 @@ def test_glue_lru_cache_evicts_least_recently_used(glue):
 def test_glue_max_pixels_follows_the_runtime(glue):
     from wasmvision import preprocess
 
-    assert glue.max_pixels() == getattr(preprocess, "MAX_PIXELS", glue.DEFAULT_MAX_PIXELS)
+    assert glue.max_pixels() == preprocess.MAX_PIXELS
