@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from . import cli_convert
+
 DEFAULT_MODEL = Path("dist") / "models" / "mobilenet_v2.wvb"
 MODEL_ENV = "WASMVISION_MODEL"
 
@@ -36,12 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5, help="number of classes to show (default 5)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_classify)
-    try:
-        from . import cli_convert
-    except ImportError:
-        cli_convert = None  # the ONNX converter is not installed in this build
-    if cli_convert is not None:
-        cli_convert.register(sub)
+    cli_convert.register(sub)
     return parser
 
 
