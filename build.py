@@ -416,11 +416,7 @@ def export_onnx(recipe: dict, weights: bytes, onnx_path: Path) -> None:
 def convert_bundle(recipe: dict, onnx_path: Path, labels: list[str], out: Path) -> None:
     from wasmvision import bundle as bundle_mod
     from wasmvision import quantize
-    try:
-        from wasmvision.importers.onnx_import import import_onnx
-    except ImportError as exc:
-        raise BuildError(f"the ONNX importer is not available ({exc}); "
-                         "wasmvision.importers.onnx_import.import_onnx is needed to write the bundle") from None
+    from wasmvision.importers.onnx_import import import_onnx
     b = import_onnx(str(onnx_path), labels=labels, preprocess=recipe["preprocess"]["kind"],
                     name=recipe["name"], version=recipe["version"])
     b.preprocess = {**b.preprocess, **recipe["preprocess"]}  # the recipe is the reference for preprocessing
