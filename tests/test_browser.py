@@ -537,7 +537,7 @@ def test_broken_runtime_reports_instead_of_hanging(playwright_browser, site, tmp
 
 # ---------------------------------------------------------------------------------------------- wasmvision.browser natively
 
-def _tiny_bundle(name: str = "tiny", classes: int = 6):
+def _tiny_bundle(name: str = "tiny", classes: int = 6, embedding: str | None = None):
     from wasmvision import bundle as B
 
     rng = np.random.default_rng(3)
@@ -558,7 +558,7 @@ def _tiny_bundle(name: str = "tiny", classes: int = 6):
     return B.Bundle(nodes=nodes, inputs=[B.ValueInfo("input", [-1, 16, 16, 3])],
                     outputs=[B.ValueInfo("logits", [-1, classes], layout="NC")], tensors=tensors,
                     name=name, version="1", labels=[f"class {i}" for i in range(classes)],
-                    preprocess={"kind": "none"})
+                    preprocess={"kind": "none"}, embedding=embedding)
 
 
 @pytest.fixture
@@ -595,6 +595,26 @@ def test_glue_classify_rgba_equals_public_api_on_rgb(glue):
                                [p["probability"] for p in want["top"]], rtol=0, atol=1e-6)
     assert got["model"] == {"name": "tiny", "version": "1"} or got["model"]["name"] == "tiny"
     assert {"preprocess", "inference", "postprocess", "handover"} <= set(got["timings_ms"])
+
+
+def test_glue_embed_rgba_equals_infer_embedding(glue):
+    import wasmvision
+    from wasmvision import bundle as B
+
+    raw = B.to_bytes(_tiny_bundle(embedding="t2"))
+    info = _ok(glue.load_model("tiny", raw))
+    assert info["embedding"] is True and info["classes"] == 6
+    rng = np.random.default_rng(1)
+    rgba = rng.integers(0, 256, (17, 23, 4), dtype=np.uint8)
+    got = _ok(glue.embed_rgba("tiny", memoryview(rgba.tobytes()), 23, 17))
+    want = wasmvision.load(raw).infer(np.ascontiguousarray(rgba[..., :3]), embedding=True)
+    assert len(got["embedding"]) == want.size == 4
+    np.testing.assert_allclose(got["embedding"], want, rtol=0, atol=1e-6)
+
+    _ok(glue.load_model("plain", B.to_bytes(_tiny_bundle("plain"))))
+    reply = json.loads(glue.embed_rgba("plain", rgba.tobytes(), 23, 17))
+    assert not reply["ok"] and reply["error"]["kind"] == "BundleError" and "embedding" in reply["error"]["message"]
+    assert _ok(glue.release_model("tiny"))["released"] and "tiny" not in _ok(glue.cached_models())["cached"]
 
 
 def test_glue_errors_are_reported_not_raised(glue):

@@ -1,5 +1,7 @@
-// The page: input (picker, drag-and-drop, paste), rendering, and the window.wasmvision API.
-// All computation happens in worker.js; this thread only moves Blobs and renders results.
+// The demo page, built on the public module (wasmvision.mjs): input (picker, drag-and-drop, paste), rendering,
+// and window.wasmvision, a thin alias of the module for scripts and tests.
+
+import * as wasmvision from "./wasmvision.mjs";
 
 const $ = (sel) => document.querySelector(sel);
 const ui = {
@@ -28,28 +30,11 @@ const OPEN_OWN = "__open__";
 const stats = { readyMs: null, firstResultMs: null, bootTimings: null, bytesReceived: null, pyodideVersion: null };
 const state = { models: [], current: null, ready: false, sequence: 0, previewUrl: null };
 
-// ------------------------------------------------------------------------------------------ worker RPC
+// ------------------------------------------------------------------------------------------ the module
 
-const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
-const pending = new Map();
-let nextId = 1;
-
-class WasmvisionError extends Error {
-  constructor({ kind, message }) {
-    super(message);
-    this.name = "WasmvisionError";
-    this.kind = kind;
-  }
-}
-
-function call(type, payload = {}) {
-  const id = nextId++;
-  return new Promise((resolve, reject) => {
-    pending.set(id, { resolve, reject });
-    worker.postMessage({ id, type, ...payload });
-  });
-}
-
+const params = new URLSearchParams(location.search);
+const engine = params.get("engine") || "auto";
+const classifiers = new Map(); // model key -> a wasmvision classifier (they share one worker)
 let resolveReady;
 let rejectReady;
 const ready = new Promise((res, rej) => {
@@ -57,29 +42,6 @@ const ready = new Promise((res, rej) => {
   rejectReady = rej;
 });
 ready.catch(() => {}); // reported on the page; callers awaiting it still see the rejection
-
-worker.onmessage = ({ data }) => {
-  if (data.id !== undefined) {
-    const p = pending.get(data.id);
-    pending.delete(data.id);
-    if (!p) return;
-    if (data.ok) p.resolve(data.value);
-    else {
-      if (data.error?.stack) console.error(data.error.stack);
-      p.reject(new WasmvisionError(data.error));
-    }
-    return;
-  }
-  if (data.type === "progress") showProgress(data);
-  else if (data.type === "models") setModels(data.models, data.current);
-  else if (data.type === "ready") onReady(data);
-  else if (data.type === "fatal") onFatal(data.error);
-};
-
-worker.onerror = (event) => {
-  event.preventDefault?.();
-  onFatal({ message: `The classifier stopped unexpectedly (${event.message || "worker error"}). Reload the page.` });
-};
 
 // ------------------------------------------------------------------------------------------ status + errors
 
@@ -97,25 +59,29 @@ function clearError() {
   ui.errorText.textContent = "";
 }
 
-function showProgress({ stage, label, loaded, total, overall }) {
+function mb(bytes) {
+  return (bytes / 1e6).toFixed(1);
+}
+
+// The bar and the text show the same bytes: everything the first load downloads, later the model being fetched.
+function showProgress({ stage, label, loaded, total }) {
   if (stage === "ready") {
     ui.progress.hidden = true;
     return;
   }
   ui.progress.hidden = false;
-  ui.progressLabel.textContent = label;
-  // While booting the bar shows everything the first visit downloads; later, the one file being fetched.
-  const fraction = !state.ready && overall !== null ? overall : total > 0 ? loaded / total : null;
-  if (fraction === null) {
+  const bytes = total > 0 && stage !== "model-load";
+  ui.progressLabel.textContent = bytes ? `${label} ${mb(loaded)} / ${mb(total)} MB` : `${label}…`;
+  if (!bytes) {
     ui.progressBar.removeAttribute("aria-valuenow");
     ui.progress.classList.add("indeterminate");
   } else {
-    const pct = Math.round(fraction * 100);
+    const pct = Math.round((loaded / total) * 100);
     ui.progress.classList.remove("indeterminate");
     ui.progressBar.setAttribute("aria-valuenow", String(pct));
     ui.progressBar.style.setProperty("--value", `${pct}%`);
   }
-  ui.progressBar.setAttribute("aria-valuetext", label);
+  ui.progressBar.setAttribute("aria-valuetext", ui.progressLabel.textContent);
   // The live region announces stages, not every byte count.
   if (!state.ready && stage !== state.announcedStage) {
     state.announcedStage = stage;
@@ -130,35 +96,40 @@ const STAGE_TEXT = {
   "model-load": "Loading the model…",
 };
 
-function onReady(info) {
+function onReady(modelError) {
   stats.readyMs = performance.now();
-  stats.bootTimings = info.timings;
-  stats.bytesReceived = info.bytesReceived;
-  stats.pyodideVersion = info.pyodideVersion;
   state.ready = true;
   ui.progress.hidden = true;
   document.body.classList.add("is-ready");
-  setModels(info.models, info.current);
-  renderStats();
-  if (info.modelError) {
-    showError(info.modelError.message);
+  setModels(state.models, state.current);
+  if (modelError) {
+    showError(modelError.message);
     setStatus("The runtime is ready, but the model could not be loaded.");
   } else {
     setStatus("Ready. Choose, drop or paste a photo.");
   }
-  resolveReady({ models: info.models, current: info.current, maxPixels: info.maxPixels });
+  const clf = classifiers.get(state.current);
+  resolveReady({ models: state.models, current: state.current, maxPixels: clf?.runtime.maxPixels ?? null });
 }
 
 function onFatal(error) {
-  // Nothing will answer the requests in flight: fail them rather than leave callers waiting forever.
-  for (const [id, p] of pending) {
-    pending.delete(id);
-    p.reject(new WasmvisionError({ kind: error.kind || "Error", message: error.message }));
-  }
   ui.progress.hidden = true;
   showError(`wasmvision could not start: ${error.message}`);
   setStatus("Failed to start.");
-  rejectReady(new WasmvisionError({ kind: error.kind || "Error", message: error.message }));
+  rejectReady(error);
+}
+
+// Keeps the page's figures in step with the worker's: boot timings and bytes downloaded.
+async function refreshStats(clf) {
+  try {
+    const s = await clf.stats();
+    stats.bootTimings = s.timings;
+    stats.bytesReceived = s.bytesReceived;
+    stats.pyodideVersion = clf.runtime.pyodideVersion;
+    renderStats();
+  } catch {
+    // Figures only; a failure here changes nothing the user asked for.
+  }
 }
 
 // ------------------------------------------------------------------------------------------ models
@@ -203,11 +174,46 @@ function modelText(m) {
   return m.version ? `${m.name} · ${m.version}` : m.name;
 }
 
+// One classifier per model the page has used; the worker keeps a few in memory and reloads the others on demand.
+async function classifierFor(key) {
+  let clf = classifiers.get(key);
+  if (!clf) {
+    clf = await wasmvision.load({ model: key, engine, onProgress: showProgress });
+    adopt(clf);
+  }
+  return clf;
+}
+
+// Records a loaded classifier's model in the picker's list (a user's model replaces an earlier one of that key).
+function adopt(clf) {
+  const m = clf.model;
+  classifiers.set(m.key, clf);
+  const i = state.models.findIndex((x) => x.key === m.key);
+  const entry = { ...(i >= 0 ? state.models[i] : {}), ...m, loaded: true };
+  if (i >= 0) state.models[i] = entry;
+  else state.models.push(entry);
+  return clf;
+}
+
+function currentClassifier() {
+  const clf = classifiers.get(state.current);
+  if (!clf) throw new wasmvision.WasmvisionError("ModelError", "No model is loaded. Choose a model or open your own.");
+  return clf;
+}
+
+async function switchModel(key) {
+  await ready;
+  const clf = await classifierFor(key);
+  state.current = clf.model.key;
+  setModels(state.models, state.current);
+  return clf.model;
+}
+
 async function selectModel(key) {
   clearError();
   setStatus("Switching model…");
   try {
-    const m = await call("selectModel", { key });
+    const m = await switchModel(key);
     setStatus(`Model ${m.name} is ready.`);
     ui.modelName.textContent = modelText(m);
     if (state.lastBlob) classifyAndRender(state.lastBlob);
@@ -222,8 +228,10 @@ async function selectModel(key) {
 
 async function loadModel(fileOrUrl, { select = true, name } = {}) {
   await ready;
-  const source = typeof fileOrUrl === "string" || fileOrUrl instanceof URL ? String(fileOrUrl) : fileOrUrl;
-  return call("loadModel", { source, select, name });
+  const clf = adopt(await wasmvision.load({ model: fileOrUrl, name, engine, onProgress: showProgress }));
+  if (select) state.current = clf.model.key;
+  setModels(state.models, state.current);
+  return clf.model;
 }
 
 async function openModelFile(file) {
@@ -259,12 +267,13 @@ ui.modelInput.addEventListener("change", () => {
 
 // ------------------------------------------------------------------------------------------ classification
 
-async function classify(blob, { topK = 5, model } = {}) {
+async function classify(input, { topK = 5, model } = {}) {
   await ready;
-  const result = await call("classify", { blob, topK, model });
+  const clf = model ? await classifierFor(model) : currentClassifier();
+  const result = await clf.classify(input, { topK });
   if (stats.firstResultMs === null) {
     stats.firstResultMs = performance.now();
-    renderStats();
+    refreshStats(clf);
   }
   return result;
 }
@@ -443,13 +452,42 @@ window.wasmvision = Object.freeze({
   ready,
   classify,
   loadModel,
-  selectModel: (key) => ready.then(() => call("selectModel", { key })),
-  models: () => ready.then(() => call("models")).then((r) => r.models),
+  selectModel: (key) => switchModel(key),
+  models: () => ready.then(() => state.models.map((m) => ({ ...m }))),
   stats,
   get currentModel() {
     return state.current;
   },
+  module: wasmvision,
 });
 
-const params = new URLSearchParams(location.search);
-worker.postMessage({ type: "init", preferredModel: params.get("model") });
+// The site's models first (the picker fills while Python boots), then the requested or default model.
+async function start() {
+  try {
+    state.models = (await wasmvision.listModels()).map((m) => ({ ...m, builtin: true, loaded: false }));
+  } catch {
+    state.models = []; // the runtime reports what is wrong with the site
+  }
+  setModels(state.models, null);
+  const requested = params.get("model");
+  let modelError = null;
+  try {
+    if (requested && !state.models.some((m) => m.key === requested)) {
+      modelError = new wasmvision.WasmvisionError("ModelError", `There is no model "${requested}" on this site` +
+        `${state.models.length ? `; showing the default model instead. Models: ${state.models.map((m) => m.key).join(", ")}.` : "."}`);
+    }
+    const clf = adopt(await wasmvision.load({ model: modelError ? undefined : requested ?? undefined, engine,
+      onProgress: showProgress }));
+    state.current = clf.model.key;
+    await refreshStats(clf);
+  } catch (err) {
+    if (err.kind !== "ModelError") {
+      onFatal(err);
+      return;
+    }
+    modelError = err; // the runtime works; the page stays usable with a model the user opens
+  }
+  onReady(modelError);
+}
+
+start();

@@ -123,11 +123,16 @@ def _model_info(key: str, clf, nbytes: int, load_ms: float) -> dict:
     storage_kinds = sorted(set(b.storage.values())) if b.storage else ["float32"]
     mixed = "+".join(k for k in storage_kinds if k in ("float32", "float16", "int8")) or "float32"
     inp = b.inputs[0].shape if b.inputs else []
+    out = b.outputs[0].shape if b.outputs else []
+    # How many scores a result can rank: the labels, else the output's last axis when it is fixed.
+    classes = len(b.labels) or (int(out[-1]) if out and isinstance(out[-1], int) and out[-1] > 0 else 0)
     return {
         "key": key,
         "name": b.name,
         "version": b.version,
         "labels": len(b.labels),
+        "classes": classes,
+        "embedding": bool(b.embedding),
         "input_shape": list(inp),
         "parameters": int(b.parameter_count),
         "storage": b.metadata.get("weights", mixed),
@@ -166,6 +171,12 @@ def load_model(key: str, data, kind: str = "wvb", name: str | None = None) -> di
 
 
 @_respond
+def release_model(key: str) -> dict:
+    """Forget the model ``key`` (a classifier on the page was disposed); its memory goes back to the heap."""
+    return {"key": key, "released": _cache.drop(key)}
+
+
+@_respond
 def model_status(key: str) -> dict:
     """Whether ``key`` is loaded (it may have been evicted from the LRU cache)."""
     return {"key": key, "loaded": key in _cache.keys(), "cached": _cache.keys()}
@@ -181,18 +192,41 @@ def classify_rgba(key: str, rgba, width: int, height: int, top_k: int = 5) -> di
     clf = _cache.get(key)
     if clf is None:
         raise ModelNotLoaded(f"model {key!r} is not loaded")
+    image, handover_ms = _rgba_image(rgba, width, height)
+    result = clf.classify(image, top_k=int(top_k)).to_dict()
+    timings = result.setdefault("timings_ms", {})
+    timings["handover"] = round(handover_ms, 3)
+    return result
+
+
+def _rgba_image(rgba, width: int, height: int) -> tuple[np.ndarray, float]:
+    """The (H, W, 4) uint8 view of a browser's RGBA pixels (no copy) and the milliseconds the handover took."""
     width, height = int(width), int(height)
     check_size(width, height)  # before touching a buffer that size would need
     t0 = time.perf_counter()
     buf = _as_buffer(rgba)
     if len(buf) != width * height * 4:
         raise ImageError(f"pixel buffer has {len(buf)} bytes, expected {width}x{height}x4 = {width * height * 4}")
-    image = np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 4)  # (H, W, 4), no copy
-    handover_ms = (time.perf_counter() - t0) * 1000.0
-    result = clf.classify(image, top_k=int(top_k)).to_dict()
-    timings = result.setdefault("timings_ms", {})
-    timings["handover"] = round(handover_ms, 3)
-    return result
+    image = np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 4)  # (H, W, 4)
+    return image, (time.perf_counter() - t0) * 1000.0
+
+
+@_respond
+def embed_rgba(key: str, rgba, width: int, height: int) -> dict:
+    """The embedding (the bundle's pooled features, flattened) of an RGBA uint8 image, as ``infer(image,
+    embedding=True)`` computes it natively."""
+    clf = _cache.get(key)
+    if clf is None:
+        raise ModelNotLoaded(f"model {key!r} is not loaded")
+    image, handover_ms = _rgba_image(rgba, width, height)
+    t0 = time.perf_counter()
+    vector = clf.infer(image, embedding=True)  # (D,)
+    out = {"embedding": [float(v) for v in np.asarray(vector, dtype=np.float32)], "model": clf.model,
+           "timings_ms": {"handover": round(handover_ms, 3), "inference": (time.perf_counter() - t0) * 1000.0}}
+    engine = getattr(clf, "engine", None)
+    if engine is not None:
+        out["engine"] = engine
+    return out
 
 
 @_respond

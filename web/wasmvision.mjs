@@ -1,0 +1,364 @@
+// wasmvision: private image classification in the browser. This is the one public entry point:
+//
+//   import * as wasmvision from "./wasmvision.mjs";
+//   const clf = await wasmvision.load({ model: "mobilenet_v2-int8", onProgress: (p) => {} });
+//   const r = await clf.classify(img, { topK: 5 });   // {top: [{index, label, probability}], timings_ms, model}
+//   const v = await clf.embed(img);                   // Float32Array
+//   await clf.dispose();
+//
+// Python (Pyodide) and numpy run in a Web Worker (worker.js beside this file); images are decoded in the browser and
+// never leave the device. Classifiers loaded from the same site share one worker. Types: wasmvision.d.ts.
+
+const DEFAULT_BASE = new URL("./", import.meta.url);
+const ENGINES = ["auto", "numpy", "simd"];
+
+export class WasmvisionError extends Error {
+  constructor(kind, message, extra = {}) {
+    super(message);
+    this.name = "WasmvisionError";
+    this.kind = kind;
+    Object.assign(this, extra);
+  }
+}
+
+function fromPayload(error, prefix = "") {
+  if (error?.stack) console.error(error.stack);
+  return new WasmvisionError(error?.kind || "InternalError", prefix + (error?.message || "unknown error"));
+}
+
+function has(name) {
+  return typeof globalThis[name] === "function";
+}
+
+function is(value, name) {
+  return has(name) && value instanceof globalThis[name];
+}
+
+function pageUrl() {
+  return typeof document !== "undefined" ? document.baseURI : self.location.href;
+}
+
+function siteBase(baseUrl) {
+  const url = new URL(baseUrl ?? DEFAULT_BASE, pageUrl());
+  if (!url.pathname.endsWith("/")) url.pathname += "/";
+  return url;
+}
+
+// ------------------------------------------------------------------------------------------ the worker
+
+const runtimes = new Map(); // site base href -> Runtime
+
+class Runtime {
+  constructor(base, prefetch) {
+    this.base = base;
+    this.pending = new Map();
+    this.listeners = new Set();
+    this.users = 0;
+    this.keyUsers = new Map();
+    this.nextId = 1;
+    this.failure = null;
+    this.ready = new Promise((resolve, reject) => {
+      this.resolveReady = resolve;
+      this.rejectReady = reject;
+    });
+    this.ready.catch(() => {});
+    this.worker = new Worker(new URL("worker.js", base), { type: "module" });
+    this.worker.onmessage = ({ data }) => this.receive(data);
+    this.worker.onerror = (event) => {
+      event.preventDefault?.();
+      this.fail({ kind: "SetupError",
+        message: `The classifier stopped unexpectedly (${event.message || "worker error"}). Reload the page.` });
+    };
+    this.worker.postMessage({ type: "init", prefetch });
+  }
+
+  receive(data) {
+    if (data.id !== undefined) {
+      const p = this.pending.get(data.id);
+      this.pending.delete(data.id);
+      if (p) data.ok ? p.resolve(data.value) : p.reject(fromPayload(data.error));
+    } else if (data.type === "progress") {
+      this.lastProgress = data;
+      for (const fn of this.listeners) fn(data);
+    } else if (data.type === "ready") {
+      this.info = data;
+      this.resolveReady(data);
+    } else if (data.type === "fatal") {
+      this.fail(data.error);
+    }
+  }
+
+  // Nothing will answer the requests in flight: fail them rather than leave callers waiting forever.
+  fail(error) {
+    this.failure = fromPayload(error);
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      p.reject(fromPayload(error));
+    }
+    this.rejectReady(this.failure);
+    this.close();
+  }
+
+  call(type, payload = {}, transfer = []) {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, type, ...payload }, transfer);
+    });
+  }
+
+  close() {
+    if (runtimes.get(this.base.href) === this) runtimes.delete(this.base.href);
+    this.worker.terminate();
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      p.reject(new WasmvisionError("DisposedError", "The classifier was disposed."));
+    }
+  }
+
+  release() {
+    this.users -= 1;
+    if (this.users === 0) this.close();
+  }
+}
+
+function acquire(base, prefetch) {
+  let rt = runtimes.get(base.href);
+  if (!rt) {
+    rt = new Runtime(base, prefetch);
+    runtimes.set(base.href, rt);
+  }
+  rt.users += 1;
+  return rt;
+}
+
+// ------------------------------------------------------------------------------------------ inputs
+
+const BITMAP_OPTIONS = { premultiplyAlpha: "none", colorSpaceConversion: "none" };
+
+async function bitmapOf(source, what) {
+  try {
+    return await createImageBitmap(source, BITMAP_OPTIONS);
+  } catch (err) {
+    throw new WasmvisionError("ImageError", `${what} could not be read as an image (${err.name}).`);
+  }
+}
+
+function describe(value) {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a nested array";
+  if (typeof value !== "object") return `a ${typeof value}`;
+  return value.constructor?.name ? `a ${value.constructor.name}` : "an object";
+}
+
+// An input -> [message for the worker, buffers to transfer]. Page-only objects (elements) become ImageBitmaps here;
+// a URL is resolved against the page, as an <img src> would be.
+async function toMessage(input) {
+  if (is(input, "Blob")) return [{ kind: "blob", blob: input }, []];
+  if (typeof input === "string" || is(input, "URL")) {
+    let url;
+    try {
+      url = new URL(String(input), pageUrl());
+    } catch {
+      throw new WasmvisionError("ImageError", `Not a URL: ${JSON.stringify(String(input))}.`);
+    }
+    return [{ kind: "url", url: url.href }, []];
+  }
+  if (is(input, "ImageData")) return [{ kind: "imagedata", image: input }, []];
+  if (is(input, "ImageBitmap")) {
+    if (!input.width || !input.height) {
+      throw new WasmvisionError("ImageError", "The ImageBitmap has no pixels (it is closed, or 0 × 0).");
+    }
+    return [{ kind: "bitmap", bitmap: input }, []]; // copied, so the caller's bitmap stays usable
+  }
+  let bitmap;
+  if (is(input, "HTMLImageElement")) {
+    if (!input.complete) await input.decode().catch(() => {});
+    if (!input.naturalWidth) {
+      const src = input.currentSrc || input.src;
+      throw new WasmvisionError("ImageError",
+        `The <img>${src ? ` ${src.slice(0, 200)}` : ""} has no picture: it has not loaded, or it is broken.`);
+    }
+    bitmap = await bitmapOf(input, "The <img>");
+  } else if (is(input, "HTMLVideoElement")) {
+    if (input.readyState < 2 || !input.videoWidth) {
+      throw new WasmvisionError("ImageError", "The <video> has no frame to show yet; wait for its loadeddata event.");
+    }
+    bitmap = await bitmapOf(input, "The <video> frame");
+  } else if (is(input, "HTMLCanvasElement") || is(input, "OffscreenCanvas")) {
+    if (!input.width || !input.height) {
+      throw new WasmvisionError("ImageError", `The canvas is empty (${input.width} × ${input.height} pixels).`);
+    }
+    bitmap = await bitmapOf(input, "The canvas");
+  } else if (is(input, "VideoFrame") || is(input, "SVGImageElement")) {
+    bitmap = await bitmapOf(input, "The image");
+  } else {
+    throw new WasmvisionError("ImageError", "Expected an image: a File/Blob, <img>, <canvas>, OffscreenCanvas, " +
+      `ImageBitmap, ImageData, <video> or a URL on this site; got ${describe(input)}.`);
+  }
+  return [{ kind: "bitmap", bitmap }, [bitmap]];
+}
+
+// ------------------------------------------------------------------------------------------ the classifier
+
+function checkOptions(options) {
+  if (options !== undefined && (options === null || typeof options !== "object" || Array.isArray(options))) {
+    throw new WasmvisionError("ArgumentError", `options must be an object; got ${describe(options)}.`);
+  }
+  return options ?? {};
+}
+
+class Classifier {
+  #rt;
+  #key;
+  #engine;
+  #disposed = false;
+
+  constructor(rt, model, engine) {
+    this.#rt = rt;
+    this.#key = model.key;
+    this.#engine = engine;
+    this.model = Object.freeze({ ...model });
+  }
+
+  // The engine that runs ("numpy" | "simd"), when the runtime says.
+  get engine() {
+    return this.model.engine ?? null;
+  }
+
+  get runtime() {
+    const info = this.#rt.info ?? {};
+    return { pyodideVersion: info.pyodideVersion, maxPixels: info.maxPixels, base: this.#rt.base.href };
+  }
+
+  // Timings of the runtime's boot and model loads, and the bytes this page has downloaded so far.
+  async stats() {
+    this.#check();
+    return this.#rt.call("stats");
+  }
+
+  #check() {
+    if (this.#disposed) throw new WasmvisionError("DisposedError", "This classifier was disposed; load() another.");
+  }
+
+  async #each(inputs, fn) {
+    if (!Array.isArray(inputs)) return fn(inputs);
+    // One at a time in the worker anyway; sent together so decoding overlaps Python's work on the previous one.
+    return Promise.all(inputs.map((input, i) => fn(input).catch((err) => {
+      const kind = err instanceof WasmvisionError ? err.kind : "InternalError";
+      throw new WasmvisionError(kind, `Image ${i + 1} of ${inputs.length}: ${err.message}`, { index: i });
+    })));
+  }
+
+  async classify(input, options) {
+    this.#check();
+    const { topK = 5 } = checkOptions(options);
+    const classes = this.model.classes;
+    if (!Number.isInteger(topK) || topK < 1 || (classes && topK > classes)) {
+      throw new WasmvisionError("ArgumentError",
+        `topK must be an integer from 1 to ${classes || "the number of classes"}; got ${JSON.stringify(topK) ?? topK}.`);
+    }
+    return this.#each(input, async (one) => {
+      const [message, transfer] = await toMessage(one);
+      return this.#rt.call("classify",
+        { input: message, topK, model: this.#key, engine: this.#engine }, transfer);
+    });
+  }
+
+  async embed(input) {
+    this.#check();
+    return this.#each(input, async (one) => {
+      const [message, transfer] = await toMessage(one);
+      const r = await this.#rt.call("embed", { input: message, model: this.#key, engine: this.#engine }, transfer);
+      return r.embedding;
+    });
+  }
+
+  async dispose() {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    const rt = this.#rt;
+    const left = (rt.keyUsers.get(this.#key) ?? 1) - 1;
+    if (left > 0) rt.keyUsers.set(this.#key, left);
+    else {
+      rt.keyUsers.delete(this.#key);
+      if (rt.users > 1) await rt.call("release", { model: this.#key }).catch(() => {});
+    }
+    rt.release();
+  }
+}
+
+// ------------------------------------------------------------------------------------------ load
+
+function modelSource(model) {
+  if (model === undefined || model === null) return undefined;
+  if (is(model, "Blob")) return model;
+  if (is(model, "URL")) return model.href;
+  if (typeof model === "string") {
+    // A key names a built-in model; anything with a slash or a dot is a URL, relative to the page.
+    return /[/.]/.test(model) ? new URL(model, pageUrl()).href : model;
+  }
+  throw new WasmvisionError("ArgumentError",
+    `model must be a model key, a URL or a File/Blob; got ${describe(model)}.`);
+}
+
+export async function load(options) {
+  const { model, name, engine = "auto", onProgress, baseUrl } = checkOptions(options);
+  if (!ENGINES.includes(engine)) {
+    throw new WasmvisionError("ArgumentError",
+      `engine must be one of ${ENGINES.join(", ")}; got ${JSON.stringify(engine)}.`);
+  }
+  if (onProgress !== undefined && typeof onProgress !== "function") {
+    throw new WasmvisionError("ArgumentError", "onProgress must be a function.");
+  }
+  const source = modelSource(model);
+  const base = siteBase(baseUrl);
+  // Download a built-in model while Python boots; a URL or file is opened once it is up.
+  const rt = acquire(base, source === undefined || typeof source === "string" && !source.includes("/") ? source : null);
+  const listener = onProgress && ((p) => {
+    try {
+      onProgress({ stage: p.stage, loaded: p.loaded, total: p.total, label: p.label });
+    } catch (err) {
+      console.error("wasmvision: onProgress threw:", err);
+    }
+  });
+  if (listener) {
+    rt.listeners.add(listener);
+    if (rt.lastProgress) listener(rt.lastProgress);
+  }
+  try {
+    const info = await rt.ready;
+    const chosen = source ?? info.defaultModel;
+    if (!chosen) {
+      throw new WasmvisionError("ModelError", "This site lists no models; pass model: a URL or a File.");
+    }
+    const opened = await rt.call("open", { source: chosen, name, engine });
+    rt.keyUsers.set(opened.model.key, (rt.keyUsers.get(opened.model.key) ?? 0) + 1);
+    return new Classifier(rt, opened.model, engine);
+  } catch (err) {
+    rt.release();
+    throw err instanceof WasmvisionError ? err : new WasmvisionError("InternalError", err.message);
+  } finally {
+    if (listener) rt.listeners.delete(listener);
+  }
+}
+
+// The site's built-in models, from its manifest.json (no runtime needed): [{key, name, version, storage, bytes,
+// default, description, file}].
+export async function listModels(options) {
+  const { baseUrl } = checkOptions(options);
+  const url = new URL("manifest.json", siteBase(baseUrl));
+  let manifest;
+  try {
+    const response = await fetch(url, { cache: "no-cache" });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    manifest = await response.json();
+  } catch (err) {
+    throw new WasmvisionError("SetupError", `The site's manifest.json could not be read (${err.message}).`);
+  }
+  return (manifest.models || []).map((m) => ({
+    key: m.key, name: m.name, version: m.version ?? "", storage: m.storage ?? "", bytes: m.bytes ?? 0,
+    default: Boolean(m.default), description: m.description ?? "", file: m.file,
+  }));
+}

@@ -1,0 +1,177 @@
+// Pyodide boot: the interpreter (from the memory snapshot when there is one), then numpy and wasmvision unpacked
+// from their wheels (checked against pyodide-lock.json's sha256), with loadPackage and micropip as fallbacks.
+// Calls into wasmvision.browser go through callPython (JSON replies, errors as UserError).
+
+import { loadPyodide } from "../pyodide/pyodide.mjs";
+import { UserError } from "./errors.js";
+import { BASE, countAsReceived, orRuntimeFailure, sriFromHex } from "./fetch.js";
+import { fileBytes, runtimeFiles, wheelFiles } from "./manifest.js";
+import { setStage } from "./progress.js";
+import { forgetSnapshot, readSnapshot, snapshotKey, writeSnapshot } from "./snapshot.js";
+
+const DEFAULT_MAX_PIXELS = 50e6;
+const SNAPSHOT_STORE_DELAY_MS = 2000; // after boot: keep the ~20 MB write off the first result's path
+const SNAPSHOT_RESTORE_TIMEOUT_MS = 15000; // a restore takes ~0.3-0.7 s; a wedged one must not keep the page waiting
+const PACKAGES = ["numpy", "wasmvision"];
+
+// The interpreter, the wasmvision.browser module (a PyProxy), and what the boot measured.
+export const runtime = { pyodide: null, browser: null, maxPixels: DEFAULT_MAX_PIXELS, timings: {} };
+const timings = runtime.timings;
+
+export function callPython(fn, args, kwargs = null) {
+  const f = runtime.browser[fn];
+  const text = kwargs ? f.callKwargs(...args, kwargs) : f(...args);
+  const reply = JSON.parse(text);
+  if (!reply.ok) {
+    if (reply.error.traceback) console.error(`wasmvision.browser.${fn} failed:\n${reply.error.traceback}`);
+    // A Python exception with a traceback is a bug, whatever its class; the others are the caller's mistakes.
+    const err = new UserError(reply.error.message, reply.error.traceback ? "InternalError" : reply.error.kind);
+    err.pythonKind = reply.error.kind;
+    throw err;
+  }
+  return reply.value;
+}
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function bootOptions(extra = {}) {
+  return {
+    indexURL: new URL("./pyodide/", BASE).href,
+    stdout: (s) => console.log(s),
+    stderr: (s) => console.warn(s),
+    ...extra,
+  };
+}
+
+// Boots the interpreter: from the stored snapshot when there is one, else normally while taking a snapshot for the
+// next visit (stored once the page is idle). numpy cannot be in it (its Wasm side modules are not part of the
+// heap): packages still load after the restore.
+async function bootInterpreter(allowRestore) {
+  const key = snapshotKey();
+  if (key && allowRestore) {
+    const snapshot = await readSnapshot(key);
+    if (snapshot) {
+      try {
+        const py = await withTimeout(orRuntimeFailure(loadPyodide(bootOptions({ _loadSnapshot: snapshot }))),
+          SNAPSHOT_RESTORE_TIMEOUT_MS, "Restoring the memory snapshot");
+        py.runPython("import sys"); // a restored heap that is broken fails here, not later in numpy
+        timings.snapshot = "restored";
+        return py;
+      } catch (err) {
+        console.warn("wasmvision: memory snapshot unusable, booting normally:", err.message);
+        timings.snapshot = "failed";
+        await forgetSnapshot();
+      }
+    }
+  }
+  const py = await orRuntimeFailure(loadPyodide(bootOptions(key ? { _makeSnapshot: true } : {})));
+  if (key) {
+    try {
+      const bytes = py.makeMemorySnapshot(); // must come before any loadPackage (docs/perf.md §3)
+      timings.snapshot = timings.snapshot || "made";
+      // Not through the request queue: the write needs no Python and must not hold up a classify.
+      setTimeout(async () => {
+        if (await writeSnapshot(key, bytes)) timings.snapshot_bytes = bytes.byteLength;
+      }, SNAPSHOT_STORE_DELAY_MS);
+    } catch (err) {
+      console.warn("wasmvision: could not make a memory snapshot:", err.message);
+    }
+  }
+  return py;
+}
+
+export async function startPython() {
+  try {
+    await startPythonOnce(true);
+  } catch (err) {
+    if (timings.snapshot !== "restored") throw err;
+    // The restored interpreter booted but could not load the packages: never trust that snapshot again.
+    console.warn("wasmvision: booting from the memory snapshot failed, booting normally:", err.message);
+    timings.snapshot = "failed";
+    await forgetSnapshot();
+    await startPythonOnce(false);
+  }
+}
+
+async function startPythonOnce(allowRestore) {
+  const t0 = performance.now();
+  setStage("runtime", "Downloading the Python runtime", runtimeFiles());
+  const pyodide = await bootInterpreter(allowRestore);
+  runtime.pyodide = pyodide;
+  // pyodide.asm.js arrives by import(), not fetch(): count it as received once the runtime is up.
+  for (const path of ["pyodide/pyodide.asm.js", "pyodide/pyodide.mjs"]) countAsReceived(path, fileBytes(path));
+  timings.runtime_ms = performance.now() - t0;
+
+  const t1 = performance.now();
+  setStage("packages", "Loading numpy and wasmvision", wheelFiles(PACKAGES));
+  const failures = [];
+  const quiet = { messageCallback: () => {}, errorCallback: (msg) => failures.push(msg) };
+  let browser = null;
+  try {
+    await orRuntimeFailure(unpackWheels(pyodide, PACKAGES));
+    timings.packages_install_ms = performance.now() - t1;
+    browser = pyodide.pyimport("wasmvision.browser"); // imports numpy, which loads the extension modules it needs
+    timings.packages_via = "unpack";
+  } catch (err) {
+    failures.push(err.message);
+  }
+  if (!browser) {
+    try {
+      await orRuntimeFailure(pyodide.loadPackage(PACKAGES, quiet));
+      browser = pyodide.pyimport("wasmvision.browser");
+      timings.packages_via = "loadPackage";
+    } catch (err) {
+      // A lock without our wheel (e.g. a hand-assembled site): numpy from the lock, wasmvision via micropip.
+      failures.push(err.message);
+      await orRuntimeFailure(pyodide.loadPackage("numpy", quiet));
+      browser = await orRuntimeFailure(installWithMicropip(pyodide, failures));
+      timings.packages_via = "micropip";
+    }
+  }
+  runtime.browser = browser;
+  runtime.maxPixels = Number(browser.max_pixels()) || DEFAULT_MAX_PIXELS;
+  timings.packages_ms = performance.now() - t1;
+}
+
+// Unpacks wheels listed in pyodide-lock.json into site-packages, checked against the lock's sha256. Why not
+// pyodide.loadPackage: it also loads every Wasm extension module of a package up front (numpy: 19 of them, for
+// random, fft, linalg, ...), while `import numpy` needs 3 and Python loads those itself on import (Chromium, packages
+// stage medians: first visit 0.94 -> 0.59 s, repeat visit 0.91 -> 0.75 s; docs/perf.md). Any failure here falls back
+// to loadPackage.
+async function unpackWheels(pyodide, names) {
+  const lockUrl = new URL("./pyodide/pyodide-lock.json", BASE);
+  const response = await fetch(lockUrl);
+  if (!response.ok) throw new Error(`pyodide-lock.json: HTTP ${response.status}`);
+  const lock = await response.json();
+  const entries = names.map((name) => lock.packages?.[name]);
+  const missing = names.filter((_, i) => !entries[i]?.file_name);
+  if (missing.length) throw new Error(`pyodide-lock.json does not list ${missing.join(", ")}`);
+  const wheels = await Promise.all(entries.map(async (e) => {
+    const url = new URL(e.file_name, lockUrl);
+    const r = await fetch(url, e.sha256 ? { integrity: sriFromHex(e.sha256) } : {});
+    if (!r.ok) throw new Error(`${e.file_name}: HTTP ${r.status}`);
+    return new Uint8Array(await r.arrayBuffer());
+  }));
+  const sitePackages = pyodide.runPython("import site; site.getsitepackages()[0]");
+  for (const wheel of wheels) pyodide.unpackArchive(wheel, "wheel", { extractDir: sitePackages });
+}
+
+async function installWithMicropip(pyodide, failures) {
+  // Fallback for a site whose pyodide-lock.json does not list our wheel: install it from the site with micropip.
+  const wheel = wheelFiles(["wasmvision"])[0];
+  if (!wheel) {
+    throw new UserError("The wasmvision package is missing from this site (pyodide-lock.json and manifest.json " +
+      `do not list it). ${failures.join(" ")}`, "SetupError");
+  }
+  setStage("packages", "Installing wasmvision", [wheel]);
+  await pyodide.loadPackage("micropip", { messageCallback: () => {} });
+  const micropip = pyodide.pyimport("micropip");
+  await micropip.install.callKwargs(new URL(wheel, BASE).href, { deps: false });
+  return pyodide.pyimport("wasmvision.browser");
+}

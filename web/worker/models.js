@@ -1,0 +1,185 @@
+// The model registry: the site's built-in models (from the manifest) and models a caller opens (a URL on the site
+// or a File/Blob), loaded into Python on demand. Python keeps a few loaded (an LRU cache); an evicted model is
+// loaded again from its source when it is next used.
+
+import { callPython } from "./boot.js";
+import { UserError } from "./errors.js";
+import { BASE, sitePath } from "./fetch.js";
+import { manifest } from "./manifest.js";
+import { setScope, setStage } from "./progress.js";
+
+const ENGINES = ["auto", "numpy", "simd"];
+
+const models = new Map(); // key -> {key, name, version, file|blob, kind, builtin, loaded, engine, info}
+const prefetched = new Map(); // key -> Promise<Uint8Array>: a model downloaded while Python boots
+export const timings = {};
+
+export function registerBuiltins() {
+  for (const m of manifest.models) models.set(m.key, { ...m, kind: "wvb", loaded: false });
+}
+
+export function builtin(key) {
+  const m = models.get(key);
+  return m?.builtin ? m : null;
+}
+
+export function publicModel(m) {
+  return {
+    key: m.key, name: m.info?.name ?? m.name, version: m.info?.version ?? m.version, builtin: m.builtin,
+    loaded: m.loaded, bytes: m.info?.bytes ?? m.bytes, storage: m.info?.storage ?? m.storage,
+    file: m.fileName ?? m.file ?? "", description: m.description ?? "",
+    parameters: m.info?.parameters, load_ms: m.info?.load_ms, labels: m.info?.labels, classes: m.info?.classes,
+    embedding: m.info?.embedding, inputShape: m.info?.input_shape,
+    engine: m.info?.engine, engineNotice: m.info?.engine_notice ?? null,
+  };
+}
+
+export function allModels() {
+  return [...models.values()].map(publicModel);
+}
+
+async function fetchModelBytes(m) {
+  if (m.blob) return new Uint8Array(await m.blob.arrayBuffer());
+  const url = new URL(m.file, BASE);
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw new UserError(`The model file ${m.file} could not be downloaded: ${err.message}`, "ModelError");
+  }
+  if (!response.ok) {
+    throw new UserError(`The model file ${m.file} could not be downloaded (HTTP ${response.status}` +
+      `${response.status === 404 ? ": missing from the site" : ""}).`, "ModelError");
+  }
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+// Overlap a model's download with the runtime's instead of starting it once Python is up.
+export function prefetch(key) {
+  const m = models.get(key);
+  if (!m || prefetched.has(key)) return;
+  const early = fetchModelBytes(m);
+  early.catch(() => {}); // reported when ensureLoaded awaits it
+  prefetched.set(key, early);
+}
+
+function checkEngine(engine) {
+  if (!ENGINES.includes(engine)) {
+    throw new UserError(`engine must be one of ${ENGINES.join(", ")}; got ${JSON.stringify(engine)}.`,
+      "ArgumentError");
+  }
+}
+
+function loadIntoPython(m, bytes, engine) {
+  const args = [m.key, bytes, m.kind, m.displayName ?? null];
+  if (engine === "auto") return callPython("load_model", args); // works with runtimes that predate `engine`
+  try {
+    return callPython("load_model", args, { engine });
+  } catch (err) {
+    if (err.pythonKind === "TypeError" && /engine/.test(err.message)) {
+      throw new UserError("This build of wasmvision cannot choose an engine; use engine \"auto\".", "EngineError");
+    }
+    throw err;
+  }
+}
+
+export async function ensureLoaded(key, engine = "auto") {
+  checkEngine(engine);
+  const m = models.get(key);
+  if (!m) throw unknownModel(key);
+  if (m.loaded && m.engine === engine) return m;
+  const t0 = performance.now();
+  setStage("model", `Downloading the model ${m.name}`, m.file && !m.blob ? [m.file] : []);
+  const early = prefetched.get(key);
+  prefetched.delete(key);
+  const bytes = await (early ?? fetchModelBytes(m));
+  const t1 = performance.now();
+  setStage("model-load", `Loading the model ${m.name}`);
+  // Let the progress message out before Python blocks this thread.
+  await new Promise((r) => setTimeout(r, 0));
+  const info = loadIntoPython(m, bytes, engine);
+  for (const evicted of info.evicted || []) {
+    const e = models.get(evicted);
+    if (e) e.loaded = false;
+  }
+  Object.assign(m, { loaded: true, engine, info, name: info.name, version: info.version });
+  timings.model_fetch_ms = t1 - t0;
+  timings.model_load_ms = performance.now() - t1;
+  setScope(null);
+  setStage("ready", "Ready");
+  return m;
+}
+
+// Python dropped a model from its cache behind our back (LRU): load it again.
+export function markUnloaded(key) {
+  const m = models.get(key);
+  if (m) m.loaded = false;
+}
+
+function unknownModel(key) {
+  const known = [...models.values()].filter((m) => m.builtin).map((m) => m.key);
+  return new UserError(`Unknown model "${key}".` + (known.length ? ` This site has: ${known.join(", ")}.` : ""),
+    "ModelError");
+}
+
+function uniqueKey(base) {
+  let key = base;
+  for (let i = 2; models.has(key) && models.get(key).builtin; i++) key = `${base}-${i}`;
+  return key;
+}
+
+function entryFor(source, name) {
+  if (source instanceof Blob) {
+    const fileName = source.name || name || "model.wvb";
+    if (source.size === 0) throw new UserError(`The model file ${fileName} is empty (0 bytes).`, "ModelError");
+    const stem = fileName.replace(/\.(wvb|onnx)$/i, "");
+    return { key: uniqueKey(name || stem), name: name || stem, displayName: name || stem, version: "",
+      blob: source, fileName, kind: /\.onnx$/i.test(fileName) ? "onnx" : "wvb", builtin: false, loaded: false,
+      bytes: source.size };
+  }
+  const url = new URL(String(source), BASE);
+  const file = sitePath(url);
+  const stem = file.split("/").pop().replace(/\.(wvb|onnx)$/i, "");
+  return { key: uniqueKey(name || stem), name: name || stem, displayName: name ?? null, version: "", file,
+    kind: /\.onnx$/i.test(file) ? "onnx" : "wvb", builtin: false, loaded: false, bytes: 0 };
+}
+
+// source: a model key, a URL on this site (contains "/" or ends in .wvb/.onnx), or a File/Blob.
+export async function openModel({ source, name, engine = "auto" }) {
+  checkEngine(engine);
+  if (typeof source === "string" && models.has(source)) {
+    return publicModel(await ensureLoaded(source, engine));
+  }
+  if (typeof source === "string" && !/[/.]/.test(source)) throw unknownModel(source);
+  if (!(source instanceof Blob) && typeof source !== "string") {
+    throw new UserError("model must be a model key, a URL on this site, or a File/Blob.", "ArgumentError");
+  }
+  const m = entryFor(source, name);
+  const previous = models.get(m.key);
+  models.set(m.key, m);
+  try {
+    await ensureLoaded(m.key, engine);
+  } catch (err) {
+    if (previous) models.set(m.key, previous);
+    else models.delete(m.key);
+    setStage("ready", "Ready");
+    throw err;
+  }
+  return publicModel(m);
+}
+
+export function releaseModel(key) {
+  const m = models.get(key);
+  if (!m) return false;
+  m.loaded = false;
+  callPython("release_model", [key]);
+  if (!m.builtin) models.delete(key);
+  return true;
+}
+
+export function modelEntry(key) {
+  const m = models.get(key);
+  if (!m) throw unknownModel(key);
+  return m;
+}
