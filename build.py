@@ -609,8 +609,10 @@ def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict]) ->
     files["pyodide/pyodide-lock.json"] = json.dumps(our_lock, separators=(",", ":"), sort_keys=True).encode()
     for m in models:
         files[f"models/{m['path'].name}"] = m["path"]
-    if "manifest.json" in files:
-        raise BuildError("web/manifest.json would be overwritten by the generated manifest")
+    for generated in ("manifest.json", "package.json"):
+        if generated in files:
+            raise BuildError(f"web/{generated} would be overwritten by the generated one")
+    files["package.json"] = package_json(sorted([*files, "manifest.json"]))
 
     DIST.mkdir(exist_ok=True)
     for rel, src in files.items():
@@ -646,6 +648,29 @@ def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict]) ->
     }
     write_if_changed(DIST / "manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
     return manifest
+
+
+def package_json(paths: list[str]) -> bytes:
+    """dist/package.json: the site as an npm package whose entry is the ES module (types beside it). The worker,
+    runtime and models are files of the package because the module loads them from beside itself at run time."""
+    pkg = {
+        "name": "wasmvision",
+        "version": project_version(),
+        "description": "Private image classification in the browser: MobileNet on Python and numpy in WebAssembly; "
+                       "the photo never leaves the device.",
+        "license": "Apache-2.0",
+        "type": "module",
+        "main": "./wasmvision.mjs",
+        "types": "./wasmvision.d.ts",
+        "exports": {
+            ".": {"types": "./wasmvision.d.ts", "import": "./wasmvision.mjs", "default": "./wasmvision.mjs"},
+            "./package.json": "./package.json",
+        },
+        "sideEffects": False,
+        "files": [p for p in paths if p != "package.json"],
+        "keywords": ["image-classification", "mobilenet", "webassembly", "pyodide", "privacy"],
+    }
+    return (json.dumps(pkg, indent=1) + "\n").encode()
 
 
 def print_sizes(manifest: dict) -> None:
@@ -852,6 +877,20 @@ def cmd_quant_table(args) -> int:
                             "--build", str(BUILD), *extra], cwd=ROOT)
 
 
+def cmd_pack(args) -> int:
+    """Build, then `npm pack` dist/ into build/ (dist/package.json names the module, its types and its files)."""
+    cmd_build(args)
+    out = subprocess.run([ensure_npm(), "pack", str(DIST), "--pack-destination", str(BUILD), "--ignore-scripts",
+                          "--json"], cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise BuildError(f"npm pack failed: {out.stderr.strip()[-2000:]}")
+    info = json.loads(out.stdout)[0]
+    tarball = BUILD / info["filename"]
+    log(f"npm package: {tarball.relative_to(ROOT)} ({tarball.stat().st_size / 1e6:.1f} MB, "
+        f"{info['entryCount']} files; unpacked {info['unpackedSize'] / 1e6:.1f} MB)")
+    return 0
+
+
 def cmd_clean(args) -> int:
     targets = [BUILD, DIST] + ([CACHE, VENV_PY312] if args.all else [])
     for t in targets:
@@ -876,6 +915,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     t = sub.add_parser("test", help="build, then run pytest (extra arguments go to pytest)")
     t.add_argument("pytest_args", nargs=argparse.REMAINDER)
     sub.add_parser("fetch", help="download and verify the pinned artifacts only")
+    sub.add_parser("pack", help="build, then make the npm package of dist/ (build/wasmvision-VERSION.tgz)")
     c = sub.add_parser("clean", help="remove build/ and dist/")
     c.add_argument("--all", action="store_true", help="also remove .cache/ and .venv-py312/")
     sub.add_parser("bench", help="build, then run benchmarks/run.py (extra arguments go to it)")
@@ -897,7 +937,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command != "clean":
             bootstrap()
         commands = {"build": cmd_build, "serve": cmd_serve, "test": cmd_test, "fetch": cmd_fetch,
-                    "clean": cmd_clean, "bench": cmd_bench, "quant-table": cmd_quant_table}
+                    "clean": cmd_clean, "bench": cmd_bench, "pack": cmd_pack, "quant-table": cmd_quant_table}
         return commands[args.command](args)
     except BuildError as exc:
         print(f"\nbuild.py: error: {exc}", file=sys.stderr)

@@ -171,6 +171,23 @@ def load_model(key: str, data, kind: str = "wvb", name: str | None = None) -> di
 
 
 @_respond
+def set_labels(key: str, labels_json: str) -> dict:
+    """Give the loaded model ``key`` class names (a user's model opened with a labels file): a JSON list of str,
+    one per class."""
+    clf = _cache.get(key)
+    if clf is None:
+        raise ModelNotLoaded(f"model {key!r} is not loaded")
+    labels = json.loads(labels_json)
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise BundleError("labels must be a list of strings")
+    classes = _model_info(key, clf, 0, 0.0)["classes"]
+    if classes and len(labels) != classes:
+        raise BundleError(f"the labels file has {len(labels)} labels, but the model has {classes} classes")
+    clf.bundle.labels = list(labels)
+    return {"key": key, "labels": len(labels)}
+
+
+@_respond
 def release_model(key: str) -> dict:
     """Forget the model ``key`` (a classifier on the page was disposed); its memory goes back to the heap."""
     return {"key": key, "released": _cache.drop(key)}

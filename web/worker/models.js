@@ -99,6 +99,14 @@ export async function ensureLoaded(key, engine = "auto") {
   // Let the progress message out before Python blocks this thread.
   await new Promise((r) => setTimeout(r, 0));
   const info = loadIntoPython(m, bytes, engine);
+  if (m.labels) {
+    try {
+      info.labels = callPython("set_labels", [m.key, JSON.stringify(m.labels)]).labels;
+    } catch (err) {
+      callPython("release_model", [m.key]);
+      throw err;
+    }
+  }
   for (const evicted of info.evicted || []) {
     const e = models.get(evicted);
     if (e) e.loaded = false;
@@ -146,9 +154,11 @@ function entryFor(source, name) {
 }
 
 // source: a model key, a URL on this site (contains "/" or ends in .wvb/.onnx), or a File/Blob.
-export async function openModel({ source, name, engine = "auto" }) {
+// labels: class names for a model opened from a URL or file (the page reads a labels file into lines).
+export async function openModel({ source, name, labels, engine = "auto" }) {
   checkEngine(engine);
   if (typeof source === "string" && models.has(source)) {
+    if (labels) throw new UserError(`The built-in model "${source}" has its own labels.`, "ArgumentError");
     return publicModel(await ensureLoaded(source, engine));
   }
   if (typeof source === "string" && !/[/.]/.test(source)) throw unknownModel(source);
@@ -156,6 +166,7 @@ export async function openModel({ source, name, engine = "auto" }) {
     throw new UserError("model must be a model key, a URL on this site, or a File/Blob.", "ArgumentError");
   }
   const m = entryFor(source, name);
+  if (labels) m.labels = labels;
   const previous = models.get(m.key);
   models.set(m.key, m);
   try {

@@ -33,7 +33,7 @@ async function boot({ prefetch: first } = {}) {
 }
 
 const handlers = {
-  open: ({ source, name, engine }) => openModel({ source, name, engine }).then((model) => ({ model, ...stats() })),
+  open: ({ source, name, labels, engine }) => openModel({ source, name, labels, engine }).then((model) => ({ model, ...stats() })),
   classify,
   embed,
   release: async ({ model }) => releaseModel(model),
