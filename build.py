@@ -461,7 +461,8 @@ def build_models(paths: dict[str, Path]) -> list[dict]:
         default = recipe.get("default_variant", "fp32")
         for variant in ["fp32", *recipe.get("variants", [])]:
             path = wvb_path if variant == "fp32" else variant_path(wvb_path, variant)
-            built.append({"name": name, "version": recipe["version"], "path": path, "storage": variant,
+            built.append({"name": name, "title": recipe.get("title", name), "version": recipe["version"],
+                          "path": path, "storage": variant,
                           "description": recipe["description"], "default": variant == default})
     if not built:
         raise BuildError("no model recipes found under models/*/recipe.json")
@@ -638,7 +639,7 @@ def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict]) ->
         "wasmvision": {"version": project_version(), "wheel": f"pyodide/{wheel.name}"},
         "pyodide": {"version": lock["info"]["version"], "python": lock["info"].get("python"),
                     "index": "pyodide/"},
-        "models": [{"key": m["path"].stem, "name": m["name"], "version": m["version"],
+        "models": [{"key": m["path"].stem, "name": m["name"], "title": m["title"], "version": m["version"],
                     "file": f"models/{m['path'].name}",
                     "bytes": by_path[f"models/{m['path'].name}"]["bytes"],
                     "sha256": by_path[f"models/{m['path'].name}"]["sha256"],

@@ -63,6 +63,8 @@ export interface LoadOptions {
 export interface ModelInfo {
   key: string;
   name: string;
+  /** A display name, e.g. "MobileNetV2". */
+  title: string;
   version: string;
   builtin: boolean;
   loaded: boolean;
@@ -107,8 +109,10 @@ export interface ClassifyOptions {
 
 export interface RuntimeStats {
   timings: Record<string, number | string>;
-  /** Bytes the worker has downloaded so far on this page. */
+  /** Bytes of the files the worker loaded on this page (from the network or the HTTP cache). */
   bytesReceived: number;
+  /** Bytes the worker actually fetched over the network on this page (cached files count 0). */
+  networkBytes: number;
 }
 
 export interface Classifier {
@@ -129,6 +133,8 @@ export interface Classifier {
 export interface BuiltinModel {
   key: string;
   name: string;
+  /** A display name, e.g. "MobileNetV2". */
+  title: string;
   version: string;
   storage: string;
   bytes: number;

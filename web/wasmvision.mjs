@@ -372,7 +372,7 @@ export async function listModels(options) {
     throw new WasmvisionError("SetupError", `The site's manifest.json could not be read (${err.message}).`);
   }
   return (manifest.models || []).map((m) => ({
-    key: m.key, name: m.name, version: m.version ?? "", storage: m.storage ?? "", bytes: m.bytes ?? 0,
+    key: m.key, name: m.name, title: m.title ?? m.name, version: m.version ?? "", storage: m.storage ?? "", bytes: m.bytes ?? 0,
     default: Boolean(m.default), description: m.description ?? "", file: m.file,
   }));
 }

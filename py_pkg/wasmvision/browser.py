@@ -120,8 +120,10 @@ def _respond(fn: Callable[..., dict]) -> Callable[..., str]:
 def _model_info(key: str, clf, nbytes: int, load_ms: float) -> dict:
     b = clf.bundle
     # Bundles written by `convert --weights` name their variant ("int8" keeps a few layers in float16).
+    # One word per storage kind, the manifest's: fp32, fp16, int8 (a mix joined by "+").
+    words = {"float32": "fp32", "float16": "fp16", "int8": "int8"}
     storage_kinds = sorted(set(b.storage.values())) if b.storage else ["float32"]
-    mixed = "+".join(k for k in storage_kinds if k in ("float32", "float16", "int8")) or "float32"
+    mixed = "+".join(words[k] for k in storage_kinds if k in words) or "fp32"
     inp = b.inputs[0].shape if b.inputs else []
     out = b.outputs[0].shape if b.outputs else []
     # How many scores a result can rank: the labels, else the output's last axis when it is fixed.

@@ -25,7 +25,7 @@ export function builtin(key) {
 
 export function publicModel(m) {
   return {
-    key: m.key, name: m.info?.name ?? m.name, version: m.info?.version ?? m.version, builtin: m.builtin,
+    key: m.key, name: m.info?.name ?? m.name, title: m.title ?? m.info?.name ?? m.name, version: m.info?.version ?? m.version, builtin: m.builtin,
     loaded: m.loaded, bytes: m.info?.bytes ?? m.bytes, storage: m.info?.storage ?? m.storage,
     file: m.fileName ?? m.file ?? "", description: m.description ?? "",
     parameters: m.info?.parameters, load_ms: m.info?.load_ms, labels: m.info?.labels, classes: m.info?.classes,
@@ -90,12 +90,12 @@ export async function ensureLoaded(key, engine = "auto") {
   if (!m) throw unknownModel(key);
   if (m.loaded && m.engine === engine) return m;
   const t0 = performance.now();
-  setStage("model", `Downloading the model ${m.name}`, m.file && !m.blob ? [m.file] : []);
+  setStage("model", `Downloading the model ${m.title ?? m.name}`, m.file && !m.blob ? [m.file] : []);
   const early = prefetched.get(key);
   prefetched.delete(key);
   const bytes = await (early ?? fetchModelBytes(m));
   const t1 = performance.now();
-  setStage("model-load", `Loading the model ${m.name}`);
+  setStage("model-load", `Loading the model ${m.title ?? m.name}`);
   // Let the progress message out before Python blocks this thread.
   await new Promise((r) => setTimeout(r, 0));
   const info = loadIntoPython(m, bytes, engine);
@@ -175,6 +175,9 @@ export async function openModel({ source, name, labels, engine = "auto" }) {
     if (previous) models.set(m.key, previous);
     else models.delete(m.key);
     setStage("ready", "Ready");
+    // Name the file: the caller may be opening several.
+    const file = m.fileName ?? m.file;
+    if (err instanceof UserError && !err.message.includes(file)) err.message = `${file}: ${err.message}`;
     throw err;
   }
   return publicModel(m);

@@ -5,7 +5,7 @@
 
 import { runtime, startPython } from "./boot.js";
 import { errorPayload } from "./errors.js";
-import { totalReceived } from "./fetch.js";
+import { networkBytes, totalReceived } from "./fetch.js";
 import { defaultModel, loadManifest, runtimeFiles, wheelFiles } from "./manifest.js";
 import { classify, embed } from "./inference.js";
 import { allModels, builtin, openModel, prefetch, registerBuiltins, releaseModel, timings as modelTimings }
@@ -13,7 +13,8 @@ import { allModels, builtin, openModel, prefetch, registerBuiltins, releaseModel
 import { setScope } from "./progress.js";
 
 function stats() {
-  return { timings: { ...runtime.timings, ...modelTimings }, bytesReceived: totalReceived() };
+  return { timings: { ...runtime.timings, ...modelTimings }, bytesReceived: totalReceived(),
+    networkBytes: networkBytes() };
 }
 
 // Boots Python; meanwhile downloads the model the page will ask for first (`prefetch`: a key, or the default).
