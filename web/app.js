@@ -334,15 +334,21 @@ function bootProgress(p) {
   }
 }
 
-// The site's models first (the picker fills while Python boots), then the requested or default model.
-async function start() {
+async function listModels() {
   try {
     state.models = (await wasmvision.listModels()).map((m) => ({ ...m, builtin: true, loaded: false }));
   } catch {
     state.models = []; // the runtime reports what is wrong with the site
   }
   setModels();
+}
+
+// The default model starts loading at once (the picker fills meanwhile); a requested one is checked first, so an
+// unknown name gets a message and the default instead of a failed load.
+async function start() {
   const requested = params.get("model");
+  const listed = listModels();
+  if (requested) await listed;
   const known = !requested || state.models.some((m) => m.key === requested);
   if (!known) {
     notices.push(`There is no model "${requested}" on this site; showing the default model instead.` +
@@ -360,6 +366,7 @@ async function start() {
       engine = "auto";
       clf = await wasmvision.load({ ...first, engine });
     }
+    await listed; // the picker's list first: adopt() merges the loaded model into it
     adopt(clf);
     state.current = clf.model.key;
     await refreshStats(clf);
@@ -370,6 +377,7 @@ async function start() {
     }
     modelError = err; // the runtime works; the page stays usable with a model the user opens
   }
+  await listed;
   onReady(modelError);
 }
 

@@ -172,7 +172,8 @@ export async function openModel({ source, name, labels, engine = "auto" }) {
   try {
     await ensureLoaded(m.key, engine);
   } catch (err) {
-    if (previous) models.set(m.key, previous);
+    // Python's copy under this key may be gone or half-made: the previous model loads again when next used.
+    if (previous) models.set(m.key, Object.assign(previous, { loaded: false }));
     else models.delete(m.key);
     setStage("ready", "Ready");
     // Name the file: the caller may be opening several.
