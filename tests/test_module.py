@@ -5,7 +5,7 @@ against the native run of the same bundle. Needs the built site (python3 build.p
 from __future__ import annotations
 
 import json
-import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -321,3 +321,46 @@ def test_progress_reports_bytes_and_ends_ready(browser, served, dist_dir):
         (".wasm", ".zip", "lock.json", ".mjs", ".asm.js")) or k.startswith(("pyodide/numpy-", "pyodide/wasmvision-")))
     assert total == expected + model["bytes"], (total, expected, model["bytes"])
     print(f"\nload() to ready: {got['ms']:.0f} ms; timings {got['stats']['timings']}")
+
+
+def _js_literal(text: str):
+    """The JSON value at the start of a README comment written as a JS literal ({index: 285, ...})."""
+    quoted = re.sub(r"([{,]\s*)([A-Za-z_]\w*)\s*:", r'\1"\2":', text.strip())
+    return json.JSONDecoder().raw_decode(quoted)[0]
+
+
+def _close_value(got, want) -> bool:
+    if isinstance(want, float):
+        return abs(got - want) <= 1e-4
+    if isinstance(want, dict):
+        return set(want) <= set(got) and all(_close_value(got[k], v) for k, v in want.items())
+    if isinstance(want, list):
+        return len(got) == len(want) and all(_close_value(g, w) for g, w in zip(got, want))
+    return got == want
+
+
+@pytest.mark.browser
+def test_readme_example_runs_as_shown(example):
+    """README's module example, run in the example page: each `// → value` comment is what that line gives."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- readme-example:begin -->\s*```js\n(.*?)```", text, re.S).group(1)
+    lines, expected = [], []
+    for line in block.splitlines():
+        m = re.match(r"^(\s*)(.+?);\s*// → (.+)$", line)
+        if line.startswith("import * as wasmvision from "):
+            lines.append(f"const wasmvision = await import({line.split(' from ')[1].rstrip(';')});")
+        elif m:
+            lines.append(f"{m.group(1)}__out.push({m.group(2)});")
+            expected.append(_js_literal(m.group(3)))
+        else:
+            lines.append(line)
+    page = example["page"]
+    page.evaluate("""async () => {
+        const img = document.querySelector("img");
+        img.src = "photos/chelsea.png";
+        await img.decode();
+    }""")
+    got = page.evaluate("async () => { const __out = [];\n" + "\n".join(lines) + "\nreturn __out; }")
+    assert len(got) == len(expected) == 4
+    for g, w in zip(got, expected):
+        assert _close_value(g, w), (g, w)
