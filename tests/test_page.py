@@ -152,6 +152,10 @@ def test_progress_is_honest_and_axe_passes_in_every_state(browser, served, chels
                              files=[{"name": "notes.txt", "mimeType": "", "buffer": b"not an image\n" * 20}])
         page.wait_for_selector("[data-testid=error]:not([hidden])")
         _axe(page, axe_source, "error")
+        # Nothing lost: the previous photo and its result stay, and the status says whose result it is.
+        assert page.inner_text("[data-testid=result-item] [data-testid=result-label]") == "Egyptian cat"
+        assert "chelsea.png" in page.inner_text("[data-testid=status]")
+        assert "chelsea.png" in page.inner_text("#preview-caption")
         assert page.errors == []
 
 

@@ -197,6 +197,7 @@ async function classifyAndRender(blob) {
     const result = await classify(blob, { topK: 5 });
     if (seq !== state.sequence) return; // a newer photo was chosen meanwhile
     state.lastBlob = blob;
+    state.shown = blob;
     const model = state.models.find((m) => m.key === result.model.key) ?? result.model;
     // The runtime names its engine once issue 8's engines exist; before that, numpy is the only one.
     renderResult(result, result.engine ?? classifiers.get(result.model.key)?.engine ?? "numpy");
@@ -206,10 +207,18 @@ async function classifyAndRender(blob) {
       `Classified in ${Math.round(result.timings_ms.total)} ms.`);
   } catch (err) {
     if (seq !== state.sequence) return;
-    hidePreview();
-    clearResult(); // the old result would read as the answer for this file
     showError(err.message);
-    setStatus("That file could not be classified. Try another photo.");
+    if (state.shown && state.shown !== blob) {
+      // Nothing lost: the previous photo and its result stay, labelled as such.
+      showPreview(state.shown);
+      state.lastBlob = state.shown;
+      setStatus(`That file could not be classified. The result shown is still for ${state.shown.name || "the previous photo"}.`);
+    } else {
+      hidePreview();
+      clearResult();
+      state.shown = null;
+      setStatus("That file could not be classified. Try another photo.");
+    }
   } finally {
     if (seq === state.sequence) ui.results.removeAttribute("aria-busy");
   }

@@ -66,7 +66,10 @@ export function showProgress({ stage, label, loaded, total }) {
   ui.progress.hidden = false;
   const bytes = total > 0 && stage !== "model-load";
   // The total is everything this load fetches (runtime, packages, model), so the stage is named after the bytes.
-  ui.progressLabel.textContent = bytes ? `${mb(loaded)} of ${mb(total)} MB · ${label}` : `${label}…`;
+  // With every byte in, what is left is work, not download (starting Python takes seconds on a slow device).
+  const text = bytes && loaded >= total && (stage === "runtime" || stage === "packages")
+    ? "Starting Python and numpy" : label;
+  ui.progressLabel.textContent = bytes ? `${mb(loaded)} of ${mb(total)} MB · ${text}` : `${label}…`;
   if (!bytes) {
     ui.progressBar.removeAttribute("aria-valuenow");
     ui.progress.classList.add("indeterminate");
