@@ -200,3 +200,14 @@ def test_classify_many_catches_any_exception_type(monkeypatch, image):
     assert [r.error for r in results] == [None, "MemoryError: Unable to allocate 14.6 GiB", None, "KeyError: 'x'"]
     with pytest.raises(ValueError, match="top_k"):
         list(clf.classify_many([image], top_k=0))
+
+
+def test_decoding_a_path_without_pillow_says_what_to_install(monkeypatch, tmp_path, image):
+    import sys
+
+    (tmp_path / "x.png").write_bytes(b"\x89PNG not really")
+    monkeypatch.setitem(sys.modules, "PIL", None)  # import PIL now fails, as without the image extra
+    clf = wasmvision.load(tiny_bundle())
+    with pytest.raises(wasmvision.ImageError, match=r"pip install 'wasmvision\[image\]'"):
+        clf.classify(tmp_path / "x.png")
+    assert clf.classify(image).ok  # pixels need no Pillow

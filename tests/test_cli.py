@@ -288,3 +288,37 @@ def test_extreme_strip_between_real_photos(photos_dir, mobilenet_bundle, tmp_pat
     assert chelsea["top"][0]["label"] in ("Egyptian cat", "tabby", "tiger cat")
     assert coffee["top"][0]["label"] == "espresso"
     assert strip["file"].endswith("strip_20000x1.png") and strip["error"] and "\n" not in strip["error"]
+
+
+def test_progress_bar_only_on_a_terminal_with_enough_inputs():
+    import io
+
+    from wasmvision.cli_batch import PROGRESS_MIN_INPUTS, Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty = Tty()
+    bar = Progress(7, stream=tty)
+    for _ in range(3):
+        bar.advance()
+    bar.clear()
+    text = tty.getvalue()
+    assert "3/7" in text and "photos/s" in text and "s left" in text and text.endswith("\r\x1b[K")
+    assert "\n" not in text  # redrawn in place, never scrolls
+    for stream, total in ((Tty(), PROGRESS_MIN_INPUTS - 1), (io.StringIO(), 50)):
+        quiet = Progress(total, stream=stream)
+        quiet.advance()
+        quiet.clear()
+        assert stream.getvalue() == ""
+
+
+def test_piped_json_lines_survive_a_closed_pipe(files, album):
+    """`classify ... --json | head -1`: the reader leaves early; no traceback, no error line."""
+    e = {k: v for k, v in os.environ.items() if k != "WASMVISION_MODEL"}
+    cmd = (f"{sys.executable} -m wasmvision classify {album} {files / 'photo.png'} {files / 'one.png'} -r "
+           f"--model {files / 'tiny.wvb'} --json | head -1")
+    r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env=e, timeout=120)
+    assert len(r.stdout.splitlines()) == 1 and "a.png" in r.stdout
+    assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr

@@ -80,15 +80,20 @@ def _classify(args) -> int:
     writer = cli_batch.WRITERS[args.format](sys.stdout, args.top_k, extra)
     progress = cli_batch.Progress(len(inputs))
     failed = 0
-    for item in inputs:
-        result = _classify_one(clf, item, args.top_k)
+    try:
+        for item in inputs:
+            result = _classify_one(clf, item, args.top_k)
+            progress.clear()
+            if result.error is not None:
+                failed += 1
+                _fail(cli_batch.error_line(item.name, result.error), 1)
+            writer.row(item.name, result)
+            progress.advance()
+    except BrokenPipeError:  # the reader (e.g. `| head`) has what it wanted: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 1
+    finally:
         progress.clear()
-        if result.error is not None:
-            failed += 1
-            _fail(cli_batch.error_line(item.name, result.error), 1)
-        writer.row(item.name, result)
-        progress.advance()
-    progress.clear()
     return 1 if failed else 0
 
 
