@@ -80,6 +80,7 @@ def _classify(args) -> int:
     writer = cli_batch.WRITERS[args.format](sys.stdout, args.top_k, extra)
     progress = cli_batch.Progress(len(inputs))
     failed = 0
+    progress.draw()  # 0/N at once: the first photo may take a while (the first inference warms up)
     try:
         for item in inputs:
             result = _classify_one(clf, item, args.top_k)
