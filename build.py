@@ -379,34 +379,23 @@ def extract_photos(paths: dict[str, Path]) -> Path:
 # ------------------------------------------------------------------------------------------- models
 
 def _read_recipe_inputs(recipe: dict, paths: dict[str, Path]) -> tuple[bytes, list[str]]:
-    w, lab = recipe["weights"], recipe["labels"]
-    with zipfile.ZipFile(paths[f"{recipe['name']}-weights"]) as zf:
-        weights = zf.read(w["file"])
-    verify_bytes(weights, w["file_sha256"], w["file"])
-    with zipfile.ZipFile(paths[f"{recipe['name']}-labels"]) as zf:
-        raw = zf.read(lab["file"])
-    verify_bytes(raw, lab["file_sha256"], lab["file"])
-    table = json.loads(raw)
-    labels = [str(table[str(i)]) for i in range(len(table))]
-    return weights, labels
+    from wasmvision.recipe import RecipeError, read_inputs
+
+    try:
+        return read_inputs(recipe, paths[f"{recipe['name']}-weights"], paths[f"{recipe['name']}-labels"])
+    except RecipeError as exc:
+        raise BuildError(f"{recipe['_path']}: {exc}") from None
 
 
 def export_onnx(recipe: dict, weights: bytes, onnx_path: Path) -> None:
     import onnx
 
-    from wasmvision.export import export_mobilenet_v2
-    from wasmvision.importers.torch_checkpoint import load_state_dict
+    from wasmvision.recipe import RecipeError, export_model
 
-    exporters = {"torchvision.mobilenet_v2": export_mobilenet_v2}
     try:
-        exporter = exporters[recipe["architecture"]]
-    except KeyError:
-        raise BuildError(f"{recipe['_path']}: no exporter for architecture {recipe['architecture']!r} "
-                         f"(known: {', '.join(exporters)})") from None
-    state = load_state_dict(weights)
-    model = exporter(state, input_size=int(recipe.get("input_size", 224)), model_name=recipe["name"],
-                     doc=f"{recipe['description']}; weights {recipe['weights']['package']}=="
-                         f"{recipe['weights']['version']} {recipe['weights']['file']}")
+        model = export_model(recipe, weights)
+    except RecipeError as exc:
+        raise BuildError(f"{recipe['_path']}: {exc}") from None
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = onnx_path.with_name(onnx_path.name + ".tmp")
     onnx.save(model, str(tmp))
@@ -416,13 +405,9 @@ def export_onnx(recipe: dict, weights: bytes, onnx_path: Path) -> None:
 def convert_bundle(recipe: dict, onnx_path: Path, labels: list[str], out: Path) -> None:
     from wasmvision import bundle as bundle_mod
     from wasmvision import quantize
-    from wasmvision.importers.onnx_import import import_onnx
-    b = import_onnx(str(onnx_path), labels=labels, preprocess=recipe["preprocess"]["kind"],
-                    name=recipe["name"], version=recipe["version"])
-    b.preprocess = {**b.preprocess, **recipe["preprocess"]}  # the recipe is the reference for preprocessing
-    b.metadata = {**b.metadata, "source": f"{recipe['weights']['package']}=={recipe['weights']['version']}"
-                                          f" {recipe['weights']['file']}",
-                  "weights_sha256": recipe["weights"]["file_sha256"], "description": recipe["description"]}
+    from wasmvision.recipe import bundle_from_onnx
+
+    b = bundle_from_onnx(recipe, str(onnx_path), labels)  # the same steps as the default model in a user's cache
     out.parent.mkdir(parents=True, exist_ok=True)
     bundle_mod.save(b, out)
     # Smaller downloads: the same graph with weights stored as fp16 / int8 (docs/quantization.md).
@@ -443,13 +428,14 @@ def build_models(paths: dict[str, Path]) -> list[dict]:
         onnx_path = BUILD / "models" / f"{name}.onnx"
         wvb_path = BUILD / "models" / f"{name}.wvb"
         weights = labels = None
-        export_key = tree_digest([recipe["_path"], pkg / "export", pkg / "importers" / "torch_checkpoint.py"])
+        export_key = tree_digest([recipe["_path"], pkg / "export", pkg / "importers" / "torch_checkpoint.py",
+                                  pkg / "recipe.py"])
         if not up_to_date(BUILD / "models" / f"{name}.onnx.stamp", export_key, onnx_path):
             weights, labels = _read_recipe_inputs(recipe, paths)
             with stage(f"{name}: checkpoint → ONNX (build/models/{onnx_path.name})"):
                 export_onnx(recipe, weights, onnx_path)
             (BUILD / "models" / f"{name}.onnx.stamp").write_text(export_key)
-        bundle_key = tree_digest([recipe["_path"], onnx_path, pkg / "importers", pkg / "bundle.py",
+        bundle_key = tree_digest([recipe["_path"], onnx_path, pkg / "importers", pkg / "bundle.py", pkg / "recipe.py",
                                   pkg / "quantize.py"])
         outputs = [wvb_path, *(variant_path(wvb_path, v) for v in recipe.get("variants", []))]
         if not up_to_date(BUILD / "models" / f"{name}.wvb.stamp", bundle_key, *outputs):
