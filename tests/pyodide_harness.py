@@ -36,7 +36,13 @@ copyDir("%(package)s", "/home/pyodide/wasmvision");
 copyDir("%(work)s/in", "/work/in");
 py.FS.mkdirTree("/work/out");
 const code = fs.readFileSync("%(work)s/main.py", "utf8");
-await py.runPythonAsync("import sys\nsys.path.insert(0, '/home/pyodide')\n" + code);
+try {
+  await py.runPythonAsync("import sys\nsys.path.insert(0, '/home/pyodide')\n" + code);
+} catch (e) {
+  // A PythonError's message is the Python traceback: print only that (not Pyodide's minified JS source).
+  process.stderr.write("PYTHON-ERROR\n" + e.message + "\n");
+  process.exit(1);
+}
 fs.mkdirSync("%(work)s/out", {recursive: true});
 for (const name of py.FS.readdir("/work/out")) {
   if (name === "." || name === "..") continue;
@@ -70,7 +76,10 @@ def run_in_pyodide(work: Path, code: str, inputs: dict[str, bytes] | None = None
     script = work / "run.mjs"
     script.write_text(RUNNER % {"pyodide": pyodide, "package": PACKAGE, "work": work})
     r = subprocess.run(["node", str(script)], capture_output=True, text=True, timeout=timeout)
-    assert r.returncode == 0, (r.stdout[-2000:] + r.stderr[-4000:])
+    if r.returncode != 0:
+        at = r.stderr.find("PYTHON-ERROR")
+        pytest.fail(f"Pyodide run failed:\n{r.stdout[-1000:]}\n" + (r.stderr[at:][-4000:] if at >= 0 else
+                                                                     r.stderr[:3000]), pytrace=False)
     out = work / "out"
     files = {p.name: p.read_bytes() for p in out.iterdir()} if out.exists() else {}
     files["stdout"] = r.stdout.encode()
