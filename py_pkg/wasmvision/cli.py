@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--csv", dest="format", action="store_const", const="csv",
                      help="print CSV: a header, then one row per input (file, error, label/probability/class "
                           "per rank, model, total_ms)")
+    p.add_argument("--engine", choices=("auto", "numpy", "simd"), default="auto",
+                   help="what runs the network: auto (default; the Wasm SIMD kernels inside Pyodide, numpy "
+                        "elsewhere), numpy, or simd (an error where the kernels cannot load)")
     p.set_defaults(func=_classify)
     cli_convert.register(sub)
     return parser
@@ -59,6 +62,7 @@ def _fail(message: str, code: int = 2) -> int:
 def _classify(args) -> int:
     from .bundle import BundleError
     from .classifier import load
+    from .simd import EngineError
 
     if args.top_k < 1:
         return _fail(f"--top-k must be at least 1, got {args.top_k}")
@@ -72,11 +76,15 @@ def _classify(args) -> int:
         hint = "" if args.model else f" (from ${MODEL_ENV})"
         return _fail(f"model bundle not found: {model}{hint}")
     try:
-        clf = load(model)
+        clf = load(model, engine=args.engine)
     except BundleError as exc:
         return _fail(f"{model}: {exc}")
+    except EngineError as exc:
+        return _fail(str(exc))
+    if clf.engine_notice:
+        print(f"wasmvision: note: {clf.engine_notice}", file=sys.stderr)
     inputs = cli_batch.expand(args.images, args.recursive)
-    extra = ("engine",) if hasattr(clf, "engine") else ()
+    extra = ("engine",)
     writer = cli_batch.WRITERS[args.format](sys.stdout, args.top_k, extra)
     progress = cli_batch.Progress(len(inputs))
     failed = 0

@@ -71,7 +71,8 @@ class TextWriter:
         if result.error is not None:
             return  # the error goes to stderr only
         total = sum(result.timings_ms.values())
-        lines = [f"{name}  ({result.model.get('name')} {result.model.get('version')}, {total:.1f} ms)"]
+        lines = [f"{name}  ({result.model.get('name')} {result.model.get('version')}, {result.engine}, "
+                 f"{total:.1f} ms)"]
         width = max([len(p.label) for p in result.top] + [5])
         for rank, p in enumerate(result.top, 1):
             lines.append(f"  {rank:>2}. {p.label:<{width}}  {p.probability * 100:6.2f}%  (class {p.index})")
