@@ -725,7 +725,8 @@ def package_json(paths: list[str]) -> bytes:
         "description": "Private image classification in the browser: MobileNet on Python and numpy in WebAssembly; "
                        "the photo never leaves the device.",
         "license": "Apache-2.0",
-        "type": "module",
+        # No "type": "module": Node would then read pyodide/pyodide.asm.js (CommonJS, no package.json of its own
+        # here) as an ES module and fail to load the runtime. The entry is .mjs, an ES module by its name.
         "main": "./wasmvision.mjs",
         "types": "./wasmvision.d.ts",
         "exports": {

@@ -27,7 +27,8 @@ def tsc() -> list[str]:
 
 def test_package_json_exports_the_module_and_its_types(dist_dir):
     pkg = json.loads((dist_dir / "package.json").read_text())
-    assert pkg["name"] == "wasmvision" and pkg["type"] == "module"
+    # No "type": "module" (Node would read the CommonJS runtime in pyodide/ as ESM); the .mjs entry is ESM by name.
+    assert pkg["name"] == "wasmvision" and "type" not in pkg
     entry = pkg["exports"]["."]
     assert entry["types"] == "./wasmvision.d.ts" and entry["import"] == "./wasmvision.mjs"
     for rel in pkg["files"]:
