@@ -86,6 +86,15 @@ SOURCE_DATE_EPOCH = "315532800"  # 1980-01-01, the earliest date a zip can hold
 BOOTSTRAP_EXTRAS = "test"  # pytest, pillow, onnx, onnxruntime, playwright: everything build and tests import
 STAMP_BOOTSTRAP = VENV / ".wasmvision-bootstrap"
 STAMP_TORCH = VENV / ".wasmvision-torch"
+# The Wasm SIMD kernel library (issue 8): C sources compiled by Debian clang + wasm-ld 14 into an Emscripten side
+# module that Pyodide loads with ctypes. No libc, no emcc. The flags are the ones measured in
+# ../shared/notes/simd-kernels.md; changing them changes the library's bytes (and its recorded sha256).
+SIMD_DIR = ROOT / "py_pkg" / "wasmvision" / "simd"
+SIMD_LIB = SIMD_DIR / "libwvsimd.so"
+SIMD_INFO = SIMD_DIR / "libwvsimd.json"  # {"file", "bytes", "sha256", "sources"}: what the loader checks
+SIMD_CFLAGS = ["--target=wasm32-unknown-emscripten", "-ffreestanding", "-nostdlib", "-fno-builtin",
+               "-fvisibility=hidden", "-fPIC", "-O3", "-msimd128"]
+SIMD_LDFLAGS = ["--shared", "--experimental-pic", "--no-entry"]
 
 
 class BuildError(Exception):
@@ -468,6 +477,69 @@ def build_models(paths: dict[str, Path]) -> list[dict]:
     return built
 
 
+# ------------------------------------------------------------------------------------------- SIMD kernels
+
+def ensure_wasm_toolchain() -> tuple[str, str] | None:
+    """(clang, wasm-ld), installed from Debian when missing; None when they cannot be installed (not root)."""
+    def found():
+        clang, ld = shutil.which("clang"), shutil.which("wasm-ld")
+        return (clang, ld) if clang and ld else None
+    if found() is None:
+        try:
+            apt_install(["clang", "lld"], "the Wasm SIMD kernels are compiled with Debian's clang and lld")
+        except BuildError as exc:
+            if is_root():
+                raise
+            log(f"warning: {exc}\n  building without the SIMD kernels: the runtime will use numpy everywhere")
+            return None
+    return found()
+
+
+def build_simd() -> dict | None:
+    """Compile py_pkg/wasmvision/simd/*.c into libwvsimd.so (+ libwvsimd.json with its sha256), only when the
+    sources, flags or compiler changed. Returns the recorded info, or None when there is no toolchain."""
+    sources = sorted(SIMD_DIR.glob("*.c"))
+    headers = sorted(SIMD_DIR.glob("*.h"))
+    if not sources:
+        raise BuildError(f"no C sources in {SIMD_DIR}")
+    tools = ensure_wasm_toolchain()
+    if tools is None:
+        return json.loads(SIMD_INFO.read_text()) if SIMD_INFO.exists() and SIMD_LIB.exists() else None
+    clang, wasm_ld = tools
+    version = subprocess.run([clang, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    key = tree_digest(sources + headers, extra=" ".join([version, *SIMD_CFLAGS, *SIMD_LDFLAGS]))
+    stamp = BUILD / "simd.stamp"
+    if up_to_date(stamp, key, SIMD_LIB, SIMD_INFO):
+        return json.loads(SIMD_INFO.read_text())
+    with stage("compiling the Wasm SIMD kernels (clang + wasm-ld)"):
+        objdir = BUILD / "simd"
+        shutil.rmtree(objdir, ignore_errors=True)
+        objdir.mkdir(parents=True)
+        objects = []
+        for src in sources:
+            obj = objdir / (src.stem + ".o")
+            # Relative source names: nothing machine-specific can end up in the bytes.
+            run([clang, *SIMD_CFLAGS, "-c", src.name, "-o", str(obj)], cwd=SIMD_DIR)
+            objects.append(obj.name)
+        run([wasm_ld, *SIMD_LDFLAGS, "-o", "libwvsimd.so", *objects], cwd=objdir)
+        data = (objdir / "libwvsimd.so").read_bytes()
+        write_if_changed(SIMD_LIB, data)
+        info = {"file": SIMD_LIB.name, "bytes": len(data), "sha256": sha256_bytes(data), "sources": key,
+                "compiler": version}
+        write_if_changed(SIMD_INFO, (json.dumps(info, indent=1) + "\n").encode())
+    stamp.write_text(key)
+    log(f"{SIMD_LIB.relative_to(ROOT)}: {len(data)} bytes, sha256 {info['sha256']}")
+    return info
+
+
+def wheel_member_sha256(wheel: Path, member: str) -> str | None:
+    with zipfile.ZipFile(wheel) as z:
+        try:
+            return sha256_bytes(z.read(member))
+        except KeyError:
+            return None
+
+
 # ------------------------------------------------------------------------------------------- wheel
 
 def project_version() -> str:
@@ -587,7 +659,7 @@ def lock_entry(wheel: Path) -> dict:
     }
 
 
-def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict]) -> dict:
+def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict], simd: dict | None = None) -> dict:
     """Lay out dist/ (copying only what changed, deleting what is stale) and write manifest.json."""
     files: dict[str, Path | bytes] = {}
     web = ROOT / "web"
@@ -644,6 +716,13 @@ def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict]) ->
                    for m in models],
         "files": entries,
     }
+    if simd is not None:
+        # The kernel library travels inside the wheel (package data); the page can show which one it runs.
+        member = "wasmvision/simd/" + simd["file"]
+        if wheel_member_sha256(wheel, member) != simd["sha256"]:
+            raise BuildError(f"{wheel.name} does not contain {member} with sha256 {simd['sha256']}")
+        manifest["kernels"] = [{"name": "wasm-simd", "file": simd["file"], "wheel": f"pyodide/{wheel.name}",
+                                "member": member, "bytes": simd["bytes"], "sha256": simd["sha256"]}]
     write_if_changed(DIST / "manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
     return manifest
 
@@ -779,9 +858,10 @@ def cmd_build(_args) -> int:
     pyodide, lock = unpack_pyodide(paths)
     extract_photos(paths)
     models = build_models(paths)
+    simd = build_simd()  # before the wheel: the library is package data
     wheel = pyodide_wheel(build_wheel())
     with stage("assembling dist/"):
-        manifest = assemble_dist(pyodide, lock, wheel, models)
+        manifest = assemble_dist(pyodide, lock, wheel, models, simd)
     print_sizes(manifest)
     log(f"build finished in {time.perf_counter() - t0:.1f} s → {DIST}")
     return 0

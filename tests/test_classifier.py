@@ -63,7 +63,7 @@ def test_round_trip_through_file_bytes_and_bundle(tmp_path, image):
         assert res.model == {"name": "tiny", "version": "1.2"}
         assert set(res.timings_ms) == {"preprocess", "inference", "postprocess"}
         d = res.to_dict()
-        assert set(d) == {"top", "timings_ms", "model"} and set(d["top"][0]) == {"index", "label", "probability"}
+        assert set(d) == {"top", "timings_ms", "model", "engine"} and d["engine"] == "numpy" and set(d["top"][0]) == {"index", "label", "probability"}
 
 
 def test_logits_probabilities_and_embedding_match_numpy(image):

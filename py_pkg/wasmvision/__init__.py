@@ -9,7 +9,8 @@
 from .bundle import BundleError
 from .classifier import Classifier, Prediction, Result, load
 from .preprocess import ImageError
+from .simd import EngineError
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "Classifier", "Prediction", "Result", "BundleError", "ImageError", "__version__"]
+__all__ = ["load", "Classifier", "Prediction", "Result", "BundleError", "EngineError", "ImageError", "__version__"]

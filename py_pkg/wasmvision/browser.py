@@ -23,9 +23,10 @@ from .bundle import BundleError
 from .classifier import load
 from .importers import UnsupportedOperatorError
 from .preprocess import MAX_PIXELS, ImageError, check_size
+from .simd import EngineError
 
 # What the page reports as a user's mistake (a message, no traceback); anything else is a bug.
-_USER_ERRORS = (BundleError, ImageError, UnsupportedOperatorError, MemoryError)
+_USER_ERRORS = (BundleError, ImageError, UnsupportedOperatorError, EngineError, MemoryError)
 
 # Models kept loaded at once. MobileNetV2 in float32 is ~14 MB of weights plus its prepared buffers, so three fit
 # comfortably in the Wasm heap while switching between a handful of models stays instant.
@@ -139,6 +140,8 @@ def _model_info(key: str, clf, nbytes: int, load_ms: float) -> dict:
         "bytes": int(nbytes),
         "load_ms": round(load_ms, 2),
         "preprocess": b.preprocess.get("kind", ""),
+        "engine": clf.engine,
+        "engine_notice": clf.engine_notice,
     }
 
 
@@ -150,8 +153,9 @@ def max_pixels() -> int:
 
 
 @_respond
-def load_model(key: str, data, kind: str = "wvb", name: str | None = None) -> dict:
-    """Load a model from bytes (``kind`` "wvb" bundle or "onnx") and keep it in the cache under ``key``."""
+def load_model(key: str, data, kind: str = "wvb", name: str | None = None, engine: str = "auto") -> dict:
+    """Load a model from bytes (``kind`` "wvb" bundle or "onnx") and keep it in the cache under ``key``.
+    ``engine``: "auto" | "numpy" | "simd" (see wasmvision.load); the info says which runs and why."""
     t0 = time.perf_counter()
     buf = _as_buffer(data)
     if len(buf) == 0:
@@ -162,7 +166,7 @@ def load_model(key: str, data, kind: str = "wvb", name: str | None = None) -> di
         source = import_onnx(bytes(buf), name=name) if name else import_onnx(bytes(buf))
     else:
         source = buf
-    clf = load(source)
+    clf = load(source, engine=engine)
     load_ms = (time.perf_counter() - t0) * 1000.0
     evicted = _cache.put(key, clf)
     info = _model_info(key, clf, len(buf), load_ms)

@@ -15,6 +15,7 @@ from .bundle import Bundle, BundleError
 from .plan import PROFILE_KINDS, Executor, profile_kind
 from .postprocess import softmax, top_k as _top_k
 from .preprocess import ImageError, preprocess, resolve_spec
+from .simd import EngineError, resolve_engine, warm_up
 
 
 @dataclass(frozen=True)
@@ -29,14 +30,21 @@ class Result:
     top: list[Prediction]
     timings_ms: dict[str, float] = field(default_factory=dict)
     model: dict[str, str] = field(default_factory=dict)
+    engine: str = "numpy"  # what ran the graph: "numpy" or "simd"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"top": [asdict(p) for p in self.top], "timings_ms": dict(self.timings_ms), "model": dict(self.model)}
+        return {"top": [asdict(p) for p in self.top], "timings_ms": dict(self.timings_ms), "model": dict(self.model),
+                "engine": self.engine}
 
 
 class Classifier:
-    def __init__(self, bundle: Bundle):
+    """``engine``: "auto" (the SIMD kernels where they load, i.e. inside Pyodide, else numpy), "numpy" or "simd"
+    (raises EngineError where the kernels cannot load). ``self.engine`` says what actually runs and
+    ``self.engine_notice`` why "auto" fell back to numpy (None when nothing needs saying)."""
+
+    def __init__(self, bundle: Bundle, engine: str = "auto"):
         self.bundle = bundle
+        kernels, self.engine, self.engine_notice = resolve_engine(engine)
         if len(bundle.inputs) != 1 or len(bundle.inputs[0].shape) != 4:
             raise BundleError("a classifier bundle needs one NHWC image input")
         _, h, w, c = bundle.inputs[0].shape
@@ -53,8 +61,10 @@ class Classifier:
             self.preprocess_spec = resolve_spec(spec, self.input_size)
         except ValueError as exc:
             raise BundleError(f"bad preprocess spec in the bundle: {exc}") from None
-        self._executor = Executor(bundle)
-        self._executor.plan((1, *self.input_size, 3))  # compile now: a broken graph fails at load
+        self._executor = Executor(bundle, kernels=kernels)
+        plan = self._executor.plan((1, *self.input_size, 3))  # compile now: a broken graph fails at load
+        if kernels is not None:
+            warm_up(plan.run, plan.input_shape)
         last = {o: n for n in bundle.nodes for o in n.outputs}
         out = bundle.outputs[0].name
         self._outputs_probabilities = out in last and last[out].op == "softmax"
@@ -102,7 +112,7 @@ class Classifier:
         probs = out.astype(np.float64) if self._outputs_probabilities else softmax(out)
         top = [Prediction(int(i), self.label(int(i)), float(probs[i])) for i in _top_k(probs, top_k)]
         t3 = time.perf_counter()
-        return Result(top=top, model=self.model,
+        return Result(top=top, model=self.model, engine=self.engine,
                       timings_ms={"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
                                   "postprocess": (t3 - t2) * 1e3})
 
@@ -139,8 +149,9 @@ def _require_positive_int(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-def load(source: Any, *, verify: bool = True) -> Classifier:
-    """path | bytes | memoryview | Bundle -> Classifier. Raises BundleError for a bad bundle."""
+def load(source: Any, *, verify: bool = True, engine: str = "auto") -> Classifier:
+    """path | bytes | memoryview | Bundle -> Classifier. Raises BundleError for a bad bundle, EngineError for an
+    engine that cannot run here (see Classifier)."""
     if isinstance(source, Bundle):
         b = source
     elif isinstance(source, (bytes, bytearray, memoryview)):
@@ -150,9 +161,9 @@ def load(source: Any, *, verify: bool = True) -> Classifier:
     else:
         raise TypeError(f"wasmvision.load() takes a path, bytes or a Bundle, not {type(source).__name__}")
     try:
-        return Classifier(b)
+        return Classifier(b, engine=engine)
     except (KeyError, TypeError) as exc:
         raise BundleError(f"the bundle's graph is malformed: {exc}") from None
 
 
-__all__ = ["Classifier", "Prediction", "Result", "load", "BundleError", "ImageError"]
+__all__ = ["Classifier", "Prediction", "Result", "load", "BundleError", "EngineError", "ImageError"]

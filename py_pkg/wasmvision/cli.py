@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"model bundle (.wvb); default: ${MODEL_ENV} or {DEFAULT_MODEL}")
     p.add_argument("--top-k", type=int, default=5, help="number of classes to show (default 5)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--engine", choices=("auto", "numpy", "simd"), default="auto",
+                   help="what runs the network: auto (default; the Wasm SIMD kernels inside Pyodide, numpy "
+                        "elsewhere), numpy, or simd (an error where the kernels cannot load)")
     p.set_defaults(func=_classify)
     cli_convert.register(sub)
     return parser
@@ -52,6 +55,7 @@ def _classify(args) -> int:
     from .classifier import load
     from .image_io import read_image
     from .preprocess import ImageError
+    from .simd import EngineError
 
     if args.top_k < 1:
         return _fail(f"--top-k must be at least 1, got {args.top_k}")
@@ -61,9 +65,13 @@ def _classify(args) -> int:
                 f" (build it with `python build.py`, or pass --model PATH / set {MODEL_ENV})")
         return _fail(f"model bundle not found: {model}{hint}")
     try:
-        clf = load(model)
+        clf = load(model, engine=args.engine)
     except BundleError as exc:
         return _fail(f"{model}: {exc}")
+    except EngineError as exc:
+        return _fail(str(exc))
+    if clf.engine_notice:
+        print(f"wasmvision: note: {clf.engine_notice}", file=sys.stderr)
     results, status = [], 0
     for path in args.images:
         try:
@@ -88,7 +96,7 @@ def _classify(args) -> int:
 
 def _print_table(path, res) -> None:
     total = sum(res.timings_ms.values())
-    print(f"{path}  ({res.model['name']} {res.model['version']}, {total:.1f} ms)")
+    print(f"{path}  ({res.model['name']} {res.model['version']}, {res.engine}, {total:.1f} ms)")
     width = max([len(p.label) for p in res.top] + [5])
     for rank, p in enumerate(res.top, 1):
         print(f"  {rank:>2}. {p.label:<{width}}  {p.probability * 100:6.2f}%  (class {p.index})")
