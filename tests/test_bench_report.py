@@ -139,3 +139,23 @@ def test_quick_option_sets_small_defaults_but_explicit_options_win():
     assert a.runs == 7 and a.rounds == run.QUICK["rounds"] and a.no_planer and a.engines == ["numpy", "simd"]
     b = run.parse([])
     assert b.runs == 40 and not b.quick and not b.no_planer
+
+
+def test_phases_hook_calls_measure_phases_and_keeps_its_table(tmp_path, monkeypatch):
+    import types
+
+    import run
+    from bench.harness import Bench
+    calls = []
+    fake = types.ModuleType("phases")
+    fake.measure_phases = lambda dist, browser, runs: calls.append((dist, browser, runs)) or {"cold": {"ready_ms": 1}}
+    fake.markdown = lambda result: "| phase | ms |"
+    monkeypatch.setitem(sys.modules, "phases", fake)
+    bench = Bench(run.parse(["--quick", "--work", str(tmp_path / "w"), "--dist", str(tmp_path / "d")]))
+    bench.phases("the playwright")
+    assert calls == [(tmp_path / "d", "the playwright", 1)]
+    assert bench.result["phases"]["table"] == "| phase | ms |"
+    assert "| phase | ms |" in report.table(bench.result)
+    fake.measure_phases = lambda *a: 1 / 0  # a failing phase run is a note, not a failed benchmark
+    bench.phases(None)
+    assert any("measure_phases failed" in n for n in bench.result["notes"])

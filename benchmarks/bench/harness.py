@@ -1,5 +1,5 @@
-"""Puts the run together: inputs, servers, one Chromium for the warm rounds (+ the Wasm SIMD peak and issue 12's
-phase table when benchmarks/phases.py exists), fresh profiles for cold start, then native."""
+"""Puts the run together: inputs, servers, one Chromium for the warm rounds (+ the Wasm SIMD peak), issue 12's phase
+table when benchmarks/phases.py exists, fresh profiles for cold start, then native."""
 from __future__ import annotations
 
 import json
@@ -82,14 +82,19 @@ class Bench:
         self.mounts = {"/wv/": str(self.dist), "/pages/": str(BENCH_DIR / "pages"), "/ort/": str(self.ort_dist),
                        "/work/": str(self.work), "/peers/": str(BENCH_DIR / "peers"), "/pyodide/": str(self.pyodide_dir)}
 
-    def phases(self, browser):
-        """Issue 12's phase table, when benchmarks/phases.py (written separately) exists."""
+    def phases(self, playwright):
+        """Issue 12's phase table, when benchmarks/phases.py (written separately) exists: its
+        measure_phases(dist, browser, runs) gets the started sync Playwright (it opens fresh profiles itself);
+        its markdown(result), when defined, becomes result["phases"]["table"]."""
         try:
             import phases
         except ImportError:
             return
         try:
-            self.result["phases"] = phases.measure_phases(self.dist, browser, self.args.phase_runs)
+            out = phases.measure_phases(self.dist, playwright, self.args.phase_runs)
+            if isinstance(out, dict) and "table" not in out and hasattr(phases, "markdown"):
+                out["table"] = phases.markdown(out)
+            self.result["phases"] = out
         except Exception as exc:
             self.note(f"phases.measure_phases failed: {str(exc)[-400:]}")
 
@@ -109,10 +114,10 @@ class Bench:
                     self.result["machine"]["loadavg_warm_start"] = os.getloadavg()
                     warm.measure(browser, plain, isolated, self)
                     self.result["machine"]["loadavg_warm_end"] = os.getloadavg()
-                if not a.skip_phases:
-                    self.phases(browser)
             finally:
                 browser.close()
+            if not a.skip_phases:
+                self.phases(p)
             if not a.skip_cold:
                 cold.measure(p, plain, self)
         if not a.skip_native:
