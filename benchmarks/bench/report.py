@@ -249,6 +249,18 @@ def system_rows(res):
     return rows
 
 
+def stage_lines(res):
+    """The worker's stage medians for each page/model row: where a classify round trip goes."""
+    out = []
+    for name, s in (res.get("systems") or {}).items():
+        st = s.get("stages_ms") or {}
+        if st and s.get("engine") == "simd":
+            out.append(f"{name}: " + ", ".join(f"{k} {v['median']:.1f}" for k, v in st.items() if v))
+    if out:
+        out.insert(0, "Stage medians of the SIMD classify round trips (ms, the worker's timings_ms):")
+    return out
+
+
 def phases_lines(res):
     ph = res.get("phases")
     if not ph:
@@ -280,6 +292,7 @@ def table(res):
         if tr:
             lines.append("")
             lines += [f"target ({title}): {a}: {b} -> met: {c}" for a, b, c in tr]
+    lines += [""] + stage_lines(res)
     lines.append("")
     lines += per_layer_text(res)
     lines += phases_lines(res)
@@ -293,6 +306,9 @@ def markdown_table(res):
     for title, tr in (("issue 8", issue8_targets(res)), ("issue 4", issue4_targets(res))):
         if tr:
             lines += [""] + targets_markdown(title, tr)
+    stages = stage_lines(res)
+    if stages:
+        lines += ["", stages[0], ""] + [f"- {x}" for x in stages[1:]]
     if graph_systems(res):
         lines += [""] + per_layer_markdown(res)
     lines += phases_lines(res)
