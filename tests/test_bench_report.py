@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench import common, report  # noqa: E402
+from bench import common, layers, report, targets  # noqa: E402
 
 
 def s(median, p90=None, n=10):
@@ -82,7 +82,7 @@ def test_ratios_use_the_same_models_baseline(res):
 
 
 def test_issue8_targets(res):
-    rows = {a: (b, c) for a, b, c in report.issue8_targets(res)}
+    rows = {a: (b, c) for a, b, c in targets.issue8_targets(res)}
     inf = rows["mobilenet_v2: SIMD inference stage <= 0.75x onnxruntime-web 1 thread"]
     assert inf[1] == "yes" and inf[0].startswith("0.70x") and "1.05x of 2 threads, no" in inf[0]
     trip = rows["mobilenet_v2: SIMD classify round trip <= 1.25x onnxruntime-web 1 thread session.run"]
@@ -98,13 +98,13 @@ def test_issue8_targets(res):
 
 
 def test_per_layer_gflops_and_peak_share(res):
-    assert report.peak_gflops(res) == 64.0
+    assert layers.peak_gflops(res) == 64.0
     prof = res["systems"]["wasmvision graph run (Pyodide, simd)"]["profile"]
-    rows = {r["kernel"]: r for r in report.kernel_rows(prof, 64.0)}
+    rows = {r["kernel"]: r for r in layers.kernel_rows(prof, 64.0)}
     assert set(rows) == {"sgemm 1x1 conv", "depthwise kxk"}  # no FLOPs, no row
     assert rows["sgemm 1x1 conv"]["gflops"] == pytest.approx(2 * 112 * 112 * 96 * 16 / 1e6)
     assert rows["sgemm 1x1 conv"]["peak_share"] == pytest.approx(rows["sgemm 1x1 conv"]["gflops"] / 64.0)
-    assert [r["name"] for r in report.layer_rows(prof, 64.0)] == ["pw1", "dw1"]
+    assert [r["name"] for r in layers.layer_rows(prof, 64.0)] == ["pw1", "dw1"]
 
 
 def test_tables_render(res):

@@ -1,0 +1,95 @@
+"""Issue 8's per-layer table: each multiply-add step's GFLOPS (FLOPs from the plan's shapes / the per-step median
+of the instrumented Plan.run) and its share of the Wasm SIMD peak measured in the same browser. Pure functions."""
+from __future__ import annotations
+
+from .common import fmt_ratio
+
+
+def peak_gflops(res):
+    vals = [p.get("best_gflops") for p in res.get("peak") or []]
+    vals = [v for v in vals if v]
+    return max(vals) if vals else None
+
+
+def kernel_name(layer):
+    label, eng = layer["label"], layer.get("engine")
+    if eng == "simd":
+        return {"conv2d/pointwise": "sgemm 1x1 conv", "conv2d/depthwise": "depthwise kxk",
+                "dense": "sgemm dense", "matmul": "sgemm matmul"}.get(label, "sgemm im2col conv"
+                                                                       if label.startswith("conv2d") else label)
+    return f"numpy {label}"
+
+
+def kernel_rows(profile, peak):
+    """Per kernel: layers, GFLOP, ms, GFLOPS, share of the peak (only steps that do multiply-adds)."""
+    agg = {}
+    for lay in profile.get("layers") or []:
+        if not lay.get("flops"):
+            continue
+        k = kernel_name(lay)
+        a = agg.setdefault(k, {"kernel": k, "layers": 0, "flops": 0, "ms": 0.0})
+        a["layers"] += 1
+        a["flops"] += lay["flops"]
+        a["ms"] += lay["ms"]
+    rows = []
+    for a in sorted(agg.values(), key=lambda a: -a["ms"]):
+        g = a["flops"] / a["ms"] / 1e6 if a["ms"] > 0 else None
+        rows.append({**a, "gflops": g, "peak_share": g / peak if g and peak else None})
+    return rows
+
+
+def layer_rows(profile, peak, top=None):
+    rows = []
+    for lay in profile.get("layers") or []:
+        if not lay.get("flops"):
+            continue
+        g = lay["flops"] / lay["ms"] / 1e6 if lay["ms"] > 0 else None
+        rows.append({**lay, "kernel": kernel_name(lay), "gflops": g, "peak_share": g / peak if g and peak else None})
+    rows.sort(key=lambda r: -r["ms"])
+    return rows[:top] if top else rows
+
+
+def graph_systems(res, engine="simd"):
+    return [(n, s) for n, s in (res.get("systems") or {}).items()
+            if s.get("kind") == "graph" and s.get("engine") == engine and s.get("profile")]
+
+
+def per_layer_markdown(res, top=8):
+    peak = peak_gflops(res)
+    lines = []
+    head = f"Wasm SIMD peak in this Chromium (f32x4 mul+add loop, same clang flags): **{peak:.1f} GFLOPS**" \
+        if peak else "Wasm SIMD peak: not measured"
+    lines.append(head + ".")
+    for name, s in graph_systems(res):
+        prof = s["profile"]
+        lines += ["", f"{s['model']}, SIMD engine, `Plan.run` {prof['graph_run_median_ms']:.1f} ms (Pyodide, main "
+                      "thread; per-step medians):", "",
+                  "| kernel | layers | GFLOP | ms | GFLOPS | share of peak |", "|---|---:|---:|---:|---:|---:|"]
+        for r in kernel_rows(prof, peak):
+            lines.append(f"| {r['kernel']} | {r['layers']} | {r['flops'] / 1e9:.3f} | {r['ms']:.2f} | "
+                         f"{r['gflops']:.1f} | {fmt_ratio(r['peak_share'] and 100 * r['peak_share'], '%')} |")
+        rest = {k: v for k, v in prof["by_kind"].items()}
+        lines.append("")
+        lines.append("ms per run by kind: " + ", ".join(f"{k} {v:.2f}" for k, v in
+                                                      sorted(rest.items(), key=lambda kv: -kv[1])) + ".")
+    return lines
+
+
+def per_layer_text(res, top=10):
+    peak = peak_gflops(res)
+    out = [f"Wasm SIMD peak (same Chromium): {peak:.1f} GFLOPS" if peak else "Wasm SIMD peak: not measured"]
+    for name, s in graph_systems(res) + graph_systems(res, "numpy"):
+        prof = s["profile"]
+        out.append(f"{name}: Plan.run median {prof['graph_run_median_ms']:.1f} ms")
+        out.append(f"  {'kernel':<22}{'layers':>7}{'GFLOP':>8}{'ms':>8}{'GFLOPS':>8}{'%peak':>7}")
+        for r in kernel_rows(prof, peak):
+            out.append(f"  {r['kernel']:<22}{r['layers']:>7}{r['flops'] / 1e9:>8.3f}{r['ms']:>8.2f}"
+                       f"{r['gflops']:>8.1f}{fmt_ratio(r['peak_share'] and 100 * r['peak_share'], ''):>7}")
+        out.append(f"  slowest {top} layers:")
+        for r in layer_rows(prof, peak, top):
+            out.append(f"    {r['name'][:28]:<28} {r['kernel']:<18} out {'x'.join(map(str, r['out'])):<14} "
+                       f"{r['flops'] / 1e6:7.1f} MFLOP {r['ms']:6.3f} ms {r['gflops']:6.1f} GFLOPS "
+                       f"{fmt_ratio(r['peak_share'] and 100 * r['peak_share'], '%')}")
+        out.append("  by kind (ms): " + ", ".join(f"{k}={v:.2f}" for k, v in
+                                                  sorted(prof["by_kind"].items(), key=lambda kv: -kv[1])))
+    return out
