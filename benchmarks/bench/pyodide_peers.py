@@ -162,7 +162,8 @@ def summarize_profile(chunks, layers, kind_of, stats):
             kinds["activations"] = kinds.get("activations", 0.0) + e_med
         rows.append({**lay, "kind": k, "ms": round(m_med + e_med, 4)})
     run_med = statistics.median(run_ms)
-    # Plan.run minus the per-step medians: the Python loop, the input copy and the output copy
+    # Plan.run minus the per-step medians: the Python loop, the input and output copies, and, on a loaded machine,
+    # the time slices other processes took in the middle of a run (a single step mostly escapes them)
     kinds["overhead (run - sum of steps)"] = run_med - sum(r["ms"] for r in rows)
     return {"latency_ms": stats(run_ms), "by_kind": {k: round(v, 3) for k, v in kinds.items()},
             "layers": rows, "graph_run_median_ms": round(run_med, 3)}
