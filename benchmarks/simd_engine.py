@@ -59,6 +59,7 @@ for name, path in json.loads(%(models)r):
     for n in clfs["simd"].bundle.nodes:
         nodes[n.name] = n
     runs = {e: [] for e in plans}
+    step_sums = {e: [] for e in plans}
     per_step = {e: [[] for _ in plans[e].steps] for e in plans}
     for r in range(ROUNDS):
         for e, plan in plans.items():  # interleaved: both engines see the same machine load
@@ -66,12 +67,17 @@ for name, path in json.loads(%(models)r):
             plan.run(x)
             runs[e].append((time.perf_counter() - t) * 1e3)
             np.copyto(plan.input_buffer, x)
+            total = 0.0
             for i, step in enumerate(plan.steps):
                 t = time.perf_counter()
                 step()
-                per_step[e][i].append((time.perf_counter() - t) * 1e3)
+                dt = (time.perf_counter() - t) * 1e3
+                per_step[e][i].append(dt)
+                total += dt
+            step_sums[e].append(total)
     out = {"input": list(x.shape), "run_ms": {e: float(np.median(v)) for e, v in runs.items()},
-           "run_p90_ms": {e: float(np.percentile(v, 90)) for e, v in runs.items()}, "kinds": {}, "layers": []}
+           "run_p90_ms": {e: float(np.percentile(v, 90)) for e, v in runs.items()},
+           "steps_sum_ms": {e: float(np.median(v)) for e, v in step_sums.items()}, "kinds": {}, "layers": []}
     for e, plan in plans.items():
         kinds = {}
         for (label, node), ts, eng in zip(plan.labels, per_step[e], plan.engines):
@@ -82,7 +88,7 @@ for name, path in json.loads(%(models)r):
                 ms = float(np.median(ts))
                 out["layers"].append({"node": node, "label": label, "engine": eng, "ms": ms,
                                       "numpy_ms": float(np.median(per_step["numpy"][len(out["layers"])])),
-                                      "gflops": f / ms / 1e6 if f else None})
+                                      "gflops": f / ms / 1e6 if f and ms > 0 else None})
         out["kinds"][e] = kinds
         out["steps_" + e] = {k: plan.engines.count(k) for k in ("simd", "numpy")}
     report[name] = out
@@ -110,6 +116,8 @@ await py.runPythonAsync("import sys\nsys.path.insert(0, '/home/pyodide')\n" + fs
 """
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>simd bench</title><script type="module">
+window.onerror = (m) => { window.REPORT = "ERROR " + m; };
+window.onunhandledrejection = (e) => { window.REPORT = "ERROR " + (e.reason && e.reason.message || e.reason); };
 import {loadPyodide} from "/pyodide/pyodide.mjs";
 const py = await loadPyodide({indexURL: "/pyodide/"});
 await py.loadPackage(["numpy", "wasmvision"]);
@@ -167,8 +175,10 @@ def run_chromium(work: Path, models, rounds: int, chromium: str) -> dict:
     (site / "bench" / "bench.py").write_text(PY_CODE % {"rounds": rounds, "models": json.dumps(
         [[n, f"/models/{n}.wvb"] for n, _ in models])})
     (site / "bench" / "index.html").write_text(PAGE % {"models": json.dumps(listed)})
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
-    handler.log_message = lambda *a: None
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+    handler = functools.partial(Quiet, directory=str(site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -177,9 +187,12 @@ def run_chromium(work: Path, models, rounds: int, chromium: str) -> dict:
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--no-first-run"])
             page = browser.new_page()
+            page.on("console", lambda m: m.type == "error" and print("page:", m.text, file=sys.stderr))
             page.goto(f"http://127.0.0.1:{server.server_port}/bench/index.html")
             page.wait_for_function("window.REPORT !== undefined", timeout=900_000)
             out = page.evaluate("window.REPORT")
+            if out.startswith("ERROR "):
+                sys.exit(f"the benchmark page failed: {out[6:]}")
             browser.close()
     finally:
         server.shutdown()
@@ -189,13 +202,13 @@ def run_chromium(work: Path, models, rounds: int, chromium: str) -> dict:
 
 def print_tables(report: dict, where: str) -> None:
     print(f"\n### {where}: Plan.run, median ms (p90)\n")
-    print("| model | SIMD engine | numpy engine | numpy / SIMD | steps on SIMD kernels |")
-    print("|---|---|---|---|---|")
+    print("| model | SIMD engine | numpy engine | numpy / SIMD | steps on SIMD kernels | SIMD: sum of timed steps |")
+    print("|---|---|---|---|---|---|")
     for name, r in report.items():
         s, n = r["run_ms"]["simd"], r["run_ms"]["numpy"]
         print(f"| {name} {r['input'][1]}x{r['input'][2]} | {s:.1f} ({r['run_p90_ms']['simd']:.1f}) | "
               f"{n:.1f} ({r['run_p90_ms']['numpy']:.1f}) | {n / s:.1f}x | "
-              f"{r['steps_simd']['simd']} of {sum(r['steps_simd'].values())} |")
+              f"{r['steps_simd']['simd']} of {sum(r['steps_simd'].values())} | {r['steps_sum_ms']['simd']:.1f} |")
     for name, r in report.items():
         print(f"\n### {where}: {name}, per layer kind (sum of per-step medians, ms)\n")
         print("| kind | SIMD engine | numpy engine | speed-up |")

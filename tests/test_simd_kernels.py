@@ -4,7 +4,8 @@ The cases cover the edges of the kernels: M and N not multiples of the 6x8 / 4x8
 1 channel, K = 1, misaligned and row-strided A and C, every padding form of the depthwise kernel (none,
 symmetric, TF-style bottom/right, asymmetric, padding larger than the kernel reach), stride 1 and 2,
 3x3 / 5x5 / 7x7 (the generic path), dilation 2 (im2col), C not a multiple of 4 or 16, batch 2, every fused activation, and the
-conv strategies that feed the GEMM (strided pointwise, the im2col stem, grouped convolutions) and dense.
+conv strategies that feed the GEMM (strided pointwise, the im2col stem, grouped convolutions), dense,
+and the global average pool.
 The reference is numpy (float64 for the raw GEMM, the numpy engine's own kernels for the ops).
 """
 
@@ -71,6 +72,8 @@ def _cases() -> list[dict]:
     for i, (n, k, m) in enumerate([(1, 1280, 1000), (3, 17, 9), (1, 1, 1), (2, 64, 129)]):
         cases.append({"kind": "dense", "n": n, "k": k, "m": m, "act": ACT_NAMES[(i * 3) % len(ACT_NAMES)],
                       "bias": i != 2})
+    for n, h, w, c in [(1, 7, 7, 1280), (1, 1, 1, 3), (2, 14, 14, 37), (1, 56, 56, 24), (1, 3, 5, 21)]:
+        cases.append({"kind": "gap", "n": n, "h": h, "w": w, "c": c, "act": "none"})
     for i, c in enumerate(cases):
         c["name"] = f"{i:03d}-" + "-".join(f"{k}={v}" for k, v in c.items() if k != "kind").replace(" ", "")
         c["name"] = c["kind"] + "-" + c["name"]
@@ -150,13 +153,16 @@ for c in cases:
             attrs = {"strides": [c["stride"]] * 2, "pads": list(c["pads"]), "groups": c["groups"],
                      "dilations": [c["dilation"]] * 2}
             b = rand(c["cout"]) if c["bias"] else None
-        else:
+        elif c["kind"] == "dense":
             x, wt = rand(c["n"], c["k"]), rand(c["k"], c["m"])
             attrs, b = {}, (rand(c["m"]) if c["bias"] else None)
+        else:
+            x, wt, b, attrs = rand(c["n"], c["h"], c["w"], c["c"]), None, None, {}
         if spec:
             attrs["activation"] = spec
-        op = get_op("dense" if c["kind"] == "dense" else "conv2d", attrs, node=c["name"])
-        arrays = [x, wt] + ([b] if b is not None else [])
+        name = {"dense": "dense", "gap": "global_avg_pool"}.get(c["kind"], "conv2d")
+        op = get_op(name, attrs, node=c["name"])
+        arrays = [a for a in (x, wt, b) if a is not None]
         ref = op.compute(*arrays)
         got = run_simd(op, arrays, None)
     err = float(np.abs(got.astype(np.float64) - ref).max()) if got.size else 0.0

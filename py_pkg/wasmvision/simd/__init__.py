@@ -38,13 +38,13 @@ class Library:
 
     def __init__(self, path: Path):
         lib = ctypes.CDLL(str(path))  # OSError when the engine has no Wasm SIMD or the file is not a module
-        for name in ("wv_version", "wv_gemm_words", "wv_dwconv_words", "wv_im2col_words"):
+        for name in ("wv_version", "wv_gemm_words", "wv_dwconv_words", "wv_im2col_words", "wv_gap_words"):
             getattr(lib, name).restype = ctypes.c_int
             getattr(lib, name).argtypes = []
         version = lib.wv_version()
         if version != INTERFACE_VERSION:
             raise OSError(f"interface version {version}, this binding needs {INTERFACE_VERSION}")
-        for name in ("wv_gemm", "wv_dwconv", "wv_im2col"):
+        for name in ("wv_gemm", "wv_dwconv", "wv_im2col", "wv_gap"):
             getattr(lib, name).restype = None
             getattr(lib, name).argtypes = [ctypes.c_size_t]
         self.path = path
@@ -52,6 +52,8 @@ class Library:
         self.dwconv = lib.wv_dwconv
         self.im2col = lib.wv_im2col
         self.im2col_words = lib.wv_im2col_words()
+        self.gap = lib.wv_gap
+        self.gap_words = lib.wv_gap_words()
         self.gemm_words = lib.wv_gemm_words()
         self.dwconv_words = lib.wv_dwconv_words()
         self._lib = lib  # keeps the module loaded

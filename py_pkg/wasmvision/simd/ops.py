@@ -199,6 +199,22 @@ def dense(lib, op, inputs, outputs, scratch) -> Step | None:
     return None if step is None else _then(step, make_activation(rest, y))
 
 
+@simd_op("global_avg_pool")
+def global_avg_pool(lib, op, inputs, outputs, scratch) -> Step | None:
+    x, y = inputs[0], outputs[0]  # (N, H, W, C) -> (N, 1, 1, C)
+    if not (x.flags.c_contiguous and y.flags.c_contiguous):
+        return None
+    n, h, w, c = x.shape
+    d = np.array([x.ctypes.data, y.ctypes.data, n, h * w, c, _bits(1.0 / (h * w))], np.uint32)
+    assert d.size == lib.gap_words
+    f, addr = lib.gap, d.ctypes.data
+
+    def gap():
+        f(addr)
+    gap.keep = (x, y, d)
+    return gap
+
+
 # --------------------------------------------------------------------------------------------- self-check
 
 def self_check(lib) -> str | None:
