@@ -1,6 +1,8 @@
-"""Natively (CPython): wasmvision (numpy, BLAS) vs onnxruntime CPU 1 thread vs the plain-numpy peer, interleaved."""
+"""Natively (CPython): wasmvision (numpy, BLAS) vs onnxruntime CPU 1 thread vs the plain-numpy peer, interleaved.
+One thread each: run.py sets OPENBLAS_NUM_THREADS=1 (unless given) before numpy is imported."""
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -41,3 +43,4 @@ def measure(bench):
                 samples[k].append((time.perf_counter() - t0) * 1e3)
     bench.result["native"] = {k: stats(v) for k, v in samples.items()}
     bench.result["native_numpy"] = np.__version__
+    bench.result["native_threads"] = {"onnxruntime": 1, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")}
