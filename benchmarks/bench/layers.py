@@ -2,7 +2,10 @@
 of the instrumented Plan.run) and its share of the Wasm SIMD peak measured in the same browser. Pure functions."""
 from __future__ import annotations
 
-from .common import fmt_ratio
+
+
+def pct(share, suffix="%"):
+    return "-" if share is None else f"{100 * share:.0f}{suffix}"
 
 
 def peak_gflops(res):
@@ -60,24 +63,34 @@ def graph_systems(res, engine="simd"):
             if s.get("kind") == "graph" and s.get("engine") == engine and s.get("profile")]
 
 
-def per_layer_markdown(res, top=8):
+def per_layer_markdown(res):
+    """One compact table for the README: per kernel and model, GFLOPS and share of the peak (layers, ms); the
+    console table and the JSON have every layer."""
     peak = peak_gflops(res)
-    lines = []
+    graphs = graph_systems(res)
     head = f"Wasm SIMD peak in this Chromium (f32x4 mul+add loop, same clang flags): **{peak:.1f} GFLOPS**" \
         if peak else "Wasm SIMD peak: not measured"
-    lines.append(head + ".")
-    for name, s in graph_systems(res):
-        prof = s["profile"]
-        lines += ["", f"{s['model']}, SIMD engine in Pyodide (main thread): sum of per-step medians "
-                      f"{steps_ms(prof):.1f} ms, `Plan.run` median {prof['graph_run_median_ms']:.1f} ms:", "",
-                  "| kernel | layers | GFLOP | ms | GFLOPS | share of peak |", "|---|---:|---:|---:|---:|---:|"]
-        for r in kernel_rows(prof, peak):
-            lines.append(f"| {r['kernel']} | {r['layers']} | {r['flops'] / 1e9:.3f} | {r['ms']:.2f} | "
-                         f"{r['gflops']:.1f} | {fmt_ratio(r['peak_share'] and 100 * r['peak_share'], '%')} |")
-        rest = {k: v for k, v in prof["by_kind"].items()}
-        lines.append("")
-        lines.append("ms per run by kind: " + ", ".join(f"{k} {v:.2f}" for k, v in
-                                                      sorted(rest.items(), key=lambda kv: -kv[1])) + ".")
+    lines = [head + ". Per kernel, SIMD engine in Pyodide (main thread), per-step medians: GFLOPS, share of "
+             "the peak (layers, ms per run)."]
+    if not graphs:
+        return lines
+    per_model = [(s["model"], {r["kernel"]: r for r in kernel_rows(s["profile"], peak)}, s["profile"])
+                 for _, s in graphs]
+    kernels = list(dict.fromkeys(k for _, rows, _ in per_model for k in rows))
+    lines += ["", "| kernel | " + " | ".join(m for m, _, _ in per_model) + " |",
+              "|---|" + "---:|" * len(per_model)]
+    for k in kernels:
+        cells = []
+        for _, rows, _ in per_model:
+            r = rows.get(k)
+            cells.append("-" if r is None else f"{r['gflops']:.1f}, {pct(r['peak_share'])}"
+                         f" ({r['layers']}, {r['ms']:.2f})")
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    lines.append("| sum of per-step medians / `Plan.run` median (ms) | " + " | ".join(
+        f"{steps_ms(p):.1f} / {p['graph_run_median_ms']:.1f}" for _, _, p in per_model) + " |")
+    v2 = per_model[0][2]
+    lines += ["", f"{per_model[0][0]} by kind (ms per run): " + ", ".join(
+        f"{k} {v:.2f}" for k, v in sorted(v2["by_kind"].items(), key=lambda kv: -kv[1])) + "."]
     return lines
 
 
@@ -91,12 +104,12 @@ def per_layer_text(res, top=10):
         out.append(f"  {'kernel':<22}{'layers':>7}{'GFLOP':>8}{'ms':>8}{'GFLOPS':>8}{'%peak':>7}")
         for r in kernel_rows(prof, peak):
             out.append(f"  {r['kernel']:<22}{r['layers']:>7}{r['flops'] / 1e9:>8.3f}{r['ms']:>8.2f}"
-                       f"{r['gflops']:>8.1f}{fmt_ratio(r['peak_share'] and 100 * r['peak_share'], ''):>7}")
+                       f"{r['gflops']:>8.1f}{pct(r['peak_share'], ''):>7}")
         out.append(f"  slowest {top} layers:")
         for r in layer_rows(prof, peak, top):
             out.append(f"    {r['name'][:28]:<28} {r['kernel']:<18} out {'x'.join(map(str, r['out'])):<14} "
                        f"{r['flops'] / 1e6:7.1f} MFLOP {r['ms']:6.3f} ms {r['gflops']:6.1f} GFLOPS "
-                       f"{fmt_ratio(r['peak_share'] and 100 * r['peak_share'], '%')}")
+                       f"{pct(r['peak_share'])}")
         out.append("  by kind (ms): " + ", ".join(f"{k}={v:.2f}" for k, v in
                                                   sorted(prof["by_kind"].items(), key=lambda kv: -kv[1])))
     return out
