@@ -60,6 +60,7 @@ for photo in json.load(open("/work/in/photos.json")):
     for e, clf in clfs.items():
         np.save(f"/work/out/{photo}.{e}.npy", clf.run(x))
         report[f"{photo}.{e}.classify"] = clf.classify(rgb, top_k=5).to_dict()
+report["profile.simd"] = clfs["simd"].profile(rgb, runs=2)
 json.dump(report, open("/work/out/report.json", "w"))
 """
 
@@ -229,3 +230,9 @@ def test_fallbacks_in_pyodide(tmp_path):
     for tag in ("wrong_hash", "fails_to_load", "missing", "restored"):
         y = np.load(io.BytesIO(out[f"{tag}.npy"]))
         assert _rel(y, ref)[0] <= TOL, tag
+
+
+def test_profile_runs_on_the_simd_engine(networks):
+    prof = networks[2]["profile.simd"]
+    assert prof["total"] > 0 and prof["pointwise"] > 0 and prof["depthwise"] > 0
+    assert prof["activations"] == 0.0  # fused into the kernels: no separate bias/activation passes

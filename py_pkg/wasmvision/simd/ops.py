@@ -18,7 +18,6 @@ import numpy as np
 from ..kernels.base import Step, make_activation
 
 NR = 8        # B panel width (floats): two SIMD vectors
-GEMM_MR = 4   # register tile height: 4x8 (measured in Pyodide: MobileNetV2 15.8 ms vs 22.3 ms with 6x8); edges 2, 1
 GEMM_MC = 64  # rows of A per block: a block stays in cache while all panels of B pass over it
 
 ACT_NONE, ACT_CLIP, ACT_HARDSWISH, ACT_HARDSIGMOID = 0, 1, 2, 3
@@ -90,7 +89,7 @@ def gemm_call(lib, a2: np.ndarray, w2: np.ndarray, bias, y2: np.ndarray, words: 
     if bias is not None:
         bb[:n] = bias
     d = np.array([a2.ctypes.data, a2.strides[0] // 4, bp.ctypes.data, bb.ctypes.data, y2.ctypes.data,
-                  y2.strides[0] // 4, m, k, n, GEMM_MR, GEMM_MC, *words], np.uint32)
+                  y2.strides[0] // 4, m, k, n, GEMM_MC, *words], np.uint32)
     assert d.size == lib.gemm_words
     f, addr = lib.gemm, d.ctypes.data
 
