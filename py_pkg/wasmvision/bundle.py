@@ -249,6 +249,8 @@ def _from_header(header: dict, data: memoryview) -> Bundle:
             tensors[name] = quantize.decode(entry, parts)
         except (ValueError, KeyError) as exc:
             raise BundleError(f"tensor {quote(name)} cannot be decoded: {exc}") from None
+        if tensors[name].dtype.kind == "f" and not np.isfinite(tensors[name]).all():
+            raise BundleError(f"tensor {quote(name)} contains NaN or infinity: the bundle is corrupt")
         storage[name] = entry.get("storage", entry["dtype"])
     g = header["graph"]
     model = dict(header.get("model", {}))

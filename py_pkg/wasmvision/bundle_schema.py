@@ -7,6 +7,7 @@ KeyError or a negative offset that reads other bytes. Sizes are bounded so nothi
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 from .messages import quote
@@ -22,7 +23,7 @@ class HeaderError(ValueError):
 
 
 def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 def _need(cond: bool, field: str, what: str, value: Any = None) -> None:
@@ -102,7 +103,44 @@ def _node(n: Any, field: str) -> None:
     if "name" in n:
         _str(n["name"], f"{field}.name")
     if "attrs" in n:
-        _dict(n["attrs"], f"{field}.attrs")
+        check_attrs(n["op"], n["attrs"], f"{field}.attrs")
+
+
+_WINDOW_OPS = ("conv2d", "max_pool", "avg_pool")
+
+
+def _ints(v: Any, field: str, n: int, low: int) -> None:
+    _need(isinstance(v, (list, tuple)) and len(v) == n and all(_is_int(x) and low <= x <= MAX_DIM for x in v),
+          field, f"a list of {n} integers in {low}..{MAX_DIM}", v)
+
+
+def _number(v: Any, field: str) -> None:
+    ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+    _need(ok, field, "a finite number", v)
+
+
+def check_attrs(op: str, attrs: Any, field: str = "attrs") -> None:
+    """The window and activation attributes a kernel divides by or loops over: a stride, kernel, dilation or group
+    count of 0 (ZeroDivisionError, empty windows) or a negative pad is refused here, with the field named."""
+    _dict(attrs, field)
+    if op in _WINDOW_OPS:
+        if op != "conv2d" or "kernel" in attrs:
+            _ints(attrs.get("kernel"), f"{field}.kernel", 2, 1)
+        for key in ("strides", "dilations"):
+            if key in attrs:
+                _ints(attrs[key], f"{field}.{key}", 2, 1)
+        if "pads" in attrs:
+            _ints(attrs["pads"], f"{field}.pads", 4, 0)
+    if "groups" in attrs:
+        _need(_is_int(attrs["groups"]) and 1 <= attrs["groups"] <= MAX_DIM, f"{field}.groups",
+              "a positive integer", attrs["groups"])
+    act = attrs.get("activation")
+    if act is not None:
+        _dict(act, f"{field}.activation")
+        _str(act.get("kind", "none"), f"{field}.activation.kind")
+        for key in ("min", "max", "alpha", "beta"):
+            if act.get(key) is not None:
+                _number(act[key], f"{field}.activation.{key}")
 
 
 def validate_header(header: Any, data_len: int) -> dict:

@@ -103,6 +103,9 @@ class Classifier:
         except MemoryError:  # the next image may fit: one line, not a bare MemoryError
             raise ImageError("out of memory while classifying this image; try a smaller image") from None
         t2 = time.perf_counter()
+        if not np.isfinite(out).all():
+            raise BundleError("the model produced non-finite scores (NaN or infinity) for this image: "
+                              "its weights are corrupt or overflow")
         probs = out.astype(np.float64) if self._outputs_probabilities else softmax(out)
         top = [Prediction(int(i), self.label(int(i)), float(probs[i])) for i in _top_k(probs, top_k)]
         t3 = time.perf_counter()

@@ -21,6 +21,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .bundle import Bundle, BundleError
+from .bundle_schema import HeaderError, check_attrs
 from .kernels import KernelError, get_op
 from .messages import quote
 
@@ -47,8 +48,9 @@ class Plan:
         ops = []
         for n in nodes:
             try:
+                check_attrs(n.op, n.attrs, f"node {quote(n.name)} ({n.op}) attrs")  # bundles built in memory too
                 ops.append(get_op(n.op, n.attrs, node=n.name))
-            except KernelError as exc:
+            except (KernelError, HeaderError) as exc:
                 raise PlanError(str(exc)) from None
         shapes = self._infer_shapes(bundle, nodes, ops)
         self.shapes = shapes

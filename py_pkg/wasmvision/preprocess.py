@@ -29,7 +29,7 @@ MAX_PIXELS = 50_000_000  # refuse larger images: ~50 MP is beyond any camera pho
 # the crop. At 50:1 the resized image is at most 12800x256 (3.3 MP, ~40 MB of int32 accumulators); the widest
 # camera panoramas are about 10:1.
 MAX_ASPECT_RATIO = 50
-MAX_RESIZE_SHORTER = 4096  # a bundle's resize_shorter / crop side: far above any classifier's input (224..600)
+MAX_RESIZE_SHORTER = 8192  # a bundle's resize_shorter / crop side: far above any classifier's input (224..600)
 PRECISION_BITS = 32 - 8 - 2
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -31,10 +31,12 @@ PREPROCESS_KINDS = preprocess.KINDS
 
 def preprocess_spec(kind: str, height: int, width: int) -> dict[str, Any]:
     """The bundle ``preprocess`` entry for ``kind`` at the model's input size (bundle-format.md)."""
+    if kind not in PREPROCESS_KINDS:
+        raise ModelImportError(f"unknown preprocessing {quote(kind)}; choose one of {', '.join(PREPROCESS_KINDS)}")
     try:
         spec = preprocess.resolve_spec({"kind": kind}, (int(height), int(width)))
-    except ValueError:
-        raise ModelImportError(f"unknown preprocessing {kind!r}; choose one of {', '.join(PREPROCESS_KINDS)}") from None
+    except ValueError as exc:
+        raise ModelImportError(f"preprocessing {kind!r} for a {height}x{width} input: {exc}") from None
     spec = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.items() if v is not None}
     return {**spec, "interpolation": "bilinear", "antialias": True}
 
