@@ -866,6 +866,12 @@ def cmd_bench(args) -> int:
     return subprocess.call([sys.executable, str(runner), *args.pytest_args], cwd=ROOT)
 
 
+def cmd_fuzz(args) -> int:
+    """Fuzz the bundle and ONNX readers (tests/fuzz_readers.py; e.g. `build.py fuzz --seconds 600 --seed 1`).
+    Needs no build: the seed files are small models made on the fly. Exit 1 if any input misbehaved."""
+    return subprocess.call([sys.executable, str(ROOT / "tests" / "fuzz_readers.py"), *args.pytest_args], cwd=ROOT)
+
+
 def cmd_quant_table(args) -> int:
     """Build, then measure fp32/fp16/int8 bundles (benchmarks/quant_table.py) and rewrite README's table."""
     ensure_chromium()
@@ -902,9 +908,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     c = sub.add_parser("clean", help="remove build/ and dist/")
     c.add_argument("--all", action="store_true", help="also remove .cache/ and .venv-py312/")
     sub.add_parser("bench", help="build, then run benchmarks/run.py (extra arguments go to it)")
+    sub.add_parser("fuzz", help="fuzz the bundle and ONNX readers (extra arguments go to tests/fuzz_readers.py, "
+                                "e.g. --seconds 600 --seed 1)")
     sub.add_parser("quant-table", help="build, then measure the fp32/fp16/int8 bundles and rewrite README's table "
                                        "(extra arguments go to benchmarks/quant_table.py)")
-    if argv[:1] in (["test"], ["bench"], ["quant-table"]):  # everything after belongs to pytest / the harness, options included
+    if argv[:1] in (["test"], ["bench"], ["quant-table"], ["fuzz"]):  # everything after belongs to pytest / the harness, options included
         args = parser.parse_args(argv[:1])
         args.pytest_args = argv[1:]
         return args
@@ -920,7 +928,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command != "clean":
             bootstrap()
         commands = {"build": cmd_build, "serve": cmd_serve, "test": cmd_test, "fetch": cmd_fetch,
-                    "clean": cmd_clean, "bench": cmd_bench, "quant-table": cmd_quant_table}
+                    "clean": cmd_clean, "bench": cmd_bench, "quant-table": cmd_quant_table,
+                    "fuzz": cmd_fuzz}
         return commands[args.command](args)
     except BuildError as exc:
         print(f"\nbuild.py: error: {exc}", file=sys.stderr)

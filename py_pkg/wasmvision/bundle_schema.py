@@ -33,11 +33,13 @@ def _need(cond: bool, field: str, what: str, value: Any = None) -> None:
 
 
 def _dict(v: Any, field: str) -> dict:
+    _need(v is not None, field, "present (a JSON object)")
     _need(isinstance(v, dict), field, "a JSON object", type(v).__name__)
     return v
 
 
 def _list(v: Any, field: str) -> list:
+    _need(v is not None, field, "present (a JSON list)")
     _need(isinstance(v, list), field, "a JSON list", type(v).__name__)
     return v
 
