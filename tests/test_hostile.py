@@ -388,3 +388,27 @@ def test_build_stamps_hash_their_outputs(buildpy, tmp_path):
     assert not buildpy.outputs_current(stamp, "key", out)
     out.unlink()
     assert not buildpy.outputs_current(stamp, "key", out)
+
+
+# ----------------------------------------------------------------------------------------- item 4 at the boundaries
+
+def test_browser_refuses_a_strip_image_from_its_dimensions(tiny_bundle):
+    assert browser.decode_response(browser.load_model("tiny4", tiny_bundle))["ok"]
+    strip = np.zeros(20000 * 1 * 4, np.uint8)
+    answer = browser.decode_response(browser.classify_rgba("tiny4", strip, 20000, 1))
+    assert answer["ok"] is False and answer["error"]["kind"] == "ImageError"
+    assert "aspect ratio of 20000:1 (the limit is 50:1)" in answer["error"]["message"]
+    ok = browser.decode_response(browser.classify_rgba("tiny4", np.zeros(40 * 30 * 4, np.uint8), 40, 30))
+    assert ok["ok"] is True  # the next image still works
+
+
+def test_cli_reports_a_strip_png_in_one_line(tmp_path, tiny_bundle, capsys):
+    from PIL import Image
+
+    model = tmp_path / "tiny.wvb"
+    model.write_bytes(tiny_bundle)
+    strip = tmp_path / "strip_20000x1.png"
+    Image.fromarray(np.zeros((1, 20000, 3), np.uint8)).save(strip)
+    assert main(["classify", str(strip), "--model", str(model)]) != 0
+    err = capsys.readouterr().err
+    assert "strip_20000x1.png" in err and "aspect ratio of 20000:1" in err and "Traceback" not in err
