@@ -325,6 +325,7 @@ def test_a_20_mb_op_name_gives_a_short_message():
 def test_browser_reports_malformed_onnx_as_ok_false():
     answer = browser.decode_response(browser.load_model("n", nested_if_model(5000), kind="onnx", name="n"))
     assert answer["ok"] is False and "nested" in answer["error"]["message"]
+    assert answer["error"]["kind"] == "ModelImportError" and "traceback" not in answer["error"]
 
 
 # ----------------------------------------------------------------------------------------- item 9: convert, labels, stamps
