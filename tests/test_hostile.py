@@ -399,7 +399,7 @@ def test_browser_refuses_a_strip_image_from_its_dimensions(tiny_bundle):
     strip = np.zeros(20000 * 1 * 4, np.uint8)
     answer = browser.decode_response(browser.classify_rgba("tiny4", strip, 20000, 1))
     assert answer["ok"] is False and answer["error"]["kind"] == "ImageError"
-    assert "aspect ratio of 20000:1 (the limit is 50:1)" in answer["error"]["message"]
+    assert "aspect ratio of 20000:1 (the limit is 20:1)" in answer["error"]["message"]
     ok = browser.decode_response(browser.classify_rgba("tiny4", np.zeros(40 * 30 * 4, np.uint8), 40, 30))
     assert ok["ok"] is True  # the next image still works
 
