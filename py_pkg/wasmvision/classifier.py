@@ -11,8 +11,9 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from . import bundle as _bundle
-from .bundle import Bundle, BundleError
+from .bundle import READER_FAILURES, Bundle, BundleError
 from .image_io import is_encoded, read_image
+from .messages import quote
 from .plan import PROFILE_KINDS, Executor, profile_kind
 from .postprocess import softmax, top_k as _top_k
 from .preprocess import ImageError, preprocess, resolve_spec
@@ -128,9 +129,12 @@ class Classifier:
             image = read_image(image)
             timings["decode"] = (time.perf_counter() - t0) * 1e3
         t0 = time.perf_counter()
-        x = self.preprocess(image)[None]  # (1, H, W, 3)
-        t1 = time.perf_counter()
-        out = self.run(x)[0].reshape(-1)
+        try:
+            x = self.preprocess(image)[None]  # (1, H, W, 3)
+            t1 = time.perf_counter()
+            out = self.run(x)[0].reshape(-1)
+        except MemoryError:  # the next image may fit: one line, not a bare MemoryError
+            raise ImageError("out of memory while classifying this image; try a smaller image") from None
         t2 = time.perf_counter()
         top = self._top(out, top_k)
         t3 = time.perf_counter()
@@ -171,6 +175,9 @@ class Classifier:
 
     def _top(self, out: np.ndarray, top_k: int) -> list[Prediction]:
         """(classes,) logits or probabilities -> the top_k predictions."""
+        if not np.isfinite(out).all():
+            raise BundleError("the model produced non-finite scores (NaN or infinity) for this image: "
+                              "its weights are corrupt or overflow")
         probs = out.astype(np.float64) if self._outputs_probabilities else softmax(out)
         return [Prediction(int(i), self.label(int(i)), float(probs[i])) for i in _top_k(probs, top_k)]
 
@@ -247,8 +254,12 @@ def load(source: Any = None, *, verify: bool = True, engine: str = "auto") -> Cl
         raise TypeError(f"wasmvision.load() takes a path, bytes or a Bundle, not {type(source).__name__}")
     try:
         return Classifier(b, engine=engine)
-    except (KeyError, TypeError) as exc:
-        raise BundleError(f"the bundle's graph is malformed: {exc}") from None
+    except BundleError:
+        raise
+    except MemoryError:
+        raise BundleError("out of memory while preparing the model; it is too large for this device") from None
+    except READER_FAILURES as exc:  # a graph the header schema cannot judge (attrs, op wiring)
+        raise BundleError(f"the bundle's graph is malformed: {type(exc).__name__}: {quote(str(exc), 120)}") from None
 
 
 __all__ = ["Classifier", "Prediction", "Result", "load", "BundleError", "EngineError", "ImageError"]
