@@ -2,6 +2,7 @@
 // and window.wasmvision, a thin alias of the module for scripts and tests.
 
 import * as wasmvision from "./wasmvision.mjs";
+import { keepOffline } from "./offline.js";
 
 const $ = (sel) => document.querySelector(sel);
 const ui = {
@@ -27,7 +28,8 @@ const ui = {
 };
 
 const OPEN_OWN = "__open__";
-const stats = { readyMs: null, firstResultMs: null, bootTimings: null, bytesReceived: null, pyodideVersion: null };
+const stats = { readyMs: null, firstResultMs: null, bootTimings: null, bytesReceived: null, pyodideVersion: null,
+  phases: null };
 const state = { models: [], current: null, ready: false, sequence: 0, previewUrl: null };
 
 // ------------------------------------------------------------------------------------------ the module
@@ -108,8 +110,19 @@ function onReady(modelError) {
   } else {
     setStatus("Ready. Choose, drop or paste a photo.");
   }
+  // The offline copy fills from the HTTP cache; not before the first result has had its chance.
+  setTimeout(() => keepOffline({ onUpdate: showUpdateNotice }), OFFLINE_DELAY_MS);
   const clf = classifiers.get(state.current);
   resolveReady({ models: state.models, current: state.current, maxPixels: clf?.runtime.maxPixels ?? null });
+}
+
+const OFFLINE_DELAY_MS = 1500;
+
+function showUpdateNotice() {
+  const notice = $("#update-notice");
+  notice.textContent = "Update applied: a new version of wasmvision is now stored for offline use. " +
+    "Reload the page to use it.";
+  notice.hidden = false;
 }
 
 function onFatal(error) {
@@ -125,6 +138,7 @@ async function refreshStats(clf) {
     const s = await clf.stats();
     stats.bootTimings = s.timings;
     stats.bytesReceived = s.bytesReceived;
+    stats.phases = s.phases; // the start-up's phase marks (benchmarks/phases.py)
     stats.pyodideVersion = clf.runtime.pyodideVersion;
     renderStats();
   } catch {

@@ -6,6 +6,7 @@ import { loadPyodide } from "../pyodide/pyodide.mjs";
 import { UserError } from "./errors.js";
 import { BASE, countAsReceived, orRuntimeFailure, sriFromHex } from "./fetch.js";
 import { fileBytes, runtimeFiles, wheelFiles } from "./manifest.js";
+import { begin, during, end } from "./phases.js";
 import { setStage } from "./progress.js";
 import { forgetSnapshot, readSnapshot, snapshotKey, writeSnapshot } from "./snapshot.js";
 
@@ -55,7 +56,7 @@ function bootOptions(extra = {}) {
 async function bootInterpreter(allowRestore) {
   const key = snapshotKey();
   if (key && allowRestore) {
-    const snapshot = await readSnapshot(key);
+    const snapshot = await during("snapshot_read", () => readSnapshot(key));
     if (snapshot) {
       try {
         const py = await withTimeout(orRuntimeFailure(loadPyodide(bootOptions({ _loadSnapshot: snapshot }))),
@@ -73,7 +74,9 @@ async function bootInterpreter(allowRestore) {
   const py = await orRuntimeFailure(loadPyodide(bootOptions(key ? { _makeSnapshot: true } : {})));
   if (key) {
     try {
+      begin("snapshot_make");
       const bytes = py.makeMemorySnapshot(); // must come before any loadPackage (docs/perf.md §3)
+      end("snapshot_make");
       timings.snapshot = timings.snapshot || "made";
       // Not through the request queue: the write needs no Python and must not hold up a classify.
       setTimeout(async () => {
@@ -102,7 +105,7 @@ export async function startPython() {
 async function startPythonOnce(allowRestore) {
   const t0 = performance.now();
   setStage("runtime", "Downloading the Python runtime", runtimeFiles());
-  const pyodide = await bootInterpreter(allowRestore);
+  const pyodide = await during("runtime", () => bootInterpreter(allowRestore));
   runtime.pyodide = pyodide;
   // pyodide.asm.js arrives by import(), not fetch(): count it as received once the runtime is up.
   for (const path of ["pyodide/pyodide.asm.js", "pyodide/pyodide.mjs"]) countAsReceived(path, fileBytes(path));
@@ -113,10 +116,13 @@ async function startPythonOnce(allowRestore) {
   const failures = [];
   const quiet = { messageCallback: () => {}, errorCallback: (msg) => failures.push(msg) };
   let browser = null;
+  begin("packages");
   try {
     await orRuntimeFailure(unpackWheels(pyodide, PACKAGES));
     timings.packages_install_ms = performance.now() - t1;
-    browser = pyodide.pyimport("wasmvision.browser"); // imports numpy, which loads the extension modules it needs
+    // numpy apart from wasmvision only to time them apart; it loads the extension modules it needs.
+    await during("import_numpy", () => pyodide.runPython("import numpy"));
+    browser = await during("import_wasmvision", () => pyodide.pyimport("wasmvision.browser"));
     timings.packages_via = "unpack";
   } catch (err) {
     failures.push(err.message);
@@ -134,6 +140,7 @@ async function startPythonOnce(allowRestore) {
       timings.packages_via = "micropip";
     }
   }
+  end("packages");
   runtime.browser = browser;
   runtime.maxPixels = Number(browser.max_pixels()) || DEFAULT_MAX_PIXELS;
   timings.packages_ms = performance.now() - t1;
@@ -152,14 +159,18 @@ async function unpackWheels(pyodide, names) {
   const entries = names.map((name) => lock.packages?.[name]);
   const missing = names.filter((_, i) => !entries[i]?.file_name);
   if (missing.length) throw new Error(`pyodide-lock.json does not list ${missing.join(", ")}`);
+  begin("wheels_fetch");
   const wheels = await Promise.all(entries.map(async (e) => {
     const url = new URL(e.file_name, lockUrl);
     const r = await fetch(url, e.sha256 ? { integrity: sriFromHex(e.sha256) } : {});
     if (!r.ok) throw new Error(`${e.file_name}: HTTP ${r.status}`);
     return new Uint8Array(await r.arrayBuffer());
   }));
+  end("wheels_fetch");
+  begin("unpack");
   const sitePackages = pyodide.runPython("import site; site.getsitepackages()[0]");
   for (const wheel of wheels) pyodide.unpackArchive(wheel, "wheel", { extractDir: sitePackages });
+  end("unpack");
 }
 
 async function installWithMicropip(pyodide, failures) {
