@@ -587,6 +587,21 @@ def lock_entry(wheel: Path) -> dict:
     }
 
 
+PRELOAD_MARKER = b"<!-- preloads: written by build.py -->"
+
+
+def with_preloads(html: bytes, paths: list[str]) -> bytes:
+    """index.html with preload hints for the big files the worker fetches, in place of PRELOAD_MARKER.
+
+    The worker's own requests cannot use the page's preloads, but they find the files in the HTTP cache (or wait
+    for the download in flight) instead of starting them once the worker and the manifest are loaded.
+    """
+    if PRELOAD_MARKER not in html:
+        return html
+    links = "\n  ".join(f'<link rel="preload" href="./{p}" as="fetch" crossorigin>' for p in paths)
+    return html.replace(PRELOAD_MARKER, links.encode())
+
+
 def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict]) -> dict:
     """Lay out dist/ (copying only what changed, deleting what is stale) and write manifest.json."""
     files: dict[str, Path | bytes] = {}
@@ -609,6 +624,10 @@ def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict]) ->
     files["pyodide/pyodide-lock.json"] = json.dumps(our_lock, separators=(",", ":"), sort_keys=True).encode()
     for m in models:
         files[f"models/{m['path'].name}"] = m["path"]
+    files["index.html"] = with_preloads((web / "index.html").read_bytes(), [
+        "pyodide/pyodide.asm.wasm", "pyodide/python_stdlib.zip", "pyodide/pyodide.asm.js",
+        f"pyodide/{lock['packages']['numpy']['file_name']}", f"pyodide/{wheel.name}",
+        *[f"models/{m['path'].name}" for m in models if m["default"]]])
     if "manifest.json" in files:
         raise BuildError("web/manifest.json would be overwritten by the generated manifest")
 

@@ -141,15 +141,24 @@ def visit_phases(facts: dict) -> dict:
            "snapshot": (stats.get("bootTimings") or {}).get("snapshot"), "controlled": facts["controlled"],
            "bytes_from_network": sum(f["transferred"] or 0 for f in files.values())}
     out["progress_max_still_ms"], out["progress_max_still_at"] = progress_stall(facts["progress"], out["ready_ms"])
+    # The target is about pauses while bytes arrive: up to the end of the last download.
+    last_byte = max((f["end"] for f in files.values() if f["end"] is not None), default=None)
+    out["last_byte_ms"] = _r(last_byte)
+    out["progress_max_still_downloading_ms"], _ = progress_stall(facts["progress"], out["ready_ms"], until=last_byte)
     return out
 
 
-def progress_stall(progress: list, ready_ms: float | None) -> tuple:
-    """The longest time the progress label stood still before the page was ready, and the label it showed."""
+def progress_stall(progress: list, ready_ms: float | None, until: float | None = None) -> tuple:
+    """The longest time the progress label stood still before the page was ready (or, with `until`, among the
+    pauses that began before that time, counted up to it), and the label it showed."""
     if not progress or ready_ms is None:
         return None, None
     times = [t for t, _, _ in progress if t <= ready_ms] + [ready_ms]
     labels = [text for t, text, _ in progress if t <= ready_ms] + ["ready"]
+    if until is not None:
+        keep = [i for i, t in enumerate(times) if t < until]
+        times = [times[i] for i in keep] + [min(until, ready_ms)]
+        labels = [labels[i] for i in keep] + ["downloads done"]
     best, at = 0.0, None
     for i in range(1, len(times)):
         if times[i] - times[i - 1] > best:
@@ -185,7 +194,8 @@ def _median_table(visits: list[dict]) -> dict:
                     "bytes": got[-1]["bytes"], "transferred": med([g["transferred"] for g in got]),
                     "via_sw": got[-1]["via_sw"]}
     scalars = {k: med([v[k] for v in visits])
-               for k in ("ready_ms", "first_result_ms", "progress_max_still_ms", "bytes_from_network")}
+               for k in ("ready_ms", "first_result_ms", "progress_max_still_ms", "progress_max_still_downloading_ms",
+                         "last_byte_ms", "bytes_from_network")}
     return {**scalars, "runs": len(visits), "phases": phases, "wasm_by_span": wasm, "files": files,
             "snapshot": [v["snapshot"] for v in visits], "controlled": [v["controlled"] for v in visits],
             "progress_max_still_at": [v["progress_max_still_at"] for v in visits]}
@@ -304,7 +314,8 @@ def markdown(result: dict) -> str:
             x = t["wasm_by_span"].get(span)
             return f"{x['compile_ms']:.0f} + {x['instantiate_ms']:.0f} ({x['modules']:.0f} modules)" if x else "–"
         lines.append(f"| Wasm compile + instantiate in {span} | {w(c)} | {w(r)} |")
-    for k in ("ready_ms", "first_result_ms", "progress_max_still_ms", "bytes_from_network"):
+    for k in ("ready_ms", "first_result_ms", "progress_max_still_ms", "progress_max_still_downloading_ms",
+              "last_byte_ms", "bytes_from_network"):
         lines.append(f"| **{k}** | {c[k]} | {r[k]} |")
     return "\n".join(lines)
 

@@ -475,23 +475,26 @@ window.wasmvision = Object.freeze({
   module: wasmvision,
 });
 
-// The site's models first (the picker fills while Python boots), then the requested or default model.
+// The worker first (the default model's load starts Python's downloads at once), the site's model list meanwhile
+// (the picker fills while Python boots). A requested model is checked against the list before it is loaded.
 async function start() {
+  const requested = params.get("model");
+  const early = requested ? null : wasmvision.load({ engine, onProgress: showProgress });
+  early?.catch(() => {}); // awaited below
   try {
     state.models = (await wasmvision.listModels()).map((m) => ({ ...m, builtin: true, loaded: false }));
   } catch {
     state.models = []; // the runtime reports what is wrong with the site
   }
   setModels(state.models, null);
-  const requested = params.get("model");
   let modelError = null;
   try {
     if (requested && !state.models.some((m) => m.key === requested)) {
       modelError = new wasmvision.WasmvisionError("ModelError", `There is no model "${requested}" on this site` +
         `${state.models.length ? `; showing the default model instead. Models: ${state.models.map((m) => m.key).join(", ")}.` : "."}`);
     }
-    const clf = adopt(await wasmvision.load({ model: modelError ? undefined : requested ?? undefined, engine,
-      onProgress: showProgress }));
+    const clf = adopt(await (early ?? wasmvision.load({ model: modelError ? undefined : requested ?? undefined, engine,
+      onProgress: showProgress })));
     state.current = clf.model.key;
     await refreshStats(clf);
   } catch (err) {

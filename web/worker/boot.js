@@ -105,6 +105,9 @@ export async function startPython() {
 async function startPythonOnce(allowRestore) {
   const t0 = performance.now();
   setStage("runtime", "Downloading the Python runtime", runtimeFiles());
+  // The wheels download beside the runtime rather than after it.
+  const wheels = fetchWheels(PACKAGES);
+  wheels.catch(() => {}); // awaited below; a failure there falls back to loadPackage
   const pyodide = await during("runtime", () => bootInterpreter(allowRestore));
   runtime.pyodide = pyodide;
   // pyodide.asm.js arrives by import(), not fetch(): count it as received once the runtime is up.
@@ -118,7 +121,7 @@ async function startPythonOnce(allowRestore) {
   let browser = null;
   begin("packages");
   try {
-    await orRuntimeFailure(unpackWheels(pyodide, PACKAGES));
+    await orRuntimeFailure(unpackWheels(pyodide, await during("wheels_wait", () => wheels)));
     timings.packages_install_ms = performance.now() - t1;
     // numpy apart from wasmvision only to time them apart; it loads the extension modules it needs.
     await during("import_numpy", () => pyodide.runPython("import numpy"));
@@ -151,7 +154,8 @@ async function startPythonOnce(allowRestore) {
 // random, fft, linalg, ...), while `import numpy` needs 3 and Python loads those itself on import (Chromium, packages
 // stage medians: first visit 0.94 -> 0.59 s, repeat visit 0.91 -> 0.75 s; docs/perf.md). Any failure here falls back
 // to loadPackage.
-async function unpackWheels(pyodide, names) {
+async function fetchWheels(names) {
+  begin("wheels_fetch", { background: true });
   const lockUrl = new URL("./pyodide/pyodide-lock.json", BASE);
   const response = await fetch(lockUrl);
   if (!response.ok) throw new Error(`pyodide-lock.json: HTTP ${response.status}`);
@@ -159,7 +163,6 @@ async function unpackWheels(pyodide, names) {
   const entries = names.map((name) => lock.packages?.[name]);
   const missing = names.filter((_, i) => !entries[i]?.file_name);
   if (missing.length) throw new Error(`pyodide-lock.json does not list ${missing.join(", ")}`);
-  begin("wheels_fetch");
   const wheels = await Promise.all(entries.map(async (e) => {
     const url = new URL(e.file_name, lockUrl);
     const r = await fetch(url, e.sha256 ? { integrity: sriFromHex(e.sha256) } : {});
@@ -167,6 +170,10 @@ async function unpackWheels(pyodide, names) {
     return new Uint8Array(await r.arrayBuffer());
   }));
   end("wheels_fetch");
+  return wheels;
+}
+
+function unpackWheels(pyodide, wheels) {
   begin("unpack");
   const sitePackages = pyodide.runPython("import site; site.getsitepackages()[0]");
   for (const wheel of wheels) pyodide.unpackArchive(wheel, "wheel", { extractDir: sitePackages });
