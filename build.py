@@ -28,6 +28,7 @@ import http.server
 import json
 import mimetypes
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -577,6 +578,40 @@ def pyodide_wheel(wheel: Path) -> Path:
     return compiled[0]
 
 
+# Parts of numpy's wheel nothing imports at run time in a browser: C headers and static libraries for building
+# extensions, type stubs, and f2py (a Fortran build tool numpy imports only on demand). Not the *_tests extension
+# modules: `import numpy` loads _multiarray_tests.
+NUMPY_UNUSED = re.compile(r"\.(pyi|h|pxd|c|a)$|^numpy/f2py/")
+
+
+def numpy_for_site(wheel: Path) -> Path:
+    """numpy's official Pyodide wheel as the page loads it: bytecode instead of sources (`import numpy` compiled
+    ~170 modules from source on every visit), without NUMPY_UNUSED (what the bytecode adds, that takes away)."""
+    out = BUILD / "numpy-pyodide"
+    stamp = BUILD / "numpy-pyodide.stamp"
+    key = sha256_file(wheel) + PYODIDE_BUILD_REQUIREMENT + NUMPY_UNUSED.pattern
+    if up_to_date(stamp, key, out / wheel.name):
+        return out / wheel.name
+    cli = ensure_pyodide_build()
+    if cli is None:
+        return wheel  # ensure_pyodide_build's caller already said why
+    with stage("numpy for the site (bytecode, unused parts removed)"):
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        dest = out / wheel.name
+        with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as dst:
+            for info in src.infolist():
+                if not NUMPY_UNUSED.search(info.filename):
+                    dst.writestr(info, src.read(info))
+        env = {**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH}
+        run([str(cli), "py-compile", "--silent", str(dest)], env=env)
+        if not dest.exists():
+            raise BuildError(f"pyodide py-compile left {[c.name for c in out.iterdir()]} in {out}")
+        normalize_zip(dest)
+    stamp.write_text(key)
+    return dest
+
+
 # ------------------------------------------------------------------------------------------- dist
 
 def lock_entry(wheel: Path) -> dict:
@@ -616,11 +651,14 @@ def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict]) ->
     for pkg in PYODIDE_PACKAGES:
         fname = lock["packages"][pkg]["file_name"]
         files[f"pyodide/{fname}"] = pyodide / fname
+    numpy = numpy_for_site(pyodide / lock["packages"]["numpy"]["file_name"])
+    files[f"pyodide/{numpy.name}"] = numpy
     files[f"pyodide/{wheel.name}"] = wheel
-    # The official lock, untouched except for our entry: Pyodide resolves only what is requested, so the
-    # other entries cost nothing, and info.version must stay for 0.27 to accept the file.
+    # The official lock, untouched except for our entry and numpy's hash (its wheel is compiled here): Pyodide
+    # resolves only what is requested, so the other entries cost nothing, and info.version must stay for 0.27.
     our_lock = json.loads(json.dumps(lock))
     our_lock["packages"]["wasmvision"] = lock_entry(wheel)
+    our_lock["packages"]["numpy"]["sha256"] = sha256_file(numpy)
     files["pyodide/pyodide-lock.json"] = json.dumps(our_lock, separators=(",", ":"), sort_keys=True).encode()
     for m in models:
         files[f"models/{m['path'].name}"] = m["path"]
@@ -697,11 +735,12 @@ def cache_policy(rel: str) -> str:
     """Versioned third-party files never change under their name; everything we build is revalidated.
 
     pyodide/* (core and official wheels) carry the Pyodide version in their folder's lock and never change
-    for a given release. Our own wheel keeps its name across rebuilds, and the lock, the page, the manifest
-    and the models change with every build, so those are revalidated (a 304 costs one round trip).
+    for a given release. Our own wheel and numpy's (compiled by numpy_for_site) keep their names across
+    rebuilds, and the lock, the page, the manifest and the models change with every build, so those are
+    revalidated (a 304 costs one round trip).
     """
     name = rel.rsplit("/", 1)[-1]
-    if rel.startswith("pyodide/") and name != "pyodide-lock.json" and not name.startswith("wasmvision-"):
+    if rel.startswith("pyodide/") and name != "pyodide-lock.json" and not name.startswith(("wasmvision-", "numpy-")):
         return IMMUTABLE
     return REVALIDATE
 

@@ -255,12 +255,14 @@ def measure_phases(dist: Path, browser=None, runs: int = 3, *, photo: Path | Non
                         page, facts = _visit(ctx, base, photo_b64)
                         cold = visit_phases(facts)
                         cold["bytes_sent_by_server"] = base.bytes_sent()
+                        cold["bytes_sent_by_path"] = dict(base.sent)
                         deadline = time.time() + STORE_WAIT_S
                         stored = page.evaluate(STORED, want_sw)
                         while not stored["done"] and time.time() < deadline:
                             time.sleep(0.25)
                             stored = page.evaluate(STORED, want_sw)
                         cold["stored_for_next_visit"] = stored
+                        cold["bytes_sent_by_server_with_stores"] = base.bytes_sent()  # + the offline copy
                         page.close()
                         time.sleep(1.0)  # let cache writes settle
                         base.reset()
