@@ -58,6 +58,7 @@ def main(argv=None) -> int:
     ap.add_argument("--web-rev", nargs="*", default=[], help="NAME=REV[:-file,...] (a site from dist/ + web/@REV)")
     ap.add_argument("--dist", type=Path, default=ROOT / "dist")
     ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=1, help="repeat visits per profile")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
@@ -79,13 +80,17 @@ def main(argv=None) -> int:
             for r in range(args.rounds):
                 order = names[r % len(names):] + names[:r % len(names)]
                 for n in order:
-                    res = measure_phases(sites[n], pw, runs=1, log=lambda m, n=n: print(f"[{n}] {m}", file=sys.stderr))
+                    res = measure_phases(sites[n], pw, runs=1, repeats=args.repeats, log=lambda m, n=n: print(f"[{n}] {m}", file=sys.stderr))
                     runs[n].extend(res["raw"])
         out = {n: {"cold": _median_table([x["cold"] for x in rs]), "repeat": _median_table([x["repeat"] for x in rs]),
+                   **({"repeat_last": _median_table([x["repeat_last"] for x in rs])} if args.repeats > 1 else {}),
                    "raw": rs} for n, rs in runs.items()}
         for n, t in out.items():
             print(f"\n## {n} ({args.rounds} runs)\n")
             print(markdown(t))
+            if "repeat_last" in t:
+                print(f"repeat visit {args.repeats}: first result {t['repeat_last']['first_result_ms']} ms, "
+                      f"ready {t['repeat_last']['ready_ms']} ms")
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(out, indent=1) + "\n")

@@ -3,8 +3,8 @@
 // the start of manifest.json's sha256, so a new build (a new manifest) installs a new worker and a new cache.
 // Install copies every file the page needs into that cache, each checked against the manifest's sha256 (files an
 // older cache already holds with the same hash are copied from it, not downloaded again); activation deletes the
-// older caches and tells the open pages. Requests are answered from the cache first: a repeat visit, online or not,
-// reads nothing over the network. Only same-origin requests inside the scope are handled; this worker never makes
+// older caches and tells the open pages. Requests are answered from the cache first (but for the runtime's Wasm,
+// see NETWORK_FIRST): a repeat visit, online or not, reads nothing over the network. Only same-origin requests inside the scope are handled; this worker never makes
 // a request anywhere else.
 
 const VERSION = new URL(self.location.href).searchParams.get("m") || "dev";
@@ -120,8 +120,21 @@ async function listedFiles(cache) {
   return listed;
 }
 
+// The runtime's Wasm goes to the network (in practice the HTTP cache) first: V8 keeps its compiled code with the
+// HTTP cache's copy, and a visit served the Cache Storage copy instead compiled it again and ran 1.5-2x slower
+// (docs/perf.md, section 6). Offline, the cached copy serves.
+const NETWORK_FIRST = new Set(["pyodide/pyodide.asm.wasm"]);
+
 async function respond(event, path) {
   const cache = await caches.open(CACHE);
+  if (NETWORK_FIRST.has(path)) {
+    try {
+      const response = await fetch(event.request);
+      if (response.ok) return response;
+    } catch {
+      // Offline, or the site is down: the cached copy below.
+    }
+  }
   const hit = await cache.match(urlOf(path));
   if (hit) return hit;
   const response = await fetch(event.request);
