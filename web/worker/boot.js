@@ -104,7 +104,8 @@ export async function startPython() {
 
 async function startPythonOnce(allowRestore) {
   const t0 = performance.now();
-  setStage("runtime", "Downloading the Python runtime", runtimeFiles());
+  setStage("runtime", "Downloading the Python runtime", runtimeFiles(),
+    ["Starting Python", ["pyodide/pyodide.asm.wasm", "pyodide/python_stdlib.zip"]]);
   // The wheels download beside the runtime rather than after it.
   const wheels = fetchWheels(PACKAGES);
   wheels.catch(() => {}); // awaited below; a failure there falls back to loadPackage
