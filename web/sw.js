@@ -122,7 +122,7 @@ async function listedFiles(cache) {
 
 // The runtime's Wasm goes to the network (in practice the HTTP cache) first: V8 keeps its compiled code with the
 // HTTP cache's copy, and a visit served the Cache Storage copy instead compiled it again and ran 1.5-2x slower
-// (docs/perf.md, section 6). Offline, the cached copy serves.
+// (docs/perf.md, section 7). Offline, the cached copy serves.
 const NETWORK_FIRST = new Set(["pyodide/pyodide.asm.wasm"]);
 
 async function respond(event, path) {

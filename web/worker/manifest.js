@@ -33,7 +33,7 @@ export async function loadManifest() {
     const file = String(m.file ?? m.path ?? "").replace(/^\.?\//, "");
     const key = m.key ?? m.id ?? (file.split("/").pop() || m.name || `model${i}`).replace(/\.(wvb|onnx)$/i, "");
     return {
-      key, name: m.name ?? key, version: m.version ?? "", file, builtin: true,
+      key, name: m.name ?? key, title: m.title ?? m.name ?? key, version: m.version ?? "", file, builtin: true,
       bytes: Number(m.bytes ?? manifest.files.get(file)?.bytes ?? 0),
       storage: m.storage ?? m.weights ?? m.dtype ?? "", default: Boolean(m.default),
       description: m.description ?? "",

@@ -5,7 +5,7 @@
 
 import { runtime, startPython } from "./boot.js";
 import { errorPayload } from "./errors.js";
-import { totalReceived } from "./fetch.js";
+import { networkBytes, totalReceived } from "./fetch.js";
 import { defaultModel, loadManifest, runtimeFiles, wheelFiles } from "./manifest.js";
 import { classify, embed } from "./inference.js";
 import { allModels, builtin, openModel, prefetch, registerBuiltins, releaseModel, timings as modelTimings }
@@ -15,7 +15,8 @@ import { setScope } from "./progress.js";
 import { BASE } from "./fetch.js";
 
 function stats() {
-  return { timings: { ...runtime.timings, ...modelTimings }, bytesReceived: totalReceived(), phases: phaseReport(BASE.href) };
+  return { timings: { ...runtime.timings, ...modelTimings }, bytesReceived: totalReceived(),
+    networkBytes: networkBytes(), phases: phaseReport(BASE.href) };
 }
 
 // Boots Python; meanwhile downloads the model the page will ask for first (`prefetch`: a key, or the default).
@@ -35,7 +36,7 @@ async function boot({ prefetch: first } = {}) {
 }
 
 const handlers = {
-  open: ({ source, name, engine }) => openModel({ source, name, engine }).then((model) => ({ model, ...stats() })),
+  open: ({ source, name, labels, engine }) => openModel({ source, name, labels, engine }).then((model) => ({ model, ...stats() })),
   classify,
   embed,
   release: async ({ model }) => releaseModel(model),
