@@ -28,6 +28,7 @@ import http.server
 import json
 import mimetypes
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -659,6 +660,83 @@ def pyodide_wheel(wheel: Path) -> Path:
     return compiled[0]
 
 
+# Parts of numpy's wheel nothing imports at run time in a browser: C headers and static libraries for building
+# extensions, type stubs, f2py (a Fortran build tool numpy imports only on demand), PyInstaller hooks, examples of
+# extending numpy.random. Not the *_tests extension modules: `import numpy` loads _multiarray_tests.
+NUMPY_UNUSED = re.compile(r"\.(pyi|h|pxd|c|a)$|^numpy/(f2py|_pyinstaller|doc|random/_examples|_core/lib)/")
+
+
+# Run by Pyodide's Python version (3.12): each module's source becomes sourceless bytecode in its place, as
+# `pyodide py-compile` does, deflated at level 9. (Not optimization level 2, a third smaller: numpy then needs the
+# interpreter itself started with -OO, or its add_docstring fails on the missing docstrings.)
+COMPILE_WHEEL = """
+import importlib.util, sys, zipfile
+src, dst = sys.argv[1:3]
+with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zout:
+    for info in zin.infolist():
+        data, name = zin.read(info), info.filename
+        if name.endswith(".py"):
+            code = compile(data, name, "exec", dont_inherit=True, optimize=0)
+            data = importlib._bootstrap_external._code_to_hash_pyc(code, importlib.util.source_hash(data), False)
+            name += "c"
+        out = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+        out.external_attr, out.compress_type = info.external_attr, zipfile.ZIP_DEFLATED
+        zout.writestr(out, data)
+"""
+
+
+# The codecs the runtime can meet: Python's start (UTF-8, Latin-1, ASCII), zip member names (cp437), JSON and
+# text I/O (UTF-8/16/32), IDNA, and the escape and binary codecs. The ~100 others (cp1252, Shift-JIS, ...) are
+# looked up only when asked for by name; a page that only classifies never does.
+STDLIB_CODECS = {"__init__", "aliases", "ascii", "latin_1", "utf_8", "utf_8_sig", "utf_16", "utf_16_le", "utf_16_be",
+                 "utf_32", "utf_32_le", "utf_32_be", "cp437", "idna", "punycode", "charmap", "raw_unicode_escape",
+                 "unicode_escape", "base64_codec", "hex_codec", "zlib_codec", "undefined"}
+
+
+def stdlib_for_site(stdlib: Path) -> Path:
+    """Pyodide's python_stdlib.zip without the encodings no code path of the site uses (STDLIB_CODECS)."""
+    dest = BUILD / "stdlib-pyodide" / stdlib.name
+    stamp = BUILD / "stdlib-pyodide.stamp"
+    key = sha256_file(stdlib) + json.dumps(sorted(STDLIB_CODECS))
+    if up_to_date(stamp, key, dest):
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(stdlib) as src, zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            parts = info.filename.split("/")
+            if parts[0] == "encodings" and len(parts) == 2 and parts[1] and \
+                    parts[1].rsplit(".", 1)[0] not in STDLIB_CODECS:
+                continue
+            dst.writestr(info, src.read(info))
+    stamp.write_text(key)
+    return dest
+
+
+def numpy_for_site(wheel: Path) -> Path:
+    """numpy's official Pyodide wheel as the page loads it: bytecode instead of sources (`import numpy` compiled
+    ~170 modules from source on every visit), without NUMPY_UNUSED."""
+    out = BUILD / "numpy-pyodide"
+    stamp = BUILD / "numpy-pyodide.stamp"
+    key = sha256_file(wheel) + COMPILE_WHEEL + NUMPY_UNUSED.pattern
+    if up_to_date(stamp, key, out / wheel.name):
+        return out / wheel.name
+    py312 = venv_python(VENV_PY312) if ensure_pyodide_build() else None
+    if py312 is None:
+        return wheel  # ensure_pyodide_build's caller already said why
+    with stage("numpy for the site (bytecode, unused parts removed)"):
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        kept = out / "kept.zip"
+        with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(kept, "w", zipfile.ZIP_STORED) as dst:
+            for info in src.infolist():
+                if not NUMPY_UNUSED.search(info.filename):
+                    dst.writestr(info, src.read(info))
+        run([str(py312), "-c", COMPILE_WHEEL, str(kept), str(out / wheel.name)])
+        kept.unlink()
+    stamp.write_text(key)
+    return out / wheel.name
+
+
 # ------------------------------------------------------------------------------------------- dist
 
 def lock_entry(wheel: Path) -> dict:
@@ -667,6 +745,21 @@ def lock_entry(wheel: Path) -> dict:
         "install_dir": "site", "sha256": sha256_file(wheel), "package_type": "package",
         "imports": ["wasmvision"], "depends": ["numpy"], "unvendored_tests": False,
     }
+
+
+PRELOAD_MARKER = b"<!-- preloads: written by build.py -->"
+
+
+def with_preloads(html: bytes, paths: list[str]) -> bytes:
+    """index.html with preload hints for the big files the worker fetches, in place of PRELOAD_MARKER.
+
+    The worker's own requests cannot use the page's preloads, but they find the files in the HTTP cache (or wait
+    for the download in flight) instead of starting them once the worker and the manifest are loaded.
+    """
+    if PRELOAD_MARKER not in html:
+        return html
+    links = "\n  ".join(f'<link rel="preload" href="./{p}" as="fetch" crossorigin>' for p in paths)
+    return html.replace(PRELOAD_MARKER, links.encode())
 
 
 def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict], simd: dict | None = None) -> dict:
@@ -680,17 +773,26 @@ def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict], si
             files[p.relative_to(web).as_posix()] = p
     for fname in PYODIDE_CORE_FILES:
         files[f"pyodide/{fname}"] = pyodide / fname
+    files["pyodide/python_stdlib.zip"] = stdlib_for_site(pyodide / "python_stdlib.zip")
     for pkg in PYODIDE_PACKAGES:
         fname = lock["packages"][pkg]["file_name"]
         files[f"pyodide/{fname}"] = pyodide / fname
+    numpy = numpy_for_site(pyodide / lock["packages"]["numpy"]["file_name"])
+    files[f"pyodide/{numpy.name}"] = numpy
     files[f"pyodide/{wheel.name}"] = wheel
-    # The official lock, untouched except for our entry: Pyodide resolves only what is requested, so the
-    # other entries cost nothing, and info.version must stay for 0.27 to accept the file.
+    # The official lock's entries for the packages the site ships (the other ~250 would be 100 kB of every first
+    # visit), numpy's with the hash of its wheel as compiled here, and our entry; info.version must stay for 0.27.
     our_lock = json.loads(json.dumps(lock))
+    our_lock["packages"] = {k: v for k, v in our_lock["packages"].items() if k in PYODIDE_PACKAGES}
     our_lock["packages"]["wasmvision"] = lock_entry(wheel)
+    our_lock["packages"]["numpy"]["sha256"] = sha256_file(numpy)
     files["pyodide/pyodide-lock.json"] = json.dumps(our_lock, separators=(",", ":"), sort_keys=True).encode()
     for m in models:
         files[f"models/{m['path'].name}"] = m["path"]
+    files["index.html"] = with_preloads((web / "index.html").read_bytes(), [
+        "pyodide/pyodide.asm.wasm", "pyodide/python_stdlib.zip", "pyodide/pyodide.asm.js",
+        f"pyodide/{lock['packages']['numpy']['file_name']}", f"pyodide/{wheel.name}",
+        *[f"models/{m['path'].name}" for m in models if m["default"]]])
     for generated in ("manifest.json", "package.json"):
         if generated in files:
             raise BuildError(f"web/{generated} would be overwritten by the generated one")
@@ -793,11 +895,12 @@ def cache_policy(rel: str) -> str:
     """Versioned third-party files never change under their name; everything we build is revalidated.
 
     pyodide/* (core and official wheels) carry the Pyodide version in their folder's lock and never change
-    for a given release. Our own wheel keeps its name across rebuilds, and the lock, the page, the manifest
-    and the models change with every build, so those are revalidated (a 304 costs one round trip).
+    for a given release. Our own wheel and numpy's (compiled by numpy_for_site) keep their names across
+    rebuilds, and the lock, the page, the manifest and the models change with every build, so those are
+    revalidated (a 304 costs one round trip).
     """
     name = rel.rsplit("/", 1)[-1]
-    if rel.startswith("pyodide/") and name != "pyodide-lock.json" and not name.startswith("wasmvision-"):
+    if rel.startswith("pyodide/") and name != "pyodide-lock.json" and not name.startswith(("wasmvision-", "numpy-")):
         return IMMUTABLE
     return REVALIDATE
 

@@ -2,6 +2,7 @@
 // picker, and window.wasmvision, a thin alias of the module for scripts and tests. Rendering lives in app/view.js.
 
 import * as wasmvision from "./wasmvision.mjs";
+import { keepOffline } from "./offline.js";
 import { modelShort } from "./app/format.js";
 import { fillPicker, OPEN_OWN } from "./app/picker.js";
 import {
@@ -12,7 +13,7 @@ import {
 const ENGINES = ["auto", "numpy", "simd"];
 const stats = {
   readyMs: null, firstResultMs: null, bootTimings: null, bytesReceived: null, networkBytes: null,
-  pyodideVersion: null,
+  pyodideVersion: null, phases: null,
 };
 const state = { models: [], current: null, ready: false, sequence: 0, lastBlob: null, userFiles: new Map() };
 const classifiers = new Map(); // model key -> a wasmvision classifier (they share one worker)
@@ -48,6 +49,7 @@ async function refreshStats(clf) {
     const s = await clf.stats();
     Object.assign(stats, {
       bootTimings: s.timings, bytesReceived: s.bytesReceived, networkBytes: s.networkBytes + pageNetworkBytes(),
+      phases: s.phases, // the start-up's phase marks (benchmarks/phases.py)
       pyodideVersion: clf.runtime.pyodideVersion,
     });
     renderStats(stats);
@@ -317,7 +319,18 @@ function onReady(modelError) {
   if (problems.length) showError(problems.join(" "));
   if (!clf) setStatus("The runtime is ready, but the model could not be loaded.");
   else setStatus(touch ? "Ready. Choose a photo." : "Ready. Choose, drop or paste a photo.");
+  // The offline copy fills from the HTTP cache; not before the first result has had its chance.
+  setTimeout(() => keepOffline({ onUpdate: showUpdateNotice }), OFFLINE_DELAY_MS);
   resolveReady({ models: state.models, current: state.current, maxPixels: clf?.runtime.maxPixels ?? null });
+}
+
+const OFFLINE_DELAY_MS = 1500;
+
+function showUpdateNotice() {
+  const notice = document.querySelector("#update-notice");
+  notice.textContent = "Update applied: a new version of wasmvision is now stored for offline use. " +
+    "Reload the page to use it.";
+  notice.hidden = false;
 }
 
 function onFatal(error) {

@@ -6,6 +6,7 @@ import { loadPyodide } from "../pyodide/pyodide.mjs";
 import { UserError } from "./errors.js";
 import { BASE, countAsReceived, orRuntimeFailure, sriFromHex } from "./fetch.js";
 import { fileBytes, runtimeFiles, wheelFiles } from "./manifest.js";
+import { begin, during, end } from "./phases.js";
 import { setStage } from "./progress.js";
 import { forgetSnapshot, readSnapshot, snapshotKey, writeSnapshot } from "./snapshot.js";
 
@@ -55,7 +56,7 @@ function bootOptions(extra = {}) {
 async function bootInterpreter(allowRestore) {
   const key = snapshotKey();
   if (key && allowRestore) {
-    const snapshot = await readSnapshot(key);
+    const snapshot = await during("snapshot_read", () => readSnapshot(key));
     if (snapshot) {
       try {
         const py = await withTimeout(orRuntimeFailure(loadPyodide(bootOptions({ _loadSnapshot: snapshot }))),
@@ -73,7 +74,9 @@ async function bootInterpreter(allowRestore) {
   const py = await orRuntimeFailure(loadPyodide(bootOptions(key ? { _makeSnapshot: true } : {})));
   if (key) {
     try {
+      begin("snapshot_make");
       const bytes = py.makeMemorySnapshot(); // must come before any loadPackage (docs/perf.md §3)
+      end("snapshot_make");
       timings.snapshot = timings.snapshot || "made";
       // Not through the request queue: the write needs no Python and must not hold up a classify.
       setTimeout(async () => {
@@ -101,8 +104,12 @@ export async function startPython() {
 
 async function startPythonOnce(allowRestore) {
   const t0 = performance.now();
-  setStage("runtime", "Downloading the Python runtime", runtimeFiles());
-  const pyodide = await bootInterpreter(allowRestore);
+  setStage("runtime", "Downloading the Python runtime", runtimeFiles(),
+    ["Starting Python", ["pyodide/pyodide.asm.wasm", "pyodide/python_stdlib.zip"]]);
+  // The wheels download beside the runtime rather than after it.
+  const wheels = fetchWheels(PACKAGES);
+  wheels.catch(() => {}); // awaited below; a failure there falls back to loadPackage
+  const pyodide = await during("runtime", () => bootInterpreter(allowRestore));
   runtime.pyodide = pyodide;
   // pyodide.asm.js arrives by import(), not fetch(): count it as received once the runtime is up.
   for (const path of ["pyodide/pyodide.asm.js", "pyodide/pyodide.mjs"]) countAsReceived(path, fileBytes(path));
@@ -113,10 +120,13 @@ async function startPythonOnce(allowRestore) {
   const failures = [];
   const quiet = { messageCallback: () => {}, errorCallback: (msg) => failures.push(msg) };
   let browser = null;
+  begin("packages");
   try {
-    await orRuntimeFailure(unpackWheels(pyodide, PACKAGES));
+    await orRuntimeFailure(unpackWheels(pyodide, await during("wheels_wait", () => wheels)));
     timings.packages_install_ms = performance.now() - t1;
-    browser = pyodide.pyimport("wasmvision.browser"); // imports numpy, which loads the extension modules it needs
+    // numpy apart from wasmvision only to time them apart; it loads the extension modules it needs.
+    await during("import_numpy", () => pyodide.runPython("import numpy"));
+    browser = await during("import_wasmvision", () => pyodide.pyimport("wasmvision.browser"));
     timings.packages_via = "unpack";
   } catch (err) {
     failures.push(err.message);
@@ -134,6 +144,7 @@ async function startPythonOnce(allowRestore) {
       timings.packages_via = "micropip";
     }
   }
+  end("packages");
   runtime.browser = browser;
   runtime.maxPixels = Number(browser.max_pixels()) || DEFAULT_MAX_PIXELS;
   timings.packages_ms = performance.now() - t1;
@@ -144,7 +155,8 @@ async function startPythonOnce(allowRestore) {
 // random, fft, linalg, ...), while `import numpy` needs 3 and Python loads those itself on import (Chromium, packages
 // stage medians: first visit 0.94 -> 0.59 s, repeat visit 0.91 -> 0.75 s; docs/perf.md). Any failure here falls back
 // to loadPackage.
-async function unpackWheels(pyodide, names) {
+async function fetchWheels(names) {
+  begin("wheels_fetch", { background: true });
   const lockUrl = new URL("./pyodide/pyodide-lock.json", BASE);
   const response = await fetch(lockUrl);
   if (!response.ok) throw new Error(`pyodide-lock.json: HTTP ${response.status}`);
@@ -158,8 +170,15 @@ async function unpackWheels(pyodide, names) {
     if (!r.ok) throw new Error(`${e.file_name}: HTTP ${r.status}`);
     return new Uint8Array(await r.arrayBuffer());
   }));
+  end("wheels_fetch");
+  return wheels;
+}
+
+function unpackWheels(pyodide, wheels) {
+  begin("unpack");
   const sitePackages = pyodide.runPython("import site; site.getsitepackages()[0]");
   for (const wheel of wheels) pyodide.unpackArchive(wheel, "wheel", { extractDir: sitePackages });
+  end("unpack");
 }
 
 async function installWithMicropip(pyodide, failures) {

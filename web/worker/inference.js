@@ -4,6 +4,7 @@ import { callPython, runtime } from "./boot.js";
 import { decodeInput } from "./decode.js";
 import { UserError } from "./errors.js";
 import { ensureLoaded, markUnloaded, modelEntry } from "./models.js";
+import { during } from "./phases.js";
 
 function checkTopK(topK, classes) {
   const ok = Number.isInteger(topK) && topK >= 1 && (!classes || topK <= classes);
@@ -26,7 +27,15 @@ async function withModel(key, engine, fn) {
   }
 }
 
-export async function classify({ input, topK = 5, model, engine = "auto" }) {
+let classified = false;
+
+export function classify(request) {
+  if (classified) return classifyOnce(request);
+  classified = true;
+  return during("first_classify", () => classifyOnce(request));
+}
+
+async function classifyOnce({ input, topK = 5, model, engine = "auto" }) {
   const t0 = performance.now();
   const m = modelEntry(model);
   if (m.info) checkTopK(topK, m.info.classes);

@@ -6,6 +6,7 @@ import { callPython } from "./boot.js";
 import { UserError } from "./errors.js";
 import { BASE, sitePath } from "./fetch.js";
 import { manifest } from "./manifest.js";
+import { begin, during, end } from "./phases.js";
 import { setScope, setStage } from "./progress.js";
 
 const ENGINES = ["auto", "numpy", "simd"];
@@ -59,7 +60,7 @@ async function fetchModelBytes(m) {
 export function prefetch(key) {
   const m = models.get(key);
   if (!m || prefetched.has(key)) return;
-  const early = fetchModelBytes(m);
+  const early = during("model_fetch", () => fetchModelBytes(m), { background: true });
   early.catch(() => {}); // reported when ensureLoaded awaits it
   prefetched.set(key, early);
 }
@@ -93,19 +94,25 @@ export async function ensureLoaded(key, engine = "auto") {
   setStage("model", `Downloading the model ${m.title ?? m.name}`, m.file && !m.blob ? [m.file] : []);
   const early = prefetched.get(key);
   prefetched.delete(key);
-  const bytes = await (early ?? fetchModelBytes(m));
+  const bytes = await during("model_wait", () => early ?? fetchModelBytes(m));
   const t1 = performance.now();
   setStage("model-load", `Loading the model ${m.title ?? m.name}`);
   // Let the progress message out before Python blocks this thread.
   await new Promise((r) => setTimeout(r, 0));
-  const info = loadIntoPython(m, bytes, engine);
-  if (m.labels) {
-    try {
-      info.labels = callPython("set_labels", [m.key, JSON.stringify(m.labels)]).labels;
-    } catch (err) {
-      callPython("release_model", [m.key]);
-      throw err;
+  begin("model_load");
+  let info;
+  try {
+    info = loadIntoPython(m, bytes, engine);
+    if (m.labels) {
+      try {
+        info.labels = callPython("set_labels", [m.key, JSON.stringify(m.labels)]).labels;
+      } catch (err) {
+        callPython("release_model", [m.key]);
+        throw err;
+      }
     }
+  } finally {
+    end("model_load");
   }
   for (const evicted of info.evicted || []) {
     const e = models.get(evicted);

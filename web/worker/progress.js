@@ -7,7 +7,7 @@ import { fileBytes } from "./manifest.js";
 
 const PROGRESS_INTERVAL_MS = 60;
 
-const progress = { stage: "start", label: "Starting…", files: [], scope: null };
+const progress = { stage: "start", label: "Starting…", files: [], scope: null, done: null };
 let timer = null;
 
 // The files a whole load downloads (runtime, packages, model); null: just the current stage's files.
@@ -15,12 +15,28 @@ export function setScope(files) {
   progress.scope = files;
 }
 
-export function setStage(stage, label, files = []) {
-  Object.assign(progress, { stage, label, files });
+// done: [label, files]: what the label says once those files are in (the work that follows the download, e.g.
+// Python's start, can take seconds; "Downloading" with nothing left to download would read as stuck). Only files
+// that arrive by fetch() can be watched (pyodide.asm.js comes by import()).
+export function setStage(stage, label, files = [], done = null) {
+  Object.assign(progress, { stage, label, files, done });
   postProgress();
 }
 
+function label() {
+  if (!progress.done) return progress.label;
+  const [doneLabel, files] = progress.done;
+  return files.every((path) => bytesOf(path) > 0 && bytesOf(path) >= fileBytes(path)) ? doneLabel : progress.label;
+}
+
+let lastLabel = null;
+
 function scheduleProgress() {
+  // A new label goes out at once: the thread may be busy for seconds right after the last byte (Python's start).
+  if (label() !== lastLabel) {
+    postProgress();
+    return;
+  }
   if (timer === null) {
     timer = setTimeout(() => {
       timer = null;
@@ -39,8 +55,9 @@ function postProgress() {
     total += Math.max(fileBytes(path), got);
     loaded += got;
   }
+  lastLabel = label();
   self.postMessage({
-    type: "progress", stage: progress.stage, label: progress.label, loaded: Math.min(loaded, total), total,
+    type: "progress", stage: progress.stage, label: lastLabel, loaded: Math.min(loaded, total), total,
     bytesReceived: totalReceived(),
   });
 }

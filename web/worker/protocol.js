@@ -10,22 +10,24 @@ import { defaultModel, loadManifest, runtimeFiles, wheelFiles } from "./manifest
 import { classify, embed } from "./inference.js";
 import { allModels, builtin, openModel, prefetch, registerBuiltins, releaseModel, timings as modelTimings }
   from "./models.js";
+import { during, phaseReport } from "./phases.js";
 import { setScope } from "./progress.js";
+import { BASE } from "./fetch.js";
 
 function stats() {
   return { timings: { ...runtime.timings, ...modelTimings }, bytesReceived: totalReceived(),
-    networkBytes: networkBytes() };
+    networkBytes: networkBytes(), phases: phaseReport(BASE.href) };
 }
 
 // Boots Python; meanwhile downloads the model the page will ask for first (`prefetch`: a key, or the default).
 async function boot({ prefetch: first } = {}) {
   const t0 = performance.now();
-  await loadManifest();
+  await during("manifest", loadManifest);
   registerBuiltins();
   const initial = first === null ? null : builtin(first) ?? (first === undefined ? defaultModel() : null);
   setScope([...runtimeFiles(), ...wheelFiles(["numpy", "wasmvision"]), ...(initial ? [initial.file] : [])]);
   if (initial) prefetch(initial.key);
-  await startPython();
+  await during("python", startPython);
   runtime.timings.boot_ms = performance.now() - t0;
   self.postMessage({
     type: "ready", models: allModels(), defaultModel: defaultModel()?.key ?? null, maxPixels: runtime.maxPixels,

@@ -20,8 +20,10 @@ function plausibleSnapshot(value) {
 export function snapshotKey() {
   const wasm = fileSha256("pyodide/pyodide.asm.wasm");
   const lock = fileSha256("pyodide/pyodide-lock.json");
+  // The heap remembers the stdlib zip's directory: a build with another stdlib must not restore it.
+  const stdlib = fileSha256("pyodide/python_stdlib.zip");
   // Without hashes in the manifest we cannot tell two builds apart: no snapshot then.
-  return wasm && lock ? `pyodide-${pyodideVersion}|${wasm}|${lock}` : null;
+  return wasm && lock && stdlib ? `pyodide-${pyodideVersion}|${wasm}|${lock}|${stdlib}` : null;
 }
 
 function snapshotDb() {

@@ -1,0 +1,169 @@
+// The service worker that keeps the site for offline use. Scoped to the folder it is served from (the site root),
+// so the site works under any subpath. One cache per build: the page registers `sw.js?m=<hash>` where <hash> is
+// the start of manifest.json's sha256, so a new build (a new manifest) installs a new worker and a new cache.
+// Install copies every file the page needs into that cache, each checked against the manifest's sha256 (files an
+// older cache already holds with the same hash are copied from it, not downloaded again); activation deletes the
+// older caches and tells the open pages. Requests are answered from the cache first (but for the runtime's Wasm,
+// see NETWORK_FIRST): a repeat visit, online or not, reads nothing over the network. Only same-origin requests inside the scope are handled; this worker never makes
+// a request anywhere else.
+
+const VERSION = new URL(self.location.href).searchParams.get("m") || "dev";
+const PREFIX = "wasmvision-";
+const CACHE = `${PREFIX}${VERSION}`;
+const SCOPE = new URL("./", self.location.href); // this file sits at the site root
+const MANIFEST = "manifest.json";
+const CONCURRENT_DOWNLOADS = 4;
+
+// Only the fallbacks (micropip and its dependency) and the models the page does not open by default are left out
+// of the install; they are kept the first time the page uses them.
+function needed(manifest) {
+  const fallbacks = /^pyodide\/(micropip|packaging)-/;
+  const models = new Set((manifest.models || []).map((m) => m.file));
+  const defaults = new Set((manifest.models || []).filter((m) => m.default).map((m) => m.file));
+  if (!defaults.size && manifest.models?.length) defaults.add(manifest.models[0].file);
+  return (manifest.files || []).filter((f) => !fallbacks.test(f.path) && (!models.has(f.path) || defaults.has(f.path)));
+}
+
+function hex(buffer) {
+  return [...new Uint8Array(buffer)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function sri(sha256) {
+  return `sha256-${btoa(String.fromCharCode(...sha256.match(/../g).map((h) => parseInt(h, 16))))}`;
+}
+
+function urlOf(path) {
+  return new URL(path, SCOPE).href;
+}
+
+async function readManifest(response) {
+  const bytes = await response.arrayBuffer();
+  return { bytes, hash: hex(await crypto.subtle.digest("SHA-256", bytes)), json: JSON.parse(new TextDecoder().decode(bytes)) };
+}
+
+// The previous builds' caches, with their manifests: a file whose sha256 is unchanged is copied, not downloaded.
+async function previousCopies() {
+  const copies = new Map(); // sha256 -> cached Response
+  for (const name of await caches.keys()) {
+    if (!name.startsWith(PREFIX) || name === CACHE) continue;
+    const cache = await caches.open(name);
+    const response = await cache.match(urlOf(MANIFEST));
+    if (!response) continue;
+    try {
+      const { json } = await readManifest(response);
+      for (const f of json.files || []) {
+        const hit = f.sha256 && !copies.has(f.sha256) && await cache.match(urlOf(f.path));
+        if (hit) copies.set(f.sha256, hit);
+      }
+    } catch {
+      // A damaged old cache: nothing to reuse from it.
+    }
+  }
+  return copies;
+}
+
+async function install() {
+  const response = await fetch(urlOf(MANIFEST), { cache: "no-cache" });
+  if (!response.ok) throw new Error(`${MANIFEST}: HTTP ${response.status}`);
+  const manifest = await readManifest(response.clone());
+  // The page asked for the build whose manifest it saw; if the site changed since, the next visit asks again.
+  if (VERSION !== "dev" && !manifest.hash.startsWith(VERSION)) {
+    throw new Error(`${MANIFEST} changed while installing (${manifest.hash.slice(0, 16)}, expected ${VERSION})`);
+  }
+  const cache = await caches.open(CACHE);
+  const copies = await previousCopies();
+  const queue = needed(manifest.json);
+  const worker = async () => {
+    for (let f = queue.shift(); f; f = queue.shift()) {
+      const url = urlOf(f.path);
+      const old = f.sha256 && copies.get(f.sha256);
+      if (old) {
+        await cache.put(url, old.clone());
+        continue;
+      }
+      // The HTTP cache usually has the file from the visit that registered this worker; the integrity check
+      // makes sure what is kept is exactly the build's file.
+      const r = await fetch(url, f.sha256 ? { integrity: sri(f.sha256) } : {});
+      if (!r.ok) throw new Error(`${f.path}: HTTP ${r.status}`);
+      await cache.put(url, r);
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENT_DOWNLOADS }, worker));
+  // Last: a cache with its manifest is complete (previousCopies and the fetch handler rely on it).
+  await cache.put(urlOf(MANIFEST), new Response(manifest.bytes, { headers: response.headers }));
+}
+
+self.addEventListener("install", (event) => {
+  event.waitUntil(install().then(() => self.skipWaiting()));
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil((async () => {
+    const old = (await caches.keys()).filter((name) => name.startsWith(PREFIX) && name !== CACHE);
+    await Promise.all(old.map((name) => caches.delete(name)));
+    await self.clients.claim();
+    const pages = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+    for (const page of pages) page.postMessage({ type: "wasmvision-offline", version: VERSION, updated: old.length > 0 });
+  })());
+});
+
+// The files of this build listed in its manifest (path -> sha256), for keeping files installed without.
+let listed = null;
+
+async function listedFiles(cache) {
+  if (!listed) {
+    listed = cache.match(urlOf(MANIFEST)).then(async (r) => {
+      const { json } = await readManifest(r);
+      return new Map((json.files || []).map((f) => [f.path, f.sha256]));
+    }).catch(() => new Map());
+  }
+  return listed;
+}
+
+// The runtime's Wasm goes to the network (in practice the HTTP cache) first: V8 keeps its compiled code with the
+// HTTP cache's copy, and a visit served the Cache Storage copy instead compiled it again and ran 1.5-2x slower
+// (docs/perf.md, section 7). Offline, the cached copy serves.
+const NETWORK_FIRST = new Set(["pyodide/pyodide.asm.wasm"]);
+
+async function respond(event, path) {
+  const cache = await caches.open(CACHE);
+  if (NETWORK_FIRST.has(path)) {
+    try {
+      const response = await fetch(event.request);
+      if (response.ok) return response;
+    } catch {
+      // Offline, or the site is down: the cached copy below.
+    }
+  }
+  const hit = await cache.match(urlOf(path));
+  if (hit) return hit;
+  const response = await fetch(event.request);
+  // A file of this build that install left out (another model): kept once its bytes match the manifest.
+  const sha256 = (await listedFiles(cache)).get(path);
+  if (response.ok && sha256 && response.type === "basic") {
+    const copy = response.clone();
+    event.waitUntil((async () => {
+      const bytes = await copy.arrayBuffer();
+      if (hex(await crypto.subtle.digest("SHA-256", bytes)) === sha256) {
+        await cache.put(urlOf(path), new Response(bytes, { headers: copy.headers }));
+      }
+    })().catch(() => {}));
+  }
+  return response;
+}
+
+self.addEventListener("fetch", (event) => {
+  const request = event.request;
+  if (request.method !== "GET" || request.headers.has("range")) return;
+  const url = new URL(request.url);
+  if (url.origin !== SCOPE.origin || !url.pathname.startsWith(SCOPE.pathname)) return;
+  let path = decodeURIComponent(url.pathname.slice(SCOPE.pathname.length));
+  if (request.mode === "navigate") {
+    // The page under any query (?model=…): the same file.
+    if (path === "" || path.endsWith("/")) path += "index.html";
+  } else if (url.search) {
+    return; // e.g. the page's check for a newer manifest: always the network
+  }
+  if (path === "sw.js") return;
+  event.respondWith(respond(event, path));
+});
