@@ -177,7 +177,30 @@ def tree_digest(paths: list[Path], extra: str = "") -> str:
 
 
 def up_to_date(stamp: Path, key: str, *outputs: Path) -> bool:
+    """Existence-only check, for stamps in the shared cache (their contents come from sha256-pinned archives)."""
     return stamp.exists() and stamp.read_text() == key and all(o.exists() for o in outputs)
+
+
+def _stamp_text(key: str, outputs) -> str | None:
+    lines = [key]
+    for o in outputs:
+        if not o.is_file():
+            return None
+        lines.append(f"{sha256_file(o)}  {o.name}")
+    return "\n".join(lines) + "\n"
+
+
+def outputs_current(stamp: Path, key: str, *outputs: Path) -> bool:
+    """True when ``stamp`` records ``key`` and the sha256 of every output as it is now: an output replaced or
+    edited since it was built (e.g. by `wasmvision convert` without -o) is rebuilt, not shipped."""
+    if not stamp.exists():
+        return False
+    text = _stamp_text(key, outputs)
+    return text is not None and stamp.read_text() == text
+
+
+def write_outputs_stamp(stamp: Path, key: str, *outputs: Path) -> None:
+    stamp.write_text(_stamp_text(key, outputs) or key)
 
 
 def write_if_changed(dest: Path, data: bytes) -> None:
@@ -444,20 +467,20 @@ def build_models(paths: dict[str, Path]) -> list[dict]:
         wvb_path = BUILD / "models" / f"{name}.wvb"
         weights = labels = None
         export_key = tree_digest([recipe["_path"], pkg / "export", pkg / "importers" / "torch_checkpoint.py"])
-        if not up_to_date(BUILD / "models" / f"{name}.onnx.stamp", export_key, onnx_path):
+        if not outputs_current(BUILD / "models" / f"{name}.onnx.stamp", export_key, onnx_path):
             weights, labels = _read_recipe_inputs(recipe, paths)
             with stage(f"{name}: checkpoint → ONNX (build/models/{onnx_path.name})"):
                 export_onnx(recipe, weights, onnx_path)
-            (BUILD / "models" / f"{name}.onnx.stamp").write_text(export_key)
+            write_outputs_stamp(BUILD / "models" / f"{name}.onnx.stamp", export_key, onnx_path)
         bundle_key = tree_digest([recipe["_path"], onnx_path, pkg / "importers", pkg / "bundle.py",
                                   pkg / "quantize.py"])
         outputs = [wvb_path, *(variant_path(wvb_path, v) for v in recipe.get("variants", []))]
-        if not up_to_date(BUILD / "models" / f"{name}.wvb.stamp", bundle_key, *outputs):
+        if not outputs_current(BUILD / "models" / f"{name}.wvb.stamp", bundle_key, *outputs):
             if labels is None:
                 weights, labels = _read_recipe_inputs(recipe, paths)
             with stage(f"{name}: ONNX → bundle (build/models/{wvb_path.name})"):
                 convert_bundle(recipe, onnx_path, labels, wvb_path)
-            (BUILD / "models" / f"{name}.wvb.stamp").write_text(bundle_key)
+            write_outputs_stamp(BUILD / "models" / f"{name}.wvb.stamp", bundle_key, *outputs)
         default = recipe.get("default_variant", "fp32")
         for variant in ["fp32", *recipe.get("variants", [])]:
             path = wvb_path if variant == "fp32" else variant_path(wvb_path, variant)
@@ -483,7 +506,7 @@ def build_wheel() -> Path:
     key = tree_digest([p for p in srcs if p.exists()])
     stamp = BUILD / "wheel.stamp"
     wheels = sorted(out.glob("wasmvision-*.whl"))
-    if up_to_date(stamp, key) and len(wheels) == 1:
+    if len(wheels) == 1 and outputs_current(stamp, key, wheels[0]):
         return wheels[0]
     with stage("building the wasmvision wheel (PEP 517)"):
         src = BUILD / "wheel-src"
@@ -502,7 +525,7 @@ def build_wheel() -> Path:
     wheels = sorted(out.glob("wasmvision-*.whl"))
     if len(wheels) != 1:
         raise BuildError(f"expected one wheel in {out}, found {[w.name for w in wheels]}")
-    stamp.write_text(key)
+    write_outputs_stamp(stamp, key, wheels[0])
     return wheels[0]
 
 
@@ -556,7 +579,7 @@ def pyodide_wheel(wheel: Path) -> Path:
     stamp = BUILD / "wheel-pyodide.stamp"
     key = sha256_file(wheel) + PYODIDE_BUILD_REQUIREMENT
     compiled = sorted(out.glob("wasmvision-*.whl"))
-    if up_to_date(stamp, key) and len(compiled) == 1:
+    if len(compiled) == 1 and outputs_current(stamp, key, compiled[0]):
         return compiled[0]
     cli = ensure_pyodide_build()
     if cli is None:
@@ -573,7 +596,7 @@ def pyodide_wheel(wheel: Path) -> Path:
         if len(compiled) != 1:
             raise BuildError(f"pyodide py-compile left {[c.name for c in compiled]} in {out}")
         normalize_zip(compiled[0])
-    stamp.write_text(key)
+    write_outputs_stamp(stamp, key, compiled[0])
     return compiled[0]
 
 
@@ -843,6 +866,12 @@ def cmd_bench(args) -> int:
     return subprocess.call([sys.executable, str(runner), *args.pytest_args], cwd=ROOT)
 
 
+def cmd_fuzz(args) -> int:
+    """Fuzz the bundle and ONNX readers (tests/fuzz_readers.py; e.g. `build.py fuzz --seconds 600 --seed 1`).
+    Needs no build: the seed files are small models made on the fly. Exit 1 if any input misbehaved."""
+    return subprocess.call([sys.executable, str(ROOT / "tests" / "fuzz_readers.py"), *args.pytest_args], cwd=ROOT)
+
+
 def cmd_quant_table(args) -> int:
     """Build, then measure fp32/fp16/int8 bundles (benchmarks/quant_table.py) and rewrite README's table."""
     ensure_chromium()
@@ -879,9 +908,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     c = sub.add_parser("clean", help="remove build/ and dist/")
     c.add_argument("--all", action="store_true", help="also remove .cache/ and .venv-py312/")
     sub.add_parser("bench", help="build, then run benchmarks/run.py (extra arguments go to it)")
+    sub.add_parser("fuzz", help="fuzz the bundle and ONNX readers (extra arguments go to tests/fuzz_readers.py, "
+                                "e.g. --seconds 600 --seed 1)")
     sub.add_parser("quant-table", help="build, then measure the fp32/fp16/int8 bundles and rewrite README's table "
                                        "(extra arguments go to benchmarks/quant_table.py)")
-    if argv[:1] in (["test"], ["bench"], ["quant-table"]):  # everything after belongs to pytest / the harness, options included
+    if argv[:1] in (["test"], ["bench"], ["quant-table"], ["fuzz"]):  # everything after belongs to pytest / the harness, options included
         args = parser.parse_args(argv[:1])
         args.pytest_args = argv[1:]
         return args
@@ -897,7 +928,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command != "clean":
             bootstrap()
         commands = {"build": cmd_build, "serve": cmd_serve, "test": cmd_test, "fetch": cmd_fetch,
-                    "clean": cmd_clean, "bench": cmd_bench, "quant-table": cmd_quant_table}
+                    "clean": cmd_clean, "bench": cmd_bench, "quant-table": cmd_quant_table,
+                    "fuzz": cmd_fuzz}
         return commands[args.command](args)
     except BuildError as exc:
         print(f"\nbuild.py: error: {exc}", file=sys.stderr)

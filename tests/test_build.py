@@ -211,6 +211,65 @@ def test_legacy_reader_refuses_out_of_bounds_views_and_truncation(fake_torch):
         load_state_dict(ok[:-5])
 
 
+def _zip_checkpoint(fake_torch, numel: int, member_bytes: int, declared_numel: int | None = None) -> bytes:
+    """A zip-format state dict {"w": FloatStorage tensor of ``numel``} whose storage member inflates to
+    ``member_bytes`` zero bytes (written in 1 MiB chunks: the archive stays about a thousand times smaller)."""
+    s = _FakeStorage("0", fake_torch.FloatStorage, np.zeros(numel, np.float32))
+    buf = io.BytesIO()
+    pickler = pickle.Pickler(buf, protocol=2)
+    pickler.persistent_id = lambda obj: (("storage", obj.kind, obj.key, "cpu",
+                                          obj.array.size if declared_numel is None else declared_numel)
+                                         if isinstance(obj, _FakeStorage) else None)
+    pickler.dump(collections.OrderedDict(w=_FakeTensor(s, 0, (numel,), (1,))))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("archive/data.pkl", buf.getvalue())
+        with zf.open("archive/data/0", "w", force_zip64=True) as member:
+            chunk = bytes(1 << 20)
+            for _ in range(member_bytes >> 20):
+                member.write(chunk)
+            member.write(bytes(member_bytes & ((1 << 20) - 1)))
+    return out.getvalue()
+
+
+def test_zip_checkpoint_member_inflating_past_its_storage_is_refused_without_inflating(fake_torch):
+    import tracemalloc
+
+    raw = _zip_checkpoint(fake_torch, numel=10, member_bytes=1 << 30)  # 1 GiB behind a 10-element tensor
+    assert len(raw) < 2 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=r"declares 1,073,741,824 bytes, at most 40 expected"):
+            load_state_dict(raw)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"{peak / 2**20:.0f} MiB allocated while refusing"
+
+
+def test_zip_checkpoint_with_exact_storage_still_loads(fake_torch):
+    raw = _zip_checkpoint(fake_torch, numel=10, member_bytes=40)
+    assert load_state_dict(raw)["w"].shape == (10,)
+
+
+def test_checkpoint_storage_with_an_absurd_element_count_is_refused(fake_torch):
+    raw = _zip_checkpoint(fake_torch, numel=10, member_bytes=40, declared_numel=1 << 40)
+    with pytest.raises(CheckpointError, match="declares 1099511627776 elements"):
+        load_state_dict(raw)
+
+
+    class Liar:  # a legacy storage declaring 2**27 elements (512 MiB) with 32 bytes behind it
+        size = 1 << 27
+
+        def tobytes(self):
+            return bytes(32)
+
+    s = _FakeStorage("0", fake_torch.FloatStorage, Liar())
+    legacy = _write_legacy({"w": _FakeTensor(s, 0, (8,), (1,))}, [s])
+    with pytest.raises(CheckpointError, match=r"536870912 bytes declared, 32 left in the file"):
+        load_state_dict(legacy)
+
+
 @pytest.fixture(scope="session")
 def real_checkpoint(repo_root) -> bytes:
     recipe = json.loads((repo_root / "models" / "mobilenet_v2" / "recipe.json").read_text())

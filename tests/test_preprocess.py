@@ -197,3 +197,33 @@ def test_segment_sums_round_and_clip_like_pillow():
     np.testing.assert_array_equal(_unpack_segment_sums(sums, 0, clip=True), [0, 1, 255, 255])
     split = np.array([one, 0, 0], np.uint64) | (np.array([0, 3 * one, 0], np.uint64) << np.uint64(32))
     np.testing.assert_array_equal(_unpack_segment_sums(split, 0, clip=False), [4, 0])
+
+
+# ----------------------------------------------------------------------------------------- extreme aspect ratios
+# Resizing the shorter side to 256 makes a 5000x1 strip 1,280,000 pixels long: refused from the dimensions,
+# before any allocation (issue 11, item 4). Images up to MAX_ASPECT_RATIO stay bit-exact with Pillow.
+
+@pytest.mark.parametrize("width,height", [(5000, 1), (20000, 1), (1, 60000), (51, 1), (1, 51), (5100, 100)])
+def test_extreme_aspect_ratios_are_refused_before_any_large_allocation(width, height):
+    import tracemalloc
+
+    from wasmvision.preprocess import MAX_ASPECT_RATIO
+
+    rgb = np.zeros((height, width, 3), np.uint8)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageError, match=rf"{width}x{height} pixels has an aspect ratio of \d+:1 "
+                                             rf"\(the limit is {MAX_ASPECT_RATIO}:1\)") as exc:
+            preprocess(rgb, {"kind": "imagenet"}, (224, 224))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20, f"{peak / 2**20:.1f} MiB allocated before refusing"
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("width,height", [(500, 10), (10, 500), (1000, 20), (50, 1), (1, 50), (4999, 100)])
+def test_aspect_ratios_up_to_the_limit_stay_exact_with_pillow(width, height):
+    rgb = np.random.default_rng(width * 7 + height).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    out = preprocess(rgb, {"kind": "imagenet"}, (224, 224))
+    np.testing.assert_array_equal(out, pil_reference(rgb))

@@ -26,6 +26,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .bundle_schema import HeaderError, validate_header
+from .messages import clip, quote
+
 MAGIC = b"\x89WVB\r\n\x1a\n"
 FORMAT_VERSION = 1
 ALIGN = 64
@@ -43,7 +46,16 @@ STORAGE_DTYPES = {
 
 
 class BundleError(ValueError):
-    """A model bundle is missing, truncated, corrupt or not a bundle at all."""
+    """A model bundle is missing, truncated, corrupt or not a bundle at all. The message is one line of at
+    most ``messages.MAX_MESSAGE`` characters, whatever the file contains."""
+
+    def __init__(self, message: str = ""):
+        super().__init__(clip(message))
+
+
+# What a hostile header can make the readers raise besides BundleError; all are reported as a BundleError.
+READER_FAILURES = (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError, ZeroDivisionError,
+                   RecursionError, MemoryError)
 
 
 @dataclass
@@ -191,30 +203,54 @@ def read_header(raw: bytes | memoryview, *, verify: bool = True) -> tuple[dict, 
         if actual != digest:
             raise BundleError("bundle checksum mismatch: the file is corrupt "
                               f"(sha256 {actual.hex()[:16]}…, expected {digest.hex()[:16]}…)")
+    if data_offset < _PREFIX.size + header_len:
+        raise BundleError(f"bundle prefix is inconsistent: data offset {data_offset} lies inside the "
+                          f"{header_len}-byte header")
     try:
         header = json.loads(bytes(view[_PREFIX.size:_PREFIX.size + header_len]).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"bundle header is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BundleError("bundle header is not valid: its JSON is nested too deeply") from None
     return header, view[data_offset:data_offset + data_len]
 
 
 def from_bytes(raw: bytes | memoryview, *, verify: bool = True) -> Bundle:
-    """Parse a bundle. float32 tensors are zero-copy views into ``raw``; others are decoded once."""
+    """Parse a bundle. float32 tensors are zero-copy views into ``raw``; others are decoded once.
+
+    Every failure is a BundleError: the header is checked against the documented schema first
+    (bundle_schema.py), and anything the checks did not foresee is still reported as one."""
+    header, data = read_header(raw, verify=verify)
+    try:
+        validate_header(header, len(data))
+        return _from_header(header, data)
+    except BundleError:
+        raise
+    except HeaderError as exc:
+        raise BundleError(f"bundle header is not valid: {exc}") from None
+    except MemoryError:
+        raise BundleError("bundle is too large to load: out of memory while decoding its tensors") from None
+    except RecursionError:
+        raise BundleError("bundle header is not valid: it is nested too deeply") from None
+    except READER_FAILURES as exc:
+        raise BundleError(f"bundle header is not valid: {type(exc).__name__}: {quote(str(exc), 120)}") from None
+
+
+def _from_header(header: dict, data: memoryview) -> Bundle:
     from . import quantize
 
-    header, data = read_header(raw, verify=verify)
     tensors: dict[str, np.ndarray] = {}
     storage: dict[str, str] = {}
     for name, entry in header["tensors"].items():
         parts = {}
         for p in entry["parts"]:
-            if p["offset"] + p["nbytes"] > len(data):
-                raise BundleError(f"tensor {name!r} points past the end of the data section")
-            parts[p["name"]] = data[p["offset"]:p["offset"] + p["nbytes"]]
+            parts[p["name"]] = data[p["offset"]:p["offset"] + p["nbytes"]]  # bounds: validate_header
         try:
             tensors[name] = quantize.decode(entry, parts)
         except (ValueError, KeyError) as exc:
-            raise BundleError(f"tensor {name!r} cannot be decoded: {exc}") from None
+            raise BundleError(f"tensor {quote(name)} cannot be decoded: {exc}") from None
+        if tensors[name].dtype.kind == "f" and not np.isfinite(tensors[name]).all():
+            raise BundleError(f"tensor {quote(name)} contains NaN or infinity: the bundle is corrupt")
         storage[name] = entry.get("storage", entry["dtype"])
     g = header["graph"]
     model = dict(header.get("model", {}))
@@ -223,7 +259,7 @@ def from_bytes(raw: bytes | memoryview, *, verify: bool = True) -> Bundle:
         inputs=[ValueInfo.from_json(v) for v in g["inputs"]],
         outputs=[ValueInfo.from_json(v) for v in g["outputs"]],
         tensors=tensors,
-        name=model.pop("name", "model"),
+        name=str(model.pop("name", "model")),
         version=str(model.pop("version", "0")),
         labels=list(header.get("labels", [])),
         preprocess=dict(header.get("preprocess", {})),

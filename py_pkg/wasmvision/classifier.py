@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from . import bundle as _bundle
-from .bundle import Bundle, BundleError
+from .bundle import READER_FAILURES, Bundle, BundleError
+from .messages import quote
 from .plan import PROFILE_KINDS, Executor, profile_kind
 from .postprocess import softmax, top_k as _top_k
 from .preprocess import ImageError, preprocess, resolve_spec
@@ -95,10 +96,16 @@ class Classifier:
     def classify(self, image: Any, top_k: int = 5) -> Result:
         _require_positive_int("top_k", top_k)
         t0 = time.perf_counter()
-        x = self.preprocess(image)[None]
-        t1 = time.perf_counter()
-        out = self.run(x)[0].reshape(-1)
+        try:
+            x = self.preprocess(image)[None]
+            t1 = time.perf_counter()
+            out = self.run(x)[0].reshape(-1)
+        except MemoryError:  # the next image may fit: one line, not a bare MemoryError
+            raise ImageError("out of memory while classifying this image; try a smaller image") from None
         t2 = time.perf_counter()
+        if not np.isfinite(out).all():
+            raise BundleError("the model produced non-finite scores (NaN or infinity) for this image: "
+                              "its weights are corrupt or overflow")
         probs = out.astype(np.float64) if self._outputs_probabilities else softmax(out)
         top = [Prediction(int(i), self.label(int(i)), float(probs[i])) for i in _top_k(probs, top_k)]
         t3 = time.perf_counter()
@@ -151,8 +158,12 @@ def load(source: Any, *, verify: bool = True) -> Classifier:
         raise TypeError(f"wasmvision.load() takes a path, bytes or a Bundle, not {type(source).__name__}")
     try:
         return Classifier(b)
-    except (KeyError, TypeError) as exc:
-        raise BundleError(f"the bundle's graph is malformed: {exc}") from None
+    except BundleError:
+        raise
+    except MemoryError:
+        raise BundleError("out of memory while preparing the model; it is too large for this device") from None
+    except READER_FAILURES as exc:  # a graph the header schema cannot judge (attrs, op wiring)
+        raise BundleError(f"the bundle's graph is malformed: {type(exc).__name__}: {quote(str(exc), 120)}") from None
 
 
 __all__ = ["Classifier", "Prediction", "Result", "load", "BundleError", "ImageError"]

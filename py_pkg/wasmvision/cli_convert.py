@@ -31,6 +31,7 @@ def register(subparsers) -> None:
     p.add_argument("--name", default=None, help="model name stored in the bundle (default: file name)")
     p.add_argument("--version", dest="model_version", metavar="VERSION", default=None,
                    help="model version stored in the bundle")
+    p.add_argument("--force", action="store_true", help="replace the output file if it already exists")
     add_storage_options(p)
     p.set_defaults(func=_convert)
 
@@ -90,7 +91,8 @@ def _fail(message: str) -> int:
 
 
 def _convert(args) -> int:
-    from .bundle import save, to_bytes
+    from .bundle import BundleError, save, to_bytes
+    from .classifier import load
     from .importers import ModelImportError
     from .importers.onnx_import import import_onnx
 
@@ -100,13 +102,16 @@ def _convert(args) -> int:
         return _fail(f"output {out} would overwrite the input model")
     if not out.parent.is_dir():
         return _fail(f"output directory {out.parent} does not exist")
+    if out.exists() and not args.force:
+        return _fail(f"{out} already exists; pass --force to replace it, or -o to write elsewhere")
     t0 = time.perf_counter()
     try:
         bundle = import_onnx(src, labels=args.labels, preprocess=args.preprocess, name=args.name,
                              version=args.model_version)
         apply_storage_options(bundle, args)
         to_bytes(bundle)  # encode fully before touching the output path
-    except ModelImportError as exc:
+        load(bundle)  # and plan it as classify will: never write a bundle that cannot run
+    except (ModelImportError, BundleError) as exc:
         return _fail(f"{src}: {exc}")
     size = save(bundle, out)
     seconds = time.perf_counter() - t0
@@ -158,6 +163,7 @@ def describe(bundle, file_size: int | None = None, header: dict | None = None) -
 
 def _inspect(args) -> int:
     from .bundle import BundleError, from_bytes, read_header
+    from .classifier import load
 
     path = Path(args.bundle)
     try:
@@ -172,9 +178,20 @@ def _inspect(args) -> int:
     except BundleError as exc:
         return _fail(f"{path}: {exc}")
     info = describe(bundle, len(raw), header)
+    try:
+        load(bundle)  # plan it as classify would: a graph classify cannot run is an error here too
+        problem = None
+    except BundleError as exc:
+        problem = str(exc)
+    info["runnable"] = problem is None
     if args.json:
         print(json.dumps(info, indent=2))
-        return 0
+        return _fail(f"{path}: classify cannot run this model: {problem}") if problem else 0
+    _print_info(path, info)
+    return _fail(f"{path}: classify cannot run this model: {problem}") if problem else 0
+
+
+def _print_info(path, info: dict) -> None:
     print(f"{path}  {_size(info['file_bytes'])}")
     print(f"  model       {info['name']} {info['version']}")
     for v in info["inputs"]:
@@ -197,4 +214,3 @@ def _inspect(args) -> int:
     print(f"  labels      {info['labels'] or 'none'}")
     if info["embedding"]:
         print(f"  embedding   {info['embedding']}")
-    return 0

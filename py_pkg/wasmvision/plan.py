@@ -21,9 +21,16 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .bundle import Bundle, BundleError
+from .bundle_schema import HeaderError, check_attrs
 from .kernels import KernelError, get_op
+from .messages import quote
 
 _ALIGN = 16  # float32 elements (64 bytes) between scratch views
+# The most one plan may allocate (activation buffers + scratch arena), checked before anything is allocated.
+# MobileNetV2 at 224x224 needs ~14 MB per image; a browser's Wasm heap tops out at 2 GB (4 GB at best) and holds
+# up to three models, so a 1.4 KB model declaring a 1x3x4000x4000 input (~2.6 GB of plan) must be refused, not
+# allowed to exhaust the heap and break every later call.
+MAX_PLAN_BYTES = 512 * 1024 * 1024
 
 
 class PlanError(BundleError):
@@ -41,8 +48,9 @@ class Plan:
         ops = []
         for n in nodes:
             try:
+                check_attrs(n.op, n.attrs, f"node {quote(n.name)} ({n.op}) attrs")  # bundles built in memory too
                 ops.append(get_op(n.op, n.attrs, node=n.name))
-            except KernelError as exc:
+            except (KernelError, HeaderError) as exc:
                 raise PlanError(str(exc)) from None
         shapes = self._infer_shapes(bundle, nodes, ops)
         self.shapes = shapes
@@ -66,14 +74,14 @@ class Plan:
                     needed.add(producer[t])
                     stack.extend(x for x in bundle.nodes[producer[t]].inputs if x)
             elif t not in known:
-                raise PlanError(f"tensor {t!r} is used but never produced")
+                raise PlanError(f"tensor {quote(t)} is used but never produced")
         order = sorted(needed)
         defined = set(known)
         for i in order:  # the format stores nodes in execution order; check it
             n = bundle.nodes[i]
             missing = [x for x in n.inputs if x and x not in defined]
             if missing:
-                raise PlanError(f"node {n.name!r} ({n.op}) reads {missing} before they are produced")
+                raise PlanError(f"node {quote(n.name)} ({n.op}) reads {missing} before they are produced")
             defined.update(n.outputs)
         return [bundle.nodes[i] for i in order]
 
@@ -87,12 +95,14 @@ class Plan:
         for n, op in zip(nodes, ops):
             try:
                 outs = op.infer([shapes[x] if x else None for x in n.inputs])
-            except (KeyError, IndexError, TypeError, ValueError) as exc:
-                raise PlanError(f"node {n.name!r} ({n.op}): {exc}") from None
+            except (KeyError, IndexError, TypeError, ValueError, ArithmeticError) as exc:
+                raise PlanError(f"node {quote(n.name)} ({n.op}): {exc}") from None
             if len(outs) != len(n.outputs):
-                raise PlanError(f"node {n.name!r} ({n.op}) has {len(n.outputs)} outputs, expected {len(outs)}")
+                raise PlanError(f"node {quote(n.name)} ({n.op}) has {len(n.outputs)} outputs, expected {len(outs)}")
             for name, s in zip(n.outputs, outs):
                 shapes[name] = tuple(int(d) for d in s)
+                if any(d < 0 for d in shapes[name]):
+                    raise PlanError(f"node {quote(n.name)} ({n.op}) gives {quote(name)} a negative dimension: {shapes[name]}")
         return shapes
 
     def _allocate(self, bundle, nodes, ops, shapes):
@@ -142,9 +152,29 @@ class Plan:
             for out in n.outputs:
                 if out not in last_use and out not in keep:
                     free.append(slot_of[out])
-        storage = [np.empty(c, np.float32) for c in capacity]
+        self._check_budget(4 * sum(capacity), 4 * self._scratch_elements(nodes, ops, shapes))
+        try:
+            storage = [np.empty(c, np.float32) for c in capacity]
+        except MemoryError:
+            raise PlanError(f"out of memory allocating {4 * sum(capacity) / 2**20:.0f} MiB of buffers for "
+                            f"input shape {self.input_shape}") from None
         self.buffer_bytes = sum(b.nbytes for b in storage)
         return {name: storage[s][:math.prod(shapes[name])].reshape(shapes[name]) for name, s in slot_of.items()}
+
+    @staticmethod
+    def _scratch_elements(nodes, ops, shapes) -> int:
+        try:
+            return max([sum(_round(math.prod(s)) for s in op.scratch([shapes[x] if x else None for x in n.inputs]))
+                        for n, op in zip(nodes, ops)] + [0])
+        except (KeyError, IndexError, TypeError, ValueError, ArithmeticError) as exc:
+            raise PlanError(f"cannot size the scratch space: {exc}") from None
+
+    def _check_budget(self, buffer_bytes: int, scratch_bytes: int) -> None:
+        if buffer_bytes + scratch_bytes > MAX_PLAN_BYTES:
+            raise PlanError(
+                f"the model is too large to run: input shape {self.input_shape} needs "
+                f"{buffer_bytes / 2**20:,.0f} MiB of buffers and {scratch_bytes / 2**20:,.0f} MiB of scratch, "
+                f"the limit is {MAX_PLAN_BYTES / 2**20:,.0f} MiB")
 
     def _prepare(self, bundle, nodes, ops, shapes, buffers):
         def view(name):
@@ -165,8 +195,8 @@ class Plan:
                 ins.pop()
             try:
                 steps.append(op.prepare(ins, [buffers[o] for o in n.outputs], views))
-            except (KeyError, IndexError, TypeError, ValueError) as exc:
-                raise PlanError(f"node {n.name!r} ({n.op}): {exc}") from None
+            except (KeyError, IndexError, TypeError, ValueError, ArithmeticError) as exc:
+                raise PlanError(f"node {quote(n.name)} ({n.op}): {exc}") from None
             label = n.op
             if n.op == "conv2d":  # profile per strategy: pointwise / depthwise / im2col (the stem)
                 label = "conv2d/" + op.kind([shapes[x] for x in n.inputs[:2]])

@@ -24,6 +24,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 MAX_PIXELS = 50_000_000  # refuse larger images: ~50 MP is beyond any camera photo we expect and keeps Wasm memory sane
+# Refuse images longer than this many times their width (or wider than their height). Resizing the shorter side to
+# 256 multiplies the long side by 256 / short: a 5000x1 strip would become 1,280,000x256 (~1 GB of pixels) before
+# the crop. At 50:1 the resized image is at most 12800x256 (3.3 MP, ~40 MB of int32 accumulators); the widest
+# camera panoramas are about 10:1.
+MAX_ASPECT_RATIO = 50
+MAX_RESIZE_SHORTER = 8192  # a bundle's resize_shorter / crop side: far above any classifier's input (224..600)
 PRECISION_BITS = 32 - 8 - 2
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -39,12 +45,17 @@ class ImageError(ValueError):
 # --------------------------------------------------------------------------------------------- conversion
 
 def check_size(width: int, height: int) -> None:
-    """Refuse empty images and images over MAX_PIXELS, from the dimensions alone (before any pixels exist)."""
+    """Refuse empty images, images over MAX_PIXELS and images more elongated than MAX_ASPECT_RATIO, from the
+    dimensions alone (before any pixels exist)."""
     if height <= 0 or width <= 0:
         raise ImageError(f"the image is empty ({width}x{height} pixels)")
     if height * width > MAX_PIXELS:
         raise ImageError(f"the image is too large: {width}x{height} = {height * width / 1e6:.1f} megapixels "
                          f"(the limit is {MAX_PIXELS / 1e6:.0f})")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        long, short = max(width, height), min(width, height)
+        raise ImageError(f"the image is too elongated: {width}x{height} pixels has an aspect ratio of "
+                         f"{long / short:.0f}:1 (the limit is {MAX_ASPECT_RATIO}:1)")
 
 
 def to_rgb_uint8(image: Any) -> np.ndarray:
@@ -324,20 +335,60 @@ def resolve_spec(spec: Mapping[str, Any] | None, size: Sequence[int]) -> dict:
     if kind not in KINDS:
         raise ValueError(f"unknown preprocess kind {kind!r} (supported: {', '.join(KINDS)})")
     if kind in WHOLE_IMAGE_KINDS:
-        return {"kind": kind, "crop": tuple(int(v) for v in size), "resize_shorter": None,
-                "scale": float(spec.get("scale", 1.0 if kind == "raw" else 1.0 / 255.0)),
+        return {"kind": kind, "crop": _side_pair(tuple(size), "input size"), "resize_shorter": None,
+                "scale": _scale(spec.get("scale", 1.0 if kind == "raw" else 1.0 / 255.0)),
                 "mean": (0.0,) * 3, "std": (1.0,) * 3}
-    crop = tuple(int(v) for v in spec.get("crop", size))
+    crop = _side_pair(spec.get("crop", size), "crop")
     if kind == "imagenet":
         defaults = {"resize_shorter": 256 if crop == (224, 224) else int(round(crop[0] / 0.875)),
                     "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
     else:
         defaults = {"resize_shorter": int(round(crop[0] / 0.875)), "mean": (0.5,) * 3, "std": (0.5,) * 3}
-    return {"kind": kind, "crop": crop,
-            "resize_shorter": spec.get("resize_shorter", defaults["resize_shorter"]),
-            "scale": float(spec.get("scale", 1.0 / 255.0)),
-            "mean": tuple(float(v) for v in spec.get("mean", defaults["mean"])),
-            "std": tuple(float(v) for v in spec.get("std", defaults["std"]))}
+    resize = spec.get("resize_shorter", defaults["resize_shorter"])
+    if isinstance(resize, bool) or not isinstance(resize, int) or not 1 <= resize <= MAX_RESIZE_SHORTER:
+        raise ValueError(f"resize_shorter must be an integer in 1..{MAX_RESIZE_SHORTER}, got {_short(resize)}")
+    return {"kind": kind, "crop": crop, "resize_shorter": resize, "scale": _scale(spec.get("scale", 1.0 / 255.0)),
+            "mean": _triple(spec.get("mean", defaults["mean"]), "mean", nonzero=False),
+            "std": _triple(spec.get("std", defaults["std"]), "std", nonzero=True)}
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "…"
+
+
+def _finite(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number, got {_short(value)}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v}")
+    return v
+
+
+def _scale(value: Any) -> float:
+    v = _finite(value, "scale")
+    if v == 0.0:
+        raise ValueError("scale must not be 0 (every pixel would become 0)")
+    return v
+
+
+def _triple(values: Any, name: str, *, nonzero: bool) -> tuple[float, float, float]:
+    """mean / std: three finite numbers (one per RGB channel); std must not be 0 (it divides)."""
+    if not isinstance(values, (list, tuple)) or len(values) != 3:
+        raise ValueError(f"{name} must be a list of 3 numbers (R, G, B), got {_short(values)}")
+    out = tuple(_finite(v, f"{name}[{i}]") for i, v in enumerate(values))
+    if nonzero and 0.0 in out:
+        raise ValueError(f"{name} must not contain 0 (it divides the pixels), got {list(out)}")
+    return out
+
+
+def _side_pair(values: Any, name: str) -> tuple[int, int]:
+    if not isinstance(values, (list, tuple)) or len(values) != 2 or not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 1 <= v <= MAX_RESIZE_SHORTER
+            for v in values):
+        raise ValueError(f"{name} must be [height, width], integers in 1..{MAX_RESIZE_SHORTER}, got {_short(values)}")
+    return int(values[0]), int(values[1])
 
 
 def geometry(image: Any, spec: Mapping[str, Any] | None, size: Sequence[int]) -> np.ndarray:

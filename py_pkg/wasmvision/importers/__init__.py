@@ -6,9 +6,20 @@
 
 from __future__ import annotations
 
+from ..messages import MAX_MESSAGE, clip, quote
+
+# Largest constant the importer will hold or build (ConstantOfShape, an initializer's declared shape): 256 M
+# elements. A few bytes of protobuf can declare any shape; checking it first turns "80.5 GiB" MemoryErrors and
+# numpy's "Maximum allowed dimension exceeded" into a message naming the tensor.
+MAX_CONST_ELEMENTS = 1 << 28
+
 
 class ModelImportError(ValueError):
-    """Base class: the source model cannot be converted (nothing is written)."""
+    """Base class: the source model cannot be converted (nothing is written). The message is one line of at most
+    ``messages.MAX_MESSAGE`` characters (user strings quoted through ``messages.quote``)."""
+
+    def __init__(self, message: str = ""):
+        super().__init__(clip(message))
 
 
 class UnsupportedOperatorError(ModelImportError):
@@ -23,12 +34,11 @@ class UnsupportedOperatorError(ModelImportError):
             supported = supported_ops()
         self.supported = list(supported)
         if reason:
-            message = (f"node {node_name!r} ({op_type}): {reason}. "
-                       f"Supported operators: {', '.join(self.supported)}")
+            what = f"node {quote(node_name)} ({quote(op_type)[1:-1]}): {clip(reason, 200)}."
         else:
-            message = (f"node {node_name!r} uses operator {op_type!r}, which wasmvision cannot import. "
-                       f"Supported operators: {', '.join(self.supported)}")
-        super().__init__(message)
+            what = f"node {quote(node_name)} uses operator {quote(op_type)}, which wasmvision cannot import."
+        # The problem is capped like any reader error; the supported list (fixed, ours) follows it.
+        ValueError.__init__(self, f"{clip(what, MAX_MESSAGE)} Supported operators: {', '.join(self.supported)}")
 
 
 def import_onnx(source, **kwargs):

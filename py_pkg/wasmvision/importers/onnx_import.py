@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import bundle, preprocess
+from ..messages import quote
 from . import ModelImportError, UnsupportedOperatorError
 from . import onnx_proto
 from .context import NHWC, ImportContext, Value, identity
@@ -30,10 +31,12 @@ PREPROCESS_KINDS = preprocess.KINDS
 
 def preprocess_spec(kind: str, height: int, width: int) -> dict[str, Any]:
     """The bundle ``preprocess`` entry for ``kind`` at the model's input size (bundle-format.md)."""
+    if kind not in PREPROCESS_KINDS:
+        raise ModelImportError(f"unknown preprocessing {quote(kind)}; choose one of {', '.join(PREPROCESS_KINDS)}")
     try:
         spec = preprocess.resolve_spec({"kind": kind}, (int(height), int(width)))
-    except ValueError:
-        raise ModelImportError(f"unknown preprocessing {kind!r}; choose one of {', '.join(PREPROCESS_KINDS)}") from None
+    except ValueError as exc:
+        raise ModelImportError(f"preprocessing {kind!r} for a {height}x{width} input: {exc}") from None
     spec = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.items() if v is not None}
     return {**spec, "interpolation": "bilinear", "antialias": True}
 
@@ -53,11 +56,15 @@ def load_labels(labels) -> list[str]:
                 data = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise ModelImportError(f"labels file {path} is not valid JSON: {exc}") from None
-            return _labels_from_json(data, path)
-        lines = text.splitlines()
-        while lines and not lines[-1].strip():
-            lines.pop()
-        return [line.strip() for line in lines]
+            names = _labels_from_json(data, path)
+        else:
+            lines = text.splitlines()
+            while lines and not lines[-1].strip():
+                lines.pop()
+            names = [line.strip() for line in lines]
+        if not names:
+            raise ModelImportError(f"labels file {path} is empty: it names no classes")
+        return names
     if isinstance(labels, dict):
         return _labels_from_json(labels, "labels")
     return [str(x) for x in labels]
@@ -150,12 +157,32 @@ def _input_is_channels_last(graph: onnx_proto.Graph, input_name: str, consts: di
     return found
 
 
+# What a hostile graph can make an op importer raise besides ModelImportError (numpy on absurd shapes, a stride
+# of 0, a missing attribute); each is reported as a ModelImportError naming the node.
+_IMPORT_FAILURES = (KeyError, IndexError, TypeError, ValueError, AttributeError, ArithmeticError, RecursionError,
+                    MemoryError)
+
+
 def import_onnx(source, *, labels=None, preprocess="imagenet", name: str | None = None,
                 version: str | None = None) -> bundle.Bundle:
     """Convert an ONNX model (path or bytes) to a :class:`wasmvision.bundle.Bundle`.
 
     Raises :class:`UnsupportedOperatorError` for operators outside the supported set and
-    :class:`ModelImportError` (a ValueError) for anything else the model or arguments get wrong."""
+    :class:`ModelImportError` (a ValueError) for anything else the model or arguments get wrong: every
+    failure, including numpy's on absurd shapes, is one of these, with a one-line message."""
+    try:
+        return _import_onnx(source, labels=labels, preprocess=preprocess, name=name, version=version)
+    except ModelImportError:
+        raise
+    except MemoryError:
+        raise ModelImportError("the model is too large to import: out of memory") from None
+    except RecursionError:
+        raise ModelImportError("the model's graph is nested too deeply to import") from None
+    except _IMPORT_FAILURES as exc:
+        raise ModelImportError(f"the model cannot be imported: {type(exc).__name__}: {quote(str(exc), 120)}") from None
+
+
+def _import_onnx(source, *, labels, preprocess, name, version) -> bundle.Bundle:
     raw, file_name = _read_source(source)
     model = onnx_proto.parse_model(raw)
     graph = model.graph
@@ -206,7 +233,16 @@ def import_onnx(source, *, labels=None, preprocess="imagenet", name: str | None 
         if fn is None:
             op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
             raise UnsupportedOperatorError(ctx.node_name(), op)
-        fn(ctx, node)
+        try:
+            fn(ctx, node)
+        except ModelImportError:
+            raise
+        except MemoryError:
+            raise ModelImportError(f"node {quote(ctx.node_name())} ({quote(node.op_type)[1:-1]}): out of memory "
+                                   "(it declares an absurdly large tensor)") from None
+        except _IMPORT_FAILURES as exc:
+            raise ModelImportError(f"node {quote(ctx.node_name())} ({quote(node.op_type)[1:-1]}) is malformed: "
+                                   f"{type(exc).__name__}: {quote(str(exc), 120)}") from None
     ctx.current = None
 
     out_infos = []

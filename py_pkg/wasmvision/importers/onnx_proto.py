@@ -15,11 +15,17 @@ from typing import Any
 import numpy as np
 
 
-from . import ModelImportError
+from ..messages import quote
+from . import MAX_CONST_ELEMENTS, ModelImportError
 
 
 class OnnxFormatError(ModelImportError):
     """The bytes are not a (complete) ONNX model."""
+
+
+# Graphs nest through attributes (If/Loop bodies); no classifier needs more than a couple of levels, and a file
+# nesting thousands deep would otherwise end in a RecursionError.
+MAX_GRAPH_DEPTH = 16
 
 
 # ----------------------------------------------------------------------------------- wire format
@@ -205,19 +211,26 @@ def parse_tensor(buf: memoryview, start: int, end: int) -> Tensor:
         elif number == 14:
             location = value
     tensor = Tensor(name=name, dims=dims, data_type=data_type, external=external)
+    if any(d < 0 for d in dims):
+        raise OnnxFormatError(f"tensor {quote(name)}: dims {quote(dims)} has a negative dimension")
+    count = 1
+    for d in dims:
+        count *= d
+    if count > MAX_CONST_ELEMENTS:
+        raise OnnxFormatError(f"tensor {quote(name)}: dims {quote(dims)} declare {count:,} elements, more than "
+                              f"the {MAX_CONST_ELEMENTS:,} wasmvision reads")
     if location == 1 or external:
         return tensor  # the importer reports external data; there is nothing inline to decode
     if data_type not in DATA_TYPES and data_type != 16:  # 16 = BFLOAT16, widened to float32 below
         kind = DATA_TYPE_NAMES.get(data_type, str(data_type))
-        raise OnnxFormatError(f"tensor {name!r} has data type {kind}, which wasmvision cannot read")
-    count = int(np.prod(dims, dtype=np.int64)) if dims else 1
+        raise OnnxFormatError(f"tensor {quote(name)} has data type {quote(kind)}, which wasmvision cannot read")
     if raw is not None:
         if data_type == 16:
             array = _bfloat16_to_float32(np.frombuffer(raw, "<u2"))
         else:
             array = np.frombuffer(raw, dtype=np.dtype(DATA_TYPES[data_type]).newbyteorder("<"))
         if array.size != count:
-            raise OnnxFormatError(f"tensor {name!r}: raw_data holds {array.size} values, its shape {dims} "
+            raise OnnxFormatError(f"tensor {quote(name)}: raw_data holds {array.size} values, its shape {dims} "
                                   f"needs {count} (truncated file?)")
         array = array.astype(array.dtype.newbyteorder("="))
     elif data_type == 1:
@@ -245,7 +258,7 @@ def parse_tensor(buf: memoryview, start: int, end: int) -> Tensor:
         else:
             array = as_int.astype(DATA_TYPES[data_type])
     if array.size != count:
-        raise OnnxFormatError(f"tensor {name!r} holds {array.size} values, its shape {dims} needs {count}")
+        raise OnnxFormatError(f"tensor {quote(name)} holds {array.size} values, its shape {dims} needs {count}")
     tensor.array = array.reshape(dims)
     return tensor
 
@@ -265,7 +278,7 @@ class Attribute:
     value: Any
 
 
-def parse_attribute(buf: memoryview, start: int, end: int) -> Attribute:
+def parse_attribute(buf: memoryview, start: int, end: int, depth: int = 0) -> Attribute:
     name = ""
     atype = 0
     single: dict[int, Any] = {}
@@ -289,7 +302,7 @@ def parse_attribute(buf: memoryview, start: int, end: int) -> Attribute:
         elif number == 5:
             single[ATTR_TENSOR] = parse_tensor(buf, *value)
         elif number == 6:
-            single[ATTR_GRAPH] = parse_graph(buf, *value)
+            single[ATTR_GRAPH] = parse_graph(buf, *value, depth + 1)
         elif number == 22:
             single[ATTR_SPARSE_TENSOR] = bytes(buf[value[0]:value[1]])
         elif number == 14:
@@ -303,7 +316,7 @@ def parse_attribute(buf: memoryview, start: int, end: int) -> Attribute:
         elif number == 10:
             tensors.append(parse_tensor(buf, *value))
         elif number == 11:
-            graphs.append(parse_graph(buf, *value))
+            graphs.append(parse_graph(buf, *value, depth + 1))
         elif number in (15, 23):
             opaque.append(bytes(buf[value[0]:value[1]]))
     if atype == 0:
@@ -339,7 +352,7 @@ class Node:
         return default if a is None else a.value
 
 
-def parse_node(buf: memoryview, start: int, end: int) -> Node:
+def parse_node(buf: memoryview, start: int, end: int, depth: int = 0) -> Node:
     node = Node(op_type="", inputs=[], outputs=[])
     for number, _wire, value in _fields(buf, start, end):
         if number == 1:
@@ -353,7 +366,7 @@ def parse_node(buf: memoryview, start: int, end: int) -> Node:
         elif number == 7:
             node.domain = _string(buf, value)
         elif number == 5:
-            a = parse_attribute(buf, *value)
+            a = parse_attribute(buf, *value, depth)
             node.attributes[a.name] = a
     return node
 
@@ -407,11 +420,13 @@ class Graph:
     has_sparse_initializers: bool = False
 
 
-def parse_graph(buf: memoryview, start: int, end: int) -> Graph:
+def parse_graph(buf: memoryview, start: int, end: int, depth: int = 0) -> Graph:
+    if depth > MAX_GRAPH_DEPTH:
+        raise OnnxFormatError(f"graphs nested more than {MAX_GRAPH_DEPTH} deep (in node attributes)")
     graph = Graph()
     for number, _w, value in _fields(buf, start, end):
         if number == 1:
-            graph.nodes.append(parse_node(buf, *value))
+            graph.nodes.append(parse_node(buf, *value, depth))
         elif number == 2:
             graph.name = _string(buf, value)
         elif number == 5:
@@ -452,7 +467,20 @@ def _parse_function_name(buf, start, end) -> str:
 
 
 def parse_model(raw: bytes | bytearray | memoryview) -> Model:
-    """Decode a serialized ONNX ModelProto."""
+    """Decode a serialized ONNX ModelProto. Every failure is an OnnxFormatError (a ModelImportError)."""
+    try:
+        return _parse_model(raw)
+    except ModelImportError:
+        raise
+    except MemoryError:
+        raise OnnxFormatError("not a usable ONNX file: decoding it ran out of memory") from None
+    except RecursionError:
+        raise OnnxFormatError("not a usable ONNX file: it is nested too deeply") from None
+    except (KeyError, IndexError, TypeError, ValueError, OverflowError, ZeroDivisionError, struct.error) as exc:
+        raise OnnxFormatError(f"not a usable ONNX file: {type(exc).__name__}: {quote(str(exc), 120)}") from None
+
+
+def _parse_model(raw: bytes | bytearray | memoryview) -> Model:
     buf = memoryview(raw)
     if buf.ndim != 1 or buf.itemsize != 1:
         buf = buf.cast("B")

@@ -9,8 +9,12 @@ array); the Reshape importer accepts it as "keep the batch". Arithmetic on it is
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from ..messages import quote
+from . import MAX_CONST_ELEMENTS
 from .context import ImportContext
 from .onnx_proto import Node
 from .registry import onnx_op
@@ -76,6 +80,8 @@ def constant_of_shape(ctx: ImportContext, node: Node) -> None:
     dims = shape_list(ctx, ctx.const(node.inputs[0], "the shape"), "the shape")
     if None in dims:
         raise ctx.fail("a constant as large as the dynamic batch is not supported")
+    if any(d < 0 for d in dims) or math.prod(dims) > MAX_CONST_ELEMENTS:
+        raise ctx.fail(f"shape {quote(dims)} is negative or larger than {MAX_CONST_ELEMENTS:,} elements")
     value = node.attr("value")
     fill = np.zeros(1, np.float32) if value is None else value.array.reshape(-1)
     ctx.set_const(node.outputs[0], np.full(dims, fill[0], dtype=fill.dtype))

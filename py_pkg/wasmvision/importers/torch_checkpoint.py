@@ -31,6 +31,13 @@ import numpy as np
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
 
+# Every read is bounded by what the pickle declares, so a small file cannot make us inflate or allocate a lot:
+# a storage's bytes by numel x element size (checked against the zip's declared size before inflating a byte),
+# the pickle itself and the small metadata members by these caps.
+MAX_STORAGE_ELEMENTS = 1 << 28  # 256 M elements: larger than any classifier's biggest weight
+MAX_PICKLE_BYTES = 64 << 20  # data.pkl of a state dict is kilobytes (names and storage references)
+MAX_SMALL_MEMBER_BYTES = 64  # "byteorder": "little" or "big"
+
 # torch storage class name -> numpy dtype of one element (bfloat16 is widened separately).
 _STORAGE_DTYPES: dict[str, np.dtype] = {
     "FloatStorage": np.dtype(np.float32),
@@ -183,6 +190,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
         key = str(key)
         storage = self._storages.get(key)
         if storage is None:
+            if not isinstance(numel, int) or not 0 <= numel <= MAX_STORAGE_ELEMENTS:
+                raise CheckpointError(f"storage {key[:40]!r} declares {numel!r} elements "
+                                      f"(at most {MAX_STORAGE_ELEMENTS:,} are read)")
             storage = _Storage(key, storage_type, int(numel))
             self._storages[key] = storage
             if self._load_storage is not None:
@@ -257,6 +267,9 @@ def _load_legacy(f: BinaryIO) -> dict[str, np.ndarray]:
             raise CheckpointError(
                 f"corrupt checkpoint: storage {key!r} has {numel} elements in the file, {storage.numel} declared")
         nbytes = numel * storage.storage_type.dtype.itemsize
+        if nbytes > remaining(f):  # before f.read(nbytes), which would allocate nbytes up front
+            raise CheckpointError(f"checkpoint is truncated inside storage {key!r}: {nbytes} bytes declared, "
+                                  f"{remaining(f)} left in the file")
         raw = f.read(nbytes)
         if len(raw) != nbytes:
             raise CheckpointError(f"checkpoint is truncated inside storage {key!r}: {len(raw)} of {nbytes} bytes")
@@ -272,23 +285,48 @@ def _load_zip(zf: zipfile.ZipFile) -> dict[str, np.ndarray]:
     prefix = pkl[0][: -len("data.pkl")]
     byteorder = "little"
     if prefix + "byteorder" in names:
-        byteorder = zf.read(prefix + "byteorder").decode("ascii", "replace").strip() or "little"
+        byteorder = _read_member(zf, prefix + "byteorder", MAX_SMALL_MEMBER_BYTES).decode("ascii", "replace")
+        byteorder = byteorder.strip() or "little"
 
     def load_storage(storage: _Storage) -> None:
         member = f"{prefix}data/{storage.key}"
+        need = storage.numel * storage.storage_type.dtype.itemsize
         try:
-            raw = zf.read(member)
+            raw = _read_member(zf, member, need)
         except KeyError:
             raise CheckpointError(f"checkpoint is missing storage file {member}") from None
         storage.data = _storage_array(raw, storage, byteorder)
 
+    pickle_bytes = _read_member(zf, pkl[0], MAX_PICKLE_BYTES)
     try:
-        result = _RestrictedUnpickler(io.BytesIO(zf.read(pkl[0])), {}, load_storage).load()
+        result = _RestrictedUnpickler(io.BytesIO(pickle_bytes), {}, load_storage).load()
     except CheckpointError:
         raise
     except Exception as exc:
         raise CheckpointError(f"corrupt checkpoint: {exc}") from None
     return _collect(result)
+
+
+def _read_member(zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    """At most ``limit`` bytes of a zip member, refused from its declared size before anything is inflated; the
+    read itself is capped too, in case the declared size lies."""
+    info = zf.getinfo(name)
+    if info.file_size > limit:
+        raise CheckpointError(f"zip member {name[:80]!r} declares {info.file_size:,} bytes, at most {limit:,} "
+                              "expected (a zip bomb, or not a state dict)")
+    with zf.open(info) as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise CheckpointError(f"zip member {name[:80]!r} inflates past the {limit:,} bytes expected")
+    return data
+
+
+def remaining(f: BinaryIO) -> int:
+    """Bytes left in a seekable stream (checkpoints are files or BytesIO)."""
+    here = f.tell()
+    end = f.seek(0, io.SEEK_END)
+    f.seek(here)
+    return end - here
 
 
 def load_state_dict(source: str | Path | bytes | memoryview | BinaryIO) -> dict[str, np.ndarray]:

@@ -1,0 +1,414 @@
+"""Hostile files, natively (issue 11): every case ends as a short one-line BundleError / ModelImportError /
+ImageError, nothing absurd is allocated, nothing is overwritten, and the next call still works.
+
+Items: 1 (a model whose plan would exhaust memory), 7 (malformed bundles and ONNX files), 8 (lies in a bundle
+header, `inspect` on graphs classify cannot run), 9 (convert never overwrites silently, empty labels, build stamps
+hash their outputs). Item 4 (extreme aspect ratios) is in test_preprocess.py, item 10 (checkpoint zip bombs) in
+test_build.py, the fuzzing in test_fuzz.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+import onnx_builders as B  # noqa: E402
+import wasmvision  # noqa: E402
+from fuzz_readers import _bundle_parts, _repack, _varint  # noqa: E402
+from wasmvision import browser  # noqa: E402
+from wasmvision import bundle as wvb  # noqa: E402
+from wasmvision.cli import main  # noqa: E402
+from wasmvision.importers import ModelImportError, UnsupportedOperatorError  # noqa: E402
+from wasmvision.importers.onnx_import import import_onnx  # noqa: E402
+from wasmvision.messages import MAX_MESSAGE  # noqa: E402
+from wasmvision.plan import MAX_PLAN_BYTES  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGE = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+
+
+def one_line(exc: BaseException, limit: int = MAX_MESSAGE) -> str:
+    text = str(exc)
+    assert "\n" not in text and len(text) <= limit, f"{len(text)} characters: {text[:400]}"
+    return text
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx() -> bytes:
+    return B.mobilenet_v1(size=32, width=0.25, classes=10).SerializeToString()
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tiny_onnx) -> bytes:
+    return wvb.to_bytes(import_onnx(tiny_onnx, labels=[f"c{i}" for i in range(10)]))
+
+
+def rewrite(raw: bytes, change) -> bytes:
+    """The bundle with its JSON header edited by ``change(header)`` and a valid checksum (a forged file)."""
+    header, payload = _bundle_parts(raw)
+    change(header)
+    return _repack(json.dumps(header).encode(), payload)
+
+
+def first(header, op):
+    return next(n for n in header["graph"]["nodes"] if n["op"] == op)
+
+
+def a_weight(header):
+    return header["tensors"][first(header, "conv2d")["inputs"][1]]
+
+
+# ----------------------------------------------------------------------------------------- item 1: plan bound
+
+def big_input_model(side=4000) -> bytes:
+    """1x3x4000x4000 -> 1x1 conv (8 channels) -> global average pool -> flatten: about a kilobyte."""
+    w = numpy_helper.from_array(np.ones((8, 3, 1, 1), np.float32), "w")
+    nodes = [helper.make_node("Conv", ["input", "w"], ["c"], name="conv"),
+             helper.make_node("GlobalAveragePool", ["c"], ["p"], name="gap"),
+             helper.make_node("Flatten", ["p"], ["logits"], name="flat")]
+    graph = helper.make_graph(nodes, "big", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                                           [1, 3, side, side])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 8])], [w])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+
+
+def test_a_model_whose_plan_exceeds_the_bound_is_refused_at_load_before_allocating():
+    raw = big_input_model()
+    assert len(raw) < 2000
+    bundle = import_onnx(raw, preprocess="none")
+    tracemalloc.start()
+    try:
+        with pytest.raises(wasmvision.BundleError, match=r"too large to run: input shape \(1, 4000, 4000, 3\) needs "
+                                                         rf"[\d,]+ MiB .* the limit is {MAX_PLAN_BYTES // 2**20} MiB"
+                           ) as exc:
+            wasmvision.load(bundle)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    one_line(exc.value)
+    assert peak < 16 * 2**20, f"{peak / 2**20:.0f} MiB allocated before refusing"
+
+
+def test_a_model_within_the_bound_still_loads():
+    clf = wasmvision.load(import_onnx(big_input_model(side=512), preprocess="none"))
+    assert len(clf.classify(IMAGE, top_k=3).top) == 3
+
+
+def test_browser_load_of_the_oversized_model_answers_ok_false_and_the_next_load_works(tiny_bundle):
+    answer = browser.decode_response(browser.load_model("big", big_input_model(), kind="onnx", name="big"))
+    assert answer["ok"] is False
+    assert "too large to run" in answer["error"]["message"] and "traceback" not in answer["error"]
+    one_line(Exception(answer["error"]["message"]))
+    again = browser.decode_response(browser.load_model("tiny", tiny_bundle))
+    assert again["ok"] is True
+
+
+def test_memory_errors_in_load_and_classify_become_one_line_errors(tiny_bundle, monkeypatch):
+    from wasmvision import plan
+
+    clf = wasmvision.load(tiny_bundle)
+
+    def oom(*_a, **_k):
+        raise MemoryError()
+
+    monkeypatch.setattr(clf, "preprocess", oom)
+    with pytest.raises(wasmvision.ImageError, match="out of memory while classifying") as exc:
+        clf.classify(IMAGE)
+    one_line(exc.value)
+    monkeypatch.setattr(plan.Plan, "_allocate", oom)
+    with pytest.raises(wasmvision.BundleError, match="out of memory while preparing the model") as exc:
+        wasmvision.load(tiny_bundle)
+    one_line(exc.value)
+
+
+# ----------------------------------------------------------------------------------------- items 7, 8: bundles
+
+def _deep(h):
+    h["model"]["x"] = "DEEP"
+
+
+def _set(path_fn, value):
+    def change(h):
+        obj, key = path_fn(h)
+        obj[key] = value
+    return change
+
+
+BUNDLE_CASES = {
+    # name: (change, expected words in the message)
+    "no tensors (KeyError 'tensors')": (lambda h: h.pop("tensors"), r"tensors must be present \(a JSON object\)"),
+    "graph is a string (TypeError)": (lambda h: h.update(graph="conv"), r"graph must be a JSON object"),
+    "nodes is a number": (lambda h: h["graph"].update(nodes=5), r"graph\.nodes must be a JSON list"),
+    "shape is a string (TypeError)": (_set(lambda h: (a_weight(h), "shape"), "3x3"), r"\.shape must be a JSON list"),
+    "offset 2**70 (OverflowError)": (_set(lambda h: (a_weight(h)["parts"][0], "offset"), 2**70),
+                                     r"parts\[0\] must be inside the \d+-byte data section"),
+    "negative offset (reads other bytes)": (_set(lambda h: (a_weight(h)["parts"][0], "offset"), -64),
+                                            r"parts\[0\]\.offset must be a non-negative integer, got -64"),
+    "negative dimension": (_set(lambda h: (a_weight(h)["shape"], 0), -3), r"shape\[0\] must be an integer in 0\.\."),
+    "dimension 2**40 (Maximum allowed dimension)": (_set(lambda h: (a_weight(h)["shape"], 0), 2**40),
+                                                     r"shape\[0\] must be an integer in 0\.\.16777216"),
+    "80 GiB tensor (MemoryError)": (_set(lambda h: (a_weight(h), "shape"), [100000, 100000, 2]),
+                                    r"shape must be at most 268,435,456 elements"),
+    "unknown dtype": (_set(lambda h: (a_weight(h), "dtype"), "complex256"), r"\.dtype must be one of"),
+    "stride 0 (ZeroDivisionError)": (_set(lambda h: (first(h, "conv2d")["attrs"], "strides"), [0, 0]),
+                                     r"attrs\.strides must be a list of 2 integers in 1\.\."),
+    "groups 0": (_set(lambda h: (h["graph"]["nodes"][0]["attrs"], "groups"), 0), r"groups must be a positive"),
+    "dilation 0": (_set(lambda h: (first(h, "conv2d")["attrs"], "dilations"), [1, 0]), r"dilations must be a list"),
+    "activation max is a string": (_set(lambda h: (first(h, "conv2d")["attrs"], "activation"),
+                                        {"kind": "clip", "min": 0, "max": "six"}), r"activation\.max must be a finite"),
+    "deep JSON (RecursionError)": (_deep, r"nested too deeply"),
+    "20 MB op name": (_set(lambda h: (h["graph"]["nodes"][0], "op"), "A" * 20_000_000), r"node .*'AAAA"),
+    "labels not strings": (_set(lambda h: (h, "labels"), [1, 2]), r"labels\[0\] must be a string"),
+    "std = 0": (_set(lambda h: (h["preprocess"], "std"), [0.229, 0, 0.225]), r"std must not contain 0"),
+    "std NaN": (_set(lambda h: (h["preprocess"], "std"), [float("nan")] * 3), r"std\[0\] must be finite"),
+    "mean infinite": (_set(lambda h: (h["preprocess"], "mean"), [float("inf")] * 3), r"mean\[0\] must be finite"),
+    "scale 0": (_set(lambda h: (h["preprocess"], "scale"), 0), r"scale must not be 0"),
+    "crop of 0": (_set(lambda h: (h["preprocess"], "crop"), [0, 0]), r"crop must be \[height, width\]"),
+    "resize_shorter huge": (_set(lambda h: (h["preprocess"], "resize_shorter"), 10**9), r"resize_shorter must be"),
+}
+
+
+@pytest.mark.parametrize("case", list(BUNDLE_CASES))
+def test_malformed_or_lying_bundle_headers_give_one_short_bundle_error(case, tiny_bundle):
+    change, expected = BUNDLE_CASES[case]
+    raw = rewrite(tiny_bundle, change)
+    if case.startswith("deep JSON"):
+        header, payload = _bundle_parts(raw)
+        raw = _repack(json.dumps(header).replace('"DEEP"', "[" * 100000 + "]" * 100000).encode(), payload)
+    with pytest.raises(wasmvision.BundleError, match=expected) as exc:
+        wasmvision.load(raw)
+    one_line(exc.value)
+    assert len(wasmvision.load(tiny_bundle).classify(IMAGE).top) == 5  # the next load still works
+
+
+def test_nan_weights_are_refused_at_load(tiny_bundle):
+    header, payload = _bundle_parts(tiny_bundle)
+    part = a_weight(header)["parts"][0]
+    data = bytearray(payload)
+    data[part["offset"]:part["offset"] + 4] = np.float32(np.nan).tobytes()
+    with pytest.raises(wasmvision.BundleError, match="contains NaN or infinity"):
+        wasmvision.load(_repack(json.dumps(header).encode(), bytes(data)))
+
+
+def test_prefix_data_offset_inside_the_header_is_refused(tiny_bundle):
+    raw = bytearray(tiny_bundle)
+    raw[16:24] = (0).to_bytes(8, "little")  # data offset 0: the "data" would be the prefix and header
+    raw[24:32] = len(raw).to_bytes(8, "little")
+    with pytest.raises(wasmvision.BundleError, match="data offset 0 lies inside"):
+        wasmvision.load(bytes(raw), verify=False)
+
+
+@pytest.fixture
+def unplannable(tmp_path, tiny_bundle) -> Path:
+    """A valid header whose graph classify cannot run: the dense layer's weight has the wrong shape."""
+    def change(h):
+        dense = first(h, "dense")
+        w = h["tensors"][dense["inputs"][1]]
+        w["shape"] = [w["shape"][1], w["shape"][0]]
+    path = tmp_path / "unplannable.wvb"
+    path.write_bytes(rewrite(tiny_bundle, change))
+    return path
+
+
+def test_inspect_exits_non_zero_on_a_graph_classify_cannot_run(unplannable, tmp_path, tiny_bundle, capsys):
+    assert main(["classify", str(ROOT / "README.md"), "--model", str(unplannable)]) == 2
+    capsys.readouterr()
+    assert main(["inspect", str(unplannable)]) == 2
+    out, err = capsys.readouterr()
+    assert "operators" in out  # still described
+    assert err.startswith("wasmvision: error: ") and "classify cannot run this model" in err
+    assert err.count("\n") == 1
+    assert main(["inspect", str(unplannable), "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["runnable"] is False
+    good = tmp_path / "good.wvb"
+    good.write_bytes(tiny_bundle)
+    assert main(["inspect", str(good), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["runnable"] is True
+
+
+def test_std_zero_bundle_makes_classify_exit_2_not_a_garbage_answer(tmp_path, tiny_bundle, capsys):
+    path = tmp_path / "std0.wvb"
+    path.write_bytes(rewrite(tiny_bundle, lambda h: h["preprocess"].update(std=[0, 0, 0])))
+    img = tmp_path / "x.png"
+    from PIL import Image
+    Image.fromarray(IMAGE).save(img)
+    assert main(["classify", str(img), "--model", str(path), "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "std must not contain 0" in err
+
+
+# ----------------------------------------------------------------------------------------- item 7: ONNX files
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def nested_if_model(depth: int) -> bytes:
+    """A ModelProto whose graph holds an If node whose then_branch holds an If node ... ``depth`` levels deep."""
+    graph = _field(2, b"g")
+    for _ in range(depth):
+        attr = _field(1, b"then_branch") + _varint(20 << 3) + _varint(5) + _field(6, graph)
+        node = _field(4, b"If") + _field(5, attr)
+        graph = _field(1, node) + _field(2, b"g")
+    output = _field(1, b"y")
+    graph += _field(12, output)
+    return _varint(1 << 3) + _varint(8) + _field(7, graph) + _field(8, _field(1, b"") + _varint(2 << 3) + _varint(13))
+
+
+def _model(nodes, inits=(), in_shape=("N", 3, 32, 32), out="y"):
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))],
+                              [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)], list(inits))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+
+
+def _conv(strides):
+    w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    return _model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv", strides=strides)], [w])
+
+
+def _huge_initializer(dims):
+    t = TensorProto()
+    t.name, t.data_type = "w", TensorProto.FLOAT
+    t.dims.extend(dims)
+    return _model([helper.make_node("Add", ["x", "w"], ["y"], name="add")], [t])
+
+
+def _constant_of_shape(dims):
+    shape = numpy_helper.from_array(np.array(dims, np.int64), "shape")
+    return _model([helper.make_node("ConstantOfShape", ["shape"], ["c"], name="cos"),
+                   helper.make_node("Add", ["x", "c"], ["y"], name="add")], [shape])
+
+
+ONNX_CASES = {
+    "stride 0 (ZeroDivisionError)": (lambda: _conv([0, 0]), ModelImportError, r"conv|stride"),
+    "nested graphs 5000 deep (RecursionError)": (lambda: nested_if_model(5000), ModelImportError,
+                                                 r"graphs nested more than 16 deep"),
+    "initializer dims 2**40 x 2**40 (Maximum allowed dimension)": (
+        lambda: _huge_initializer([2**40, 2**40]), ModelImportError, r"tensor 'w': dims .* declare [\d,]+ elements"),
+    "initializer of 80 GiB (MemoryError)": (lambda: _huge_initializer([100000, 100000, 2]), ModelImportError,
+                                            r"more than the 268,435,456"),
+    "negative initializer dim": (lambda: _huge_initializer([-5, 3]), ModelImportError, r"negative dimension"),
+    "ConstantOfShape of 80 GiB (MemoryError)": (lambda: _constant_of_shape([100000, 100000, 2]), ModelImportError,
+                                                r"negative or larger than"),
+    "ConstantOfShape negative": (lambda: _constant_of_shape([-1, 2]), ModelImportError, r"negative or larger"),
+    "truncated file": (lambda: B.mobilenet_v1(size=32, width=0.25, classes=10).SerializeToString()[:5000],
+                       ModelImportError, r"truncated|not an ONNX"),
+}
+
+
+@pytest.mark.parametrize("case", list(ONNX_CASES))
+def test_malformed_onnx_files_give_one_short_model_import_error(case):
+    make, error, expected = ONNX_CASES[case]
+    with pytest.raises(error, match=expected) as exc:
+        import_onnx(make())
+    extra = len(" Supported operators: " + ", ".join(exc.value.supported)) if isinstance(
+        exc.value, UnsupportedOperatorError) else 0
+    one_line(exc.value, MAX_MESSAGE + extra)
+
+
+def test_a_20_mb_op_name_gives_a_short_message():
+    model = _model([helper.make_node("X" * 20_000_000, ["x"], ["y"], name="n" * 1_000_000)])
+    with pytest.raises(UnsupportedOperatorError) as exc:
+        import_onnx(model)
+    problem = str(exc.value).split(" Supported operators: ")[0]
+    assert len(problem) <= MAX_MESSAGE and "20,000,002 characters" in problem
+    one_line(exc.value, MAX_MESSAGE + 1000)
+
+
+def test_browser_reports_malformed_onnx_as_ok_false():
+    answer = browser.decode_response(browser.load_model("n", nested_if_model(5000), kind="onnx", name="n"))
+    assert answer["ok"] is False and "nested" in answer["error"]["message"]
+
+
+# ----------------------------------------------------------------------------------------- item 9: convert, labels, stamps
+
+@pytest.fixture
+def onnx_file(tmp_path, tiny_onnx) -> Path:
+    path = tmp_path / "tiny.onnx"
+    path.write_bytes(tiny_onnx)
+    return path
+
+
+def test_convert_never_overwrites_without_force(onnx_file, capsys):
+    out = onnx_file.with_suffix(".wvb")
+    out.write_bytes(b"a build output")
+    assert main(["convert", str(onnx_file)]) == 2  # no -o: the default output exists
+    assert "already exists; pass --force" in capsys.readouterr().err
+    assert out.read_bytes() == b"a build output"
+    other = onnx_file.with_name("other.wvb")
+    other.write_bytes(b"keep")
+    assert main(["convert", str(onnx_file), "-o", str(other)]) == 2
+    assert other.read_bytes() == b"keep"
+    assert main(["convert", str(onnx_file), "--force"]) == 0
+    assert wasmvision.load(out).classify(IMAGE).top
+
+
+def test_convert_refuses_a_model_classify_could_not_run(tmp_path, capsys):
+    src = tmp_path / "big.onnx"
+    src.write_bytes(big_input_model())
+    assert main(["convert", str(src), "--preprocess", "none"]) == 2
+    assert "too large to run" in capsys.readouterr().err
+    assert not src.with_suffix(".wvb").exists()
+
+
+@pytest.mark.parametrize("name,text", [("labels.txt", ""), ("labels.txt", "\n\n  \n"), ("labels.json", "[]"),
+                                       ("labels.json", "{}")])
+def test_an_empty_labels_file_is_an_error(onnx_file, name, text, capsys):
+    labels = onnx_file.with_name(name)
+    labels.write_text(text)
+    assert main(["convert", str(onnx_file), "--labels", str(labels)]) == 2
+    err = capsys.readouterr().err
+    assert "labels" in err and ("empty" in err or "start at 0" in err)
+    assert not onnx_file.with_suffix(".wvb").exists()
+
+
+@pytest.fixture(scope="module")
+def buildpy():
+    spec = importlib.util.spec_from_file_location("wasmvision_build_script_h", ROOT / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_build_stamps_hash_their_outputs(buildpy, tmp_path):
+    out = tmp_path / "model.wvb"
+    out.write_bytes(b"built")
+    stamp = tmp_path / "model.wvb.stamp"
+    buildpy.write_outputs_stamp(stamp, "key", out)
+    assert buildpy.outputs_current(stamp, "key", out)
+    assert not buildpy.outputs_current(stamp, "other key", out)
+    out.write_bytes(b"replaced by `convert` without -o")  # same name, other content: must be rebuilt
+    assert not buildpy.outputs_current(stamp, "key", out)
+    out.unlink()
+    assert not buildpy.outputs_current(stamp, "key", out)
+
+
+# ----------------------------------------------------------------------------------------- item 4 at the boundaries
+
+def test_browser_refuses_a_strip_image_from_its_dimensions(tiny_bundle):
+    assert browser.decode_response(browser.load_model("tiny4", tiny_bundle))["ok"]
+    strip = np.zeros(20000 * 1 * 4, np.uint8)
+    answer = browser.decode_response(browser.classify_rgba("tiny4", strip, 20000, 1))
+    assert answer["ok"] is False and answer["error"]["kind"] == "ImageError"
+    assert "aspect ratio of 20000:1 (the limit is 50:1)" in answer["error"]["message"]
+    ok = browser.decode_response(browser.classify_rgba("tiny4", np.zeros(40 * 30 * 4, np.uint8), 40, 30))
+    assert ok["ok"] is True  # the next image still works
+
+
+def test_cli_reports_a_strip_png_in_one_line(tmp_path, tiny_bundle, capsys):
+    from PIL import Image
+
+    model = tmp_path / "tiny.wvb"
+    model.write_bytes(tiny_bundle)
+    strip = tmp_path / "strip_20000x1.png"
+    Image.fromarray(np.zeros((1, 20000, 3), np.uint8)).save(strip)
+    assert main(["classify", str(strip), "--model", str(model)]) != 0
+    err = capsys.readouterr().err
+    assert "strip_20000x1.png" in err and "aspect ratio of 20000:1" in err and "Traceback" not in err
