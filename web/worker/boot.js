@@ -4,8 +4,8 @@
 
 import { loadPyodide } from "../pyodide/pyodide.mjs";
 import { UserError } from "./errors.js";
-import { BASE, countAsReceived, orRuntimeFailure, sriFromHex } from "./fetch.js";
-import { fileBytes, runtimeFiles, wheelFiles } from "./manifest.js";
+import { BASE, countAsReceived, failRuntimeFile, orRuntimeFailure, sitePath, sriFromHex } from "./fetch.js";
+import { codeFiles, fileBytes, runtimeFiles, wheelFiles } from "./manifest.js";
 import { setStage } from "./progress.js";
 import { forgetSnapshot, readSnapshot, snapshotKey, writeSnapshot } from "./snapshot.js";
 
@@ -32,6 +32,41 @@ export function callPython(fn, args, kwargs = null) {
   return reply.value;
 }
 
+// Pyodide 0.27 catches a failed compilation of pyodide.asm.wasm, logs "wasm instantiation failed!" and never
+// settles its promise (a page stuck on "Downloading the Python runtime…"). Wrapping the browser's call names the file
+// and ends the boot at once. Pyodide calls it with the response of its own fetch, so the URL is known.
+const instantiateStreaming = WebAssembly.instantiateStreaming;
+WebAssembly.instantiateStreaming = async function reportingInstantiateStreaming(source, imports) {
+  try {
+    return await instantiateStreaming.call(WebAssembly, source, imports);
+  } catch (err) {
+    const response = await Promise.resolve(source).catch(() => null);
+    if (response?.url && !(err instanceof UserError)) {
+      const path = sitePath(new URL(response.url));
+      failRuntimeFile(path, new UserError(`The Python runtime file ${path} could not be compiled (${err.name}: ` +
+        `${String(err.message).slice(0, 120)}): it is damaged. The site must be re-uploaded.`, "SetupError"));
+    }
+    throw err;
+  }
+};
+
+// Code that arrived by <script>, import or new Worker() could not carry integrity: fetch it again with the
+// manifest's (fetch.js adds it; the bytes come from the HTTP cache) so a changed file ends the boot, named.
+// pyodide.asm.js is checked before Pyodide imports it: its import then reads the checked copy from the cache.
+export function verifyCode() {
+  return Promise.all(codeFiles().map(async (path) => {
+    await (await fetch(new URL(path, BASE))).arrayBuffer();
+  }));
+}
+
+async function verifyRuntimeScript() {
+  if (typeof globalThis._createPyodideModule === "function") return; // already imported (a restart)
+  const response = await fetch(new URL("pyodide/pyodide.asm.js", BASE));
+  if (!response.ok) throw new UserError(`The Python runtime file pyodide/pyodide.asm.js could not be downloaded ` +
+    `(HTTP ${response.status}). The site is incomplete.`, "SetupError");
+  await response.arrayBuffer();
+}
+
 function withTimeout(promise, ms, what) {
   let timer;
   const timeout = new Promise((_, reject) => {
@@ -53,6 +88,7 @@ function bootOptions(extra = {}) {
 // next visit (stored once the page is idle). numpy cannot be in it (its Wasm side modules are not part of the
 // heap): packages still load after the restore.
 async function bootInterpreter(allowRestore) {
+  await verifyRuntimeScript();
   const key = snapshotKey();
   if (key && allowRestore) {
     const snapshot = await readSnapshot(key);
@@ -84,6 +120,19 @@ async function bootInterpreter(allowRestore) {
     }
   }
   return py;
+}
+
+// A fresh interpreter in place of a broken one (recovery.js). The old one is dropped whole: nothing else keeps a
+// reference to it, so its heap (possibly gigabytes) is garbage once this returns.
+export async function restartPython() {
+  try {
+    runtime.browser?.destroy();
+  } catch {
+    // A broken interpreter may not even release a proxy; it is being discarded anyway.
+  }
+  runtime.browser = null;
+  runtime.pyodide = null;
+  await startPython();
 }
 
 export async function startPython() {

@@ -1,7 +1,9 @@
-// Same-origin fetch with byte accounting. Every same-origin response is counted as its body streams in (a clone is
-// read, so the original stays a genuine network response: WebAssembly.instantiateStreaming keeps streaming
-// compilation and the browser's code cache). Requests to any other origin are refused: the page promises that
-// nothing leaves the device.
+// Same-origin fetch with byte accounting and integrity. Every same-origin response is counted as its body streams in
+// (a clone is read, so the original stays a genuine network response: WebAssembly.instantiateStreaming keeps the
+// browser's code cache). Every file manifest.json lists is fetched with its sha256 as Subresource Integrity, so the
+// browser itself refuses a changed file before anyone sees its bytes; manifest.json (fetched no-cache) is the root of
+// trust. Requests to any other origin are refused, by fetch, XMLHttpRequest and WebSocket alike: the page promises
+// that nothing leaves the device (the worker's CSP header says the same to the browser; README).
 
 import { UserError } from "./errors.js";
 
@@ -45,17 +47,60 @@ export function sriFromHex(hex) {
   return `sha256-${btoa(String.fromCharCode(...bytes))}`;
 }
 
-self.fetch = async function countingFetch(input, init) {
-  const url = new URL(input instanceof Request ? input.url : String(input), self.location.href);
-  if (url.protocol === "blob:" || url.protocol === "data:") return nativeFetch(input, init);
-  if (url.origin !== ORIGIN) {
-    throw new UserError(`Blocked a request to ${url.origin}: wasmvision only loads files from its own site.`,
+// path -> expected sha256 (hex) or "", from manifest.json once it is read (manifest.js sets it; no import cycle).
+let expectedSha256 = () => "";
+
+export function setExpectedHashes(fn) {
+  expectedSha256 = fn;
+}
+
+function refuseOtherOrigin(url, what = "a request") {
+  if (url.origin !== ORIGIN && url.protocol !== "blob:" && url.protocol !== "data:") {
+    throw new UserError(`Blocked ${what} to ${url.origin}: wasmvision only loads files from its own site.`,
       "PrivacyError");
   }
+}
+
+export function mismatchError(path) {
+  // Runtime files end the boot (SetupError); a model's mismatch leaves the page usable with other models.
+  return new UserError(`The file ${path} does not match the site's manifest: it was changed or damaged after the ` +
+    "site was built, so it was not used. Reload the page; if this persists, the site must be re-uploaded.",
+    path.startsWith("models/") ? "ModelError" : "SetupError");
+}
+
+export async function sha256Hex(bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// The browser reports an integrity failure as a bare "Failed to fetch", like a network error. Only on that failure
+// path: fetch the bytes again without integrity (usually from the HTTP cache) and hash them, to say which it was.
+async function mismatches(input, expected) {
+  try {
+    const response = await nativeFetch(input, { cache: "force-cache" });
+    return response.ok && (await sha256Hex(await response.arrayBuffer())) !== expected;
+  } catch {
+    return false; // the network itself failed: reported as a download failure
+  }
+}
+
+self.fetch = async function checkedFetch(input, init) {
+  const url = new URL(input instanceof Request ? input.url : String(input), self.location.href);
+  if (url.protocol === "blob:" || url.protocol === "data:") return nativeFetch(input, init);
+  refuseOtherOrigin(url);
+  const path = sitePath(url);
+  const expected = expectedSha256(path);
+  // A caller's own integrity (the wheels', from pyodide-lock.json) stays; listed files get the manifest's.
+  if (expected && !init?.integrity) init = { ...init, integrity: sriFromHex(expected) };
   let response;
   try {
     response = await nativeFetch(input, init);
   } catch (err) {
+    if (expected && await mismatches(url, expected)) {
+      const mismatch = mismatchError(path);
+      failRuntimeFile(path, mismatch);
+      throw mismatch;
+    }
     noteRuntimeFailure(url, `could not be downloaded (${err.message})`);
     throw err;
   }
@@ -93,11 +138,34 @@ runtimeFailure.catch(() => {});
 
 function noteRuntimeFailure(url, what) {
   const path = sitePath(url);
-  if (path.startsWith("pyodide/")) {
-    failRuntime(new UserError(`The Python runtime file ${path} ${what}. The site is incomplete.`, "SetupError"));
-  }
+  failRuntimeFile(path, new UserError(`The Python runtime file ${path} ${what}. The site is incomplete or damaged.`,
+    "SetupError"));
+}
+
+// Ends the boot with `error` when `path` is one of the runtime's files (boot.js also reports Wasm compile failures).
+export function failRuntimeFile(path, error) {
+  if (path.startsWith("pyodide/")) failRuntime(error);
 }
 
 export function orRuntimeFailure(promise) {
   return Promise.race([promise, runtimeFailure]);
+}
+
+// XMLHttpRequest and WebSocket: the other ways code in this worker could send something. wasmvision uses neither;
+// Pyodide's synchronous loaders use XHR on this site only. Cross-origin import() cannot be intercepted from script:
+// the worker's CSP header (script-src 'self') refuses it.
+if (self.XMLHttpRequest) {
+  const open = XMLHttpRequest.prototype.open;
+  XMLHttpRequest.prototype.open = function checkedOpen(method, href, ...rest) {
+    refuseOtherOrigin(new URL(String(href), self.location.href), "an XMLHttpRequest");
+    return open.call(this, method, href, ...rest);
+  };
+}
+for (const name of ["WebSocket", "EventSource", "WebTransport"]) {
+  if (self[name]) {
+    self[name] = function refused(href) {
+      throw new UserError(`Blocked a ${name} to ${String(href).slice(0, 100)}: wasmvision talks to no server.`,
+        "PrivacyError");
+    };
+  }
 }

@@ -3,7 +3,7 @@
 // Out: {id, ok, value|error} replies, plus unsolicited {type: "progress" | "ready" | "fatal"} messages.
 // Python runs one call at a time; requests are served in arrival order.
 
-import { runtime, startPython } from "./boot.js";
+import { runtime, startPython, verifyCode } from "./boot.js";
 import { errorPayload } from "./errors.js";
 import { totalReceived } from "./fetch.js";
 import { defaultModel, loadManifest, runtimeFiles, wheelFiles } from "./manifest.js";
@@ -11,6 +11,8 @@ import { classify, embed } from "./inference.js";
 import { allModels, builtin, openModel, prefetch, registerBuiltins, releaseModel, timings as modelTimings }
   from "./models.js";
 import { setScope } from "./progress.js";
+import { brokenBy, recover, recoveredError } from "./recovery.js";
+import { beforeRequest } from "./testhooks.js";
 
 function stats() {
   return { timings: { ...runtime.timings, ...modelTimings }, bytesReceived: totalReceived() };
@@ -24,7 +26,10 @@ async function boot({ prefetch: first } = {}) {
   const initial = first === null ? null : builtin(first) ?? (first === undefined ? defaultModel() : null);
   setScope([...runtimeFiles(), ...wheelFiles(["numpy", "wasmvision"]), ...(initial ? [initial.file] : [])]);
   if (initial) prefetch(initial.key);
-  await startPython();
+  const tc = performance.now();
+  const codeChecked = verifyCode().then(() => { runtime.timings.code_check_ms = performance.now() - tc; });
+  codeChecked.catch(() => {}); // awaited below; a mismatch found meanwhile ends the boot through Promise.all
+  await Promise.all([startPython(), codeChecked]);
   runtime.timings.boot_ms = performance.now() - t0;
   self.postMessage({
     type: "ready", models: allModels(), defaultModel: defaultModel()?.key ?? null, maxPixels: runtime.maxPixels,
@@ -40,6 +45,37 @@ const handlers = {
   models: async () => ({ models: allModels(), defaultModel: defaultModel()?.key ?? null }),
   stats: async () => stats(),
 };
+
+const PYTHON_REQUESTS = new Set(["open", "classify", "embed", "release"]);
+let lastModel = null; // the model the page last used: the one a restart loads again
+
+// Runs one request; if it left the interpreter broken (recovery.js), restarts it before the next request runs.
+async function serve(msg) {
+  if (!PYTHON_REQUESTS.has(msg.type)) return handlers[msg.type](msg);
+  const modelKey = typeof msg.model === "string" ? msg.model : lastModel;
+  let value;
+  try {
+    beforeRequest(msg);
+    value = await handlers[msg.type](msg);
+  } catch (err) {
+    const reason = brokenBy(err);
+    if (!reason) throw err;
+    const name = await recover(reason, modelKey, msg.engine).catch((e) => {
+      fatal(e);
+      throw e;
+    });
+    throw recoveredError(err, reason, name);
+  }
+  if (msg.type !== "release") lastModel = value?.model?.key ?? modelKey;
+  const reason = brokenBy(null);
+  // The answer is good; the restart runs next in the queue, before any later request.
+  if (reason) enqueue(() => recover(reason, lastModel, msg.engine).catch(fatal));
+  return value;
+}
+
+function fatal(err) {
+  self.postMessage({ type: "fatal", error: errorPayload(err) });
+}
 
 // Values whose buffers move to the page instead of being copied.
 function transferables(value) {
@@ -60,7 +96,7 @@ export function onMessage(event) {
   if (msg.type === "init") {
     booted = enqueue(() => boot(msg));
     // Requests wait on `booted` and fail with its error; the page hears about it once, here.
-    booted.catch((err) => self.postMessage({ type: "fatal", error: errorPayload(err) }));
+    booted.catch(fatal);
     return;
   }
   const handler = handlers[msg.type];
@@ -69,7 +105,7 @@ export function onMessage(event) {
     return;
   }
   (booted || Promise.resolve())
-    .then(() => enqueue(() => handler(msg)))
+    .then(() => enqueue(() => serve(msg)))
     .then(
       (value) => self.postMessage({ id: msg.id, ok: true, value }, transferables(value)),
       (err) => self.postMessage({ id: msg.id, ok: false, error: errorPayload(err) }),

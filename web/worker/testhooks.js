@@ -1,0 +1,23 @@
+// Test-only: breaks the interpreter the way a runaway allocation does, so tests/test_browser_hostile.py can show the
+// worker recovers (recovery.js) without needing gigabytes of real work. Inert unless the site's manifest.json has
+// "testHooks" (build.py never writes it; the test adds it to a copy of dist/, whose files it checks as usual).
+//   "testHooks": {"breakBeforeClassify": <count>, "mode": "fatal" | "heap"}
+
+import { runtime } from "./boot.js";
+import { manifest } from "./manifest.js";
+
+export function beforeRequest(msg) {
+  const hooks = manifest.raw?.testHooks;
+  if (!hooks?.breakBeforeClassify || msg.type !== "classify" || !runtime.pyodide) return;
+  hooks.breakBeforeClassify -= 1;
+  if (hooks.mode === "heap") {
+    // What the 1x3x4000x4000 model did before plans were bounded: a heap past 2 GiB.
+    runtime.pyodide.runPython("import builtins; builtins._wasmvision_test_ballast = bytearray(2_200_000_000)");
+  } else {
+    try {
+      runtime.pyodide._api.fatal_error(new Error("wasmvision test hook: forced fatal error"));
+    } catch {
+      // fatal_error rethrows; the interpreter is now disabled, which is the point.
+    }
+  }
+}
