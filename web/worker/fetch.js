@@ -64,7 +64,7 @@ function refuseOtherOrigin(url, what = "a request") {
 export function mismatchError(path) {
   // Runtime files end the boot (SetupError); a model's mismatch leaves the page usable with other models.
   return new UserError(`The file ${path} does not match the site's manifest: it was changed or damaged after the ` +
-    "site was built, so it was not used. Reload the page; if this persists, the site must be re-uploaded.",
+    "site was built, and wasmvision will not use it. Reload the page; if this persists, the site must be re-uploaded.",
     path.startsWith("models/") ? "ModelError" : "SetupError");
 }
 

@@ -33,9 +33,8 @@ export function brokenBy(err) {
   }
   const heap = heapBytes();
   if (heap > HEAP_LIMIT_BYTES) return `its memory grew to ${(heap / 2 ** 30).toFixed(1)} GiB`;
-  if (!err) return null;
   try {
-    runtime.pyodide.runPython("0"); // a crashed interpreter fails even this
+    runtime.pyodide.runPython("0"); // microseconds; after a fatal error Pyodide's API refuses even this
     return null;
   } catch (probe) {
     return `${probe.name || "Error"}: ${String(probe.message).split("\n")[0].slice(0, 120)}`;

@@ -12,12 +12,9 @@ export function beforeRequest(msg) {
   hooks.breakBeforeClassify -= 1;
   if (hooks.mode === "heap") {
     // What the 1x3x4000x4000 model did before plans were bounded: a heap past 2 GiB.
-    runtime.pyodide.runPython("import builtins; builtins._wasmvision_test_ballast = bytearray(2_200_000_000)");
+    runtime.pyodide.runPython("import builtins; builtins._wasmvision_test_ballast = [bytearray(2**29) for _ in range(5)]");
   } else {
-    try {
-      runtime.pyodide._api.fatal_error(new Error("wasmvision test hook: forced fatal error"));
-    } catch {
-      // fatal_error rethrows; the interpreter is now disabled, which is the point.
-    }
+    // Rethrows its error, as a real fatal error does from inside the call that caused it.
+    runtime.pyodide._api.fatal_error(new Error("wasmvision test hook: forced fatal error"));
   }
 }
