@@ -34,14 +34,16 @@ export function callPython(fn, args, kwargs = null) {
 
 // Pyodide 0.27 catches a failed compilation of pyodide.asm.wasm, logs "wasm instantiation failed!" and never
 // settles its promise (a page stuck on "Downloading the Python runtime…"). Wrapping the browser's call names the file
-// and ends the boot at once. Pyodide calls it with the response of its own fetch, so the URL is known.
+// and ends the boot at once (CompileError: damaged bytes; TypeError: e.g. served with the wrong MIME type). Pyodide
+// calls it with the response of its own fetch, so the URL is known.
 const instantiateStreaming = WebAssembly.instantiateStreaming;
 WebAssembly.instantiateStreaming = async function reportingInstantiateStreaming(source, imports) {
   try {
     return await instantiateStreaming.call(WebAssembly, source, imports);
   } catch (err) {
+    // A LinkError is the imports' fault (a damaged memory snapshot), not the file's: snapshot.js handles those.
     const response = await Promise.resolve(source).catch(() => null);
-    if (response?.url && !(err instanceof UserError)) {
+    if (response?.url && (err instanceof WebAssembly.CompileError || err instanceof TypeError)) {
       const path = sitePath(new URL(response.url));
       failRuntimeFile(path, new UserError(`The Python runtime file ${path} could not be compiled (${err.name}: ` +
         `${String(err.message).slice(0, 120)}): it is damaged. The site must be re-uploaded.`, "SetupError"));

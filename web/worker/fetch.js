@@ -73,14 +73,16 @@ export async function sha256Hex(bytes) {
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-// The browser reports an integrity failure as a bare "Failed to fetch", like a network error. Only on that failure
-// path: fetch the bytes again without integrity (usually from the HTTP cache) and hash them, to say which it was.
-async function mismatches(input, expected) {
+// The browser reports an integrity failure as a bare "Failed to fetch", like a network error, and an HTTP error
+// (404) the same way, since its body does not match either. Only on that failure path: fetch again without
+// integrity (usually from the HTTP cache) to tell them apart. Returns the HTTP error response, "mismatch", or null.
+async function diagnose(url, expected) {
   try {
-    const response = await nativeFetch(input, { cache: "force-cache" });
-    return response.ok && (await sha256Hex(await response.arrayBuffer())) !== expected;
+    const response = await nativeFetch(url, { cache: "force-cache" });
+    if (!response.ok) return response;
+    return (await sha256Hex(await response.arrayBuffer())) !== expected ? "mismatch" : null;
   } catch {
-    return false; // the network itself failed: reported as a download failure
+    return null; // the network itself failed: reported as a download failure
   }
 }
 
@@ -96,13 +98,17 @@ self.fetch = async function checkedFetch(input, init) {
   try {
     response = await nativeFetch(input, init);
   } catch (err) {
-    if (expected && await mismatches(url, expected)) {
+    const found = expected ? await diagnose(url, expected) : null;
+    if (found === "mismatch") {
       const mismatch = mismatchError(path);
       failRuntimeFile(path, mismatch);
       throw mismatch;
     }
-    noteRuntimeFailure(url, `could not be downloaded (${err.message})`);
-    throw err;
+    if (!found) {
+      noteRuntimeFailure(url, `could not be downloaded (${err.message})`);
+      throw err;
+    }
+    response = found; // an HTTP error: callers report its status
   }
   if (!response.ok) noteRuntimeFailure(url, `could not be downloaded (HTTP ${response.status})`);
   if (response.ok && response.body) {
