@@ -273,6 +273,29 @@ def test_a_runtime_that_cannot_compile_is_named_within_seconds(browser, site, tm
         assert "could not start" in message
 
 
+def _built_damaged(site: Path, rel: str) -> bytes:
+    data = (site / rel).read_bytes()
+    if rel.endswith(".json"):
+        return data[: len(data) // 2]  # not JSON
+    if rel.endswith(".js"):
+        return data[: len(data) // 2]  # a syntax error
+    return data[: len(data) // 2]  # a zip without its directory
+
+
+@pytest.mark.parametrize("target", ["pyodide/pyodide.asm.js", "pyodide/python_stdlib.zip",
+                                    "pyodide/pyodide-lock.json", "wheel:numpy", "wheel:wasmvision"])
+def test_any_damaged_runtime_file_is_named(browser, site, tmp_path, target):
+    # Damaged before the manifest was written (it agrees with the file): the boot itself must name what failed.
+    rel = _wheel(site, target.split(":")[1]) if target.startswith("wheel:") else target
+    copy = variant(site, tmp_path / "site", {rel: _built_damaged(site, rel)}, consistent=True)
+    with bu.serve(copy) as base, fresh_page(browser) as page:
+        t0 = time.monotonic()
+        page.goto(base)
+        message = wait_error(page, timeout_ms=90_000)
+        print(f"{rel}: reported after {time.monotonic() - t0:.1f} s: {message}")
+        assert "could not start" in message and rel.split("/")[-1] in message, message
+
+
 # ---------------------------------------------------------------------------------------------- item 1: memory
 
 def test_a_model_too_large_to_plan_is_refused_then_the_page_classifies(session, photos, tmp_path):

@@ -77,13 +77,34 @@ function withTimeout(promise, ms, what) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+const bootStderr = []; // what Python printed while booting: names the stdlib when it is what failed
+
 function bootOptions(extra = {}) {
   return {
     indexURL: new URL("./pyodide/", BASE).href,
     stdout: (s) => console.log(s),
-    stderr: (s) => console.warn(s),
+    stderr: (s) => {
+      if (bootStderr.length < 200) bootStderr.push(s);
+      console.warn(s);
+    },
     ...extra,
   };
+}
+
+// Pyodide's own boot errors rarely say which file was bad ("Unexpected end of input", "Program terminated with
+// exit(1)", a JSON SyntaxError): name it from the error's shape and what Python printed.
+function namedBootFailure(err) {
+  if (err instanceof UserError) return err;
+  const message = String(err?.message ?? err).split("\n")[0].slice(0, 120);
+  let path = null;
+  if (typeof globalThis._createPyodideModule !== "function") path = "pyodide/pyodide.asm.js";
+  else if (err instanceof SyntaxError && /JSON/.test(message)) path = "pyodide/pyodide-lock.json";
+  else if (bootStderr.some((line) => /python3\d*\.zip|zipimport|encodings/.test(line))) {
+    path = "pyodide/python_stdlib.zip";
+  }
+  if (!path) return err;
+  return new UserError(`The Python runtime file ${path} could not be used (${message}): it is damaged. The site ` +
+    "must be re-uploaded.", "SetupError");
 }
 
 // Boots the interpreter: from the stored snapshot when there is one, else normally while taking a snapshot for the
@@ -138,6 +159,15 @@ export async function restartPython() {
 }
 
 export async function startPython() {
+  bootStderr.length = 0;
+  try {
+    await startPythonWithFallback();
+  } catch (err) {
+    throw namedBootFailure(err);
+  }
+}
+
+async function startPythonWithFallback() {
   try {
     await startPythonOnce(true);
   } catch (err) {

@@ -61,9 +61,9 @@ function refuseOtherOrigin(url, what = "a request") {
   }
 }
 
-export function mismatchError(path) {
+export function mismatchError(path, list = "the site's manifest") {
   // Runtime files end the boot (SetupError); a model's mismatch leaves the page usable with other models.
-  return new UserError(`The file ${path} does not match the site's manifest: it was changed or damaged after the ` +
+  return new UserError(`The file ${path} does not match ${list}: it was changed or damaged after the ` +
     "site was built, and wasmvision will not use it. Reload the page; if this persists, the site must be re-uploaded.",
     path.startsWith("models/") ? "ModelError" : "SetupError");
 }
@@ -76,11 +76,11 @@ export async function sha256Hex(bytes) {
 // The browser reports an integrity failure as a bare "Failed to fetch", like a network error, and an HTTP error
 // (404) the same way, since its body does not match either. Only on that failure path: fetch again without
 // integrity (usually from the HTTP cache) to tell them apart. Returns the HTTP error response, "mismatch", or null.
-async function diagnose(url, expected) {
+async function diagnose(url, integrity) {
   try {
     const response = await nativeFetch(url, { cache: "force-cache" });
     if (!response.ok) return response;
-    return (await sha256Hex(await response.arrayBuffer())) !== expected ? "mismatch" : null;
+    return sriFromHex(await sha256Hex(await response.arrayBuffer())) !== integrity ? "mismatch" : null;
   } catch {
     return null; // the network itself failed: reported as a download failure
   }
@@ -93,14 +93,17 @@ self.fetch = async function checkedFetch(input, init) {
   const path = sitePath(url);
   const expected = expectedSha256(path);
   // A caller's own integrity (the wheels', from pyodide-lock.json) stays; listed files get the manifest's.
-  if (expected && !init?.integrity) init = { ...init, integrity: sriFromHex(expected) };
+  const callers = init?.integrity;
+  if (expected && !callers) init = { ...init, integrity: sriFromHex(expected) };
   let response;
   try {
     response = await nativeFetch(input, init);
   } catch (err) {
-    const found = expected ? await diagnose(url, expected) : null;
+    const found = init?.integrity ? await diagnose(url, init.integrity) : null;
     if (found === "mismatch") {
-      const mismatch = mismatchError(path);
+      // Pyodide and unpackWheels give the lock's hash; it is the manifest's too unless the lock itself is wrong.
+      const mismatch = mismatchError(path, callers && callers !== sriFromHex(expected || "") ?
+        "its sha256 in pyodide-lock.json" : "the site's manifest");
       failRuntimeFile(path, mismatch);
       throw mismatch;
     }
