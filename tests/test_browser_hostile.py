@@ -323,13 +323,13 @@ def test_a_broken_interpreter_recovers_without_a_reload(browser, site, photos, t
         bu.wait_ready(page, TIMEOUT_MS)
         navigations = page.evaluate("performance.getEntriesByType('navigation').length")
         message = classify_upload(page, photos / "chelsea.png")
-        assert isinstance(message, str) and "was restarted" in message and "try again" in message, message
+        assert isinstance(message, str) and "being restarted" in message and "try again" in message, message
         print(f"{mode}: {message}")
         top = classify_upload(page, photos / "chelsea.png")
         assert isinstance(top, list) and top[0] == "Egyptian cat", top
         # Same document (no reload), and the worker says it restarted once.
         assert page.evaluate("performance.getEntriesByType('navigation').length") == navigations
-        assert any("restarting the Python runtime" in line for line in page.console_lines), page.console_lines[-10:]
+        assert any("replacing the classifier's worker" in line for line in page.console_lines), page.console_lines[-10:]
 
 
 # ---------------------------------------------------------------------------------------------- item 4: strips

@@ -145,19 +145,6 @@ async function bootInterpreter(allowRestore) {
   return py;
 }
 
-// A fresh interpreter in place of a broken one (recovery.js). The old one is dropped whole: nothing else keeps a
-// reference to it, so its heap (possibly gigabytes) is garbage once this returns.
-export async function restartPython() {
-  try {
-    runtime.browser?.destroy();
-  } catch {
-    // A broken interpreter may not even release a proxy; it is being discarded anyway.
-  }
-  runtime.browser = null;
-  runtime.pyodide = null;
-  await startPython();
-}
-
 export async function startPython() {
   bootStderr.length = 0;
   try {

@@ -111,11 +111,6 @@ export async function ensureLoaded(key, engine = "auto") {
   return m;
 }
 
-// A fresh interpreter (recovery.js) has no models: every one loads again from its source when next used.
-export function forgetLoaded() {
-  for (const m of models.values()) m.loaded = false;
-}
-
 // Python dropped a model from its cache behind our back (LRU): load it again.
 export function markUnloaded(key) {
   const m = models.get(key);

@@ -1,17 +1,18 @@
 // The message protocol between the page (wasmvision.mjs) and this worker.
 // In:  {type: "init", prefetch?: key} once, then {id, type, ...} requests (handlers below).
-// Out: {id, ok, value|error} replies, plus unsolicited {type: "progress" | "ready" | "fatal"} messages.
+// Out: {id, ok, value|error} replies, plus unsolicited {type: "progress" | "ready" | "fatal"} messages, and
+// {type: "replace", reason, model} when the interpreter is broken: the page starts a new worker (recovery.js).
 // Python runs one call at a time; requests are served in arrival order.
 
 import { runtime, startPython, verifyCode } from "./boot.js";
-import { errorPayload } from "./errors.js";
+import { UserError, errorPayload } from "./errors.js";
 import { totalReceived } from "./fetch.js";
 import { defaultModel, loadManifest, runtimeFiles, wheelFiles } from "./manifest.js";
 import { classify, embed } from "./inference.js";
 import { allModels, builtin, openModel, prefetch, registerBuiltins, releaseModel, timings as modelTimings }
   from "./models.js";
 import { setScope } from "./progress.js";
-import { brokenBy, recover, recoveredError } from "./recovery.js";
+import { brokenBy, brokenError } from "./recovery.js";
 import { beforeRequest } from "./testhooks.js";
 
 function stats() {
@@ -19,8 +20,9 @@ function stats() {
 }
 
 // Boots Python; meanwhile downloads the model the page will ask for first (`prefetch`: a key, or the default).
-async function boot({ prefetch: first } = {}) {
+async function boot({ prefetch: first, restarts = 0 } = {}) {
   const t0 = performance.now();
+  runtime.timings.restarts = restarts; // how many workers before this one the page replaced (recovery.js)
   await loadManifest();
   registerBuiltins();
   const initial = first === null ? null : builtin(first) ?? (first === undefined ? defaultModel() : null);
@@ -47,12 +49,15 @@ const handlers = {
 };
 
 const PYTHON_REQUESTS = new Set(["open", "classify", "embed", "release"]);
-let lastModel = null; // the model the page last used: the one a restart loads again
+let lastModel = null; // the model the page last used: the one a replacement worker loads first
+let replacement = null; // set once the interpreter is broken: {type: "replace", reason, model} (recovery.js)
+let replacementSent = false;
 
-// Runs one request; if it left the interpreter broken (recovery.js), restarts it before the next request runs.
+// Runs one request; if it left the interpreter broken, answers with a message and asks for a new worker.
 async function serve(msg) {
   if (!PYTHON_REQUESTS.has(msg.type)) return handlers[msg.type](msg);
-  const modelKey = typeof msg.model === "string" ? msg.model : lastModel;
+  if (replacement) throw new UserError("The classifier is restarting: try again.", "ResourceError");
+  const model = typeof msg.model === "string" ? msg.model : lastModel;
   let value;
   try {
     beforeRequest(msg);
@@ -60,16 +65,12 @@ async function serve(msg) {
   } catch (err) {
     const reason = brokenBy(err);
     if (!reason) throw err;
-    const name = await recover(reason, modelKey, msg.engine).catch((e) => {
-      fatal(e);
-      throw e;
-    });
-    throw recoveredError(err, reason, name);
+    replacement = { type: "replace", reason, model };
+    throw brokenError(err, reason);
   }
-  if (msg.type !== "release") lastModel = value?.model?.key ?? modelKey;
-  const reason = brokenBy(null);
-  // The answer is good; the restart runs next in the queue, before any later request.
-  if (reason) enqueue(() => recover(reason, lastModel, msg.engine).catch(fatal));
+  if (msg.type !== "release") lastModel = value?.model?.key ?? model;
+  const reason = brokenBy(null); // a good answer, but a heap left too large or a disabled interpreter
+  if (reason) replacement = { type: "replace", reason, model: lastModel };
   return value;
 }
 
@@ -109,5 +110,12 @@ export function onMessage(event) {
     .then(
       (value) => self.postMessage({ id: msg.id, ok: true, value }, transferables(value)),
       (err) => self.postMessage({ id: msg.id, ok: false, error: errorPayload(err) }),
-    );
+    )
+    .then(() => {
+      // After the reply, so the failing request gets its own message; once only.
+      if (replacement && !replacementSent) {
+        replacementSent = true;
+        self.postMessage(replacement);
+      }
+    });
 }
