@@ -52,6 +52,15 @@ class Timeout(Exception):
 
 # --------------------------------------------------------------------------------------------- seeds
 
+def real_files() -> dict[str, list[bytes]]:
+    """The built MobileNetV2 (build/models/mobilenet_v2.onnx, dist/models/mobilenet_v2-int8.wvb), for --real."""
+    onnx_path, wvb_path = ROOT / "build" / "models" / "mobilenet_v2.onnx", ROOT / "dist" / "models" / "mobilenet_v2-int8.wvb"
+    for path in (onnx_path, wvb_path):
+        if not path.exists():
+            raise SystemExit(f"{path} is missing: run `python3 build.py build` first")
+    return {"bundle": [wvb_path.read_bytes()], "onnx": [onnx_path.read_bytes()]}
+
+
 def seed_files() -> dict[str, list[bytes]]:
     """Small real models: two ONNX families and their bundles (fp32, fp16 and int8 storage)."""
     import onnx_builders as B
@@ -358,9 +367,11 @@ def main(argv=None) -> int:
     ap.add_argument("--target", choices=("bundle", "onnx", "both"), default="both")
     ap.add_argument("--save", type=Path, default=None, help="directory for inputs that fail")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
+    ap.add_argument("--real", action="store_true",
+                    help="mutate the built MobileNetV2 (14 MB ONNX, int8 bundle) instead of the small models")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore", RuntimeWarning)  # corrupt weights overflow; the outcome is what counts
-    seeds = seed_files()
+    seeds = real_files() if args.real else seed_files()
     reports = []
     for target in (("bundle", "onnx") if args.target == "both" else (args.target,)):
         rep = fuzz(target, args.seconds, args.seed, args.limit, seeds, save_dir=args.save)

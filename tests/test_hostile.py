@@ -287,7 +287,8 @@ def _constant_of_shape(dims):
 
 
 ONNX_CASES = {
-    "stride 0 (ZeroDivisionError)": (lambda: _conv([0, 0]), ModelImportError, r"conv|stride"),
+    "stride 0 (ZeroDivisionError)": (lambda: _conv([0, 0]), ModelImportError,
+                                     r"node 'conv' \(Conv\): strides \[0, 0\] must be integers >= 1"),
     "nested graphs 5000 deep (RecursionError)": (lambda: nested_if_model(5000), ModelImportError,
                                                  r"graphs nested more than 16 deep"),
     "initializer dims 2**40 x 2**40 (Maximum allowed dimension)": (
@@ -325,6 +326,7 @@ def test_a_20_mb_op_name_gives_a_short_message():
 def test_browser_reports_malformed_onnx_as_ok_false():
     answer = browser.decode_response(browser.load_model("n", nested_if_model(5000), kind="onnx", name="n"))
     assert answer["ok"] is False and "nested" in answer["error"]["message"]
+    assert answer["error"]["kind"] == "ModelImportError" and "traceback" not in answer["error"]
 
 
 # ----------------------------------------------------------------------------------------- item 9: convert, labels, stamps
@@ -397,7 +399,7 @@ def test_browser_refuses_a_strip_image_from_its_dimensions(tiny_bundle):
     strip = np.zeros(20000 * 1 * 4, np.uint8)
     answer = browser.decode_response(browser.classify_rgba("tiny4", strip, 20000, 1))
     assert answer["ok"] is False and answer["error"]["kind"] == "ImageError"
-    assert "aspect ratio of 20000:1 (the limit is 50:1)" in answer["error"]["message"]
+    assert "aspect ratio of 20000:1 (the limit is 20:1)" in answer["error"]["message"]
     ok = browser.decode_response(browser.classify_rgba("tiny4", np.zeros(40 * 30 * 4, np.uint8), 40, 30))
     assert ok["ok"] is True  # the next image still works
 

@@ -203,7 +203,7 @@ def test_segment_sums_round_and_clip_like_pillow():
 # Resizing the shorter side to 256 makes a 5000x1 strip 1,280,000 pixels long: refused from the dimensions,
 # before any allocation (issue 11, item 4). Images up to MAX_ASPECT_RATIO stay bit-exact with Pillow.
 
-@pytest.mark.parametrize("width,height", [(5000, 1), (20000, 1), (1, 60000), (51, 1), (1, 51), (5100, 100)])
+@pytest.mark.parametrize("width,height", [(5000, 1), (20000, 1), (1, 60000), (21, 1), (1, 21), (2100, 100)])
 def test_extreme_aspect_ratios_are_refused_before_any_large_allocation(width, height):
     import tracemalloc
 
@@ -222,7 +222,7 @@ def test_extreme_aspect_ratios_are_refused_before_any_large_allocation(width, he
     assert "\n" not in str(exc.value)
 
 
-@pytest.mark.parametrize("width,height", [(500, 10), (10, 500), (1000, 20), (50, 1), (1, 50), (4999, 100)])
+@pytest.mark.parametrize("width,height", [(500, 25), (25, 500), (1000, 50), (20, 1), (1, 20), (1999, 100)])
 def test_aspect_ratios_up_to_the_limit_stay_exact_with_pillow(width, height):
     rgb = np.random.default_rng(width * 7 + height).integers(0, 256, (height, width, 3), dtype=np.uint8)
     out = preprocess(rgb, {"kind": "imagenet"}, (224, 224))

@@ -21,11 +21,12 @@ import numpy as np
 
 from .bundle import BundleError
 from .classifier import load
-from .importers import UnsupportedOperatorError
+from .importers import ModelImportError, UnsupportedOperatorError
 from .preprocess import MAX_PIXELS, ImageError, check_size
 
 # What the page reports as a user's mistake (a message, no traceback); anything else is a bug.
-_USER_ERRORS = (BundleError, ImageError, UnsupportedOperatorError, MemoryError)
+# A malformed .onnx file a user opens is their file's problem, like a bad bundle (issue 11): no traceback.
+_USER_ERRORS = (BundleError, ImageError, UnsupportedOperatorError, ModelImportError, MemoryError)
 
 # Models kept loaded at once. MobileNetV2 in float32 is ~14 MB of weights plus its prepared buffers, so three fit
 # comfortably in the Wasm heap while switching between a handful of models stays instant.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,22 @@ STORAGE_DTYPES = {
     "int32": np.int32,
     "int64": np.int64,
 }
+
+
+# The header nests about 6 levels deep. json.loads recurses once per level, and in Pyodide the Wasm stack runs
+# out long before Python's recursion limit (a 100,000-deep header was a fatal "Maximum call stack size exceeded",
+# killing the interpreter), so the depth is measured without recursing before parsing.
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def json_depth(text: bytes) -> int:
+    """How deeply the arrays and objects of a JSON text nest (brackets inside strings do not count)."""
+    b = np.frombuffer(_JSON_STRING.sub(b'""', text), np.uint8)
+    if b.size == 0:
+        return 0
+    step = (b == ord("[")).astype(np.int64) + (b == ord("{")) - (b == ord("]")) - (b == ord("}"))
+    return int(np.cumsum(step).max(initial=0))
 
 
 class BundleError(ValueError):
@@ -206,8 +223,13 @@ def read_header(raw: bytes | memoryview, *, verify: bool = True) -> tuple[dict, 
     if data_offset < _PREFIX.size + header_len:
         raise BundleError(f"bundle prefix is inconsistent: data offset {data_offset} lies inside the "
                           f"{header_len}-byte header")
+    text = bytes(view[_PREFIX.size:_PREFIX.size + header_len])
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise BundleError(f"bundle header is not valid: its JSON is nested too deeply ({depth} levels, "
+                          f"at most {MAX_JSON_DEPTH})")
     try:
-        header = json.loads(bytes(view[_PREFIX.size:_PREFIX.size + header_len]).decode("utf-8"))
+        header = json.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"bundle header is not valid JSON: {exc}") from None
     except RecursionError:

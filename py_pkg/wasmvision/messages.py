@@ -21,3 +21,9 @@ def clip(message: str, limit: int = MAX_MESSAGE) -> str:
     """One line of at most ``limit`` characters."""
     line = " ".join(str(message).split())
     return line if len(line) <= limit else line[:limit - 1] + "…"
+
+
+def short(text: str, limit: int = MAX_QUOTED) -> str:
+    """``text`` unquoted, shortened like ``quote`` (for op types shown in parentheses)."""
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"

@@ -26,9 +26,9 @@ import numpy as np
 MAX_PIXELS = 50_000_000  # refuse larger images: ~50 MP is beyond any camera photo we expect and keeps Wasm memory sane
 # Refuse images longer than this many times their width (or wider than their height). Resizing the shorter side to
 # 256 multiplies the long side by 256 / short: a 5000x1 strip would become 1,280,000x256 (~1 GB of pixels) before
-# the crop. At 50:1 the resized image is at most 12800x256 (3.3 MP, ~40 MB of int32 accumulators); the widest
-# camera panoramas are about 10:1.
-MAX_ASPECT_RATIO = 50
+# the crop. At 20:1 the resized image is at most 5120x256 (1.3 MP, ~16 MB of int32 accumulators, a few hundred ms
+# natively); the center crop of such a strip keeps only 1/20 of it anyway. Camera panoramas are at most ~10:1.
+MAX_ASPECT_RATIO = 20
 MAX_RESIZE_SHORTER = 8192  # a bundle's resize_shorter / crop side: far above any classifier's input (224..600)
 PRECISION_BITS = 32 - 8 - 2
 

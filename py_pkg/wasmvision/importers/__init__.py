@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from ..messages import MAX_MESSAGE, clip, quote
+from ..messages import MAX_MESSAGE, clip, quote, short
 
 # Largest constant the importer will hold or build (ConstantOfShape, an initializer's declared shape): 256 M
 # elements. A few bytes of protobuf can declare any shape; checking it first turns "80.5 GiB" MemoryErrors and
@@ -34,7 +34,7 @@ class UnsupportedOperatorError(ModelImportError):
             supported = supported_ops()
         self.supported = list(supported)
         if reason:
-            what = f"node {quote(node_name)} ({quote(op_type)[1:-1]}): {clip(reason, 200)}."
+            what = f"node {quote(node_name)} ({short(op_type)}): {clip(reason, 200)}."
         else:
             what = f"node {quote(node_name)} uses operator {quote(op_type)}, which wasmvision cannot import."
         # The problem is capped like any reader error; the supported list (fixed, ours) follows it.

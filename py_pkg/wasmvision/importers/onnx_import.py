@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import bundle, preprocess
-from ..messages import quote
+from ..messages import quote, short
 from . import ModelImportError, UnsupportedOperatorError
 from . import onnx_proto
 from .context import NHWC, ImportContext, Value, identity
@@ -238,10 +238,10 @@ def _import_onnx(source, *, labels, preprocess, name, version) -> bundle.Bundle:
         except ModelImportError:
             raise
         except MemoryError:
-            raise ModelImportError(f"node {quote(ctx.node_name())} ({quote(node.op_type)[1:-1]}): out of memory "
+            raise ModelImportError(f"node {quote(ctx.node_name())} ({short(node.op_type)}): out of memory "
                                    "(it declares an absurdly large tensor)") from None
         except _IMPORT_FAILURES as exc:
-            raise ModelImportError(f"node {quote(ctx.node_name())} ({quote(node.op_type)[1:-1]}) is malformed: "
+            raise ModelImportError(f"node {quote(ctx.node_name())} ({short(node.op_type)}) is malformed: "
                                    f"{type(exc).__name__}: {quote(str(exc), 120)}") from None
     ctx.current = None
 

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from ..messages import quote
 from .context import NHWC, ImportContext
 from .onnx_proto import Node
 from .registry import onnx_op
@@ -16,12 +17,21 @@ def ints_attr(node: Node, name: str, default):
     return list(default) if value is None else [int(v) for v in value]
 
 
+def window_attr(ctx: ImportContext, node: Node, name: str, default, minimum: int) -> list[int]:
+    """A 2-D window attribute (kernel_shape, strides, dilations: >= 1; pads: >= 0), refused by name otherwise:
+    a stride of 0 would divide by zero and a kernel of 0 leave empty windows."""
+    values = ints_attr(node, name, default)
+    if any(v < minimum for v in values):
+        raise ctx.fail(f"{name} {quote(values)} must be integers >= {minimum}")
+    return values
+
+
 def spatial_pads(ctx: ImportContext, node: Node, hw, kernel, strides, dilations) -> list[int]:
     """ONNX pads / auto_pad -> explicit [top, left, bottom, right] for a 2-D window op."""
     auto_pad = node.attr("auto_pad", b"NOTSET")
     auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else str(auto_pad)
     if auto_pad in ("NOTSET", ""):
-        pads = ints_attr(node, "pads", [0, 0, 0, 0])
+        pads = window_attr(ctx, node, "pads", [0, 0, 0, 0], 0)
         if len(pads) != 4:
             raise ctx.fail(f"pads {pads} are not 2-D (4 values)")
         return pads
@@ -60,14 +70,16 @@ def conv(ctx: ImportContext, node: Node) -> None:
     w = ctx.const(node.inputs[1], "the weight").astype(np.float32)  # (M, C/groups, KH, KW)
     b = ctx.optional_const(node, 2, "the bias")
     groups = int(node.attr("group", 1))
+    if groups < 1:
+        raise ctx.fail(f"group {groups} must be >= 1")
     if w.ndim != 4:
         raise ctx.fail(f"weight shape {list(w.shape)} is not 4-D")
     if x.shape[1] != w.shape[1] * groups:
         raise ctx.fail(f"input has {x.shape[1]} channels, weight {list(w.shape)} with group={groups} expects "
                        f"{w.shape[1] * groups}")
     kernel = list(w.shape[2:])
-    strides = ints_attr(node, "strides", [1, 1])
-    dilations = ints_attr(node, "dilations", [1, 1])
+    strides = window_attr(ctx, node, "strides", [1, 1], 1)
+    dilations = window_attr(ctx, node, "dilations", [1, 1], 1)
     hw = x.shape[2:]
     pads = spatial_pads(ctx, node, hw, kernel, strides, dilations)
     out_hw = [window_out(hw[i], kernel[i], strides[i], dilations[i], pads[i], pads[i + 2]) for i in range(2)]

@@ -7,7 +7,7 @@ import numpy as np
 
 from .context import NHWC, ImportContext, Value
 from .onnx_proto import Node
-from .ops_conv import ints_attr, spatial_pads, window_out
+from .ops_conv import spatial_pads, window_attr, window_out
 from .ops_shape import emit_reshape
 from .registry import onnx_op
 
@@ -18,11 +18,11 @@ def _pool(ctx: ImportContext, node: Node, op: str) -> None:
     x = ctx.value(node.inputs[0])
     if x.rank != 4:
         raise ctx.fail(f"only 2-D pooling is supported (input shape {list(x.shape)})")
-    kernel = ints_attr(node, "kernel_shape", [])
+    kernel = window_attr(ctx, node, "kernel_shape", [], 1)
     if len(kernel) != 2:
         raise ctx.fail(f"kernel_shape {kernel} is not 2-D")
-    strides = ints_attr(node, "strides", [1, 1])
-    dilations = ints_attr(node, "dilations", [1, 1])
+    strides = window_attr(ctx, node, "strides", [1, 1], 1)
+    dilations = window_attr(ctx, node, "dilations", [1, 1], 1)
     if dilations != [1, 1]:
         raise ctx.fail(f"dilated pooling ({dilations}) is not supported")
     ceil_mode = bool(node.attr("ceil_mode", 0))
