@@ -86,6 +86,15 @@ SOURCE_DATE_EPOCH = "315532800"  # 1980-01-01, the earliest date a zip can hold
 BOOTSTRAP_EXTRAS = "test"  # pytest, pillow, onnx, onnxruntime, playwright: everything build and tests import
 STAMP_BOOTSTRAP = VENV / ".wasmvision-bootstrap"
 STAMP_TORCH = VENV / ".wasmvision-torch"
+# The Wasm SIMD kernel library (issue 8): C sources compiled by Debian clang + wasm-ld 14 into an Emscripten side
+# module that Pyodide loads with ctypes. No libc, no emcc. The flags are the ones measured in
+# ../shared/notes/simd-kernels.md; changing them changes the library's bytes (and its recorded sha256).
+SIMD_DIR = ROOT / "py_pkg" / "wasmvision" / "simd"
+SIMD_LIB = SIMD_DIR / "libwvsimd.so"
+SIMD_INFO = SIMD_DIR / "libwvsimd.json"  # {"file", "bytes", "sha256", "sources"}: what the loader checks
+SIMD_CFLAGS = ["--target=wasm32-unknown-emscripten", "-ffreestanding", "-nostdlib", "-fno-builtin",
+               "-fvisibility=hidden", "-fPIC", "-O3", "-msimd128"]
+SIMD_LDFLAGS = ["--shared", "--experimental-pic", "--no-entry"]
 
 
 class BuildError(Exception):
@@ -402,34 +411,23 @@ def extract_photos(paths: dict[str, Path]) -> Path:
 # ------------------------------------------------------------------------------------------- models
 
 def _read_recipe_inputs(recipe: dict, paths: dict[str, Path]) -> tuple[bytes, list[str]]:
-    w, lab = recipe["weights"], recipe["labels"]
-    with zipfile.ZipFile(paths[f"{recipe['name']}-weights"]) as zf:
-        weights = zf.read(w["file"])
-    verify_bytes(weights, w["file_sha256"], w["file"])
-    with zipfile.ZipFile(paths[f"{recipe['name']}-labels"]) as zf:
-        raw = zf.read(lab["file"])
-    verify_bytes(raw, lab["file_sha256"], lab["file"])
-    table = json.loads(raw)
-    labels = [str(table[str(i)]) for i in range(len(table))]
-    return weights, labels
+    from wasmvision.recipe import RecipeError, read_inputs
+
+    try:
+        return read_inputs(recipe, paths[f"{recipe['name']}-weights"], paths[f"{recipe['name']}-labels"])
+    except RecipeError as exc:
+        raise BuildError(f"{recipe['_path']}: {exc}") from None
 
 
 def export_onnx(recipe: dict, weights: bytes, onnx_path: Path) -> None:
     import onnx
 
-    from wasmvision.export import export_mobilenet_v2
-    from wasmvision.importers.torch_checkpoint import load_state_dict
+    from wasmvision.recipe import RecipeError, export_model
 
-    exporters = {"torchvision.mobilenet_v2": export_mobilenet_v2}
     try:
-        exporter = exporters[recipe["architecture"]]
-    except KeyError:
-        raise BuildError(f"{recipe['_path']}: no exporter for architecture {recipe['architecture']!r} "
-                         f"(known: {', '.join(exporters)})") from None
-    state = load_state_dict(weights)
-    model = exporter(state, input_size=int(recipe.get("input_size", 224)), model_name=recipe["name"],
-                     doc=f"{recipe['description']}; weights {recipe['weights']['package']}=="
-                         f"{recipe['weights']['version']} {recipe['weights']['file']}")
+        model = export_model(recipe, weights)
+    except RecipeError as exc:
+        raise BuildError(f"{recipe['_path']}: {exc}") from None
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = onnx_path.with_name(onnx_path.name + ".tmp")
     onnx.save(model, str(tmp))
@@ -439,13 +437,9 @@ def export_onnx(recipe: dict, weights: bytes, onnx_path: Path) -> None:
 def convert_bundle(recipe: dict, onnx_path: Path, labels: list[str], out: Path) -> None:
     from wasmvision import bundle as bundle_mod
     from wasmvision import quantize
-    from wasmvision.importers.onnx_import import import_onnx
-    b = import_onnx(str(onnx_path), labels=labels, preprocess=recipe["preprocess"]["kind"],
-                    name=recipe["name"], version=recipe["version"])
-    b.preprocess = {**b.preprocess, **recipe["preprocess"]}  # the recipe is the reference for preprocessing
-    b.metadata = {**b.metadata, "source": f"{recipe['weights']['package']}=={recipe['weights']['version']}"
-                                          f" {recipe['weights']['file']}",
-                  "weights_sha256": recipe["weights"]["file_sha256"], "description": recipe["description"]}
+    from wasmvision.recipe import bundle_from_onnx
+
+    b = bundle_from_onnx(recipe, str(onnx_path), labels)  # the same steps as the default model in a user's cache
     out.parent.mkdir(parents=True, exist_ok=True)
     bundle_mod.save(b, out)
     # Smaller downloads: the same graph with weights stored as fp16 / int8 (docs/quantization.md).
@@ -466,13 +460,14 @@ def build_models(paths: dict[str, Path]) -> list[dict]:
         onnx_path = BUILD / "models" / f"{name}.onnx"
         wvb_path = BUILD / "models" / f"{name}.wvb"
         weights = labels = None
-        export_key = tree_digest([recipe["_path"], pkg / "export", pkg / "importers" / "torch_checkpoint.py"])
+        export_key = tree_digest([recipe["_path"], pkg / "export", pkg / "importers" / "torch_checkpoint.py",
+                                  pkg / "recipe.py"])
         if not outputs_current(BUILD / "models" / f"{name}.onnx.stamp", export_key, onnx_path):
             weights, labels = _read_recipe_inputs(recipe, paths)
             with stage(f"{name}: checkpoint → ONNX (build/models/{onnx_path.name})"):
                 export_onnx(recipe, weights, onnx_path)
             write_outputs_stamp(BUILD / "models" / f"{name}.onnx.stamp", export_key, onnx_path)
-        bundle_key = tree_digest([recipe["_path"], onnx_path, pkg / "importers", pkg / "bundle.py",
+        bundle_key = tree_digest([recipe["_path"], onnx_path, pkg / "importers", pkg / "bundle.py", pkg / "recipe.py",
                                   pkg / "quantize.py"])
         outputs = [wvb_path, *(variant_path(wvb_path, v) for v in recipe.get("variants", []))]
         if not outputs_current(BUILD / "models" / f"{name}.wvb.stamp", bundle_key, *outputs):
@@ -484,11 +479,75 @@ def build_models(paths: dict[str, Path]) -> list[dict]:
         default = recipe.get("default_variant", "fp32")
         for variant in ["fp32", *recipe.get("variants", [])]:
             path = wvb_path if variant == "fp32" else variant_path(wvb_path, variant)
-            built.append({"name": name, "version": recipe["version"], "path": path, "storage": variant,
+            built.append({"name": name, "title": recipe.get("title", name), "version": recipe["version"],
+                          "path": path, "storage": variant,
                           "description": recipe["description"], "default": variant == default})
     if not built:
         raise BuildError("no model recipes found under models/*/recipe.json")
     return built
+
+
+# ------------------------------------------------------------------------------------------- SIMD kernels
+
+def ensure_wasm_toolchain() -> tuple[str, str] | None:
+    """(clang, wasm-ld), installed from Debian when missing; None when they cannot be installed (not root)."""
+    def found():
+        clang, ld = shutil.which("clang"), shutil.which("wasm-ld")
+        return (clang, ld) if clang and ld else None
+    if found() is None:
+        try:
+            apt_install(["clang", "lld"], "the Wasm SIMD kernels are compiled with Debian's clang and lld")
+        except BuildError as exc:
+            if is_root():
+                raise
+            log(f"warning: {exc}\n  building without the SIMD kernels: the runtime will use numpy everywhere")
+            return None
+    return found()
+
+
+def build_simd() -> dict | None:
+    """Compile py_pkg/wasmvision/simd/*.c into libwvsimd.so (+ libwvsimd.json with its sha256), only when the
+    sources, flags or compiler changed. Returns the recorded info, or None when there is no toolchain."""
+    sources = sorted(SIMD_DIR.glob("*.c"))
+    headers = sorted(SIMD_DIR.glob("*.h"))
+    if not sources:
+        raise BuildError(f"no C sources in {SIMD_DIR}")
+    tools = ensure_wasm_toolchain()
+    if tools is None:
+        return json.loads(SIMD_INFO.read_text()) if SIMD_INFO.exists() and SIMD_LIB.exists() else None
+    clang, wasm_ld = tools
+    version = subprocess.run([clang, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    key = tree_digest(sources + headers, extra=" ".join([version, *SIMD_CFLAGS, *SIMD_LDFLAGS]))
+    stamp = BUILD / "simd.stamp"
+    if up_to_date(stamp, key, SIMD_LIB, SIMD_INFO):
+        return json.loads(SIMD_INFO.read_text())
+    with stage("compiling the Wasm SIMD kernels (clang + wasm-ld)"):
+        objdir = BUILD / "simd"
+        shutil.rmtree(objdir, ignore_errors=True)
+        objdir.mkdir(parents=True)
+        objects = []
+        for src in sources:
+            obj = objdir / (src.stem + ".o")
+            # Relative source names: nothing machine-specific can end up in the bytes.
+            run([clang, *SIMD_CFLAGS, "-c", src.name, "-o", str(obj)], cwd=SIMD_DIR)
+            objects.append(obj.name)
+        run([wasm_ld, *SIMD_LDFLAGS, "-o", "libwvsimd.so", *objects], cwd=objdir)
+        data = (objdir / "libwvsimd.so").read_bytes()
+        write_if_changed(SIMD_LIB, data)
+        info = {"file": SIMD_LIB.name, "bytes": len(data), "sha256": sha256_bytes(data), "sources": key,
+                "compiler": version}
+        write_if_changed(SIMD_INFO, (json.dumps(info, indent=1) + "\n").encode())
+    stamp.write_text(key)
+    log(f"{SIMD_LIB.relative_to(ROOT)}: {len(data)} bytes, sha256 {info['sha256']}")
+    return info
+
+
+def wheel_member_sha256(wheel: Path, member: str) -> str | None:
+    with zipfile.ZipFile(wheel) as z:
+        try:
+            return sha256_bytes(z.read(member))
+        except KeyError:
+            return None
 
 
 # ------------------------------------------------------------------------------------------- wheel
@@ -610,7 +669,7 @@ def lock_entry(wheel: Path) -> dict:
     }
 
 
-def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict]) -> dict:
+def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict], simd: dict | None = None) -> dict:
     """Lay out dist/ (copying only what changed, deleting what is stale) and write manifest.json."""
     files: dict[str, Path | bytes] = {}
     web = ROOT / "web"
@@ -632,8 +691,10 @@ def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict]) ->
     files["pyodide/pyodide-lock.json"] = json.dumps(our_lock, separators=(",", ":"), sort_keys=True).encode()
     for m in models:
         files[f"models/{m['path'].name}"] = m["path"]
-    if "manifest.json" in files:
-        raise BuildError("web/manifest.json would be overwritten by the generated manifest")
+    for generated in ("manifest.json", "package.json"):
+        if generated in files:
+            raise BuildError(f"web/{generated} would be overwritten by the generated one")
+    files["package.json"] = package_json(sorted([*files, "manifest.json"]))
 
     DIST.mkdir(exist_ok=True)
     for rel, src in files.items():
@@ -659,7 +720,7 @@ def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict]) ->
         "wasmvision": {"version": project_version(), "wheel": f"pyodide/{wheel.name}"},
         "pyodide": {"version": lock["info"]["version"], "python": lock["info"].get("python"),
                     "index": "pyodide/"},
-        "models": [{"key": m["path"].stem, "name": m["name"], "version": m["version"],
+        "models": [{"key": m["path"].stem, "name": m["name"], "title": m["title"], "version": m["version"],
                     "file": f"models/{m['path'].name}",
                     "bytes": by_path[f"models/{m['path'].name}"]["bytes"],
                     "sha256": by_path[f"models/{m['path'].name}"]["sha256"],
@@ -667,8 +728,39 @@ def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict]) ->
                    for m in models],
         "files": entries,
     }
+    if simd is not None:
+        # The kernel library travels inside the wheel (package data); the page can show which one it runs.
+        member = "wasmvision/simd/" + simd["file"]
+        if wheel_member_sha256(wheel, member) != simd["sha256"]:
+            raise BuildError(f"{wheel.name} does not contain {member} with sha256 {simd['sha256']}")
+        manifest["kernels"] = [{"name": "wasm-simd", "file": simd["file"], "wheel": f"pyodide/{wheel.name}",
+                                "member": member, "bytes": simd["bytes"], "sha256": simd["sha256"]}]
     write_if_changed(DIST / "manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
     return manifest
+
+
+def package_json(paths: list[str]) -> bytes:
+    """dist/package.json: the site as an npm package whose entry is the ES module (types beside it). The worker,
+    runtime and models are files of the package because the module loads them from beside itself at run time."""
+    pkg = {
+        "name": "wasmvision",
+        "version": project_version(),
+        "description": "Private image classification in the browser: MobileNet on Python and numpy in WebAssembly; "
+                       "the photo never leaves the device.",
+        "license": "Apache-2.0",
+        # No "type": "module": Node would then read pyodide/pyodide.asm.js (CommonJS, no package.json of its own
+        # here) as an ES module and fail to load the runtime. The entry is .mjs, an ES module by its name.
+        "main": "./wasmvision.mjs",
+        "types": "./wasmvision.d.ts",
+        "exports": {
+            ".": {"types": "./wasmvision.d.ts", "import": "./wasmvision.mjs", "default": "./wasmvision.mjs"},
+            "./package.json": "./package.json",
+        },
+        "sideEffects": False,
+        "files": [p for p in paths if p != "package.json"],
+        "keywords": ["image-classification", "mobilenet", "webassembly", "pyodide", "privacy"],
+    }
+    return (json.dumps(pkg, indent=1) + "\n").encode()
 
 
 def print_sizes(manifest: dict) -> None:
@@ -822,9 +914,10 @@ def cmd_build(_args) -> int:
     pyodide, lock = unpack_pyodide(paths)
     extract_photos(paths)
     models = build_models(paths)
+    simd = build_simd()  # before the wheel: the library is package data
     wheel = pyodide_wheel(build_wheel())
     with stage("assembling dist/"):
-        manifest = assemble_dist(pyodide, lock, wheel, models)
+        manifest = assemble_dist(pyodide, lock, wheel, models, simd)
     print_sizes(manifest)
     log(f"build finished in {time.perf_counter() - t0:.1f} s → {DIST}")
     return 0
@@ -901,6 +994,20 @@ def cmd_quant_table(args) -> int:
                             "--build", str(BUILD), *extra], cwd=ROOT)
 
 
+def cmd_pack(args) -> int:
+    """Build, then `npm pack` dist/ into build/ (dist/package.json names the module, its types and its files)."""
+    cmd_build(args)
+    out = subprocess.run([ensure_npm(), "pack", str(DIST), "--pack-destination", str(BUILD), "--ignore-scripts",
+                          "--json"], cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise BuildError(f"npm pack failed: {out.stderr.strip()[-2000:]}")
+    info = json.loads(out.stdout)[0]
+    tarball = BUILD / info["filename"]
+    log(f"npm package: {tarball.relative_to(ROOT)} ({tarball.stat().st_size / 1e6:.1f} MB, "
+        f"{info['entryCount']} files; unpacked {info['unpackedSize'] / 1e6:.1f} MB)")
+    return 0
+
+
 def cmd_clean(args) -> int:
     targets = [BUILD, DIST] + ([CACHE, VENV_PY312] if args.all else [])
     for t in targets:
@@ -925,6 +1032,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     t = sub.add_parser("test", help="build, then run pytest (extra arguments go to pytest)")
     t.add_argument("pytest_args", nargs=argparse.REMAINDER)
     sub.add_parser("fetch", help="download and verify the pinned artifacts only")
+    sub.add_parser("pack", help="build, then make the npm package of dist/ (build/wasmvision-VERSION.tgz)")
     c = sub.add_parser("clean", help="remove build/ and dist/")
     c.add_argument("--all", action="store_true", help="also remove .cache/ and .venv-py312/")
     sub.add_parser("bench", help="build, then run benchmarks/run.py (extra arguments go to it)")
@@ -948,7 +1056,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command != "clean":
             bootstrap()
         commands = {"build": cmd_build, "serve": cmd_serve, "test": cmd_test, "fetch": cmd_fetch,
-                    "clean": cmd_clean, "bench": cmd_bench, "quant-table": cmd_quant_table,
+                    "clean": cmd_clean, "bench": cmd_bench, "pack": cmd_pack, "quant-table": cmd_quant_table,
                     "fuzz": cmd_fuzz}
         return commands[args.command](args)
     except BuildError as exc:

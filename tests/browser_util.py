@@ -262,6 +262,51 @@ def measure(dist: Path, photo: Path, runs: int = 20) -> dict:
     return out
 
 
+_LOAD_TO_READY = """async () => {
+    const wv = await import("./wasmvision.mjs");
+    const t0 = performance.now();
+    const clf = await wv.load();
+    const ms = performance.now() - t0;
+    const stats = await clf.stats();
+    return {ms, snapshot: stats.timings.snapshot, network_bytes: stats.networkBytes};
+}"""
+
+
+def measure_module(dist: Path, runs: int = 3) -> dict:
+    """Milliseconds from wasmvision.load() to the classifier being ready, from a blank page of the site: `cold`
+    in a new profile each run (empty HTTP cache, no memory snapshot), `repeat` in one profile after a first visit
+    (warm cache, snapshot restored). Medians and all runs."""
+    from playwright.sync_api import sync_playwright
+
+    (dist / "__blank.html").write_text("<!doctype html><title>blank</title>\n")
+    out: dict = {"cold": [], "repeat": []}
+    try:
+        with serve(dist) as base, sync_playwright() as p:
+            for kind in ("cold", "repeat"):
+                for _ in range(runs):
+                    with tempfile.TemporaryDirectory(prefix="wasmvision-load-") as profile:
+                        context = p.chromium.launch_persistent_context(
+                            profile, executable_path=chromium_path(), args=CHROMIUM_ARGS)
+                        try:
+                            visits = 1 if kind == "cold" else 2
+                            for _visit in range(visits):
+                                page = context.new_page()
+                                page.set_default_timeout(300_000)
+                                page.goto(base + "__blank.html")
+                                got = page.evaluate(_LOAD_TO_READY)
+                                if kind == "repeat" and _visit == 0:
+                                    time.sleep(4)  # the snapshot is stored ~2 s after the first boot
+                                page.close()
+                            out[kind].append({k: (round(v) if isinstance(v, float) else v) for k, v in got.items()})
+                        finally:
+                            context.close()
+    finally:
+        (dist / "__blank.html").unlink()
+    for kind in ("cold", "repeat"):
+        out[f"{kind}_median_ms"] = round(statistics.median(r["ms"] for r in out[kind]))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -270,7 +315,13 @@ def main(argv=None) -> int:
     m.add_argument("--dist", type=Path, default=root / "dist")
     m.add_argument("--photo", type=Path, default=root / "build" / "photos" / "chelsea.png")
     m.add_argument("--runs", type=int, default=20)
+    mm = sub.add_parser("measure-module", help="time from wasmvision.load() to ready (cold and repeat visits)")
+    mm.add_argument("--dist", type=Path, default=root / "dist")
+    mm.add_argument("--runs", type=int, default=3)
     args = ap.parse_args(argv)
+    if args.cmd == "measure-module":
+        print(json.dumps(measure_module(args.dist, args.runs), indent=2))
+        return 0
     print(json.dumps(measure(args.dist, args.photo, args.runs), indent=2))
     return 0
 

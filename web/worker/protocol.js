@@ -6,7 +6,7 @@
 
 import { runtime, startPython, verifyCode } from "./boot.js";
 import { UserError, errorPayload } from "./errors.js";
-import { totalReceived } from "./fetch.js";
+import { networkBytes, totalReceived } from "./fetch.js";
 import { defaultModel, loadManifest, runtimeFiles, wheelFiles } from "./manifest.js";
 import { classify, embed } from "./inference.js";
 import { allModels, builtin, openModel, prefetch, registerBuiltins, releaseModel, timings as modelTimings }
@@ -16,7 +16,8 @@ import { brokenBy, brokenError } from "./recovery.js";
 import { beforeRequest } from "./testhooks.js";
 
 function stats() {
-  return { timings: { ...runtime.timings, ...modelTimings }, bytesReceived: totalReceived() };
+  return { timings: { ...runtime.timings, ...modelTimings }, bytesReceived: totalReceived(),
+    networkBytes: networkBytes() };
 }
 
 // Boots Python; meanwhile downloads the model the page will ask for first (`prefetch`: a key, or the default).
@@ -40,7 +41,7 @@ async function boot({ prefetch: first, restarts = 0 } = {}) {
 }
 
 const handlers = {
-  open: ({ source, name, engine }) => openModel({ source, name, engine }).then((model) => ({ model, ...stats() })),
+  open: ({ source, name, labels, engine }) => openModel({ source, name, labels, engine }).then((model) => ({ model, ...stats() })),
   classify,
   embed,
   release: async ({ model }) => releaseModel(model),

@@ -45,9 +45,7 @@ def _block_strides() -> list[int]:
 class _GraphWriter:
     """Accumulates nodes and initializers; one method per ONNX operator used."""
 
-    def __init__(self, state_dict: Mapping[str, np.ndarray], eps: float):
-        from onnx import helper, numpy_helper  # build-time dependency, imported only when exporting
-
+    def __init__(self, state_dict: Mapping[str, np.ndarray], eps: float, helper, numpy_helper):
         self.helper, self.numpy_helper = helper, numpy_helper
         self.sd, self.eps = state_dict, eps
         self.nodes: list = []
@@ -115,10 +113,18 @@ def _inverted_residual(g: _GraphWriter, x: str, index: int, stride: int) -> str:
 
 def export_mobilenet_v2(state_dict: Mapping[str, np.ndarray], *, input_size: int = 224, opset: int = 13,
                         eps: float = BN_EPS, model_name: str = "mobilenet_v2", doc: str = "",
-                        check: bool = True):
-    """Return an ``onnx.ModelProto`` computing torchvision's MobileNetV2 with these weights."""
-    import onnx
-    from onnx import TensorProto, helper
+                        check: bool = True, use_onnx: bool = True):
+    """Return an ``onnx.ModelProto`` computing torchvision's MobileNetV2 with these weights.
+
+    ``use_onnx=False`` writes the same model without the onnx package (``onnx_lite``, numpy only): the
+    result then only has ``SerializeToString()``, giving the same bytes, and ``check`` is not run."""
+    if use_onnx:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+    else:
+        from . import onnx_lite
+        onnx = None
+        TensorProto, helper, numpy_helper = onnx_lite.TensorProto, onnx_lite, onnx_lite
 
     if opset < 11:
         raise ExportError("Clip takes its bounds as inputs only from opset 11 on")
@@ -128,7 +134,7 @@ def export_mobilenet_v2(state_dict: Mapping[str, np.ndarray], *, input_size: int
         raise ExportError(f"expected features.0 .. features.{len(strides) + 1}, found {feature_ids}: "
                           "not a torchvision MobileNetV2 state dict")
 
-    g = _GraphWriter(state_dict, eps)
+    g = _GraphWriter(state_dict, eps, helper, numpy_helper)
     g.const("relu6.min", np.array(0.0, np.float32))
     g.const("relu6.max", np.array(6.0, np.float32))
 
@@ -157,6 +163,8 @@ def export_mobilenet_v2(state_dict: Mapping[str, np.ndarray], *, input_size: int
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="wasmvision.export", producer_version="1", doc_string=doc)
+    if onnx is None:
+        return model  # onnx_lite writes ir_version 8 already
     model.ir_version = min(model.ir_version, 8)  # readable by older onnxruntime releases too
     if check:
         onnx.checker.check_model(model, full_check=True)

@@ -1,0 +1,102 @@
+"""The wasmvision page (dist/index.html, its Web Worker) with ``?engine=``: the page's own classify (its default
+model) and, through the public ES module (window.wasmvision.module), any other bundle by URL with the same engine.
+A run is one classify(blob) round trip timed from the main thread, with the worker's stage timings."""
+from __future__ import annotations
+
+WV_RUN = """async ([n, url]) => {
+  if (!window.__blob) window.__blob = await (await fetch(url)).blob();
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const r = await window.wasmvision.classify(window.__blob, {topK: 5});
+    out.push({wall: performance.now() - t0, t: r.timings_ms, engine: r.engine ?? null,
+              top: r.top.map(p => [p.index, p.probability])});
+  }
+  return out;
+}"""
+
+WV_FIRST = """async (url) => {
+  await window.wasmvision.ready;
+  const tReady = performance.now();
+  const blob = await (await fetch(url)).blob();
+  const r = await window.wasmvision.classify(blob, {topK: 5});
+  const st = window.wasmvision.stats;  // not part of the contract: the page's boot split when it exposes one
+  const boot = st && typeof st === "object" && st.bootTimings ? st.bootTimings : null;
+  return {ready_ms: tReady, first_result_ms: performance.now(), top: r.top.map(p => [p.index, p.probability]),
+          model: r.model, engine: r.engine ?? null, timings_ms: r.timings_ms, boot_ms: boot};
+}"""
+
+# A bundle by URL through the public module, with the page's engine; kept in window.__clf[url].
+MODEL_LOAD = """async ([url, engine]) => {
+  window.__clf = window.__clf || {};
+  const t0 = performance.now();
+  const clf = await window.wasmvision.module.load({model: url, engine});
+  window.__clf[url] = clf;
+  return {load_ms: performance.now() - t0, engine: clf.engine ?? null, model: clf.model ?? null};
+}"""
+
+MODEL_RUN = """async ([n, url, img]) => {
+  if (!window.__blob) window.__blob = await (await fetch(img)).blob();
+  const clf = window.__clf[url];
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const r = await clf.classify(window.__blob, {topK: 5});
+    out.push({wall: performance.now() - t0, t: r.timings_ms, engine: r.engine ?? null,
+              top: r.top.map(p => [p.index, p.probability])});
+  }
+  return out;
+}"""
+
+# How many memory snapshots the page keeps in IndexedDB (web/worker): 0 until the first visit stored one.
+SNAPSHOT_STORED = """async () => {
+  if (typeof indexedDB === "undefined") return 0;
+  const names = (await indexedDB.databases()).map((d) => d.name);
+  if (!names.includes("wasmvision-snapshot")) return 0;
+  return await new Promise((res) => {
+    const r = indexedDB.open("wasmvision-snapshot");
+    r.onsuccess = () => { const db = r.result;
+      if (!db.objectStoreNames.contains("snapshots")) { db.close(); return res(0); }
+      const c = db.transaction("snapshots").objectStore("snapshots").count();
+      c.onsuccess = () => { db.close(); res(c.result); }; c.onerror = () => { db.close(); res(0); }; };
+    r.onerror = () => res(0);
+  });
+}"""
+
+IMAGE = "/work/chelsea.png"
+
+
+def open_wv(ctx, srv, engine=None):
+    """(page, info) after the page's first classification; engine None = the page's default (auto)."""
+    page = ctx.new_page()
+    page.goto(f"{srv.url}/wv/index.html" + (f"?engine={engine}" if engine else ""))
+    page.wait_for_function("() => window.wasmvision")
+    info = page.evaluate(WV_FIRST, IMAGE)
+    return page, info
+
+
+def page_runner(page):
+    return lambda n: page.evaluate(WV_RUN, [n, IMAGE])
+
+
+def load_model(page, url, engine):
+    return page.evaluate(MODEL_LOAD, [url, engine])
+
+
+def model_runner(page, url):
+    return lambda n: page.evaluate(MODEL_RUN, [n, url, IMAGE])
+
+
+def summarize(runs, stats):
+    """Chunks of classify records -> round trip (wall), the worker's total, the inference stage, every stage."""
+    runs = [x for chunk in runs for x in chunk]
+    stages = {}
+    for x in runs:
+        for s, v in (x["t"] or {}).items():
+            stages.setdefault(s, []).append(v)
+    return {"latency_ms": stats([x["wall"] for x in runs]),
+            "classify_total_ms": stats(stages.get("total") or [x["wall"] for x in runs]),
+            "inference_ms": stats(stages.get("inference", [])),
+            "stages_ms": {s: stats(v) for s, v in stages.items()},
+            "engine": runs[-1].get("engine") if runs else None,
+            "top5": runs[-1]["top"] if runs else None}

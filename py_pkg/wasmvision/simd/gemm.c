@@ -1,0 +1,82 @@
+// SGEMM with a fused epilogue: C[M,N] = act(A[M,K] @ B[K,N] + bias[N]).
+// Used for pointwise convolutions, dense layers and im2col convolutions (the stem, grouped convs).
+// B is packed once at plan time (by numpy) into ceil(N/8) panels of K x 8 floats, zero-padded past N, so the
+// inner loop is two aligned-stride vector loads of B plus one broadcast of A per row of the register tile.
+// bias is padded the same way (ceil(N/8)*8 floats). A and C may be row-strided (lda >= K, ldc >= N) and
+// need no alignment (wasm SIMD loads do not trap on misalignment).
+#include "wvsimd.h"
+
+#define NR 8
+
+// Descriptor words.
+enum { G_A, G_LDA, G_BP, G_BIAS, G_C, G_LDC, G_M, G_K, G_N, G_MC, G_ACT, G_WORDS = G_ACT + ACT_WORDS };
+
+EXPORT int wv_gemm_words(void) { return G_WORDS; }
+
+INLINE void store8(f32 *c, int ncols, v128_t lo, v128_t hi) {
+  if (ncols == NR) {
+    wasm_v128_store(c, lo);
+    wasm_v128_store(c + 4, hi);
+  } else {  // the last panel of an N that is not a multiple of 8
+    f32 t[NR];
+    wasm_v128_store(t, lo);
+    wasm_v128_store(t + 4, hi);
+    for (int j = 0; j < ncols; j++) c[j] = t[j];
+  }
+}
+
+// One MR x 8 register tile: the accumulators stay in registers over the whole K loop.
+#define ROW_DECL(R) const f32 *a##R = A + (long)(m + R) * lda; \
+  v128_t c##R##0 = b0, c##R##1 = b1;
+#define ROW_STEP(R) { v128_t a = wasm_v128_load32_splat(a##R + k); \
+    c##R##0 = wasm_f32x4_add(c##R##0, wasm_f32x4_mul(a, p0)); \
+    c##R##1 = wasm_f32x4_add(c##R##1, wasm_f32x4_mul(a, p1)); }
+#define ROW_STORE(R) store8(C + (long)(m + R) * ldc, ncols, act4(c##R##0, act), act4(c##R##1, act));
+
+#define TILE(NAME, ROWS, STEPS, STORES) \
+  INLINE void NAME(const f32 *A, int lda, const f32 *bp, int K, f32 *C, int ldc, int m, int ncols, \
+                   v128_t b0, v128_t b1, const Act *act) { \
+    ROWS \
+    for (int k = 0; k < K; k++) { \
+      v128_t p0 = wasm_v128_load(bp + k * NR), p1 = wasm_v128_load(bp + k * NR + 4); \
+      STEPS \
+    } \
+    STORES \
+  }
+
+// 4x8: 8 accumulators. A 6x8 tile (12 accumulators + 2 B vectors + 1 broadcast = 15 of x64's 16 vector registers)
+// was measured slower in V8 (register spills): the whole MobileNetV2 graph 22.3 ms vs 15.8 ms with 4x8.
+TILE(tile4x8, ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3),
+     ROW_STEP(0) ROW_STEP(1) ROW_STEP(2) ROW_STEP(3),
+     ROW_STORE(0) ROW_STORE(1) ROW_STORE(2) ROW_STORE(3))
+TILE(tile2x8, ROW_DECL(0) ROW_DECL(1), ROW_STEP(0) ROW_STEP(1), ROW_STORE(0) ROW_STORE(1))
+TILE(tile1x8, ROW_DECL(0), ROW_STEP(0), ROW_STORE(0))
+
+// mc: rows per block, so a block of A stays in cache while every panel of
+// B passes over it (each panel, K x 8 floats, stays in L1 across the block's tiles).
+static void gemm(const f32 *A, int lda, const f32 *Bp, const f32 *bias, f32 *C, int ldc, int M, int K, int N,
+                 int mc, const Act *act) {
+  int panels = (N + NR - 1) / NR;
+  if (mc <= 0) mc = 64;
+  for (int m0 = 0; m0 < M; m0 += mc) {
+    int m1 = m0 + mc < M ? m0 + mc : M;
+    for (int p = 0; p < panels; p++) {
+      int n0 = p * NR;
+      int ncols = N - n0 < NR ? N - n0 : NR;
+      const f32 *bp = Bp + (long)p * K * NR;
+      v128_t b0 = wasm_v128_load(bias + n0), b1 = wasm_v128_load(bias + n0 + 4);
+      f32 *Cp = C + n0;
+      int m = m0;
+      for (; m + 4 <= m1; m += 4) tile4x8(A, lda, bp, K, Cp, ldc, m, ncols, b0, b1, act);
+      for (; m + 2 <= m1; m += 2) tile2x8(A, lda, bp, K, Cp, ldc, m, ncols, b0, b1, act);
+      for (; m < m1; m++) tile1x8(A, lda, bp, K, Cp, ldc, m, ncols, b0, b1, act);
+    }
+  }
+}
+
+// One argument: the address of a uint32 descriptor (layout above), so a call from Python costs ~1 us.
+EXPORT void wv_gemm(const uint32_t *d) {
+  Act act = act_read(d + G_ACT);
+  gemm(D_PTR(d, G_A), (int)d[G_LDA], D_PTR(d, G_BP), D_PTR(d, G_BIAS), D_PTR(d, G_C), (int)d[G_LDC],
+       (int)d[G_M], (int)d[G_K], (int)d[G_N], (int)d[G_MC], &act);
+}

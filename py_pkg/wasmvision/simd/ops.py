@@ -1,0 +1,237 @@
+"""SIMD kernels per op, registered by name like the numpy kernels (``SIMD_OPS``).
+
+Each entry is ``prepare(lib, op, inputs, outputs, scratch) -> Step | None``: the same binding as ``Op.prepare``
+(same buffers, same scratch the numpy op asked for), or None when the kernels do not cover this node, which then
+runs in numpy. Everything is decided here at plan time: weights packed, descriptors filled, so a step is one
+ctypes call with one argument (~1 us in the browser, vs ~5-12 us with a dozen arguments).
+
+The kernel only sees addresses: each step keeps every array it touches (``step.keep``), because a freed
+temporary is silently reused memory (the probe saw wrong results, not a crash).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..kernels.base import Step, make_activation
+
+NR = 8        # B panel width (floats): two SIMD vectors
+GEMM_MC = 64  # rows of A per block: a block stays in cache while all panels of B pass over it
+
+ACT_NONE, ACT_CLIP, ACT_HARDSWISH, ACT_HARDSIGMOID = 0, 1, 2, 3
+
+SIMD_OPS: dict[str, Callable] = {}
+
+
+def simd_op(name: str):
+    def deco(fn):
+        SIMD_OPS[name] = fn
+        return fn
+    return deco
+
+
+def prepare_simd(lib, op, inputs, outputs, scratch) -> Step | None:
+    fn = SIMD_OPS.get(op.op_name)
+    return None if fn is None else fn(lib, op, inputs, outputs, scratch)
+
+
+# --------------------------------------------------------------------------------------------- descriptors
+
+def _bits(v: float) -> int:
+    return int(np.array([v], np.float32).view(np.uint32)[0])
+
+
+def split_activation(spec) -> tuple[list[int], dict | None]:
+    """(the 5 epilogue words of a descriptor, the part numpy applies after the kernel or None). Sigmoid is left
+    to numpy (no vector exp in the library); everything else the bundle format fuses runs in the kernel."""
+    spec = dict(spec or {})
+    kind = spec.get("kind", "none")
+    inf = float("inf")
+    if kind == "none":
+        return [ACT_NONE, 0, 0, 0, 0], None
+    if kind == "relu":
+        return [ACT_CLIP, _bits(0.0), _bits(inf), 0, 0], None
+    if kind == "clip":
+        lo, hi = spec.get("min"), spec.get("max")
+        return [ACT_CLIP, _bits(-inf if lo is None else lo), _bits(inf if hi is None else hi), 0, 0], None
+    if kind == "hardswish":
+        return [ACT_HARDSWISH, 0, 0, _bits(1.0 / 6.0), _bits(0.5)], None
+    if kind == "hardsigmoid":
+        return [ACT_HARDSIGMOID, 0, 0, _bits(spec.get("alpha", 0.2)), _bits(spec.get("beta", 0.5))], None
+    return [ACT_NONE, 0, 0, 0, 0], spec  # sigmoid (or an unknown kind: make_activation names it)
+
+
+def _row_major(a: np.ndarray) -> bool:
+    """2-D float32 with unit column stride and a whole-float row stride: what the GEMM reads and writes."""
+    return (a.ndim == 2 and a.dtype == np.float32 and a.strides[1] == 4 and a.strides[0] % 4 == 0
+            and a.strides[0] >= 4 * a.shape[1])
+
+
+def pack_b(w2: np.ndarray) -> np.ndarray:
+    """(K, N) -> (ceil(N/8), K, 8) panels, zero-padded past N: the GEMM's inner loop reads 8 contiguous floats."""
+    k, n = w2.shape
+    panels = -(-n // NR)
+    padded = np.zeros((k, panels * NR), np.float32)
+    padded[:, :n] = w2
+    return np.ascontiguousarray(padded.reshape(k, panels, NR).transpose(1, 0, 2))
+
+
+def gemm_call(lib, a2: np.ndarray, w2: np.ndarray, bias, y2: np.ndarray, words: list[int]) -> Step | None:
+    """y2 = act(a2 @ w2 + bias): a2 (M, K), w2 (K, N), y2 (M, N); None if a layout is not one the kernel reads."""
+    if not (_row_major(a2) and _row_major(y2)):
+        return None
+    m, k = a2.shape
+    n = w2.shape[1]
+    bp = pack_b(np.asarray(w2, np.float32))
+    bb = np.zeros(bp.shape[0] * NR, np.float32)  # padded like the panels: the kernel loads 8 at a time
+    if bias is not None:
+        bb[:n] = bias
+    d = np.array([a2.ctypes.data, a2.strides[0] // 4, bp.ctypes.data, bb.ctypes.data, y2.ctypes.data,
+                  y2.strides[0] // 4, m, k, n, GEMM_MC, *words], np.uint32)
+    assert d.size == lib.gemm_words
+    f, addr = lib.gemm, d.ctypes.data
+
+    def gemm():
+        f(addr)
+    gemm.keep = (a2, bp, bb, y2, d)
+    return gemm
+
+
+def dwconv_call(lib, x, w3, bias, y, strides, pads, words) -> Step:
+    """x (N, H, W, C), w3 (KH, KW, C), y (N, OH, OW, C), all C-contiguous; pads (top, left)."""
+    n, h, w, c = x.shape
+    kh, kw = w3.shape[:2]
+    w3 = np.ascontiguousarray(w3, np.float32)
+    bb = np.zeros(c, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
+    d = np.array([x.ctypes.data, w3.ctypes.data, bb.ctypes.data, y.ctypes.data, n, h, w, c, kh, kw,
+                  strides[0], strides[1], pads[0], pads[1], y.shape[1], y.shape[2], *words], np.uint32)
+    assert d.size == lib.dwconv_words
+    f, addr = lib.dwconv, d.ctypes.data
+
+    def depthwise():
+        f(addr)
+    depthwise.keep = (x, w3, bb, y, d)
+    return depthwise
+
+
+def _then(core: Step, post: Step | None) -> Step:
+    if post is None:
+        return core
+
+    def run():
+        core()
+        post()
+    run.keep = core.keep
+    return run
+
+
+# --------------------------------------------------------------------------------------------- ops
+
+@simd_op("conv2d")
+def conv2d(lib, op, inputs, outputs, scratch) -> Step | None:
+    x, wt = inputs[0], inputs[1]
+    b = inputs[2] if len(inputs) > 2 else None
+    y = outputs[0]  # (N, OH, OW, Cout)
+    g = op._geometry(x.shape, wt.shape)
+    n, h, w, c, kh, kw, cg, cout, groups, sh, sw, dh, dw, pt, pl, pb, pr, oh, ow = g
+    kind = op._kind(g)
+    words, rest = split_activation(op.attrs.get("activation"))
+    post = make_activation(rest, y)
+    if not (x.flags.c_contiguous and y.flags.c_contiguous):
+        return None
+    if kind == "pointwise":
+        w2 = wt.reshape(c, cout)  # (Cin, Cout)
+        y2 = y.reshape(-1, cout)  # (N*OH*OW, Cout)
+        if (sh, sw) == (1, 1):
+            step = gemm_call(lib, x.reshape(-1, c), w2, b, y2, words)
+            return None if step is None else _then(step, post)
+        sub = scratch[0]  # (N, OH, OW, Cin): the strided pixels, gathered by numpy
+        xs = x[:, ::sh, ::sw, :][:, :oh, :ow, :]
+        step = gemm_call(lib, sub.reshape(-1, c), w2, b, y2, words)
+        if step is None:
+            return None
+        copyto = np.copyto
+
+        def strided_pointwise():
+            copyto(sub, xs)
+            step()
+        strided_pointwise.keep = (step.keep, xs)
+        return _then(strided_pointwise, post)
+    if kind == "depthwise":
+        if (dh, dw) != (1, 1):
+            return None
+        return _then(dwconv_call(lib, x, wt[:, :, 0, :], b, y, (sh, sw), (pt, pl), words), post)
+    # im2col (the stem, grouped convs): the library gathers each group's windows (zeros for the padding) into
+    # the numpy op's cols scratch, then the GEMM multiplies; the numpy op's padded scratch is left unused.
+    cols = scratch[1]  # (G, N*OH*OW, KH*KW*Cg)
+    cog = cout // groups
+    y2 = y.reshape(-1, cout)
+    steps = []
+    for gi in range(groups):
+        d = np.array([x.ctypes.data, cols[gi].ctypes.data, n, h, w, c, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow,
+                      gi * cg, cg], np.uint32)
+        assert d.size == lib.im2col_words
+        wg = wt[..., gi * cog:(gi + 1) * cog].reshape(kh * kw * cg, cog)
+        bg = None if b is None else b[gi * cog:(gi + 1) * cog]
+        gemm = gemm_call(lib, cols[gi], wg, bg, y2[:, gi * cog:(gi + 1) * cog], words)
+        if gemm is None:
+            return None
+        steps.append((lib.im2col, d.ctypes.data, gemm, d))
+
+    def im2col():
+        for gather, addr, gemm, _ in steps:
+            gather(addr)
+            gemm()
+    im2col.keep = (x, cols, steps)
+    return _then(im2col, post)
+
+
+@simd_op("dense")
+def dense(lib, op, inputs, outputs, scratch) -> Step | None:
+    x, w = inputs[0], inputs[1]  # (N, K), (K, M)
+    b = inputs[2] if len(inputs) > 2 else None
+    y = outputs[0]  # (N, M)
+    words, rest = split_activation(op.attrs.get("activation"))
+    step = gemm_call(lib, x, w, b, y, words)
+    return None if step is None else _then(step, make_activation(rest, y))
+
+
+@simd_op("global_avg_pool")
+def global_avg_pool(lib, op, inputs, outputs, scratch) -> Step | None:
+    x, y = inputs[0], outputs[0]  # (N, H, W, C) -> (N, 1, 1, C)
+    if not (x.flags.c_contiguous and y.flags.c_contiguous):
+        return None
+    n, h, w, c = x.shape
+    d = np.array([x.ctypes.data, y.ctypes.data, n, h * w, c, _bits(1.0 / (h * w))], np.uint32)
+    assert d.size == lib.gap_words
+    f, addr = lib.gap, d.ctypes.data
+
+    def gap():
+        f(addr)
+    gap.keep = (x, y, d)
+    return gap
+
+
+# --------------------------------------------------------------------------------------------- self-check
+
+def self_check(lib) -> str | None:
+    """Tiny cases against numpy right after loading: a library that computes garbage must not be used."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((7, 5)).astype(np.float32)
+    w = rng.standard_normal((5, 11)).astype(np.float32)
+    b = rng.standard_normal(11).astype(np.float32)
+    y = np.empty((7, 11), np.float32)
+    gemm_call(lib, a, w, b, y, split_activation({"kind": "relu"})[0])()
+    if not np.allclose(y, np.maximum(a @ w + b, 0), atol=1e-4):
+        return "GEMM"
+    x = rng.standard_normal((1, 5, 6, 7)).astype(np.float32)
+    k = rng.standard_normal((3, 3, 7)).astype(np.float32)
+    yd = np.empty((1, 5, 6, 7), np.float32)
+    dwconv_call(lib, x, k, None, yd, (1, 1), (1, 1), split_activation(None)[0])()
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    ref = sum(xp[:, i:i + 5, j:j + 6, :] * k[i, j] for i in range(3) for j in range(3))
+    if not np.allclose(yd, ref, atol=1e-4):
+        return "depthwise"
+    return None

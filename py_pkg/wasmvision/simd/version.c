@@ -1,0 +1,4 @@
+// The library's interface version: the Python binding refuses a library built for another descriptor layout.
+#include "wvsimd.h"
+
+EXPORT int wv_version(void) { return 1; }

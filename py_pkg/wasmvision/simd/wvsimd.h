@@ -1,0 +1,67 @@
+// Shared by the kernel files: types, export macro, descriptor access, the fused activation epilogue.
+// No libc (the module is linked with -nostdlib): kernels work only on caller-provided numpy buffers.
+#ifndef WVSIMD_H
+#define WVSIMD_H
+
+#include <stdint.h>
+#include <wasm_simd128.h>
+
+#define EXPORT __attribute__((visibility("default")))
+#define INLINE static inline __attribute__((always_inline))
+
+typedef float f32;
+
+// Descriptors are uint32 arrays built once per plan (wasm32 addresses fit); floats travel as their bits.
+INLINE f32 d_f32(const uint32_t *d, int i) {
+  union { uint32_t u; f32 f; } v = {d[i]};
+  return v.f;
+}
+#define D_PTR(d, i) ((f32 *)(uintptr_t)(d)[i])
+
+// Fused activations. Sigmoid is not here: numpy applies it after the kernel (no vector exp in this library).
+enum { ACT_NONE = 0, ACT_CLIP = 1, ACT_HARDSWISH = 2, ACT_HARDSIGMOID = 3 };
+
+// Every descriptor ends with ACT_WORDS words: kind, lo, hi, alpha, beta (clip bounds; hard* slope/offset).
+#define ACT_WORDS 5
+typedef struct {
+  int kind;
+  v128_t lo, hi, alpha, beta, zero, one;
+  f32 slo, shi, salpha, sbeta;
+} Act;
+
+INLINE Act act_read(const uint32_t *d) {
+  Act a;
+  a.kind = (int)d[0];
+  a.slo = d_f32(d, 1); a.shi = d_f32(d, 2); a.salpha = d_f32(d, 3); a.sbeta = d_f32(d, 4);
+  a.lo = wasm_f32x4_splat(a.slo); a.hi = wasm_f32x4_splat(a.shi);
+  a.alpha = wasm_f32x4_splat(a.salpha); a.beta = wasm_f32x4_splat(a.sbeta);
+  a.zero = wasm_f32x4_splat(0.0f); a.one = wasm_f32x4_splat(1.0f);
+  return a;
+}
+
+// pmin/pmax are single minps/maxps on x86 (f32x4.min/max are NaN-exact sequences, several times slower).
+INLINE v128_t clamp4(v128_t v, v128_t lo, v128_t hi) { return wasm_f32x4_pmin(wasm_f32x4_pmax(v, lo), hi); }
+
+INLINE v128_t act4(v128_t v, const Act *a) {
+  switch (a->kind) {
+    case ACT_CLIP: return clamp4(v, a->lo, a->hi);
+    case ACT_HARDSWISH:  // x * clip(alpha*x + beta, 0, 1) (ONNX HardSwish: alpha 1/6, beta 1/2)
+      return wasm_f32x4_mul(v, clamp4(wasm_f32x4_add(wasm_f32x4_mul(v, a->alpha), a->beta), a->zero, a->one));
+    case ACT_HARDSIGMOID:
+      return clamp4(wasm_f32x4_add(wasm_f32x4_mul(v, a->alpha), a->beta), a->zero, a->one);
+    default: return v;
+  }
+}
+
+INLINE f32 clamp1(f32 v, f32 lo, f32 hi) { v = v < lo ? lo : v; return hi < v ? hi : v; }
+
+INLINE f32 act1(f32 v, const Act *a) {
+  switch (a->kind) {
+    case ACT_CLIP: return clamp1(v, a->slo, a->shi);
+    case ACT_HARDSWISH: return v * clamp1(v * a->salpha + a->sbeta, 0.0f, 1.0f);
+    case ACT_HARDSIGMOID: return clamp1(v * a->salpha + a->sbeta, 0.0f, 1.0f);
+    default: return v;
+  }
+}
+
+#endif

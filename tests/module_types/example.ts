@@ -1,0 +1,68 @@
+// Uses every call of the wasmvision module as a TypeScript user would; checked with `tsc --noEmit` by
+// tests/test_module_package.py against dist/ installed as the "wasmvision" package. Lines marked with a
+// ts-expect-error directive must NOT compile: the types reject them.
+import * as wasmvision from "wasmvision";
+import { WasmvisionError, type ClassifyResult, type ErrorKind, type ImageInput, type Progress } from "wasmvision";
+
+async function main(file: File, img: HTMLImageElement, canvas: HTMLCanvasElement, video: HTMLVideoElement) {
+  const builtins = await wasmvision.listModels({ baseUrl: "/wasmvision/" });
+  const first: string = builtins[0].key;
+  const sizes: number[] = builtins.map((m) => m.bytes);
+
+  const clf = await wasmvision.load({
+    model: first,
+    engine: "auto",
+    baseUrl: new URL("/wasmvision/", location.href),
+    onProgress: (p: Progress) => console.log(p.stage, p.loaded, p.total, p.label),
+  });
+  const own = await wasmvision.load({ model: file, name: "mine", labels: ["cat", "dog"], engine: "numpy" });
+  const fromUrl = await wasmvision.load({ model: "models/x.wvb", labels: new Blob(["a\nb\n"]) });
+  await wasmvision.load();
+
+  const r: ClassifyResult = await clf.classify(img, { topK: 5 });
+  const best: { index: number; label: string; probability: number } = r.top[0];
+  const ms: number = r.timings_ms.total + r.timings_ms.inference;
+  const engine: "numpy" | "simd" | undefined = r.engine;
+  const key: string = r.model.key;
+  const inputs: ImageInput[] = [file, img, canvas, video, new OffscreenCanvas(4, 4),
+    await createImageBitmap(canvas), new ImageData(2, 2), "photo.jpg", new URL("photo.jpg", location.href)];
+  const many: ClassifyResult[] = await clf.classify(inputs);
+  const one: ClassifyResult = await clf.classify("photo.jpg");
+  const v: Float32Array = await clf.embed(img);
+  const vs: Float32Array[] = await clf.embed([img, canvas]);
+  const classes: number | undefined = clf.model.classes;
+  const running: "numpy" | "simd" | null = clf.engine;
+  const pyodide: string = clf.runtime.pyodideVersion;
+  const stats = await clf.stats();
+  const downloaded: number = stats.bytesReceived;
+  await own.dispose();
+  await fromUrl.dispose();
+
+  try {
+    await clf.classify(img, { topK: 0 });
+  } catch (err) {
+    if (err instanceof WasmvisionError) {
+      const kind: ErrorKind = err.kind;
+      const message: string = err.message;
+      const index: number | undefined = err.index;
+      if (kind === "ImageError" || kind === "ModelError" || kind === "SetupError") console.log(message, index);
+    }
+  }
+
+  // @ts-expect-error: a number is not an image
+  await clf.classify(42);
+  // @ts-expect-error: topK is a number
+  await clf.classify(img, { topK: "5" });
+  // @ts-expect-error: no such engine
+  await wasmvision.load({ engine: "gpu" });
+  // @ts-expect-error: the result of embed is a Float32Array, not a result
+  const wrong: ClassifyResult = await clf.embed(img);
+  // @ts-expect-error: not an error kind
+  const badKind: ErrorKind = "OopsError";
+  // @ts-expect-error: the model is read-only
+  clf.model.key = "other";
+  await clf.dispose();
+  return [first, sizes, best, ms, engine, key, many, one, v, vs, classes, running, pyodide, downloaded, wrong, badKind];
+}
+
+export { main };

@@ -1,0 +1,366 @@
+"""The public ES module (dist/wasmvision.mjs) used from a page that is not the demo, in another folder of the site
+(dist/examples/), importing it by a relative URL: every input kind, batches, embeddings, errors, each checked
+against the native run of the same bundle. Needs the built site (python3 build.py build) and Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import browser_util as bu
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT_MS = 240_000
+PROB_TOL = 1e-3
+EMBED_TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def site(dist_dir, photos_dir, tmp_path_factory) -> Path:
+    """dist/ (as symlinks) plus photos the page can load by URL, under examples/photos/."""
+    for needed in ("wasmvision.mjs", "worker.js", "examples/index.html", "manifest.json"):
+        if not (dist_dir / needed).exists():
+            pytest.fail(f"{dist_dir / needed} is missing: run `python3 build.py build` first", pytrace=False)
+    root = tmp_path_factory.mktemp("module-site")
+    for src in sorted(dist_dir.rglob("*")):
+        if src.is_file():
+            out = root / src.relative_to(dist_dir)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.symlink_to(src.resolve())
+    photos = root / "examples" / "photos"
+    photos.mkdir()
+    for name in ("chelsea.png", "coffee.png"):
+        if (photos_dir / name).exists():
+            (photos / name).symlink_to((photos_dir / name).resolve())
+    (photos / "notes.txt").write_text("not an image\n")
+    (photos / "blank.html").write_text("<!doctype html><html lang=en><title>blank</title></html>\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def entry(dist_dir) -> dict:
+    return next(m for m in json.loads((dist_dir / "manifest.json").read_text())["models"] if m["default"])
+
+
+@pytest.fixture(scope="module")
+def native(dist_dir, photos_dir, entry):
+    """What the module must reproduce: the same bundle natively on PIL-decoded RGB."""
+    Image = pytest.importorskip("PIL.Image")
+    import wasmvision
+
+    clf = wasmvision.load(dist_dir / entry["file"])
+    out = {}
+    for name in ("chelsea.png", "coffee.png"):
+        if (photos_dir / name).exists():
+            rgb = np.asarray(Image.open(photos_dir / name).convert("RGB"))
+            out[name] = {"top": clf.classify(rgb, top_k=5).to_dict()["top"],
+                         "embedding": clf.infer(rgb, embedding=True)}
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(bu.chromium_path()).exists():
+        pytest.skip(f"Chromium not found at {bu.chromium_path()} (set WASMVISION_CHROMIUM)")
+    with sync_api.sync_playwright() as p:
+        b = bu.launch(p)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def served(site):
+    with bu.serve(site) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def example(browser, served):
+    """The example page, its module loaded and a classifier ready (window.example = {wasmvision, clf})."""
+    context = browser.new_context()
+    try:
+        log = bu.RequestLog(context)
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(served + "examples/")
+        page.wait_for_function("() => window.example && window.example.clf", timeout=TIMEOUT_MS)
+        page.evaluate("""async () => {
+            const img = new Image();
+            img.src = "photos/chelsea.png";
+            await img.decode();
+            window.chelsea = img;
+        }""")
+        yield {"page": page, "log": log, "errors": errors, "base": served}
+    finally:
+        context.close()
+
+
+def _close(got: list[dict], want: list[dict], tol: float = PROB_TOL) -> None:
+    assert [p["index"] for p in got] == [p["index"] for p in want], (got, want)
+    for a, b in zip(got, want):
+        assert abs(a["probability"] - b["probability"]) <= tol, (a, b)
+
+
+# Each makes one input kind from window.chelsea (a loaded <img> of photos/chelsea.png) in the page.
+INPUTS = {
+    "img": "window.chelsea",
+    "canvas": """(() => { const c = document.createElement("canvas");
+        c.width = chelsea.naturalWidth; c.height = chelsea.naturalHeight;
+        c.getContext("2d").drawImage(chelsea, 0, 0); return c; })()""",
+    "offscreen-canvas": """(() => { const c = new OffscreenCanvas(chelsea.naturalWidth, chelsea.naturalHeight);
+        c.getContext("2d").drawImage(chelsea, 0, 0); return c; })()""",
+    "imagebitmap": "await createImageBitmap(chelsea)",
+    "imagedata": """(() => { const c = new OffscreenCanvas(chelsea.naturalWidth, chelsea.naturalHeight);
+        const ctx = c.getContext("2d"); ctx.drawImage(chelsea, 0, 0);
+        return ctx.getImageData(0, 0, c.width, c.height); })()""",
+    "url": '"photos/chelsea.png"',
+    "blob": 'await (await fetch("photos/chelsea.png")).blob()',
+}
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("kind", list(INPUTS))
+def test_every_input_kind_matches_native(example, native, kind):
+    page = example["page"]
+    result = page.evaluate(f"async () => {{ const input = {INPUTS[kind]}; "
+                           "return await window.example.clf.classify(input, {topK: 5}); }")
+    _close(result["top"], native["chelsea.png"]["top"])
+    assert result["image"]["width"] == 451 and result["image"]["height"] == 300
+    assert set(result["timings_ms"]) >= {"decode", "preprocess", "inference", "postprocess", "total"}
+    assert example["errors"] == []
+
+
+@pytest.mark.browser
+def test_video_current_frame(example, native):
+    """A <video> showing a frame: the frame is what gets classified (here a canvas stream of chelsea)."""
+    page = example["page"]
+    result = page.evaluate("""async () => {
+        const c = document.createElement("canvas");
+        c.width = chelsea.naturalWidth; c.height = chelsea.naturalHeight;
+        const ctx = c.getContext("2d");
+        ctx.drawImage(chelsea, 0, 0);
+        const video = document.createElement("video");
+        video.muted = true;
+        video.srcObject = c.captureStream();
+        await video.play();
+        ctx.drawImage(chelsea, 0, 0);  // a new frame for the stream
+        while (video.readyState < 2 || !video.videoWidth) await new Promise((r) => setTimeout(r, 20));
+        const r = await window.example.clf.classify(video, {topK: 5});
+        video.srcObject.getTracks().forEach((t) => t.stop());
+        return r;
+    }""")
+    # A video frame goes through the browser's video pipeline (YUV), so only the ranking is exact.
+    assert result["top"][0]["index"] == native["chelsea.png"]["top"][0]["index"]
+    assert result["image"]["width"] == 451
+
+
+@pytest.mark.browser
+def test_batch_in_array_out(example, native):
+    page = example["page"]
+    names = [n for n in ("chelsea.png", "coffee.png") if n in native]
+    results = page.evaluate("""async (names) => {
+        const inputs = [window.chelsea, ...names.map((n) => "photos/" + n)];
+        return await window.example.clf.classify(inputs, {topK: 5});
+    }""", names)
+    assert len(results) == 1 + len(names)
+    _close(results[0]["top"], native["chelsea.png"]["top"])
+    for name, r in zip(names, results[1:]):
+        _close(r["top"], native[name]["top"])
+
+
+@pytest.mark.browser
+def test_embed_matches_native_infer_embedding(example, native):
+    page = example["page"]
+    got = page.evaluate("""async () => {
+        const v = await window.example.clf.embed(window.chelsea);
+        const [a, b] = await window.example.clf.embed([window.chelsea, "photos/chelsea.png"]);
+        return {type: v.constructor.name, v: Array.from(v), a: Array.from(a), b: Array.from(b),
+                dims: window.example.clf.model.embedding};
+    }""")
+    want = native["chelsea.png"]["embedding"]
+    assert got["type"] == "Float32Array" and got["dims"] is True
+    assert len(got["v"]) == want.size == 1280
+    assert float(np.max(np.abs(np.asarray(got["v"]) - want))) <= EMBED_TOL
+    assert got["a"] == got["v"] and float(np.max(np.abs(np.asarray(got["b"]) - want))) <= EMBED_TOL
+
+
+# (what, JS that must reject, expected kind, a word of the message)
+BAD = [
+    ("number", "clf.classify(42)", "ImageError", "expected an image"),
+    ("plain object", "clf.classify({width: 2, height: 2})", "ImageError", "expected an image"),
+    ("empty blob", "clf.classify(new Blob([]))", "ImageError", "empty"),
+    ("text blob", 'clf.classify(new Blob(["hello, not an image"]))', "ImageError", "not an image"),
+    ("broken img", """(async () => { const img = new Image(); img.src = "photos/notes.txt";
+        await img.decode().catch(() => {}); return clf.classify(img); })()""", "ImageError", "<img>"),
+    ("img without src", "clf.classify(new Image())", "ImageError", "<img>"),
+    ("empty canvas", 'clf.classify(Object.assign(document.createElement("canvas"), {width: 0}))', "ImageError",
+     "canvas"),
+    ("closed bitmap", "(async () => { const b = await createImageBitmap(chelsea); b.close(); return clf.classify(b); })()",
+     "ImageError", "imagebitmap"),
+    ("video without frame", 'clf.classify(document.createElement("video"))', "ImageError", "video"),
+    ("missing url", 'clf.classify("photos/missing.png")', "ImageError", "404"),
+    ("not-an-image url", 'clf.classify("photos/notes.txt")', "ImageError", "not an image"),
+    ("other origin", 'clf.classify("https://example.com/cat.jpg")', "PrivacyError", "example.com"),
+    ("topK 0", "clf.classify(chelsea, {topK: 0})", "ArgumentError", "topk"),
+    ("topK 2.5", "clf.classify(chelsea, {topK: 2.5})", "ArgumentError", "topk"),
+    ("topK string", 'clf.classify(chelsea, {topK: "5"})', "ArgumentError", "topk"),
+    ("topK too big", "clf.classify(chelsea, {topK: 1001})", "ArgumentError", "1000"),
+    ("bad options", "clf.classify(chelsea, 5)", "ArgumentError", "options"),
+    ("batch with a bad one", 'clf.classify([chelsea, "photos/notes.txt"])', "ImageError", "image 2 of 2"),
+    ("embed of a bad one", "clf.embed(new Blob([]))", "ImageError", "empty"),
+    ("unknown model", 'wv.load({model: "no-such-model"})', "ModelError", "no-such-model"),
+    ("missing model file", 'wv.load({model: "../models/missing.wvb"})', "ModelError", "404"),
+    ("empty model file", "wv.load({model: new File([], 'x.wvb')})", "ModelError", "empty"),
+    ("damaged model file", "wv.load({model: new File([new Uint8Array(4096).fill(7)], 'junk.wvb')})", "ModelError",
+     "junk"),
+    ("bad engine", 'wv.load({engine: "gpu"})', "ArgumentError", "engine"),
+    ("labels of the wrong length", 'wv.load({model: "../models/mobilenet_v2-int8.wvb", labels: ["a", "b"]})',
+     "ModelError", "labels"),
+]
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("what, js, kind, word", BAD, ids=[b[0] for b in BAD])
+def test_bad_input_is_a_wasmvision_error_and_the_page_keeps_working(example, native, what, js, kind, word):
+    page = example["page"]
+    err = page.evaluate(f"""async () => {{
+        const {{ wasmvision: wv, clf }} = window.example;
+        try {{
+            await {js};
+            return null;
+        }} catch (e) {{
+            return {{isError: e instanceof wv.WasmvisionError, name: e.name, kind: e.kind, message: e.message}};
+        }}
+    }}""")
+    assert err is not None, f"{what}: resolved instead of failing"
+    assert err["isError"] and err["name"] == "WasmvisionError", err
+    assert err["kind"] == kind, err
+    assert word in err["message"].lower(), err
+    assert "\n" not in err["message"].strip(), err  # one line
+    result = page.evaluate("window.example.clf.classify(window.chelsea, {topK: 5})")
+    _close(result["top"], native["chelsea.png"]["top"])
+
+
+@pytest.mark.browser
+def test_no_foreign_requests_and_no_page_errors(example):
+    # After every test above (other-origin URL included): the worker refused it, nothing left the origin.
+    assert example["log"].foreign(example["base"]) == []
+    assert example["errors"] == []
+
+
+@pytest.mark.browser
+def test_user_model_with_labels_file(example, native, dist_dir, entry):
+    """A model given as a File with a labels file: results carry the given names."""
+    page = example["page"]
+    raw = (dist_dir / entry["file"]).read_bytes()
+    names = [f"name {i}" for i in range(1000)]
+    import base64
+
+    got = page.evaluate("""async ([b64, labels]) => {
+        const { wasmvision: wv } = window.example;
+        const file = new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], "mine.wvb");
+        const mine = await wv.load({model: file, labels: new File([labels], "labels.txt")});
+        const r = await mine.classify(window.chelsea, {topK: 3});
+        await mine.dispose();
+        let after = null;
+        try { await mine.classify(window.chelsea); } catch (e) { after = e.kind; }
+        return {r, model: mine.model, after};
+    }""", [base64.b64encode(raw).decode(), "\n".join(names) + "\n"])
+    assert got["model"]["builtin"] is False and got["model"]["labels"] == 1000
+    want = native["chelsea.png"]["top"][:3]
+    _close(got["r"]["top"], want)
+    assert [p["label"] for p in got["r"]["top"]] == [f"name {p['index']}" for p in want]
+    assert got["after"] == "DisposedError"
+    # The shared worker still serves the example's own classifier.
+    result = page.evaluate("window.example.clf.classify(window.chelsea, {topK: 5})")
+    _close(result["top"], native["chelsea.png"]["top"])
+
+
+@pytest.mark.browser
+def test_progress_reports_bytes_and_ends_ready(browser, served, dist_dir):
+    """load()'s onProgress: bytes that only grow, a total equal to what the first load needs, then "ready"; and
+    the time from load() to ready, printed for the notes."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(served + "examples/photos/blank.html")  # a page with no classifier of its own
+        got = page.evaluate("""async () => {
+            const wv = await import("../../wasmvision.mjs");
+            const events = [];
+            const t0 = performance.now();
+            const clf = await wv.load({onProgress: (p) => events.push(p)});
+            const ms = performance.now() - t0;
+            const s = await clf.stats();
+            await clf.dispose();
+            return {events, ms, stats: s};
+        }""")
+    finally:
+        context.close()
+    events = got["events"]
+    assert events[-1]["stage"] == "ready"
+    boot = [e for e in events if e["stage"] != "ready"]
+    assert len({e["loaded"] for e in boot}) >= 3, "progress did not move while the files arrived"
+    assert all(a["loaded"] <= b["loaded"] for a, b in zip(boot, boot[1:]))
+    total = boot[-1]["total"]
+    assert all(e["total"] == total and 0 <= e["loaded"] <= total for e in boot)
+    assert boot[-1]["loaded"] == total
+    manifest = json.loads((dist_dir / "manifest.json").read_text())
+    sizes = {f["path"]: f["bytes"] for f in manifest["files"]}
+    model = next(m for m in manifest["models"] if m["default"])
+    expected = sum(v for k, v in sizes.items() if k.startswith("pyodide/") and k.endswith(
+        (".wasm", ".zip", "lock.json", ".mjs", ".asm.js")) or k.startswith(("pyodide/numpy-", "pyodide/wasmvision-")))
+    assert total == expected + model["bytes"], (total, expected, model["bytes"])
+    print(f"\nload() to ready: {got['ms']:.0f} ms; timings {got['stats']['timings']}")
+
+
+def _js_literal(text: str):
+    """The JSON value at the start of a README comment written as a JS literal ({index: 285, ...})."""
+    quoted = re.sub(r"([{,]\s*)([A-Za-z_]\w*)\s*:", r'\1"\2":', text.strip())
+    return json.JSONDecoder().raw_decode(quoted)[0]
+
+
+def _close_value(got, want) -> bool:
+    if isinstance(want, float):
+        return abs(got - want) <= 1e-4
+    if isinstance(want, dict):
+        return set(want) <= set(got) and all(_close_value(got[k], v) for k, v in want.items())
+    if isinstance(want, list):
+        return len(got) == len(want) and all(_close_value(g, w) for g, w in zip(got, want))
+    return got == want
+
+
+@pytest.mark.browser
+def test_readme_example_runs_as_shown(example):
+    """README's module example, run in the example page: each `// → value` comment is what that line gives."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- readme-example:begin -->\s*```js\n(.*?)```", text, re.S).group(1)
+    lines, expected = [], []
+    for line in block.splitlines():
+        m = re.match(r"^(\s*)(.+?);\s*// → (.+)$", line)
+        if line.startswith("import * as wasmvision from "):
+            lines.append(f"const wasmvision = await import({line.split(' from ')[1].rstrip(';')});")
+        elif m:
+            lines.append(f"{m.group(1)}__out.push({m.group(2)});")
+            expected.append(_js_literal(m.group(3)))
+        else:
+            lines.append(line)
+    page = example["page"]
+    page.evaluate("""async () => {
+        const img = document.querySelector("img");
+        img.src = "photos/chelsea.png";
+        await img.decode();
+    }""")
+    got = page.evaluate("async () => { const __out = [];\n" + "\n".join(lines) + "\nreturn __out; }")
+    assert len(got) == len(expected) == 4
+    for g, w in zip(got, expected):
+        assert _close_value(g, w), (g, w)

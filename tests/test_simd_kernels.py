@@ -1,0 +1,189 @@
+"""Each SIMD kernel against numpy inside Pyodide (Node): one Node process runs every case.
+
+The cases cover the edges of the kernels: M and N not multiples of the 6x8 / 4x8 register tiles, 1 row,
+1 channel, K = 1, misaligned and row-strided A and C, every padding form of the depthwise kernel (none,
+symmetric, TF-style bottom/right, asymmetric, padding larger than the kernel reach), stride 1 and 2,
+3x3 / 5x5 / 7x7 (the generic path), dilation 2 (im2col), C not a multiple of 4 or 16, batch 2, every fused activation, and the
+conv strategies that feed the GEMM (strided pointwise, the im2col stem, grouped convolutions), dense,
+and the global average pool.
+The reference is numpy (float64 for the raw GEMM, the numpy engine's own kernels for the ops).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pyodide_harness import run_in_pyodide
+
+ACTS = {
+    "none": None,
+    "relu": {"kind": "relu"},
+    "relu6": {"kind": "clip", "min": 0.0, "max": 6.0},
+    "clip_-1_2.5": {"kind": "clip", "min": -1.0, "max": 2.5},
+    "clip_lo_only": {"kind": "clip", "min": -0.5},
+    "hardswish": {"kind": "hardswish"},
+    "hardsigmoid": {"kind": "hardsigmoid", "alpha": 0.2, "beta": 0.5},
+    "hardsigmoid_1/6": {"kind": "hardsigmoid", "alpha": 1 / 6, "beta": 0.5},
+    "sigmoid": {"kind": "sigmoid"},
+}
+ACT_NAMES = list(ACTS)
+
+
+def _cases() -> list[dict]:
+    cases = []
+    gemm_shapes = [(1, 1, 1), (1, 5, 3), (7, 5, 11), (6, 8, 8), (4, 3, 16), (13, 17, 9), (2, 64, 7), (65, 33, 17),
+                   (100, 27, 32), (129, 96, 24), (3, 1280, 1000), (197, 144, 40), (50, 320, 1280)]
+    for i, (m, k, n) in enumerate(gemm_shapes):
+        for layout in ("contiguous", "misaligned_strided"):
+            act = ACT_NAMES[(i + (layout != "contiguous")) % len(ACT_NAMES)]
+            cases.append({"kind": "gemm", "m": m, "k": k, "n": n, "layout": layout, "act": act,
+                          "bias": (i % 3) != 2})
+    for act in ACT_NAMES:
+        cases.append({"kind": "gemm", "m": 23, "k": 19, "n": 21, "layout": "misaligned_strided", "act": act,
+                      "bias": True})
+    dw = [  # (N, H, W, C, K, stride, pads (top, left, bottom, right))
+        (1, 7, 5, 4, 3, 1, (1, 1, 1, 1)), (1, 7, 5, 4, 3, 2, (1, 1, 1, 1)), (1, 14, 14, 32, 3, 1, (1, 1, 1, 1)),
+        (1, 14, 14, 96, 3, 2, (0, 0, 1, 1)), (1, 15, 13, 20, 3, 2, (1, 0, 1, 2)), (1, 9, 9, 37, 3, 1, (0, 0, 0, 0)),
+        (1, 1, 1, 16, 3, 1, (1, 1, 1, 1)), (1, 6, 6, 1, 3, 1, (1, 1, 1, 1)), (1, 6, 6, 3, 3, 2, (1, 1, 1, 1)),
+        (2, 8, 10, 24, 3, 1, (1, 1, 1, 1)), (1, 5, 5, 8, 3, 1, (3, 3, 3, 3)), (1, 14, 14, 40, 5, 1, (2, 2, 2, 2)),
+        (1, 14, 14, 48, 5, 2, (1, 1, 2, 2)), (1, 11, 9, 7, 5, 2, (2, 2, 2, 2)), (1, 12, 12, 17, 7, 1, (3, 3, 3, 3)),
+        (1, 10, 8, 16, 7, 2, (0, 3, 2, 1)), (1, 2, 3, 5, 5, 1, (2, 2, 2, 2)),
+    ]
+    for i, (n, h, w, c, k, s, pads) in enumerate(dw):
+        cases.append({"kind": "depthwise", "n": n, "h": h, "w": w, "c": c, "k": k, "stride": s, "pads": pads,
+                      "act": ACT_NAMES[i % len(ACT_NAMES)], "bias": i % 4 != 3})
+    for act in ACT_NAMES:
+        cases.append({"kind": "depthwise", "n": 1, "h": 9, "w": 7, "c": 21, "k": 3, "stride": 1,
+                      "pads": (1, 1, 1, 1), "act": act, "bias": True})
+    convs = [  # (N, H, W, Cin, Cout, KH, KW, stride, pads, groups)
+        (1, 12, 12, 16, 24, 1, 1, 1, (0, 0, 0, 0), 1), (1, 13, 11, 16, 9, 1, 1, 2, (0, 0, 0, 0), 1),
+        (1, 7, 7, 1, 1, 1, 1, 1, (0, 0, 0, 0), 1), (2, 5, 6, 3, 13, 1, 1, 1, (0, 0, 0, 0), 1),
+        (1, 33, 31, 3, 16, 3, 3, 2, (0, 0, 1, 1), 1), (1, 32, 32, 3, 32, 3, 3, 2, (1, 1, 1, 1), 1),
+        (1, 9, 9, 8, 12, 3, 3, 1, (1, 1, 1, 1), 2), (1, 10, 10, 16, 16, 3, 3, 2, (1, 0, 1, 2), 4),
+        (1, 11, 11, 6, 10, 1, 1, 1, (0, 0, 0, 0), 2), (1, 8, 8, 5, 7, 2, 3, 1, (0, 1, 1, 1), 1),
+        (2, 9, 10, 9, 6, 3, 3, 2, (2, 1, 0, 3), 3), (1, 17, 15, 4, 5, 3, 3, 1, (2, 2, 2, 2), 1, 2),
+    ]
+    for i, (n, h, w, ci, co, kh, kw, s, pads, g, *dil) in enumerate(convs):
+        cases.append({"kind": "conv", "n": n, "h": h, "w": w, "cin": ci, "cout": co, "kh": kh, "kw": kw,
+                      "stride": s, "pads": pads, "groups": g, "dilation": dil[0] if dil else 1,
+                      "act": ACT_NAMES[(i * 2) % len(ACT_NAMES)], "bias": i % 3 != 1})
+    for i, (n, k, m) in enumerate([(1, 1280, 1000), (3, 17, 9), (1, 1, 1), (2, 64, 129)]):
+        cases.append({"kind": "dense", "n": n, "k": k, "m": m, "act": ACT_NAMES[(i * 3) % len(ACT_NAMES)],
+                      "bias": i != 2})
+    for n, h, w, c in [(1, 7, 7, 1280), (1, 1, 1, 3), (2, 14, 14, 37), (1, 56, 56, 24), (1, 3, 5, 21)]:
+        cases.append({"kind": "gap", "n": n, "h": h, "w": w, "c": c, "act": "none"})
+    for i, c in enumerate(cases):
+        c["name"] = f"{i:03d}-" + "-".join(f"{k}={v}" for k, v in c.items() if k != "kind").replace(" ", "")
+        c["name"] = c["kind"] + "-" + c["name"]
+    return cases
+
+
+CASES = _cases()
+
+CODE = r"""
+import json
+import numpy as np
+from wasmvision import simd
+from wasmvision.kernels import get_op
+from wasmvision.kernels.base import make_activation
+from wasmvision.simd.ops import gemm_call, prepare_simd, split_activation
+
+lib, why = simd.default_library()
+assert lib is not None, why
+cases = json.load(open("/work/in/cases.json"))
+acts = json.load(open("/work/in/acts.json"))
+rng = np.random.default_rng(0)
+results = {}
+
+
+def rand(*shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def misaligned(shape, extra_cols):
+    # A row-strided (M, K) view starting one float into its buffer: neither 16-byte aligned nor contiguous.
+    base = np.zeros(shape[0] * (shape[1] + extra_cols) + 1, np.float32)[1:].reshape(shape[0], shape[1] + extra_cols)
+    return base[:, :shape[1]]
+
+
+def run_simd(op, arrays, out_shapes):
+    shapes = [a.shape if a is not None else None for a in arrays]
+    outs = [np.full(s, np.nan, np.float32) for s in op.infer(shapes)]
+    scratch = [np.full(s, np.nan, np.float32) for s in op.scratch(shapes)]
+    step = prepare_simd(lib, op, arrays, outs, scratch)
+    assert step is not None, "the SIMD kernels did not take this node"
+    step()
+    return outs[0]
+
+
+for c in cases:
+    spec = acts[c["act"]]
+    if c["kind"] == "gemm":
+        m, k, n = c["m"], c["k"], c["n"]
+        if c["layout"] == "contiguous":
+            a, y = rand(m, k), np.full((m, n), np.nan, np.float32)
+        else:
+            a, y = misaligned((m, k), 3), misaligned((m, n), 5)
+            a[...] = rand(m, k)
+            y[...] = np.nan
+        w, b = rand(k, n), (rand(n) if c["bias"] else None)
+        words, rest = split_activation(spec)
+        step = gemm_call(lib, a, w, b, y, words)
+        assert step is not None
+        step()
+        post = make_activation(rest, y)
+        if post is not None:
+            post()
+        ref = a.astype(np.float64) @ w.astype(np.float64) + (0 if b is None else b)
+        ref = ref.astype(np.float32)
+        rp = make_activation(spec, ref, [np.empty_like(ref)])
+        if rp is not None:
+            rp()
+        got = y
+    else:
+        if c["kind"] == "depthwise":
+            x, wt = rand(c["n"], c["h"], c["w"], c["c"]), rand(c["k"], c["k"], 1, c["c"])
+            attrs = {"strides": [c["stride"]] * 2, "pads": list(c["pads"]), "groups": c["c"]}
+            b = rand(c["c"]) if c["bias"] else None
+        elif c["kind"] == "conv":
+            x = rand(c["n"], c["h"], c["w"], c["cin"])
+            wt = rand(c["kh"], c["kw"], c["cin"] // c["groups"], c["cout"])
+            attrs = {"strides": [c["stride"]] * 2, "pads": list(c["pads"]), "groups": c["groups"],
+                     "dilations": [c["dilation"]] * 2}
+            b = rand(c["cout"]) if c["bias"] else None
+        elif c["kind"] == "dense":
+            x, wt = rand(c["n"], c["k"]), rand(c["k"], c["m"])
+            attrs, b = {}, (rand(c["m"]) if c["bias"] else None)
+        else:
+            x, wt, b, attrs = rand(c["n"], c["h"], c["w"], c["c"]), None, None, {}
+        if spec:
+            attrs["activation"] = spec
+        name = {"dense": "dense", "gap": "global_avg_pool"}.get(c["kind"], "conv2d")
+        op = get_op(name, attrs, node=c["name"])
+        arrays = [a for a in (x, wt, b) if a is not None]
+        ref = op.compute(*arrays)
+        got = run_simd(op, arrays, None)
+    err = float(np.abs(got.astype(np.float64) - ref).max()) if got.size else 0.0
+    results[c["name"]] = {"err": err, "scale": float(np.abs(ref).max()), "shape": list(got.shape),
+                          "ref_shape": list(ref.shape), "nan": bool(np.isnan(got).any())}
+json.dump(results, open("/work/out/results.json", "w"))
+"""
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    work = tmp_path_factory.mktemp("simd-kernels")
+    out = run_in_pyodide(work, CODE, {"cases.json": json.dumps(CASES).encode(),
+                                      "acts.json": json.dumps(ACTS).encode()})
+    return json.loads(out["results.json"])
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_simd_kernel_matches_numpy(results, case):
+    r = results[case["name"]]
+    assert r["shape"] == r["ref_shape"]
+    assert not r["nan"], "the kernel left unwritten (NaN) outputs"
+    # float32 sums in another order: a few ulps of the largest partial sums
+    assert r["err"] <= 2e-5 * max(1.0, r["scale"]) * max(1, case.get("k", 1) ** 0.5 / 4), r

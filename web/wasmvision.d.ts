@@ -1,0 +1,149 @@
+// Types for wasmvision.mjs: private image classification in the browser (Python and numpy in a Web Worker).
+
+/** What a WasmvisionError is about. */
+export type ErrorKind =
+  | "ImageError" // the input is not an image this browser can read, is too large, or is not a supported kind
+  | "ModelError" // the model is unknown, missing from the site, damaged, or uses an unsupported operator
+  | "SetupError" // the runtime could not start (the site is incomplete, or the worker stopped)
+  | "PrivacyError" // a request to another site was refused: wasmvision only loads files from its own origin
+  | "ArgumentError" // an option is invalid (topK, engine, ...)
+  | "EngineError" // the requested engine cannot run here
+  | "ResourceError" // out of memory in the browser's Python runtime
+  | "DisposedError" // the classifier was disposed
+  | "InternalError"; // a bug: the message says what failed, the console has the details
+
+export class WasmvisionError extends Error {
+  readonly name: "WasmvisionError";
+  readonly kind: ErrorKind;
+  /** For an array input: the position of the input that failed. */
+  readonly index?: number;
+}
+
+/** Anything classify() and embed() accept as one image. A string is a URL on this site (relative to the page). */
+export type ImageInput =
+  | Blob
+  | HTMLImageElement
+  | HTMLCanvasElement
+  | OffscreenCanvas
+  | ImageBitmap
+  | ImageData
+  | HTMLVideoElement
+  | string
+  | URL;
+
+export type Engine = "auto" | "numpy" | "simd";
+
+export type ProgressStage = "start" | "runtime" | "packages" | "model" | "model-load" | "ready";
+
+export interface Progress {
+  stage: ProgressStage;
+  /** Bytes downloaded so far, out of `total`, for everything this load fetches. */
+  loaded: number;
+  total: number;
+  /** A short description of the stage, e.g. "Downloading the Python runtime". */
+  label: string;
+}
+
+export interface LoadOptions {
+  /** A key from the site's manifest.json (default: its default model), a URL of a .wvb/.onnx file on this site,
+   * or a File/Blob (.wvb or .onnx). */
+  model?: string | URL | Blob;
+  /** A display name for a model given as a URL or file. */
+  name?: string;
+  /** Class names for a model given as a URL or file: an array, or a text file with one label per line. */
+  labels?: string[] | Blob;
+  /** Which kernels run the network; "auto" picks the fastest that works here. */
+  engine?: Engine;
+  /** Called as the runtime and the model download and load. */
+  onProgress?: (progress: Progress) => void;
+  /** Where the site's files (worker.js, manifest.json, pyodide/, models/) are; default: beside wasmvision.mjs. */
+  baseUrl?: string | URL;
+}
+
+export interface ModelInfo {
+  key: string;
+  name: string;
+  /** A display name, e.g. "MobileNetV2". */
+  title: string;
+  version: string;
+  builtin: boolean;
+  loaded: boolean;
+  /** Size of the model file. */
+  bytes: number;
+  /** How the weights are stored: "fp32", "fp16", "int8", ... */
+  storage: string;
+  file: string;
+  description: string;
+  parameters?: number;
+  load_ms?: number;
+  /** Number of labels in the bundle (0 when it has none). */
+  labels?: number;
+  /** Number of classes a result can rank (the largest valid topK); 0 when unknown. */
+  classes?: number;
+  /** Whether embed() works with this model. */
+  embedding?: boolean;
+  inputShape?: number[];
+  engine?: "numpy" | "simd" | null;
+  engineNotice?: string | null;
+}
+
+export interface Prediction {
+  index: number;
+  label: string;
+  probability: number;
+}
+
+export interface ClassifyResult {
+  top: Prediction[];
+  timings_ms: { decode: number; preprocess: number; inference: number; postprocess: number; total: number };
+  model: { name: string; version: string; key: string };
+  image: { width: number; height: number; format: string };
+  /** The engine that ran, when the runtime reports it. */
+  engine?: "numpy" | "simd";
+}
+
+export interface ClassifyOptions {
+  /** How many classes to return: an integer from 1 to model.classes (default 5). */
+  topK?: number;
+}
+
+export interface RuntimeStats {
+  timings: Record<string, number | string>;
+  /** Bytes of the files the worker loaded on this page (from the network or the HTTP cache). */
+  bytesReceived: number;
+  /** Bytes the worker actually fetched over the network on this page (cached files count 0). */
+  networkBytes: number;
+}
+
+export interface Classifier {
+  readonly model: Readonly<ModelInfo>;
+  /** The engine that runs ("numpy" | "simd") when the runtime reports it, else null. */
+  readonly engine: "numpy" | "simd" | null;
+  readonly runtime: { pyodideVersion: string; maxPixels: number; base: string };
+  classify(input: ImageInput, options?: ClassifyOptions): Promise<ClassifyResult>;
+  classify(inputs: ImageInput[], options?: ClassifyOptions): Promise<ClassifyResult[]>;
+  /** The model's pooled features (1280 numbers for MobileNetV2). */
+  embed(input: ImageInput): Promise<Float32Array>;
+  embed(inputs: ImageInput[]): Promise<Float32Array[]>;
+  stats(): Promise<RuntimeStats>;
+  /** Frees the model; the worker ends when the last classifier of the site is disposed. */
+  dispose(): Promise<void>;
+}
+
+export interface BuiltinModel {
+  key: string;
+  name: string;
+  /** A display name, e.g. "MobileNetV2". */
+  title: string;
+  version: string;
+  storage: string;
+  bytes: number;
+  default: boolean;
+  description: string;
+  file: string;
+}
+
+export function load(options?: LoadOptions): Promise<Classifier>;
+
+/** The site's built-in models, read from its manifest.json (no runtime is started). */
+export function listModels(options?: { baseUrl?: string | URL }): Promise<BuiltinModel[]>;
