@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import browser_util as bu
@@ -274,12 +273,9 @@ def test_a_runtime_that_cannot_compile_is_named_within_seconds(browser, site, tm
 
 
 def _built_damaged(site: Path, rel: str) -> bytes:
+    """The first half: JSON that does not parse, a script with a syntax error, a zip without its directory."""
     data = (site / rel).read_bytes()
-    if rel.endswith(".json"):
-        return data[: len(data) // 2]  # not JSON
-    if rel.endswith(".js"):
-        return data[: len(data) // 2]  # a syntax error
-    return data[: len(data) // 2]  # a zip without its directory
+    return data[: len(data) // 2]
 
 
 @pytest.mark.parametrize("target", ["pyodide/pyodide.asm.js", "pyodide/python_stdlib.zip",
@@ -309,6 +305,7 @@ def test_a_model_too_large_to_plan_is_refused_then_the_page_classifies(session, 
     clear_page(page)
     page.set_input_files("[data-testid=model-input]", str(model))
     message = wait_error(page)
+    print(f"big_input.onnx: {message}")
     assert "big_input.onnx" in message and "too large to run" in message, message
     assert len(message) < 400
     top = classify_upload(page, photos / "chelsea.png")
@@ -322,14 +319,24 @@ def test_a_broken_interpreter_recovers_without_a_reload(browser, site, photos, t
         page.goto(base)
         bu.wait_ready(page, TIMEOUT_MS)
         navigations = page.evaluate("performance.getEntriesByType('navigation').length")
-        message = classify_upload(page, photos / "chelsea.png")
-        assert isinstance(message, str) and "being restarted" in message and "try again" in message, message
-        print(f"{mode}: {message}")
-        top = classify_upload(page, photos / "chelsea.png")
-        assert isinstance(top, list) and top[0] == "Egyptian cat", top
-        # Same document (no reload), and the worker says it restarted once.
-        assert page.evaluate("performance.getEntriesByType('navigation').length") == navigations
+        first = classify_upload(page, photos / "chelsea.png")
+        print(f"{mode}: {first}")
+        if mode == "fatal":  # the request that broke it gets a message
+            assert isinstance(first, str) and "being restarted" in first and "try again" in first, first
+        else:
+            # A heap past the limit: the glue may still answer this request (it did after the merge with main);
+            # either way the worker is replaced before the next one.
+            assert isinstance(first, list) or "being restarted" in first, first
+        for _ in range(300):  # the replacement is announced just after the reply
+            if any("replacing the classifier's worker" in line for line in page.console_lines):
+                break
+            page.wait_for_timeout(100)
         assert any("replacing the classifier's worker" in line for line in page.console_lines), page.console_lines[-10:]
+        t0 = time.monotonic()
+        top = classify_upload(page, photos / "chelsea.png")
+        print(f"{mode}: next classify (new worker, model reopened) answered after {time.monotonic() - t0:.1f} s")
+        assert isinstance(top, list) and top[0] == "Egyptian cat", top
+        assert page.evaluate("performance.getEntriesByType('navigation').length") == navigations  # no reload
 
 
 # ---------------------------------------------------------------------------------------------- item 4: strips

@@ -58,8 +58,7 @@ export function defaultModel() {
 
 // The code this page and its worker run that arrived by <script>, import or new Worker(), where no integrity
 // can be given: the site's pages, scripts and styles (this page's among them), the worker's modules, Pyodide's
-// loader. Checked by fetching them again
-// with integrity (from the HTTP cache) once the manifest is known.
+// loader. Checked by fetching them again with integrity (from the HTTP cache) once the manifest is known.
 export function codeFiles() {
   const out = [];
   for (const path of manifest.files.keys()) {
