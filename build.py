@@ -905,6 +905,24 @@ def cache_policy(rel: str) -> str:
     return REVALIDATE
 
 
+# Content-Security-Policy headers (README: what a static host must send). The page's equals its <meta> policy; a
+# worker's policy comes only from its script's response (the page's does not reach it), and it is what refuses
+# cross-origin fetch, XHR, WebSocket and import() to code running in the worker. 'wasm-unsafe-eval': Pyodide compiles
+# Wasm. Module scripts imported by a worker ignore the header, so every script gets the worker's.
+PAGE_CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; connect-src 'self'; "
+            "img-src 'self' blob: data:; style-src 'self'; object-src 'none'; base-uri 'self'; form-action 'none'")
+WORKER_CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; worker-src 'none'; "
+              "object-src 'none'; base-uri 'none'; form-action 'none'")
+
+
+def csp_for(rel: str) -> str | None:
+    if rel.endswith(".html") or rel == "":
+        return PAGE_CSP
+    if rel.endswith((".js", ".mjs")):
+        return WORKER_CSP
+    return None
+
+
 class SiteHandler(http.server.SimpleHTTPRequestHandler):
     """Static files with correct MIME types, Cache-Control, strong ETags and conditional GET."""
 
@@ -937,6 +955,8 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
         if etag:
             rel = os.path.relpath(path, self.directory).replace(os.sep, "/")
             self._extra = {"ETag": etag, "Cache-Control": cache_policy(rel)}
+            if csp_for(rel):
+                self._extra["Content-Security-Policy"] = csp_for(rel)
             inm = self.headers.get("If-None-Match")
             if inm and (inm.strip() == "*" or etag in [t.strip() for t in inm.split(",")]):
                 self.send_response(http.HTTPStatus.NOT_MODIFIED)

@@ -222,7 +222,8 @@ def measure(dist: Path, photo: Path, runs: int = 20) -> dict:
             stats = page.evaluate("({...window.wasmvision.stats})")
             out["cold"] = {
                 "ready_ms": round(stats["readyMs"]), "first_result_ms": round(stats["firstResultMs"]),
-                "boot_timings_ms": {k: round(v) for k, v in (stats.get("bootTimings") or {}).items()},
+                "boot_timings_ms": {k: round(v) if isinstance(v, (int, float)) else v
+                                for k, v in (stats.get("bootTimings") or {}).items()},
                 "bytes_downloaded": base.bytes_sent(), "bytes_by_file": dict(base.sent),
                 "requests": len(log.requests),
                 "foreign_requests": log.foreign(base),

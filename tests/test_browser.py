@@ -7,6 +7,7 @@ Chromium is /usr/bin/chromium unless WASMVISION_CHROMIUM says otherwise.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -515,7 +516,14 @@ def test_missing_model_bundle_shows_error(playwright_browser, site, tmp_path):
 def test_lock_without_our_wheel_falls_back_to_micropip(playwright_browser, site, photos, tmp_path):
     lock = json.loads((site / "pyodide" / "pyodide-lock.json").read_text())
     del lock["packages"]["wasmvision"]
-    variant = _site_variant(site, tmp_path / "site", replace={"pyodide/pyodide-lock.json": json.dumps(lock).encode()})
+    new_lock = json.dumps(lock).encode()
+    # A site built that way: its manifest lists the lock it serves (else the lock is refused as tampered).
+    manifest = json.loads((site / "manifest.json").read_text())
+    for e in manifest["files"]:
+        if e["path"] == "pyodide/pyodide-lock.json":
+            e.update(sha256=hashlib.sha256(new_lock).hexdigest(), bytes=len(new_lock))
+    variant = _site_variant(site, tmp_path / "site", replace={"pyodide/pyodide-lock.json": new_lock,
+                                                             "manifest.json": json.dumps(manifest).encode()})
     with bu.serve(variant) as base, _fresh_page(playwright_browser) as (page, log):
         page.goto(base)
         bu.wait_ready(page, TIMEOUT_MS)

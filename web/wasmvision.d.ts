@@ -3,12 +3,12 @@
 /** What a WasmvisionError is about. */
 export type ErrorKind =
   | "ImageError" // the input is not an image this browser can read, is too large, or is not a supported kind
-  | "ModelError" // the model is unknown, missing from the site, damaged, or uses an unsupported operator
-  | "SetupError" // the runtime could not start (the site is incomplete, or the worker stopped)
+  | "ModelError" // the model is unknown, missing from the site, damaged or not the site's (manifest sha256), or uses an unsupported operator
+  | "SetupError" // the runtime could not start (the site is incomplete, a file does not match manifest.json, or the worker stopped)
   | "PrivacyError" // a request to another site was refused: wasmvision only loads files from its own origin
   | "ArgumentError" // an option is invalid (topK, engine, ...)
   | "EngineError" // the requested engine cannot run here
-  | "ResourceError" // out of memory in the browser's Python runtime
+  | "ResourceError" // out of memory or a broken Python runtime: the worker is replaced and the models reopened; try again
   | "DisposedError" // the classifier was disposed
   | "InternalError"; // a bug: the message says what failed, the console has the details
 

@@ -62,14 +62,41 @@ class Runtime {
       this.rejectReady = reject;
     });
     this.ready.catch(() => {});
-    this.worker = new Worker(new URL("worker.js", base), { type: "module" });
+    this.opened = new Map(); // model key -> {source, name, engine}: what a replacement worker opens again
+    this.restarts = 0;
+    this.start(prefetch);
+  }
+
+  start(prefetch) {
+    this.worker = new Worker(new URL("worker.js", this.base), { type: "module" });
     this.worker.onmessage = ({ data }) => this.receive(data);
     this.worker.onerror = (event) => {
       event.preventDefault?.();
       this.fail({ kind: "SetupError",
         message: `The classifier stopped unexpectedly (${event.message || "worker error"}). Reload the page.` });
     };
-    this.worker.postMessage({ type: "init", prefetch });
+    this.worker.postMessage({ type: "init", prefetch, restarts: this.restarts });
+  }
+
+  // The worker found its interpreter broken (out of memory, a fatal error: worker/recovery.js) and has answered the
+  // failing request. A new worker replaces it, as a page reload would, and opens the models in use again (the failing
+  // request's first); requests sent meanwhile wait in its queue. Terminating is what returns the Wasm heap's memory.
+  replace({ reason, model }) {
+    console.warn(`wasmvision: replacing the classifier's worker (${reason})`);
+    this.restarts += 1;
+    this.worker.terminate();
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      p.reject(new WasmvisionError("ResourceError", "The classifier was restarted: try again."));
+    }
+    const keys = [...this.opened.keys()].sort((a, b) => (b === model) - (a === model));
+    const first = this.opened.get(keys[0])?.source;
+    this.start(typeof first === "string" && !first.includes("/") ? first : null);
+    for (const key of keys) {
+      this.call("open", this.opened.get(key)).catch((err) => {
+        console.warn(`wasmvision: ${key} could not be opened again after the restart:`, err.message);
+      });
+    }
   }
 
   receive(data) {
@@ -85,6 +112,8 @@ class Runtime {
       this.resolveReady(data);
     } else if (data.type === "fatal") {
       this.fail(data.error);
+    } else if (data.type === "replace") {
+      this.replace(data);
     }
   }
 
@@ -283,6 +312,7 @@ class Classifier {
     if (left > 0) rt.keyUsers.set(this.#key, left);
     else {
       rt.keyUsers.delete(this.#key);
+      rt.opened.delete(this.#key);
       if (rt.users > 1) await rt.call("release", { model: this.#key }).catch(() => {});
     }
     rt.release();
@@ -349,6 +379,7 @@ export async function load(options) {
     }
     const opened = await rt.call("open", { source: chosen, name, labels, engine });
     rt.keyUsers.set(opened.model.key, (rt.keyUsers.get(opened.model.key) ?? 0) + 1);
+    rt.opened.set(opened.model.key, { source: chosen, name, labels, engine });
     return new Classifier(rt, opened.model, engine);
   } catch (err) {
     rt.release();

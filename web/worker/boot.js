@@ -4,8 +4,8 @@
 
 import { loadPyodide } from "../pyodide/pyodide.mjs";
 import { UserError } from "./errors.js";
-import { BASE, countAsReceived, orRuntimeFailure, sriFromHex } from "./fetch.js";
-import { fileBytes, runtimeFiles, wheelFiles } from "./manifest.js";
+import { BASE, countAsReceived, failRuntimeFile, orRuntimeFailure, sitePath, sriFromHex } from "./fetch.js";
+import { codeFiles, fileBytes, runtimeFiles, wheelFiles } from "./manifest.js";
 import { begin, during, end } from "./phases.js";
 import { setStage } from "./progress.js";
 import { forgetSnapshot, readSnapshot, snapshotKey, writeSnapshot } from "./snapshot.js";
@@ -33,6 +33,43 @@ export function callPython(fn, args, kwargs = null) {
   return reply.value;
 }
 
+// Pyodide 0.27 catches a failed compilation of pyodide.asm.wasm, logs "wasm instantiation failed!" and never
+// settles its promise (a page stuck on "Downloading the Python runtime…"). Wrapping the browser's call names the file
+// and ends the boot at once (CompileError: damaged bytes; TypeError: e.g. served with the wrong MIME type). Pyodide
+// calls it with the response of its own fetch, so the URL is known.
+const instantiateStreaming = WebAssembly.instantiateStreaming;
+WebAssembly.instantiateStreaming = async function reportingInstantiateStreaming(source, imports) {
+  try {
+    return await instantiateStreaming.call(WebAssembly, source, imports);
+  } catch (err) {
+    // A LinkError is the imports' fault (a damaged memory snapshot), not the file's: snapshot.js handles those.
+    const response = await Promise.resolve(source).catch(() => null);
+    if (response?.url && (err instanceof WebAssembly.CompileError || err instanceof TypeError)) {
+      const path = sitePath(new URL(response.url));
+      failRuntimeFile(path, new UserError(`The Python runtime file ${path} could not be compiled (${err.name}: ` +
+        `${String(err.message).slice(0, 120)}): it is damaged. The site must be re-uploaded.`, "SetupError"));
+    }
+    throw err;
+  }
+};
+
+// Code that arrived by <script>, import or new Worker() could not carry integrity: fetch it again with the
+// manifest's (fetch.js adds it; the bytes come from the HTTP cache) so a changed file ends the boot, named.
+// pyodide.asm.js is checked before Pyodide imports it: its import then reads the checked copy from the cache.
+export function verifyCode() {
+  return Promise.all(codeFiles().map(async (path) => {
+    await (await fetch(new URL(path, BASE))).arrayBuffer();
+  }));
+}
+
+async function verifyRuntimeScript() {
+  if (typeof globalThis._createPyodideModule === "function") return; // already imported (a restart)
+  const response = await fetch(new URL("pyodide/pyodide.asm.js", BASE));
+  if (!response.ok) throw new UserError(`The Python runtime file pyodide/pyodide.asm.js could not be downloaded ` +
+    `(HTTP ${response.status}). The site is incomplete.`, "SetupError");
+  await response.arrayBuffer();
+}
+
 function withTimeout(promise, ms, what) {
   let timer;
   const timeout = new Promise((_, reject) => {
@@ -41,19 +78,41 @@ function withTimeout(promise, ms, what) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+const bootStderr = []; // what Python printed while booting: names the stdlib when it is what failed
+
 function bootOptions(extra = {}) {
   return {
     indexURL: new URL("./pyodide/", BASE).href,
     stdout: (s) => console.log(s),
-    stderr: (s) => console.warn(s),
+    stderr: (s) => {
+      if (bootStderr.length < 200) bootStderr.push(s);
+      console.warn(s);
+    },
     ...extra,
   };
+}
+
+// Pyodide's own boot errors rarely say which file was bad ("Unexpected end of input", "Program terminated with
+// exit(1)", a JSON SyntaxError): name it from the error's shape and what Python printed.
+function namedBootFailure(err) {
+  if (err instanceof UserError) return err;
+  const message = String(err?.message ?? err).split("\n")[0].slice(0, 120);
+  let path = null;
+  if (typeof globalThis._createPyodideModule !== "function") path = "pyodide/pyodide.asm.js";
+  else if (err instanceof SyntaxError && /JSON/.test(message)) path = "pyodide/pyodide-lock.json";
+  else if (bootStderr.some((line) => /python3\d*\.zip|zipimport|encodings/.test(line))) {
+    path = "pyodide/python_stdlib.zip";
+  }
+  if (!path) return err;
+  return new UserError(`The Python runtime file ${path} could not be used (${message}): it is damaged. The site ` +
+    "must be re-uploaded.", "SetupError");
 }
 
 // Boots the interpreter: from the stored snapshot when there is one, else normally while taking a snapshot for the
 // next visit (stored once the page is idle). numpy cannot be in it (its Wasm side modules are not part of the
 // heap): packages still load after the restore.
 async function bootInterpreter(allowRestore) {
+  await verifyRuntimeScript();
   const key = snapshotKey();
   if (key && allowRestore) {
     const snapshot = await during("snapshot_read", () => readSnapshot(key));
@@ -90,6 +149,15 @@ async function bootInterpreter(allowRestore) {
 }
 
 export async function startPython() {
+  bootStderr.length = 0;
+  try {
+    await startPythonWithFallback();
+  } catch (err) {
+    throw namedBootFailure(err);
+  }
+}
+
+async function startPythonWithFallback() {
   try {
     await startPythonOnce(true);
   } catch (err) {

@@ -1,7 +1,9 @@
-// Same-origin fetch with byte accounting. Every same-origin response is counted as its body streams in (a clone is
-// read, so the original stays a genuine network response: WebAssembly.instantiateStreaming keeps streaming
-// compilation and the browser's code cache). Requests to any other origin are refused: the page promises that
-// nothing leaves the device.
+// Same-origin fetch with byte accounting and integrity. Every same-origin response is counted as its body streams in
+// (a clone is read, so the original stays a genuine network response: WebAssembly.instantiateStreaming keeps the
+// browser's code cache). Every file manifest.json lists is fetched with its sha256 as Subresource Integrity, so the
+// browser itself refuses a changed file before anyone sees its bytes; manifest.json (fetched no-cache) is the root of
+// trust. Requests to any other origin are refused, by fetch, XMLHttpRequest and WebSocket alike: the page promises
+// that nothing leaves the device (the worker's CSP header says the same to the browser; README).
 
 import { UserError } from "./errors.js";
 
@@ -54,19 +56,71 @@ export function sriFromHex(hex) {
   return `sha256-${btoa(String.fromCharCode(...bytes))}`;
 }
 
-self.fetch = async function countingFetch(input, init) {
-  const url = new URL(input instanceof Request ? input.url : String(input), self.location.href);
-  if (url.protocol === "blob:" || url.protocol === "data:") return nativeFetch(input, init);
-  if (url.origin !== ORIGIN) {
-    throw new UserError(`Blocked a request to ${url.origin}: wasmvision only loads files from its own site.`,
+// path -> expected sha256 (hex) or "", from manifest.json once it is read (manifest.js sets it; no import cycle).
+let expectedSha256 = () => "";
+
+export function setExpectedHashes(fn) {
+  expectedSha256 = fn;
+}
+
+function refuseOtherOrigin(url, what = "a request") {
+  if (url.origin !== ORIGIN && url.protocol !== "blob:" && url.protocol !== "data:") {
+    throw new UserError(`Blocked ${what} to ${url.origin}: wasmvision only loads files from its own site.`,
       "PrivacyError");
   }
+}
+
+export function mismatchError(path, list = "the site's manifest") {
+  // Runtime files end the boot (SetupError); a model's mismatch leaves the page usable with other models.
+  return new UserError(`The file ${path} does not match ${list}: it was changed or damaged after the ` +
+    "site was built, and wasmvision will not use it. Reload the page; if this persists, the site must be re-uploaded.",
+    path.startsWith("models/") ? "ModelError" : "SetupError");
+}
+
+export async function sha256Hex(bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// The browser reports an integrity failure as a bare "Failed to fetch", like a network error, and an HTTP error
+// (404) the same way, since its body does not match either. Only on that failure path: fetch again without
+// integrity (usually from the HTTP cache) to tell them apart. Returns the HTTP error response, "mismatch", or null.
+async function diagnose(url, integrity) {
+  try {
+    const response = await nativeFetch(url, { cache: "force-cache" });
+    if (!response.ok) return response;
+    return sriFromHex(await sha256Hex(await response.arrayBuffer())) !== integrity ? "mismatch" : null;
+  } catch {
+    return null; // the network itself failed: reported as a download failure
+  }
+}
+
+self.fetch = async function checkedFetch(input, init) {
+  const url = new URL(input instanceof Request ? input.url : String(input), self.location.href);
+  if (url.protocol === "blob:" || url.protocol === "data:") return nativeFetch(input, init);
+  refuseOtherOrigin(url);
+  const path = sitePath(url);
+  const expected = expectedSha256(path);
+  // A caller's own integrity (the wheels', from pyodide-lock.json) stays; listed files get the manifest's.
+  const callers = init?.integrity;
+  if (expected && !callers) init = { ...init, integrity: sriFromHex(expected) };
   let response;
   try {
     response = await nativeFetch(input, init);
   } catch (err) {
-    noteRuntimeFailure(url, `could not be downloaded (${err.message})`);
-    throw err;
+    const found = init?.integrity ? await diagnose(url, init.integrity) : null;
+    if (found === "mismatch") {
+      // Pyodide and unpackWheels give the lock's hash; it is the manifest's too unless the lock itself is wrong.
+      const mismatch = mismatchError(path, callers && callers !== sriFromHex(expected || "") ?
+        "its sha256 in pyodide-lock.json" : "the site's manifest");
+      failRuntimeFile(path, mismatch);
+      throw mismatch;
+    }
+    if (!found) {
+      noteRuntimeFailure(url, `could not be downloaded (${err.message})`);
+      throw err;
+    }
+    response = found; // an HTTP error: callers report its status
   }
   if (!response.ok) noteRuntimeFailure(url, `could not be downloaded (HTTP ${response.status})`);
   if (response.ok && response.body) {
@@ -102,11 +156,34 @@ runtimeFailure.catch(() => {});
 
 function noteRuntimeFailure(url, what) {
   const path = sitePath(url);
-  if (path.startsWith("pyodide/")) {
-    failRuntime(new UserError(`The Python runtime file ${path} ${what}. The site is incomplete.`, "SetupError"));
-  }
+  failRuntimeFile(path, new UserError(`The Python runtime file ${path} ${what}. The site is incomplete or damaged.`,
+    "SetupError"));
+}
+
+// Ends the boot with `error` when `path` is one of the runtime's files (boot.js also reports Wasm compile failures).
+export function failRuntimeFile(path, error) {
+  if (path.startsWith("pyodide/")) failRuntime(error);
 }
 
 export function orRuntimeFailure(promise) {
   return Promise.race([promise, runtimeFailure]);
+}
+
+// XMLHttpRequest and WebSocket: the other ways code in this worker could send something. wasmvision uses neither;
+// Pyodide's synchronous loaders use XHR on this site only. Cross-origin import() cannot be intercepted from script:
+// the worker's CSP header (script-src 'self') refuses it.
+if (self.XMLHttpRequest) {
+  const open = XMLHttpRequest.prototype.open;
+  XMLHttpRequest.prototype.open = function checkedOpen(method, href, ...rest) {
+    refuseOtherOrigin(new URL(String(href), self.location.href), "an XMLHttpRequest");
+    return open.call(this, method, href, ...rest);
+  };
+}
+for (const name of ["WebSocket", "EventSource", "WebTransport"]) {
+  if (self[name]) {
+    self[name] = function refused(href) {
+      throw new UserError(`Blocked a ${name} to ${String(href).slice(0, 100)}: wasmvision talks to no server.`,
+        "PrivacyError");
+    };
+  }
 }

@@ -1,6 +1,6 @@
 // dist/manifest.json: every file of the site with its size and hash, and the built-in models.
 
-import { BASE } from "./fetch.js";
+import { BASE, setExpectedHashes } from "./fetch.js";
 
 export const manifest = { files: new Map(), models: [], raw: null };
 
@@ -29,6 +29,8 @@ export async function loadManifest() {
   }
   manifest.raw = raw;
   manifest.files = normalizeFiles(raw.files);
+  // From here on every listed file is fetched with the manifest's sha256 as its integrity (fetch.js).
+  setExpectedHashes(fileSha256);
   manifest.models = (raw.models || []).map((m, i) => {
     const file = String(m.file ?? m.path ?? "").replace(/^\.?\//, "");
     const key = m.key ?? m.id ?? (file.split("/").pop() || m.name || `model${i}`).replace(/\.(wvb|onnx)$/i, "");
@@ -52,6 +54,18 @@ export function fileSha256(path) {
 export function defaultModel() {
   return manifest.models.find((m) => m.default) || manifest.models.find((m) => m.name === "mobilenet_v2") ||
     manifest.models[0];
+}
+
+// The code this page and its worker run that arrived by <script>, import or new Worker(), where no integrity
+// can be given: the site's pages, scripts and styles (this page's among them), the worker's modules, Pyodide's
+// loader. Checked by fetching them again with integrity (from the HTTP cache) once the manifest is known.
+export function codeFiles() {
+  const out = [];
+  for (const path of manifest.files.keys()) {
+    const page = !/^(pyodide|models)\//.test(path) && /\.(js|mjs|html|css)$/.test(path);
+    if (page || path === "pyodide/pyodide.mjs") out.push(path);
+  }
+  return out;
 }
 
 export function runtimeFiles() {

@@ -1,18 +1,20 @@
 // The message protocol between the page (wasmvision.mjs) and this worker.
 // In:  {type: "init", prefetch?: key} once, then {id, type, ...} requests (handlers below).
-// Out: {id, ok, value|error} replies, plus unsolicited {type: "progress" | "ready" | "fatal"} messages.
+// Out: {id, ok, value|error} replies, plus unsolicited {type: "progress" | "ready" | "fatal"} messages, and
+// {type: "replace", reason, model} when the interpreter is broken: the page starts a new worker (recovery.js).
 // Python runs one call at a time; requests are served in arrival order.
 
-import { runtime, startPython } from "./boot.js";
-import { errorPayload } from "./errors.js";
-import { networkBytes, totalReceived } from "./fetch.js";
+import { runtime, startPython, verifyCode } from "./boot.js";
+import { UserError, errorPayload } from "./errors.js";
+import { BASE, networkBytes, totalReceived } from "./fetch.js";
 import { defaultModel, loadManifest, runtimeFiles, wheelFiles } from "./manifest.js";
 import { classify, embed } from "./inference.js";
 import { allModels, builtin, openModel, prefetch, registerBuiltins, releaseModel, timings as modelTimings }
   from "./models.js";
 import { during, phaseReport } from "./phases.js";
 import { setScope } from "./progress.js";
-import { BASE } from "./fetch.js";
+import { brokenBy, brokenError } from "./recovery.js";
+import { beforeRequest } from "./testhooks.js";
 
 function stats() {
   return { timings: { ...runtime.timings, ...modelTimings }, bytesReceived: totalReceived(),
@@ -20,14 +22,18 @@ function stats() {
 }
 
 // Boots Python; meanwhile downloads the model the page will ask for first (`prefetch`: a key, or the default).
-async function boot({ prefetch: first } = {}) {
+async function boot({ prefetch: first, restarts = 0 } = {}) {
   const t0 = performance.now();
+  runtime.timings.restarts = restarts; // how many workers before this one the page replaced (recovery.js)
   await during("manifest", loadManifest);
   registerBuiltins();
   const initial = first === null ? null : builtin(first) ?? (first === undefined ? defaultModel() : null);
   setScope([...runtimeFiles(), ...wheelFiles(["numpy", "wasmvision"]), ...(initial ? [initial.file] : [])]);
   if (initial) prefetch(initial.key);
-  await during("python", startPython);
+  const tc = performance.now();
+  const codeChecked = verifyCode().then(() => { runtime.timings.code_check_ms = performance.now() - tc; });
+  codeChecked.catch(() => {}); // awaited below; a mismatch found meanwhile ends the boot through Promise.all
+  await Promise.all([during("python", startPython), codeChecked]);
   runtime.timings.boot_ms = performance.now() - t0;
   self.postMessage({
     type: "ready", models: allModels(), defaultModel: defaultModel()?.key ?? null, maxPixels: runtime.maxPixels,
@@ -43,6 +49,36 @@ const handlers = {
   models: async () => ({ models: allModels(), defaultModel: defaultModel()?.key ?? null }),
   stats: async () => stats(),
 };
+
+const PYTHON_REQUESTS = new Set(["open", "classify", "embed", "release"]);
+let lastModel = null; // the model the page last used: the one a replacement worker loads first
+let replacement = null; // set once the interpreter is broken: {type: "replace", reason, model} (recovery.js)
+let replacementSent = false;
+
+// Runs one request; if it left the interpreter broken, answers with a message and asks for a new worker.
+async function serve(msg) {
+  if (!PYTHON_REQUESTS.has(msg.type)) return handlers[msg.type](msg);
+  if (replacement) throw new UserError("The classifier is restarting: try again.", "ResourceError");
+  const model = typeof msg.model === "string" ? msg.model : lastModel;
+  let value;
+  try {
+    beforeRequest(msg);
+    value = await handlers[msg.type](msg);
+  } catch (err) {
+    const reason = brokenBy(err);
+    if (!reason) throw err;
+    replacement = { type: "replace", reason, model };
+    throw brokenError(err, reason);
+  }
+  if (msg.type !== "release") lastModel = value?.model?.key ?? model;
+  const reason = brokenBy(null); // a good answer, but a heap left too large or a disabled interpreter
+  if (reason) replacement = { type: "replace", reason, model: lastModel };
+  return value;
+}
+
+function fatal(err) {
+  self.postMessage({ type: "fatal", error: errorPayload(err) });
+}
 
 // Values whose buffers move to the page instead of being copied.
 function transferables(value) {
@@ -63,7 +99,7 @@ export function onMessage(event) {
   if (msg.type === "init") {
     booted = enqueue(() => boot(msg));
     // Requests wait on `booted` and fail with its error; the page hears about it once, here.
-    booted.catch((err) => self.postMessage({ type: "fatal", error: errorPayload(err) }));
+    booted.catch(fatal);
     return;
   }
   const handler = handlers[msg.type];
@@ -72,9 +108,16 @@ export function onMessage(event) {
     return;
   }
   (booted || Promise.resolve())
-    .then(() => enqueue(() => handler(msg)))
+    .then(() => enqueue(() => serve(msg)))
     .then(
       (value) => self.postMessage({ id: msg.id, ok: true, value }, transferables(value)),
       (err) => self.postMessage({ id: msg.id, ok: false, error: errorPayload(err) }),
-    );
+    )
+    .then(() => {
+      // After the reply, so the failing request gets its own message; once only.
+      if (replacement && !replacementSent) {
+        replacementSent = true;
+        self.postMessage(replacement);
+      }
+    });
 }
