@@ -56,9 +56,18 @@ WebAssembly.instantiateStreaming = async function reportingInstantiateStreaming(
 // Code that arrived by <script>, import or new Worker() could not carry integrity: fetch it again with the
 // manifest's (fetch.js adds it; the bytes come from the HTTP cache) so a changed file ends the boot, named.
 // pyodide.asm.js is checked before Pyodide imports it: its import then reads the checked copy from the cache.
+// A file that cannot be downloaded now (offline, and not in the offline copy: sw.js, pages this one did not load)
+// was not served to this page either, so there is nothing to check; only a mismatch (a UserError) ends the boot.
 export function verifyCode() {
   return Promise.all(codeFiles().map(async (path) => {
-    await (await fetch(new URL(path, BASE))).arrayBuffer();
+    let response;
+    try {
+      response = await fetch(new URL(path, BASE));
+    } catch (err) {
+      if (err instanceof UserError) throw err;
+      return;
+    }
+    await response.arrayBuffer();
   }));
 }
 
