@@ -93,18 +93,34 @@ class Classifier:
         return self.run(x).reshape(-1)
 
     def classify(self, image: Any, top_k: int = 5) -> Result:
+        return self._classify(image, top_k, embedding=False)[0]
+
+    def classify_and_embed(self, image: Any, top_k: int = 5) -> tuple[Result, np.ndarray]:
+        """``classify(image, top_k)`` and ``infer(image, embedding=True)`` from one pass of the network: the
+        embedding is an intermediate tensor of the same run, so an album gets both for the price of one."""
+        if not self.bundle.embedding:
+            raise BundleError("this bundle does not name an embedding tensor")
+        return self._classify(image, top_k, embedding=True)
+
+    def _classify(self, image: Any, top_k: int, embedding: bool) -> tuple[Result, np.ndarray | None]:
         _require_positive_int("top_k", top_k)
         t0 = time.perf_counter()
         x = self.preprocess(image)[None]
         t1 = time.perf_counter()
-        out = self.run(x)[0].reshape(-1)
+        if embedding:
+            logits, vector = self._executor.run(x, [self.bundle.outputs[0].name, self.bundle.embedding])
+            vector = vector.reshape(-1)  # (D,)
+        else:
+            logits, vector = self.run(x), None
+        out = logits[0].reshape(-1)
         t2 = time.perf_counter()
         probs = out.astype(np.float64) if self._outputs_probabilities else softmax(out)
         top = [Prediction(int(i), self.label(int(i)), float(probs[i])) for i in _top_k(probs, top_k)]
         t3 = time.perf_counter()
-        return Result(top=top, model=self.model,
-                      timings_ms={"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
-                                  "postprocess": (t3 - t2) * 1e3})
+        result = Result(top=top, model=self.model,
+                        timings_ms={"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
+                                    "postprocess": (t3 - t2) * 1e3})
+        return result, vector
 
     def profile(self, image: Any, runs: int = 10) -> dict[str, float]:
         """Where inference time goes: median milliseconds per layer kind over ``runs`` instrumented runs of
