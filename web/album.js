@@ -74,8 +74,10 @@ ready.catch(() => {});
 async function classifyOne(file) {
   const clf = await ready;
   try {
-    const r = await clf.classify(file, { topK: 5, embedding: true });
-    return { top: r.top, model: r.model, engine: r.engine, embedding: r.embedding, embeddingNorm: norm(r.embedding) };
+    // A model without an embedding tensor still classifies; "similar photos" is then unavailable.
+    const r = await clf.classify(file, { topK: 5, embedding: clf.model.embedding !== false });
+    const extra = r.embedding ? { embedding: r.embedding, embeddingNorm: norm(r.embedding) } : {};
+    return { top: r.top, model: r.model, engine: r.engine, ...extra };
   } catch (err) {
     return { error: err.message };
   }
