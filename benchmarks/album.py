@@ -149,7 +149,7 @@ def main(argv=None) -> int:
     ap.add_argument("--photos", type=int, default=1000, help="photos in the memory run")
     ap.add_argument("--rate-photos", type=int, default=120, help="photos per 1-vs-2-worker run")
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of (1 worker, 2 workers)")
-    ap.add_argument("--memory-workers", type=int, default=1)
+    ap.add_argument("--memory-workers", type=int, nargs="+", default=[1], help="one memory run per value")
     ap.add_argument("--skip-rate", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--out", type=Path)
@@ -182,8 +182,11 @@ def main(argv=None) -> int:
             result["photos_per_s_median"] = {
                 str(w): statistics.median(r["photos_per_s"] for r in runs if r["workers"] == w) for w in (1, 2)}
         if not args.skip_memory:
-            result["memory_run"] = run_album(fresh_browser, base, files[:args.photos], args.memory_workers,
-                                             memory=True)
+            result["memory_runs"] = []
+            for w in args.memory_workers:
+                run = run_album(fresh_browser, base, files[:args.photos], w, memory=True)
+                print(json.dumps(run), file=sys.stderr, flush=True)
+                result["memory_runs"].append(run)
     text = json.dumps(result, indent=1)
     print(text)
     if args.out:

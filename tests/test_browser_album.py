@@ -399,3 +399,25 @@ def test_classify_and_embed_equals_classify_and_infer(bundle, photos_dir):
     assert [t["index"] for t in value["top"]] == [t.index for t in result.top]
     np.testing.assert_allclose(value["embedding"], vector, rtol=0, atol=1e-6)
     assert {"preprocess", "inference", "handover"} <= set(value["timings_ms"])
+
+
+# ---------------------------------------------------------------------------------------------- the site
+
+def test_album_files_are_in_the_manifest_and_same_origin_only(site):
+    import hashlib
+    import re
+
+    manifest = json.loads((site / "manifest.json").read_text())
+    listed = {e["path"]: e for e in manifest["files"]}
+    web = ROOT / "web"
+    for src in [web / "album.html", web / "album.js", web / "album.css", *sorted((web / "album").glob("*.js"))]:
+        rel = src.relative_to(web).as_posix()
+        assert rel in listed, rel
+        data = (site / rel).read_bytes()
+        assert listed[rel]["sha256"] == hashlib.sha256(data).hexdigest() and data == src.read_bytes(), rel
+    html = (site / "album.html").read_text()
+    csp = re.search(r'http-equiv="Content-Security-Policy"\s+content="([^"]+)"', html).group(1)
+    sources = " ".join(csp.split(";"))
+    assert "default-src 'self'" in csp and "connect-src 'self'" in csp
+    assert not re.search(r"https?:|\*|'unsafe-eval'|'unsafe-inline'", sources), csp
+    assert 'href="./album.html"' in (site / "index.html").read_text()
