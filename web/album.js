@@ -13,9 +13,9 @@ import { Queue } from "./album/queue.js";
 import { norm, similarities } from "./album/similar.js";
 import { makeThumbnail, releaseThumbnail } from "./album/thumbs.js";
 
-// Measured on a 2-core machine (README, "Album mode"): one worker classified as many photos per second as two,
-// while two doubled the memory; so one, unless ?workers= says otherwise.
-const DEFAULT_WORKERS = 1;
+// Measured on the 2-core machine (README, "Album mode"): two workers classified 1.3-1.7x as many photos per second
+// as one (in 3 of 4 alternating rounds; one round tied), for a second Python runtime's memory. ?workers= overrides.
+const DEFAULT_WORKERS = 2;
 const IN_FLIGHT_PER_WORKER = 2; // one in Python, the next one decoding
 
 const $ = (id) => document.getElementById(id);
