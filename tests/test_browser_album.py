@@ -188,6 +188,18 @@ def test_grid_shows_every_photo_and_the_broken_one_with_its_error(album, album_f
     assert album["errors"] == []
 
 
+def test_two_workers_by_default_and_the_option_is_checked(album):
+    page = album["page"]
+    # The default the measurement chose (README, "Album mode"); the exports above come from both workers.
+    assert page.evaluate("async () => (await window.wasmvisionAlbum.ready).workers") == 2
+    for bad in ("0", "5", "1.5", "'2'"):
+        kind, message = page.evaluate(f"""async () => {{
+            const m = await import("./wasmvision.mjs");
+            try {{ await m.load({{workers: {bad}}}); return [null, null]; }} catch (e) {{ return [e.kind, e.message]; }}
+        }}""")
+        assert kind == "ArgumentError" and "workers must be an integer from 1 to 4" in message, (bad, message)
+
+
 def test_json_export_equals_the_native_library(album, native, bundle):
     path = _download(album, "album-export-json")
     assert path.suffix == ".json"
