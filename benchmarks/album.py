@@ -10,7 +10,8 @@ shows all of them. Runs for 1 and 2 workers alternate (1, 2, 1, 2, ...) so both 
 Memory, after the big run (the default number of workers): the renderer process's RSS and PSS (the page and its
 workers live in it: the page's JS heap, each worker's JS heap and Wasm memory, decoded images), from /proc; the
 page's JS heap from CDP Performance.getMetrics; and the thumbnails' bytes as the page counts them. The same
-figures are taken before the photos are added, so the growth per photo is the difference.
+figures are taken before the photos are added, so the growth per photo is the difference, and again after the
+album's Clear button, which shows how much of the growth the album's grid held.
 
 Nothing here asserts anything: the machine is shared and noisy. Prints JSON.
 """
@@ -140,6 +141,10 @@ def run_album(browser_factory, base: str, files: list[Path], workers: int, memor
             out["memory_before"] = before
             out["memory_after"] = {"renderers": renderer_memory(), **page_metrics(page),
                                    "thumbnail_mib": round(state["thumbnailBytes"] / 2**20, 2)}
+            # What the album itself holds: Clear drops the grid, thumbnails and embeddings (the workers stay).
+            page.click("[data-testid=album-clear]")
+            time.sleep(3)
+            out["memory_after_clear"] = {"renderers": renderer_memory(), **page_metrics(page)}
         return out
 
 
