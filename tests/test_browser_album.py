@@ -332,6 +332,40 @@ def test_cancel_stops_the_queue(browser, site, album_files):
             context.close()
 
 
+def test_a_folder_and_a_drop_of_files_are_added(browser, site, album_files, photos_dir, tmp_path):
+    import base64
+
+    folder = tmp_path / "trip"
+    (folder / "day2").mkdir(parents=True)
+    shutil.copy(photos_dir / "chelsea.png", folder / "chelsea.png")
+    shutil.copy(photos_dir / "coffee.png", folder / "day2" / "coffee.png")
+    (folder / "notes.txt").write_text("not a photo")
+    with bu.serve(site) as base:
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(base + "album.html?workers=1")
+            page.wait_for_function("() => window.wasmvisionAlbum")
+            page.set_input_files("[data-testid=album-folder]", str(folder))
+            page.wait_for_function("() => document.querySelectorAll('[data-testid=album-item]').length === 2 && "
+                                   "!window.wasmvisionAlbum.state().running")
+            assert sorted(i["file"] for i in _items(page)) == ["trip/chelsea.png", "trip/day2/coffee.png"]
+            assert "Skipped 1 file" in page.inner_text("[data-testid=album-error]")
+            # A drop of files (what a drag from a file manager gives when entries are not available).
+            data = base64.b64encode((photos_dir / "rocket.jpg").read_bytes()).decode()
+            page.evaluate("""(b64) => {
+                const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+                const dt = new DataTransfer();
+                dt.items.add(new File([bytes], "dropped.jpg", { type: "image/jpeg" }));
+                document.body.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+            }""", data)
+            page.wait_for_function("() => document.querySelectorAll('[data-testid=album-item]').length === 3")
+            assert "dropped.jpg" in [i["file"] for i in _items(page)]
+        finally:
+            context.close()
+
+
 # ---------------------------------------------------------------------------------------------- accessibility
 
 def _axe_source() -> str | None:
