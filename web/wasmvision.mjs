@@ -4,13 +4,16 @@
 //   const clf = await wasmvision.load({ model: "mobilenet_v2-int8", onProgress: (p) => {} });
 //   const r = await clf.classify(img, { topK: 5 });   // {top: [{index, label, probability}], timings_ms, model}
 //   const v = await clf.embed(img);                   // Float32Array
+//   const both = await clf.classify(img, { embedding: true }); // result plus .embedding, from one pass
 //   await clf.dispose();
 //
 // Python (Pyodide) and numpy run in a Web Worker (worker.js beside this file); images are decoded in the browser and
-// never leave the device. Classifiers loaded from the same site share one worker. Types: wasmvision.d.ts.
+// never leave the device. Classifiers loaded from the same site share one worker; load({workers: 2}) spreads one
+// classifier's calls over two (each boots its own Python and holds its own copy of the model). Types: wasmvision.d.ts.
 
 const DEFAULT_BASE = new URL("./", import.meta.url);
 const ENGINES = ["auto", "numpy", "simd"];
+const MAX_WORKERS = 4;
 
 export class WasmvisionError extends Error {
   constructor(kind, message, extra = {}) {
@@ -138,7 +141,7 @@ class Runtime {
   }
 
   close() {
-    if (runtimes.get(this.base.href) === this) runtimes.delete(this.base.href);
+    if (runtimes.get(this.key) === this) runtimes.delete(this.key);
     this.worker.terminate();
     for (const [id, p] of this.pending) {
       this.pending.delete(id);
@@ -152,11 +155,18 @@ class Runtime {
   }
 }
 
-function acquire(base, prefetch) {
-  let rt = runtimes.get(base.href);
+// Slot 0 is the site's shared worker; slots 1.. are the extra workers of load({workers}).
+function runtimeKey(base, slot) {
+  return slot ? `${base.href}#${slot}` : base.href;
+}
+
+function acquire(base, prefetch, slot = 0) {
+  const key = runtimeKey(base, slot);
+  let rt = runtimes.get(key);
   if (!rt) {
     rt = new Runtime(base, prefetch);
-    runtimes.set(base.href, rt);
+    rt.key = key;
+    runtimes.set(key, rt);
   }
   rt.users += 1;
   return rt;
@@ -239,14 +249,12 @@ function checkOptions(options) {
 }
 
 class Classifier {
-  #rt;
-  #key;
+  #slots; // [{rt, key}]: one per worker, the model opened in each
   #engine;
   #disposed = false;
 
-  constructor(rt, model, engine) {
-    this.#rt = rt;
-    this.#key = model.key;
+  constructor(slots, model, engine) {
+    this.#slots = slots;
     this.#engine = engine;
     this.model = Object.freeze({ ...model });
   }
@@ -256,24 +264,34 @@ class Classifier {
     return this.model.engine ?? null;
   }
 
+  get workers() {
+    return this.#slots.length;
+  }
+
   get runtime() {
-    const info = this.#rt.info ?? {};
-    return { pyodideVersion: info.pyodideVersion, maxPixels: info.maxPixels, base: this.#rt.base.href };
+    const rt = this.#slots[0].rt;
+    const info = rt.info ?? {};
+    return { pyodideVersion: info.pyodideVersion, maxPixels: info.maxPixels, base: rt.base.href };
   }
 
   // Timings of the runtime's boot and model loads, and the bytes this page has downloaded so far.
   async stats() {
     this.#check();
-    return this.#rt.call("stats");
+    return this.#slots[0].rt.call("stats");
   }
 
   #check() {
     if (this.#disposed) throw new WasmvisionError("DisposedError", "This classifier was disposed; load() another.");
   }
 
+  // The worker with the fewest requests waiting.
+  #pick() {
+    return this.#slots.reduce((a, b) => (b.rt.pending.size < a.rt.pending.size ? b : a));
+  }
+
   async #each(inputs, fn) {
     if (!Array.isArray(inputs)) return fn(inputs);
-    // One at a time in the worker anyway; sent together so decoding overlaps Python's work on the previous one.
+    // Sent together so decoding overlaps Python's work on the previous one (and fills every worker).
     return Promise.all(inputs.map((input, i) => fn(input).catch((err) => {
       const kind = err instanceof WasmvisionError ? err.kind : "InternalError";
       throw new WasmvisionError(kind, `Image ${i + 1} of ${inputs.length}: ${err.message}`, { index: i });
@@ -282,16 +300,19 @@ class Classifier {
 
   async classify(input, options) {
     this.#check();
-    const { topK = 5 } = checkOptions(options);
+    const { topK = 5, embedding = false } = checkOptions(options);
     const classes = this.model.classes;
     if (!Number.isInteger(topK) || topK < 1 || (classes && topK > classes)) {
       throw new WasmvisionError("ArgumentError",
         `topK must be an integer from 1 to ${classes || "the number of classes"}; got ${JSON.stringify(topK) ?? topK}.`);
     }
+    if (typeof embedding !== "boolean") {
+      throw new WasmvisionError("ArgumentError", `embedding must be true or false; got ${describe(embedding)}.`);
+    }
     return this.#each(input, async (one) => {
       const [message, transfer] = await toMessage(one);
-      return this.#rt.call("classify",
-        { input: message, topK, model: this.#key, engine: this.#engine }, transfer);
+      const { rt, key } = this.#pick();
+      return rt.call("classify", { input: message, topK, embedding, model: key, engine: this.#engine }, transfer);
     });
   }
 
@@ -299,7 +320,8 @@ class Classifier {
     this.#check();
     return this.#each(input, async (one) => {
       const [message, transfer] = await toMessage(one);
-      const r = await this.#rt.call("embed", { input: message, model: this.#key, engine: this.#engine }, transfer);
+      const { rt, key } = this.#pick();
+      const r = await rt.call("embed", { input: message, model: key, engine: this.#engine }, transfer);
       return r.embedding;
     });
   }
@@ -307,15 +329,16 @@ class Classifier {
   async dispose() {
     if (this.#disposed) return;
     this.#disposed = true;
-    const rt = this.#rt;
-    const left = (rt.keyUsers.get(this.#key) ?? 1) - 1;
-    if (left > 0) rt.keyUsers.set(this.#key, left);
-    else {
-      rt.keyUsers.delete(this.#key);
-      rt.opened.delete(this.#key);
-      if (rt.users > 1) await rt.call("release", { model: this.#key }).catch(() => {});
-    }
-    rt.release();
+    await Promise.all(this.#slots.map(async ({ rt, key }) => {
+      const left = (rt.keyUsers.get(key) ?? 1) - 1;
+      if (left > 0) rt.keyUsers.set(key, left);
+      else {
+        rt.keyUsers.delete(key);
+        rt.opened.delete(key);
+        if (rt.users > 1) await rt.call("release", { model: key }).catch(() => {});
+      }
+      rt.release();
+    }));
   }
 }
 
@@ -347,7 +370,7 @@ async function readLabels(labels) {
 }
 
 export async function load(options) {
-  const { model, name, labels: labelsOption, engine = "auto", onProgress, baseUrl } = checkOptions(options);
+  const { model, name, labels: labelsOption, engine = "auto", onProgress, baseUrl, workers = 1 } = checkOptions(options);
   if (!ENGINES.includes(engine)) {
     throw new WasmvisionError("ArgumentError",
       `engine must be one of ${ENGINES.join(", ")}; got ${JSON.stringify(engine)}.`);
@@ -355,11 +378,16 @@ export async function load(options) {
   if (onProgress !== undefined && typeof onProgress !== "function") {
     throw new WasmvisionError("ArgumentError", "onProgress must be a function.");
   }
+  if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS) {
+    throw new WasmvisionError("ArgumentError",
+      `workers must be an integer from 1 to ${MAX_WORKERS}; got ${JSON.stringify(workers) ?? workers}.`);
+  }
   const source = modelSource(model);
   const labels = await readLabels(labelsOption);
   const base = siteBase(baseUrl);
   // Download a built-in model while Python boots; a URL or file is opened once it is up.
-  const rt = acquire(base, source === undefined || typeof source === "string" && !source.includes("/") ? source : null);
+  const prefetch = source === undefined || typeof source === "string" && !source.includes("/") ? source : null;
+  const rts = Array.from({ length: workers }, (_, slot) => acquire(base, prefetch, slot));
   const listener = onProgress && ((p) => {
     try {
       onProgress({ stage: p.stage, loaded: p.loaded, total: p.total, label: p.label });
@@ -368,24 +396,34 @@ export async function load(options) {
     }
   });
   if (listener) {
-    rt.listeners.add(listener);
-    if (rt.lastProgress) listener(rt.lastProgress);
+    rts[0].listeners.add(listener); // the extra workers load the same files, mostly from the HTTP cache
+    if (rts[0].lastProgress) listener(rts[0].lastProgress);
   }
+  const opened = [];
   try {
-    const info = await rt.ready;
-    const chosen = source ?? info.defaultModel;
-    if (!chosen) {
-      throw new WasmvisionError("ModelError", "This site lists no models; pass model: a URL or a File.");
-    }
-    const opened = await rt.call("open", { source: chosen, name, labels, engine });
-    rt.keyUsers.set(opened.model.key, (rt.keyUsers.get(opened.model.key) ?? 0) + 1);
-    rt.opened.set(opened.model.key, { source: chosen, name, labels, engine });
-    return new Classifier(rt, opened.model, engine);
+    await Promise.all(rts.map(async (rt) => {
+      const info = await rt.ready;
+      const chosen = source ?? info.defaultModel;
+      if (!chosen) {
+        throw new WasmvisionError("ModelError", "This site lists no models; pass model: a URL or a File.");
+      }
+      const { model: m } = await rt.call("open", { source: chosen, name, labels, engine });
+      rt.keyUsers.set(m.key, (rt.keyUsers.get(m.key) ?? 0) + 1);
+      rt.opened.set(m.key, { source: chosen, name, labels, engine });
+      opened.push({ rt, key: m.key, model: m });
+    }));
+    opened.sort((a, b) => rts.indexOf(a.rt) - rts.indexOf(b.rt));
+    return new Classifier(opened.map(({ rt, key }) => ({ rt, key })), opened[0].model, engine);
   } catch (err) {
-    rt.release();
+    for (const { rt, key } of opened) {
+      const left = (rt.keyUsers.get(key) ?? 1) - 1;
+      if (left > 0) rt.keyUsers.set(key, left);
+      else rt.keyUsers.delete(key);
+    }
+    for (const rt of rts) rt.release();
     throw err instanceof WasmvisionError ? err : new WasmvisionError("InternalError", err.message);
   } finally {
-    if (listener) rt.listeners.delete(listener);
+    if (listener) rts[0].listeners.delete(listener);
   }
 }
 

@@ -254,6 +254,24 @@ def embed_rgba(key: str, rgba, width: int, height: int) -> dict:
 
 
 @_respond
+def classify_embed_rgba(key: str, rgba, width: int, height: int, top_k: int = 5) -> dict:
+    """``classify_rgba`` plus the embedding, from one pass of the network (``Classifier.classify_and_embed``):
+    what the album needs per photo (labels for the grid, a vector for "similar photos")."""
+    clf = _cache.get(key)
+    if clf is None:
+        raise ModelNotLoaded(f"model {key!r} is not loaded")
+    image, handover_ms = _rgba_image(rgba, width, height)
+    result, vector = clf.classify_and_embed(image, top_k=int(top_k))
+    out = result.to_dict()
+    out["timings_ms"]["handover"] = round(handover_ms, 3)
+    out["embedding"] = [float(v) for v in np.asarray(vector, dtype=np.float32)]
+    engine = getattr(clf, "engine", None)
+    if engine is not None:
+        out["engine"] = engine
+    return out
+
+
+@_respond
 def cached_models() -> dict:
     return {"cached": _cache.keys(), "capacity": _cache.capacity}
 

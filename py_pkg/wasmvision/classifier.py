@@ -123,6 +123,18 @@ class Classifier:
         _require_positive_int("top_k", top_k)
         if _is_batch(image):
             return self._classify_batch(np.asarray(image), top_k)
+        return self._classify(image, top_k, embedding=False)[0]
+
+    def classify_and_embed(self, image: Any, top_k: int = 5) -> tuple[Result, np.ndarray]:
+        """``classify(image, top_k)`` and ``infer(image, embedding=True)`` from one pass of the network: the
+        embedding is an intermediate tensor of the same run, so an album gets both for the price of one."""
+        if not self.bundle.embedding:
+            raise BundleError("this bundle does not name an embedding tensor")
+        _require_positive_int("top_k", top_k)
+        return self._classify(image, top_k, embedding=True)
+
+    def _classify(self, image: Any, top_k: int, embedding: bool) -> tuple[Result, np.ndarray | None]:
+        """One image (anything but a batch) -> its Result and, with ``embedding``, the (D,) feature vector."""
         timings = {}
         if is_encoded(image):
             t0 = time.perf_counter()
@@ -132,14 +144,19 @@ class Classifier:
         try:
             x = self.preprocess(image)[None]  # (1, H, W, 3)
             t1 = time.perf_counter()
-            out = self.run(x)[0].reshape(-1)
+            if embedding:
+                logits, vector = self._executor.run(x, [self.bundle.outputs[0].name, self.bundle.embedding])
+                vector = vector.reshape(-1)  # (D,)
+            else:
+                logits, vector = self.run(x), None
+            out = logits[0].reshape(-1)
         except MemoryError:  # the next image may fit: one line, not a bare MemoryError
             raise ImageError("out of memory while classifying this image; try a smaller image") from None
         t2 = time.perf_counter()
         top = self._top(out, top_k)
         t3 = time.perf_counter()
         timings.update(preprocess=(t1 - t0) * 1e3, inference=(t2 - t1) * 1e3, postprocess=(t3 - t2) * 1e3)
-        return Result(top=top, model=self.model, timings_ms=timings, engine=self.engine)
+        return Result(top=top, model=self.model, timings_ms=timings, engine=self.engine), vector
 
     def classify_many(self, images: Iterable[Any], top_k: int = 5) -> Iterator[Result]:
         """Classify each input (anything ``classify`` takes for one image), yielding one Result per input,

@@ -29,13 +29,14 @@ async function withModel(key, engine, fn) {
 
 let classified = false;
 
+// classify, plus the embedding when `embedding` is true (one pass of the network: browser.classify_embed_rgba).
 export function classify(request) {
   if (classified) return classifyOnce(request);
   classified = true;
   return during("first_classify", () => classifyOnce(request));
 }
 
-async function classifyOnce({ input, topK = 5, model, engine = "auto" }) {
+async function classifyOnce({ input, topK = 5, model, engine = "auto", embedding = false }) {
   const t0 = performance.now();
   const m = modelEntry(model);
   if (m.info) checkTopK(topK, m.info.classes);
@@ -44,8 +45,10 @@ async function classifyOnce({ input, topK = 5, model, engine = "auto" }) {
   const decodeMs = performance.now() - t0;
   await ensureLoaded(m.key, engine);
   checkTopK(topK, m.info.classes);
+  const entry = embedding ? "classify_embed_rgba" : "classify_rgba";
   const result = await withModel(m.key, engine,
-    () => callPython("classify_rgba", [m.key, image.pixels, image.width, image.height, topK]));
+    () => callPython(entry, [m.key, image.pixels, image.width, image.height, topK]));
+  if (embedding) result.embedding = Float32Array.from(result.embedding);
   const t = result.timings_ms || {};
   result.timings_ms = {
     decode: decodeMs + (t.handover ?? 0), preprocess: t.preprocess, inference: t.inference,

@@ -1,0 +1,92 @@
+// The album's work queue: photos wait here and go to the classifier a few at a time, enough to keep every worker
+// busy (the next photo decodes while Python works on the current one) without sending a thousand files at once.
+// It measures photos per second over the recent photos and estimates the time left. Cancel drops what is waiting;
+// the few photos already in a worker finish and are kept.
+
+const WINDOW = 24; // photos the rate is measured over: recent enough to follow the machine's load, long enough to be steady
+
+export class Queue {
+  #waiting = [];
+  #inFlight = 0;
+  #finishTimes = [];
+  #process;
+  #onProgress;
+  #cancelled = false;
+
+  // process(item) -> Promise (never rejects: failures are results); onProgress(state) after every change.
+  constructor({ process, concurrency, onProgress }) {
+    this.#process = process;
+    this.concurrency = concurrency;
+    this.#onProgress = onProgress;
+    this.done = 0;
+    this.total = 0;
+    this.startedAt = null;
+  }
+
+  get running() {
+    return this.#inFlight > 0 || this.#waiting.length > 0;
+  }
+
+  add(items) {
+    if (!this.running) {
+      // A new run: counts start again; the rate is the new run's.
+      this.done = 0;
+      this.total = 0;
+      this.startedAt = null;
+      this.#finishTimes = [];
+    }
+    this.#cancelled = false;
+    this.#waiting.push(...items);
+    this.total += items.length;
+    this.#pump();
+    this.#report();
+  }
+
+  cancel() {
+    if (!this.running) return;
+    this.#cancelled = true;
+    this.total -= this.#waiting.length;
+    this.#waiting = [];
+    this.#report();
+  }
+
+  #pump() {
+    while (this.#inFlight < this.concurrency && this.#waiting.length) {
+      const item = this.#waiting.shift();
+      this.#inFlight += 1;
+      this.startedAt ??= performance.now();
+      this.#process(item).finally(() => {
+        this.#inFlight -= 1;
+        this.done += 1;
+        this.#finishTimes.push(performance.now());
+        if (this.#finishTimes.length > WINDOW + 1) this.#finishTimes.shift();
+        this.#pump();
+        this.#report();
+      });
+    }
+  }
+
+  // Photos per second over the last WINDOW photos (from the run's start until there are that many).
+  rate() {
+    const times = this.#finishTimes;
+    if (!times.length || this.startedAt === null) return 0;
+    const full = times.length > WINDOW;
+    const from = full ? times[0] : this.startedAt;
+    const count = full ? times.length - 1 : times.length;
+    const seconds = (times[times.length - 1] - from) / 1000;
+    return seconds > 0 ? count / seconds : 0;
+  }
+
+  state() {
+    const rate = this.rate();
+    const left = this.total - this.done;
+    return {
+      done: this.done, total: this.total, running: this.running, cancelled: this.#cancelled,
+      rate, secondsLeft: rate > 0 ? left / rate : null,
+    };
+  }
+
+  #report() {
+    this.#onProgress?.(this.state());
+  }
+}
