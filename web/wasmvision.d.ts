@@ -58,6 +58,9 @@ export interface LoadOptions {
   onProgress?: (progress: Progress) => void;
   /** Where the site's files (worker.js, manifest.json, pyodide/, models/) are; default: beside wasmvision.mjs. */
   baseUrl?: string | URL;
+  /** How many workers (each its own Python runtime) share the calls: an integer from 1 to 4 (default 1). Two were
+   * faster than one for an album on a 2-core machine; each costs its own runtime's memory. */
+  workers?: number;
 }
 
 export interface ModelInfo {
@@ -100,11 +103,15 @@ export interface ClassifyResult {
   image: { width: number; height: number; format: string };
   /** The engine that ran, when the runtime reports it. */
   engine?: "numpy" | "simd";
+  /** With `{embedding: true}`: the model's pooled features from the same pass of the network. */
+  embedding?: Float32Array;
 }
 
 export interface ClassifyOptions {
   /** How many classes to return: an integer from 1 to model.classes (default 5). */
   topK?: number;
+  /** Also return the embedding (`result.embedding`), from the same pass of the network (default false). */
+  embedding?: boolean;
 }
 
 export interface RuntimeStats {

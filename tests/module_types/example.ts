@@ -18,6 +18,9 @@ async function main(file: File, img: HTMLImageElement, canvas: HTMLCanvasElement
   const own = await wasmvision.load({ model: file, name: "mine", labels: ["cat", "dog"], engine: "numpy" });
   const fromUrl = await wasmvision.load({ model: "models/x.wvb", labels: new Blob(["a\nb\n"]) });
   await wasmvision.load();
+  const album = await wasmvision.load({ workers: 2 });
+  const both: ClassifyResult = await album.classify(img, { topK: 1, embedding: true });
+  const features: Float32Array | undefined = both.embedding;
 
   const r: ClassifyResult = await clf.classify(img, { topK: 5 });
   const best: { index: number; label: string; probability: number } = r.top[0];
