@@ -125,19 +125,23 @@ self.fetch = async function checkedFetch(input, init) {
   if (!response.ok) noteRuntimeFailure(url, `could not be downloaded (HTTP ${response.status})`);
   if (response.ok && response.body) {
     const path = sitePath(url);
-    received.set(path, 0);
+    if (!received.has(path)) received.set(path, 0);
     countBody(path, response.clone().body);
   }
   return response;
 };
 
+// Each fetch counts its own bytes; a path fetched again (the code check, a second download) keeps its largest
+// count, so progress over a path never goes back or past the file's size, however the fetches overlap.
 async function countBody(path, body) {
   const reader = body.getReader();
+  let own = 0;
   try {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      received.set(path, (received.get(path) || 0) + value.byteLength);
+      own += value.byteLength;
+      if (own > (received.get(path) || 0)) received.set(path, own);
       onBytes();
     }
   } catch {
