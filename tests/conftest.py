@@ -1,7 +1,8 @@
-"""Session fixtures pointing at what `python3 build.py build` produces.
+"""Session fixtures pointing at what `python3 build.py build` produces, and the browser fixtures the Playwright tests share.
 
 A missing output is a failure with the command to run, never a silent skip: a test suite that skips
-everything because nothing was built would look green and prove nothing.
+everything because nothing was built would look green and prove nothing. The browser fixtures skip only when
+Playwright or Chromium is genuinely absent.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import os
 from pathlib import Path
 
 import pytest
+
+import browser_util as bu
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_HINT = "run `python3 build.py build` first (or `python3 build.py test`, which builds and then tests)"
@@ -47,6 +50,11 @@ def photos_dir(build_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def chelsea(photos_dir: Path) -> Path:
+    return photos_dir / "chelsea.png"
+
+
+@pytest.fixture(scope="session")
 def mobilenet_onnx(build_dir: Path) -> Path:
     return _require(build_dir / "models" / "mobilenet_v2.onnx", "the exported MobileNetV2 ONNX model")
 
@@ -71,3 +79,32 @@ def labels(repo_root: Path) -> list[str]:
 @pytest.fixture(scope="session")
 def chromium_path() -> Path:
     return Path(os.environ.get("WASMVISION_CHROMIUM", "/usr/bin/chromium"))
+
+
+# ---------------------------------------------------------------------------------------------- browser
+
+@pytest.fixture(scope="module")
+def pw():
+    """Python Playwright, one per test module; skips when it or Chromium (WASMVISION_CHROMIUM) is absent."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(bu.chromium_path()).exists():
+        pytest.skip(f"Chromium not found at {bu.chromium_path()} (set WASMVISION_CHROMIUM)")
+    with sync_api.sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(pw):
+    """Headless Chromium launched with tests/browser_util.py's flags, one per test module."""
+    b = bu.launch(pw)
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def served(site):
+    """The requesting module's ``site`` fixture served over HTTP; the base URL (ends in "/")."""
+    with bu.serve(site) as base:
+        yield base

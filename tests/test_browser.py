@@ -73,25 +73,6 @@ def native_chelsea(site, photos) -> dict:
     return wasmvision.load(site / default_model(site)["file"]).classify(rgb, top_k=5).to_dict()
 
 
-@pytest.fixture(scope="module")
-def playwright_browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(bu.chromium_path()).exists():
-        pytest.skip(f"Chromium not found at {bu.chromium_path()} (set WASMVISION_CHROMIUM)")
-    with sync_api.sync_playwright() as p:
-        browser = bu.launch(p)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture(scope="module")
-def served(site):
-    with bu.serve(site) as base:
-        yield base
-
-
 @contextmanager
 def _fresh_page(browser):
     """A page in a new browser context (its own empty cache), with the context's request log."""
@@ -106,9 +87,9 @@ def _fresh_page(browser):
 
 
 @pytest.fixture(scope="module")
-def session(playwright_browser, served, site):
+def session(browser, served, site):
     """One page with the runtime booted, its request log, and the console errors it printed."""
-    with _fresh_page(playwright_browser) as (page, log):
+    with _fresh_page(browser) as (page, log):
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(served)
@@ -499,10 +480,10 @@ def _site_variant(site: Path, dest: Path, drop: set[str] = frozenset(), replace:
 
 
 @pytest.mark.browser
-def test_missing_model_bundle_shows_error(playwright_browser, site, tmp_path):
+def test_missing_model_bundle_shows_error(browser, site, tmp_path):
     # The site without its models/ folder, as a half-finished upload to a static host would be.
     variant = _site_variant(site, tmp_path / "site", drop={"models"})
-    with bu.serve(variant) as base, _fresh_page(playwright_browser) as (page, _log):
+    with bu.serve(variant) as base, _fresh_page(browser) as (page, _log):
         page.goto(base)
         bu.wait_ready(page, TIMEOUT_MS)
         message = _wait_error(page)
@@ -513,7 +494,7 @@ def test_missing_model_bundle_shows_error(playwright_browser, site, tmp_path):
 
 
 @pytest.mark.browser
-def test_lock_without_our_wheel_falls_back_to_micropip(playwright_browser, site, photos, tmp_path):
+def test_lock_without_our_wheel_falls_back_to_micropip(browser, site, photos, tmp_path):
     lock = json.loads((site / "pyodide" / "pyodide-lock.json").read_text())
     del lock["packages"]["wasmvision"]
     new_lock = json.dumps(lock).encode()
@@ -524,7 +505,7 @@ def test_lock_without_our_wheel_falls_back_to_micropip(playwright_browser, site,
             e.update(sha256=hashlib.sha256(new_lock).hexdigest(), bytes=len(new_lock))
     variant = _site_variant(site, tmp_path / "site", replace={"pyodide/pyodide-lock.json": new_lock,
                                                              "manifest.json": json.dumps(manifest).encode()})
-    with bu.serve(variant) as base, _fresh_page(playwright_browser) as (page, log):
+    with bu.serve(variant) as base, _fresh_page(browser) as (page, log):
         page.goto(base)
         bu.wait_ready(page, TIMEOUT_MS)
         assert any("micropip" in u for u in log.urls())
@@ -534,9 +515,9 @@ def test_lock_without_our_wheel_falls_back_to_micropip(playwright_browser, site,
 
 
 @pytest.mark.browser
-def test_broken_runtime_reports_instead_of_hanging(playwright_browser, site, tmp_path):
+def test_broken_runtime_reports_instead_of_hanging(browser, site, tmp_path):
     variant = _site_variant(site, tmp_path / "site", drop={"pyodide/pyodide.asm.wasm"})
-    with bu.serve(variant) as base, _fresh_page(playwright_browser) as (page, _log):
+    with bu.serve(variant) as base, _fresh_page(browser) as (page, _log):
         page.goto(base)
         message = page.evaluate("window.wasmvision.ready.then(() => 'ready', e => e.message)")
         assert message != "ready"

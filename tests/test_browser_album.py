@@ -108,19 +108,6 @@ def native(bundle, album_files) -> dict:
 
 
 @pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(bu.chromium_path()).exists():
-        pytest.skip(f"Chromium not found at {bu.chromium_path()} (set WASMVISION_CHROMIUM)")
-    with sync_api.sync_playwright() as p:
-        b = bu.launch(p)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture(scope="module")
 def album(browser, site, album_files, tmp_path_factory):
     """The album page after classifying the 50 files, with its request log and page errors."""
     with bu.serve(site) as base:

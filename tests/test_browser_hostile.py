@@ -56,19 +56,6 @@ def photos(request) -> Path:
     return d
 
 
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(bu.chromium_path()).exists():
-        pytest.skip(f"Chromium not found at {bu.chromium_path()} (set WASMVISION_CHROMIUM)")
-    with sync_api.sync_playwright() as p:
-        b = bu.launch(p)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 @contextmanager
 def fresh_page(browser):
     context = browser.new_context()

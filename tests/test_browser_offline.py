@@ -36,25 +36,6 @@ def site() -> Path:
     return dist
 
 
-@pytest.fixture(scope="module")
-def chelsea() -> Path:
-    p = ROOT / "build" / "photos" / "chelsea.png"
-    if not p.exists():
-        pytest.fail(f"{p} is missing: run `python3 build.py build` first", pytrace=False)
-    return p
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(bu.chromium_path()).exists():
-        pytest.skip(f"Chromium not found at {bu.chromium_path()} (set WASMVISION_CHROMIUM)")
-    with sync_api.sync_playwright() as p:
-        b = bu.launch(p)
-        yield b
-        b.close()
-
-
 def _open(context, url):
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)

@@ -57,14 +57,6 @@ def site() -> Path:
 
 
 @pytest.fixture(scope="module")
-def chelsea() -> Path:
-    p = ROOT / "build" / "photos" / "chelsea.png"
-    if not p.exists():
-        pytest.fail(f"{p} is missing: run `python3 build.py build` first", pytrace=False)
-    return p
-
-
-@pytest.fixture(scope="module")
 def native_top(site, chelsea):
     """Top-5 of the native runtime on the model file the page used (looked up by its key in the manifest)."""
     Image = pytest.importorskip("PIL.Image")
@@ -108,14 +100,10 @@ def _visit(context, base, chelsea, native_top, wait_for_snapshot=False):
 
 
 @pytest.mark.browser
-def test_second_visit_in_the_same_profile_classifies_the_same(site, chelsea, native_top):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(bu.chromium_path()).exists():
-        pytest.skip(f"Chromium not found at {bu.chromium_path()} (set WASMVISION_CHROMIUM)")
-    with bu.serve(site) as base, sync_api.sync_playwright() as p, \
-            tempfile.TemporaryDirectory(prefix="wasmvision-repeat-") as profile:
-        context = p.chromium.launch_persistent_context(profile, executable_path=bu.chromium_path(),
-                                                       args=bu.CHROMIUM_ARGS, headless=True)
+def test_second_visit_in_the_same_profile_classifies_the_same(pw, site, chelsea, native_top):
+    with bu.serve(site) as base, tempfile.TemporaryDirectory(prefix="wasmvision-repeat-") as profile:
+        context = pw.chromium.launch_persistent_context(profile, executable_path=bu.chromium_path(),
+                                                        args=bu.CHROMIUM_ARGS, headless=True)
         try:
             page, boot, stored = _visit(context, base, chelsea, native_top, wait_for_snapshot=True)
             assert boot.get("snapshot") == "made", boot

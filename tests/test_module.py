@@ -63,25 +63,6 @@ def native(dist_dir, photos_dir, entry):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(bu.chromium_path()).exists():
-        pytest.skip(f"Chromium not found at {bu.chromium_path()} (set WASMVISION_CHROMIUM)")
-    with sync_api.sync_playwright() as p:
-        b = bu.launch(p)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture(scope="module")
-def served(site):
-    with bu.serve(site) as base:
-        yield base
-
-
-@pytest.fixture(scope="module")
 def example(browser, served):
     """The example page, its module loaded and a classifier ready (window.example = {wasmvision, clf})."""
     context = browser.new_context()

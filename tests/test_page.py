@@ -34,37 +34,8 @@ def manifest(site) -> dict:
 
 
 @pytest.fixture(scope="module")
-def chelsea(photos_dir) -> Path:
-    return photos_dir / "chelsea.png"
-
-
-@pytest.fixture(scope="module")
 def axe_source() -> str:
     return (npm_tools.npm_package("axe-core") / "axe.min.js").read_text()
-
-
-@pytest.fixture(scope="module")
-def pw():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(bu.chromium_path()).exists():
-        pytest.skip(f"Chromium not found at {bu.chromium_path()} (set WASMVISION_CHROMIUM)")
-    with sync_api.sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(pw):
-    b = bu.launch(pw)
-    try:
-        yield b
-    finally:
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def served(site):
-    with bu.serve(site) as base:
-        yield base
 
 
 @contextmanager
