@@ -12,13 +12,13 @@ import io
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import browser_util as bu
+import npm_tools
 
 ROOT = Path(__file__).resolve().parent.parent
 PROB_TOL = 1e-3
@@ -26,10 +26,6 @@ TIMEOUT_MS = 600_000  # 50 photos on a shared, loaded 2-core machine
 N_PHOTOS = 50
 BROKEN = "broken-0017.jpg"
 BROWSER_FORMATS = (".png", ".jpg", ".jpeg", ".gif")  # build/photos also has TIFFs, which browsers do not decode
-# The accessibility checker, fetched by this test into tests/.axe/ (ignored); never a dependency of the product.
-AXE_CORE = "axe-core@4.10.3"
-AXE_TARBALL = "axe-core-4.10.3.tgz"
-AXE_SHA256 = "0f2b4d7dcdf7d1219df8d1959ad68e565f51d14c3f0d88bb71cd59abeb956292"
 
 pytestmark = pytest.mark.browser
 
@@ -355,35 +351,10 @@ def test_a_folder_and_a_drop_of_files_are_added(browser, site, album_files, phot
 
 # ---------------------------------------------------------------------------------------------- accessibility
 
-def _axe_source() -> str | None:
-    """axe.min.js from the npm registry's axe-core tarball, checked against its sha256, kept in tests/.axe/
-    (ignored); None when npm cannot get it."""
-    import hashlib
-    import tarfile
-
-    dest = ROOT / "tests" / ".axe"
-    tgz = dest / AXE_TARBALL
-    if not tgz.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            return None
-        dest.mkdir(exist_ok=True)
-        proc = subprocess.run([npm, "pack", AXE_CORE, "--pack-destination", str(dest), "--silent"],
-                              capture_output=True, text=True)
-        if proc.returncode != 0 or not tgz.exists():
-            return None
-    digest = hashlib.sha256(tgz.read_bytes()).hexdigest()
-    if digest != AXE_SHA256:
-        tgz.unlink()
-        pytest.fail(f"{AXE_TARBALL}: sha256 {digest}, expected {AXE_SHA256}; the file was removed")
-    with tarfile.open(tgz) as tf:
-        return tf.extractfile("package/axe.min.js").read().decode()
-
-
 def test_no_axe_violations(browser, site, album_files):
-    source = _axe_source()
-    if source is None:
-        pytest.skip(f"npm could not install {AXE_CORE}")
+    # The accessibility checker at the version pinned for every page test (tests/npm_tools.py); never a product
+    # dependency.
+    source = (npm_tools.npm_package("axe-core") / "axe.min.js").read_text()
     with bu.serve(site) as base:
         # axe is injected as a script: only this context lifts the page's CSP, the product pages keep theirs.
         context = browser.new_context(bypass_csp=True)
