@@ -154,6 +154,29 @@ def test_matmul(shapes):
                                rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("a, b", [((4, 6), (6, 3)), ((6,), (6, 3)), ((4, 6), (6,)), ((6,), (6,)),
+                                  ((1, 4, 6), (3, 6, 2)), ((5, 1, 4, 6), (3, 6, 2)), ((2, 3, 4), (2, 4, 5))])
+def test_matmul_shape_is_numpys(a, b):
+    from wasmvision.kernels.op_dense import matmul_shape
+
+    assert matmul_shape(a, b) == np.matmul(np.zeros(a), np.zeros(b)).shape
+
+
+@pytest.mark.parametrize("a, b", [((4, 6), (5, 3)), ((2, 4, 6), (3, 6, 2)), ((), (3,))])
+def test_matmul_shape_refuses_what_numpy_refuses(a, b):
+    from wasmvision.kernels.op_dense import matmul_shape
+
+    with pytest.raises(ValueError):
+        np.matmul(np.zeros(a), np.zeros(b))
+    with pytest.raises(ValueError):
+        matmul_shape(a, b)
+
+
+def test_matmul_infer_allocates_nothing_for_huge_shapes():
+    # 2^40 elements each: inferring the shape must not try to allocate them.
+    assert get_op("matmul").infer([(1 << 20, 1 << 20), (1 << 20, 3)]) == [(1 << 20, 3)]
+
+
 # ----------------------------------------------------------------------------------------- elementwise
 
 @pytest.mark.parametrize("op,fn", [("add", np.add), ("sub", np.subtract), ("mul", np.multiply), ("div", np.divide)])

@@ -37,12 +37,29 @@ class Dense(Op):
         return chain(core, bias, make_activation(self.attrs.get("activation"), y, scratch))
 
 
+def matmul_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    """np.matmul's result shape from the operand shapes alone: no arrays, so no allocation or arithmetic whatever
+    the (possibly hostile) sizes. A 1-D operand is a row (a) or column (b) vector whose axis is dropped after."""
+    if not a or not b:
+        raise ValueError("matmul needs operands of at least one dimension")
+    a2 = (1, *a) if len(a) == 1 else a
+    b2 = (*b, 1) if len(b) == 1 else b
+    if a2[-1] != b2[-2]:
+        raise ValueError(f"inner dimensions {a2[-1]} and {b2[-2]} differ")
+    out = (*np.broadcast_shapes(a2[:-2], b2[:-2]), a2[-2], b2[-1])
+    if len(a) == 1:
+        out = out[:-2] + out[-1:]
+    if len(b) == 1:
+        out = out[:-1]
+    return out
+
+
 @register("matmul")
 class MatMul(Op):
     def infer(self, shapes):
-        a, b = shapes
+        a, b = (tuple(int(d) for d in s) for s in shapes)
         try:
-            return [np.matmul(np.empty(a, np.float32), np.empty(b, np.float32)).shape]
+            return [matmul_shape(a, b)]
         except ValueError as exc:
             raise self.error(f"shapes {a} and {b} do not multiply: {exc}") from None
 
