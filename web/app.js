@@ -390,6 +390,8 @@ async function start() {
     }
     await listed; // the picker's list first: adopt() merges the loaded model into it
     adopt(clf);
+    // "auto" without the SIMD kernels (no Wasm SIMD, a library that fails to load or to verify) runs numpy: say so.
+    if (clf.model.engineNotice) notices.push(clf.model.engineNotice);
     state.current = clf.model.key;
     await refreshStats(clf);
   } catch (err) {
