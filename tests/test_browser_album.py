@@ -103,6 +103,19 @@ def native(bundle, album_files) -> dict:
     return out
 
 
+def _open_album(context, base: str, query: str = "", errors: list[str] | None = None):
+    """A new page of ``context`` on album.html``query``, returned once the album's classifier is ready; page errors
+    go to ``errors`` from the start when given."""
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    if errors is not None:
+        page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(base + "album.html" + query)
+    page.wait_for_function("() => window.wasmvisionAlbum")
+    page.evaluate("() => window.wasmvisionAlbum.ready")
+    return page
+
+
 @pytest.fixture(scope="module")
 def album(browser, site, album_files, tmp_path_factory):
     """The album page after classifying the 50 files, with its request log and page errors."""
@@ -110,13 +123,8 @@ def album(browser, site, album_files, tmp_path_factory):
         context = browser.new_context(accept_downloads=True)
         try:
             log = bu.RequestLog(context)
-            page = context.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
             errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(base + "album.html")
-            page.wait_for_function("() => window.wasmvisionAlbum")
-            page.evaluate("() => window.wasmvisionAlbum.ready")
+            page = _open_album(context, base, errors=errors)
             page.set_input_files("[data-testid=album-files]", [str(p) for p in album_files])
             page.wait_for_function(
                 f"() => document.querySelectorAll('[data-testid=album-item]').length === {N_PHOTOS} && "
@@ -294,11 +302,7 @@ def test_cancel_stops_the_queue(browser, site, album_files):
     with bu.serve(site) as base:
         context = browser.new_context()
         try:
-            page = context.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
-            page.goto(base + "album.html")
-            page.wait_for_function("() => window.wasmvisionAlbum")
-            page.evaluate("() => window.wasmvisionAlbum.ready")
+            page = _open_album(context, base)
             page.set_input_files("[data-testid=album-files]", [str(p) for p in album_files[:30]])
             page.wait_for_selector("[data-testid=album-cancel]:not([hidden])")
             page.wait_for_function("() => document.querySelectorAll('[data-testid=album-item]').length >= 1")
@@ -326,10 +330,7 @@ def test_a_folder_and_a_drop_of_files_are_added(browser, site, album_files, phot
     with bu.serve(site) as base:
         context = browser.new_context()
         try:
-            page = context.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
-            page.goto(base + "album.html?workers=1")
-            page.wait_for_function("() => window.wasmvisionAlbum")
+            page = _open_album(context, base, "?workers=1")
             page.set_input_files("[data-testid=album-folder]", str(folder))
             page.wait_for_function("() => document.querySelectorAll('[data-testid=album-item]').length === 2 && "
                                    "!window.wasmvisionAlbum.state().running")
@@ -359,11 +360,7 @@ def test_no_axe_violations(browser, site, album_files):
         # axe is injected as a script: only this context lifts the page's CSP, the product pages keep theirs.
         context = browser.new_context(bypass_csp=True)
         try:
-            page = context.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
-            page.goto(base + "album.html")
-            page.wait_for_function("() => window.wasmvisionAlbum")
-            page.evaluate("() => window.wasmvisionAlbum.ready")
+            page = _open_album(context, base)
             page.set_input_files("[data-testid=album-files]", [str(p) for p in album_files[-4:]])
             page.wait_for_function("() => document.querySelectorAll('[data-testid=album-item]').length === 4 && "
                                    "!window.wasmvisionAlbum.state().running")
