@@ -118,6 +118,24 @@ def serve(directory: str | Path, host: str = "127.0.0.1") -> Iterator[ServedSite
         thread.join(timeout=5)
 
 
+def site_variant(site: Path, dest: Path, drop=frozenset(), replace: dict | None = None) -> Path:
+    """A copy of the site at ``dest`` made of symlinks, without the paths in ``drop`` (files or folders) and with
+    ``replace`` {path: bytes} written as real files (also paths the site does not have). Replaced files are never
+    symlinks, so writing them cannot reach the real site."""
+    replace = replace or {}
+    for src in sorted(Path(site).rglob("*")):
+        rel = src.relative_to(site).as_posix()
+        if src.is_dir() or rel in replace or any(rel == d or rel.startswith(d + "/") for d in drop):
+            continue
+        out = dest / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.symlink_to(src.resolve())
+    for rel, data in replace.items():
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dest / rel).write_bytes(data)
+    return dest
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

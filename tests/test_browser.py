@@ -463,26 +463,10 @@ def test_corrupt_model_bundle_shows_error(session, site, photos, tmp_path):
     assert _wait_result(page)[0]["label"] == "Egyptian cat"
 
 
-def _site_variant(site: Path, dest: Path, drop: set[str] = frozenset(), replace: dict | None = None) -> Path:
-    """A copy of the site made of symlinks, without the paths in ``drop`` and with ``replace`` {path: bytes}."""
-    replace = replace or {}
-    for src in sorted(site.rglob("*")):
-        rel = src.relative_to(site).as_posix()
-        if any(rel == d or rel.startswith(d + "/") for d in drop) or src.is_dir():
-            continue
-        out = dest / rel
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if rel in replace:
-            out.write_bytes(replace[rel])
-        else:
-            out.symlink_to(src.resolve())
-    return dest
-
-
 @pytest.mark.browser
 def test_missing_model_bundle_shows_error(browser, site, tmp_path):
     # The site without its models/ folder, as a half-finished upload to a static host would be.
-    variant = _site_variant(site, tmp_path / "site", drop={"models"})
+    variant = bu.site_variant(site, tmp_path / "site", drop={"models"})
     with bu.serve(variant) as base, _fresh_page(browser) as (page, _log):
         page.goto(base)
         bu.wait_ready(page, TIMEOUT_MS)
@@ -503,7 +487,7 @@ def test_lock_without_our_wheel_falls_back_to_micropip(browser, site, photos, tm
     for e in manifest["files"]:
         if e["path"] == "pyodide/pyodide-lock.json":
             e.update(sha256=hashlib.sha256(new_lock).hexdigest(), bytes=len(new_lock))
-    variant = _site_variant(site, tmp_path / "site", replace={"pyodide/pyodide-lock.json": new_lock,
+    variant = bu.site_variant(site, tmp_path / "site", replace={"pyodide/pyodide-lock.json": new_lock,
                                                              "manifest.json": json.dumps(manifest).encode()})
     with bu.serve(variant) as base, _fresh_page(browser) as (page, log):
         page.goto(base)
@@ -516,7 +500,7 @@ def test_lock_without_our_wheel_falls_back_to_micropip(browser, site, photos, tm
 
 @pytest.mark.browser
 def test_broken_runtime_reports_instead_of_hanging(browser, site, tmp_path):
-    variant = _site_variant(site, tmp_path / "site", drop={"pyodide/pyodide.asm.wasm"})
+    variant = bu.site_variant(site, tmp_path / "site", drop={"pyodide/pyodide.asm.wasm"})
     with bu.serve(variant) as base, _fresh_page(browser) as (page, _log):
         page.goto(base)
         message = page.evaluate("window.wasmvision.ready.then(() => 'ready', e => e.message)")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -77,12 +76,10 @@ def _site_with_library(dist_dir: Path, dest: Path, library: bytes, recorded_sha2
     """A copy of the site whose wasmvision wheel carries ``library`` as the kernel file and ``recorded_sha256`` as
     its recorded hash; the lock and the manifest list the new wheel (so the site's own checks accept it, and only
     the kernel loader can object)."""
-    site = dest / "site"
-    shutil.copytree(dist_dir, site)
-    manifest = json.loads((site / "manifest.json").read_text())
-    wheel = site / manifest["wasmvision"]["wheel"]
+    manifest = json.loads((dist_dir / "manifest.json").read_text())
+    wheel_path = manifest["wasmvision"]["wheel"]
     out = io.BytesIO()
-    with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+    with zipfile.ZipFile(dist_dir / wheel_path) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
         for item in src.infolist():
             data = src.read(item.filename)
             if item.filename == LIBRARY:
@@ -92,17 +89,15 @@ def _site_with_library(dist_dir: Path, dest: Path, library: bytes, recorded_sha2
                 record.update(bytes=len(library), sha256=recorded_sha256)
                 data = json.dumps(record).encode()
             dst.writestr(item, data)
-    wheel.write_bytes(out.getvalue())
-    lock_path = site / "pyodide" / "pyodide-lock.json"
-    lock = json.loads(lock_path.read_text())
-    lock["packages"]["wasmvision"]["sha256"] = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    lock_path.write_text(json.dumps(lock))
+    wheel = out.getvalue()
+    lock = json.loads((dist_dir / "pyodide" / "pyodide-lock.json").read_text())
+    lock["packages"]["wasmvision"]["sha256"] = hashlib.sha256(wheel).hexdigest()
+    replace = {wheel_path: wheel, "pyodide/pyodide-lock.json": json.dumps(lock).encode()}
     for f in manifest["files"]:
-        path = site / f["path"]
-        if f["path"] in (manifest["wasmvision"]["wheel"], "pyodide/pyodide-lock.json"):
-            f["bytes"], f["sha256"] = path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest()
-    (site / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    return site
+        if f["path"] in replace:
+            f["bytes"], f["sha256"] = len(replace[f["path"]]), hashlib.sha256(replace[f["path"]]).hexdigest()
+    replace["manifest.json"] = json.dumps(manifest, indent=1).encode()
+    return bu.site_variant(dist_dir, dest / "site", replace=replace)
 
 
 BROKEN = b"\x00asm\x01\x00\x00\x00" + b"\xff" * 64  # a Wasm header, then nothing a loader can read

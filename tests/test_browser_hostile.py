@@ -91,28 +91,14 @@ def variant(site: Path, dest: Path, replace: dict[str, bytes], *, consistent: bo
     """A copy of the site (symlinks) with ``replace`` {path: bytes}. ``consistent`` rewrites manifest.json to list the
     new files' hashes too (a site built from damaged files, rather than files changed after the build)."""
     manifest = manifest_of(site)
-    for src in sorted(site.rglob("*")):
-        rel = src.relative_to(site).as_posix()
-        if src.is_dir() or rel == "manifest.json":
-            continue
-        out = dest / rel
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if rel in replace:
-            out.write_bytes(replace[rel])
-        else:
-            out.symlink_to(src.resolve())
-    for rel, data in replace.items():  # files the site does not have
-        if not (site / rel).exists():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            (dest / rel).write_bytes(data)
     if consistent:
         for e in manifest["files"]:
             if e["path"] in replace:
                 e["sha256"] = hashlib.sha256(replace[e["path"]]).hexdigest()
                 e["bytes"] = len(replace[e["path"]])
     manifest.update(manifest_extra or {})
-    (dest / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    return dest
+    return bu.site_variant(site, dest, replace={**replace,
+                                                "manifest.json": json.dumps(manifest, indent=1).encode()})
 
 
 def wait_error(page, timeout_ms: int = TIMEOUT_MS) -> str:
