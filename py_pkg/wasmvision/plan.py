@@ -60,10 +60,11 @@ class Plan:
                 raise PlanError(str(exc)) from None
         shapes = self._infer_shapes(bundle, nodes, ops)
         self.shapes = shapes
-        buffers = self._allocate(bundle, nodes, ops, shapes)
+        scratch_shapes = self._scratch_shapes(nodes, ops, shapes)
+        buffers = self._allocate(bundle, nodes, ops, shapes, _arena_elements(scratch_shapes))
         self.input_buffer = buffers[self.input_name]
         self.outputs = [buffers[t] if t in buffers else bundle.tensors[t] for t in self.targets]
-        self.steps, self.labels = self._prepare(bundle, nodes, ops, shapes, buffers)
+        self.steps, self.labels = self._prepare(bundle, nodes, ops, shapes, buffers, scratch_shapes)
 
     # ------------------------------------------------------------------------------------------ compile
     def _needed_nodes(self, bundle, targets):
@@ -111,7 +112,7 @@ class Plan:
                     raise PlanError(f"node {quote(n.name)} ({n.op}) gives {quote(name)} a negative dimension: {shapes[name]}")
         return shapes
 
-    def _allocate(self, bundle, nodes, ops, shapes):
+    def _allocate(self, bundle, nodes, ops, shapes, scratch_elements: int):
         """Assign every non-constant tensor a slot; slots are reused once their tensor is dead."""
         consts = set(bundle.tensors)
         keep = set(self.targets)
@@ -158,7 +159,7 @@ class Plan:
             for out in n.outputs:
                 if out not in last_use and out not in keep:
                     free.append(slot_of[out])
-        self._check_budget(4 * sum(capacity), 4 * self._scratch_elements(nodes, ops, shapes))
+        self._check_budget(4 * sum(capacity), 4 * scratch_elements)
         try:
             storage = [np.empty(c, np.float32) for c in capacity]
         except MemoryError:
@@ -168,10 +169,10 @@ class Plan:
         return {name: storage[s][:math.prod(shapes[name])].reshape(shapes[name]) for name, s in slot_of.items()}
 
     @staticmethod
-    def _scratch_elements(nodes, ops, shapes) -> int:
+    def _scratch_shapes(nodes, ops, shapes) -> list[list[tuple[int, ...]]]:
+        """Per node, the shapes of the scratch views it wants (all nodes share one arena)."""
         try:
-            return max([sum(_round(math.prod(s)) for s in op.scratch([shapes[x] if x else None for x in n.inputs]))
-                        for n, op in zip(nodes, ops)] + [0])
+            return [op.scratch([shapes[x] if x else None for x in n.inputs]) for n, op in zip(nodes, ops)]
         except (KeyError, IndexError, TypeError, ValueError, ArithmeticError) as exc:
             raise PlanError(f"cannot size the scratch space: {exc}") from None
 
@@ -182,13 +183,11 @@ class Plan:
                 f"{buffer_bytes / 2**20:,.0f} MiB of buffers and {scratch_bytes / 2**20:,.0f} MiB of scratch, "
                 f"the limit is {MAX_PLAN_BYTES / 2**20:,.0f} MiB")
 
-    def _prepare(self, bundle, nodes, ops, shapes, buffers):
+    def _prepare(self, bundle, nodes, ops, shapes, buffers, scratch_shapes):
         def view(name):
             return buffers[name] if name in buffers else bundle.tensors[name]
 
-        scratch_shapes = [op.scratch([shapes[x] if x else None for x in n.inputs]) for n, op in zip(nodes, ops)]
-        need = max([sum(_round(math.prod(s)) for s in ss) for ss in scratch_shapes] + [0])
-        arena = np.empty(need, np.float32)
+        arena = np.empty(_arena_elements(scratch_shapes), np.float32)
         self.scratch_bytes = arena.nbytes
         steps, labels = [], []
         self.engines = []  # per step: "simd" or "numpy"
@@ -207,8 +206,8 @@ class Plan:
                 step = None if self.kernels is None else prepare_simd(self.kernels, op, ins, outs, views)
                 self.engines.append("numpy" if step is None else "simd")
                 steps.append(op.prepare(ins, outs, views) if step is None else step)
-            except (KeyError, IndexError, TypeError, ValueError) as exc:
-                raise PlanError(f"node {n.name!r} ({n.op}): {exc}") from None
+            except (KeyError, IndexError, TypeError, ValueError, ArithmeticError) as exc:
+                raise PlanError(f"node {quote(n.name)} ({n.op}): {exc}") from None
             label = n.op
             if n.op == "conv2d":  # profile per strategy: pointwise / depthwise / im2col (the stem)
                 label = "conv2d/" + op.kind([shapes[x] for x in n.inputs[:2]])
@@ -262,6 +261,11 @@ def profile_kind(label: str) -> str:
     if label in _CLASSIFIER_OPS or label.endswith("pool"):
         return "classifier"
     return "other"
+
+
+def _arena_elements(scratch_shapes) -> int:
+    """float32 elements of the shared scratch arena: the largest node's views, each 64-byte aligned."""
+    return max([sum(_round(math.prod(s)) for s in ss) for ss in scratch_shapes] + [0])
 
 
 def _round(n: int) -> int:
