@@ -666,17 +666,30 @@ def pyodide_wheel(wheel: Path) -> Path:
 NUMPY_UNUSED = re.compile(r"\.(pyi|h|pxd|c|a)$|^numpy/(f2py|_pyinstaller|doc|random/_examples|_core/lib)/")
 
 
-# Run by Pyodide's Python version (3.12): each module's source becomes sourceless bytecode in its place, as
-# `pyodide py-compile` does, deflated at level 9. (Not optimization level 2, a third smaller: numpy then needs the
-# interpreter itself started with -OO, or its add_docstring fails on the missing docstrings.)
-COMPILE_WHEEL = """
-import importlib.util, sys, zipfile
+# Run by Pyodide's Python version (3.12): a zip's .py members (all, or those named in a JSON list) become sourceless
+# bytecode in their place, as `pyodide py-compile` does, deflated at level 9, with every docstring made "". That is
+# as small as -OO (numpy: 3.08 -> 2.62 MB) but keeps asserts, and numpy's add_docstring, which refuses the None that
+# -OO leaves unless the interpreter itself runs with -OO, still gets a str.
+COMPILE_ZIP = """
+import ast, importlib.util, json, sys, zipfile
+
+class BlankDocstrings(ast.NodeTransformer):
+    def blank(self, node):
+        self.generic_visit(node)
+        first = node.body[0] if node.body else None
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            first.value.value = ""
+        return node
+    visit_Module = visit_ClassDef = visit_FunctionDef = visit_AsyncFunctionDef = blank
+
 src, dst = sys.argv[1:3]
+only = set(json.loads(open(sys.argv[3]).read())) if len(sys.argv) > 3 else None
 with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zout:
     for info in zin.infolist():
         data, name = zin.read(info), info.filename
-        if name.endswith(".py"):
-            code = compile(data, name, "exec", dont_inherit=True, optimize=0)
+        if name.endswith(".py") and (only is None or name in only):
+            tree = BlankDocstrings().visit(ast.parse(data, name))
+            code = compile(tree, name, "exec", dont_inherit=True, optimize=0)
             data = importlib._bootstrap_external._code_to_hash_pyc(code, importlib.util.source_hash(data), False)
             name += "c"
         out = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
@@ -692,22 +705,76 @@ STDLIB_CODECS = {"__init__", "aliases", "ascii", "latin_1", "utf_8", "utf_8_sig"
                  "utf_32", "utf_32_le", "utf_32_be", "cp437", "idna", "punycode", "charmap", "raw_unicode_escape",
                  "unicode_escape", "base64_codec", "hex_codec", "zlib_codec", "undefined"}
 
+# Run by Node: Pyodide with the site's stdlib and wheels goes the way of a first result (start, import, load the
+# default model, classify and embed) and prints the stdlib members it imported, as JSON.
+TRACE_STDLIB = r"""
+import fs from "node:fs";
+import {pathToFileURL} from "node:url";
+const [indexURL, stdLibURL, model, ...wheels] = process.argv.slice(2);
+const {loadPyodide} = await import(pathToFileURL(indexURL + "pyodide.mjs").href);
+const py = await loadPyodide({indexURL, stdLibURL});
+for (const w of wheels) py.unpackArchive(new Uint8Array(fs.readFileSync(w)), "wheel",
+  {extractDir: "/lib/python3.12/site-packages"});
+py.FS.writeFile("/tmp/model.wvb", new Uint8Array(fs.readFileSync(model)));
+process.stdout.write(py.runPython(`
+import json, sys
+import numpy as np
+import wasmvision.browser as b
+def ok(reply):
+    reply = json.loads(reply)
+    if not reply["ok"]:
+        raise RuntimeError(reply["error"])
+with open("/tmp/model.wvb", "rb") as f:
+    ok(b.load_model("m", f.read()))
+rgba = (np.arange(96 * 64 * 4) % 251).astype(np.uint8).tobytes()
+ok(b.classify_rgba("m", rgba, 96, 64, 5))
+ok(b.classify_embed_rgba("m", rgba, 96, 64, 5))
+zip_ = sys.path[0] if sys.path[0].endswith(".zip") else next(p for p in sys.path if p.endswith(".zip"))
+origins = (getattr(getattr(m, "__spec__", None), "origin", None) or "" for m in list(sys.modules.values()))
+json.dumps(sorted({o[len(zip_) + 1:] for o in origins if o.startswith(zip_ + "/")}))
+`));
+"""
 
-def stdlib_for_site(stdlib: Path) -> Path:
-    """Pyodide's python_stdlib.zip without the encodings no code path of the site uses (STDLIB_CODECS)."""
+
+def stdlib_for_site(stdlib: Path, numpy: Path, wheel: Path, model: Path) -> Path:
+    """Pyodide's python_stdlib.zip as the site ships it: without the encodings no code path uses (STDLIB_CODECS),
+    and the modules a first result imports as bytecode. Pyodide ships sources, which Python compiles on every cold
+    start (Node: interpreter start 1.3 s with sources, 0.5 s with bytecode); the modules nothing on that path
+    imports stay sources (as bytecode they would add 1.3 MB to every first visit)."""
     dest = BUILD / "stdlib-pyodide" / stdlib.name
     stamp = BUILD / "stdlib-pyodide.stamp"
-    key = sha256_file(stdlib) + json.dumps(sorted(STDLIB_CODECS))
+    key = "".join(sha256_file(p) for p in (stdlib, numpy, wheel, model)) + json.dumps(sorted(STDLIB_CODECS)) \
+        + COMPILE_ZIP + TRACE_STDLIB
     if up_to_date(stamp, key, dest):
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(stdlib) as src, zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            parts = info.filename.split("/")
-            if parts[0] == "encodings" and len(parts) == 2 and parts[1] and \
-                    parts[1].rsplit(".", 1)[0] not in STDLIB_CODECS:
-                continue
-            dst.writestr(info, src.read(info))
+    py312 = venv_python(VENV_PY312) if ensure_pyodide_build() else None
+    with stage("stdlib for the site (unused codecs dropped, the first result's modules as bytecode)"):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        trimmed = dest.with_name("trimmed.zip")
+        with zipfile.ZipFile(stdlib) as src, zipfile.ZipFile(trimmed, "w", zipfile.ZIP_DEFLATED) as dst:
+            for info in src.infolist():
+                parts = info.filename.split("/")
+                if parts[0] == "encodings" and len(parts) == 2 and parts[1] and \
+                        parts[1].rsplit(".", 1)[0] not in STDLIB_CODECS:
+                    continue
+                dst.writestr(info, src.read(info))
+        if py312 is None:
+            log("note: no Python 3.12 to compile the stdlib with; it ships as sources (a slower first start)")
+            trimmed.replace(dest)
+        else:
+            script = dest.with_name("trace.mjs")
+            script.write_text(TRACE_STDLIB)
+            ensure_npm()  # brings node
+            traced = subprocess.run(["node", str(script), f"{stdlib.parent}/", str(trimmed), str(model), str(numpy),
+                                     str(wheel)], capture_output=True, text=True)
+            if traced.returncode != 0:
+                why = traced.stderr[traced.stderr.find("Traceback"):] if "Traceback" in traced.stderr else traced.stderr
+                raise BuildError(f"tracing the stdlib a first result imports failed:\n{why[-2000:]}")
+            members = dest.with_name("first-result-modules.json")
+            members.write_text(traced.stdout)
+            run([str(py312), "-c", COMPILE_ZIP, str(trimmed), str(dest), str(members)])
+            log(f"  {len(json.loads(traced.stdout))} stdlib modules as bytecode")
+            trimmed.unlink()
     stamp.write_text(key)
     return dest
 
@@ -717,7 +784,7 @@ def numpy_for_site(wheel: Path) -> Path:
     ~170 modules from source on every visit), without NUMPY_UNUSED."""
     out = BUILD / "numpy-pyodide"
     stamp = BUILD / "numpy-pyodide.stamp"
-    key = sha256_file(wheel) + COMPILE_WHEEL + NUMPY_UNUSED.pattern
+    key = sha256_file(wheel) + COMPILE_ZIP + NUMPY_UNUSED.pattern
     if up_to_date(stamp, key, out / wheel.name):
         return out / wheel.name
     py312 = venv_python(VENV_PY312) if ensure_pyodide_build() else None
@@ -731,7 +798,7 @@ def numpy_for_site(wheel: Path) -> Path:
             for info in src.infolist():
                 if not NUMPY_UNUSED.search(info.filename):
                     dst.writestr(info, src.read(info))
-        run([str(py312), "-c", COMPILE_WHEEL, str(kept), str(out / wheel.name)])
+        run([str(py312), "-c", COMPILE_ZIP, str(kept), str(out / wheel.name)])
         kept.unlink()
     stamp.write_text(key)
     return out / wheel.name
@@ -773,12 +840,13 @@ def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict], si
             files[p.relative_to(web).as_posix()] = p
     for fname in PYODIDE_CORE_FILES:
         files[f"pyodide/{fname}"] = pyodide / fname
-    files["pyodide/python_stdlib.zip"] = stdlib_for_site(pyodide / "python_stdlib.zip")
     for pkg in PYODIDE_PACKAGES:
         fname = lock["packages"][pkg]["file_name"]
         files[f"pyodide/{fname}"] = pyodide / fname
     numpy = numpy_for_site(pyodide / lock["packages"]["numpy"]["file_name"])
     files[f"pyodide/{numpy.name}"] = numpy
+    default_model = next(m["path"] for m in models if m["default"])
+    files["pyodide/python_stdlib.zip"] = stdlib_for_site(pyodide / "python_stdlib.zip", numpy, wheel, default_model)
     files[f"pyodide/{wheel.name}"] = wheel
     # The official lock's entries for the packages the site ships (the other ~250 would be 100 kB of every first
     # visit), numpy's with the hash of its wheel as compiled here, and our entry; info.version must stay for 0.27.

@@ -8,6 +8,7 @@ import { BASE, countAsReceived, failRuntimeFile, orRuntimeFailure, sitePath, sri
 import { codeFiles, fileBytes, runtimeFiles, wheelFiles } from "./manifest.js";
 import { begin, during, end } from "./phases.js";
 import { setStage } from "./progress.js";
+import { compiledRuntime, RUNTIME_WASM, runtimeScript } from "./runtime-start.js";
 import { forgetSnapshot, readSnapshot, snapshotKey, writeSnapshot } from "./snapshot.js";
 
 const DEFAULT_MAX_PIXELS = 50e6;
@@ -36,16 +37,23 @@ export function callPython(fn, args, kwargs = null) {
 // Pyodide 0.27 catches a failed compilation of pyodide.asm.wasm, logs "wasm instantiation failed!" and never
 // settles its promise (a page stuck on "Downloading the Python runtime…"). Wrapping the browser's call names the file
 // and ends the boot at once (CompileError: damaged bytes; TypeError: e.g. served with the wrong MIME type). Pyodide
-// calls it with the response of its own fetch, so the URL is known.
+// calls it with the response of its own fetch, so the URL is known. When runtime-start.js already compiled the
+// runtime, that module is instantiated and Pyodide's own download (an HTTP cache hit) is dropped.
 const instantiateStreaming = WebAssembly.instantiateStreaming;
 WebAssembly.instantiateStreaming = async function reportingInstantiateStreaming(source, imports) {
+  const early = compiledRuntime();
   try {
+    if (early) {
+      Promise.resolve(source).then((response) => response.body?.cancel(), () => {});
+      const module = await early;
+      return { module, instance: await during("runtime_instantiate", () => WebAssembly.instantiate(module, imports)) };
+    }
     return await instantiateStreaming.call(WebAssembly, source, imports);
   } catch (err) {
     // A LinkError is the imports' fault (a damaged memory snapshot), not the file's: snapshot.js handles those.
-    const response = await Promise.resolve(source).catch(() => null);
-    if (response?.url && (err instanceof WebAssembly.CompileError || err instanceof TypeError)) {
-      const path = sitePath(new URL(response.url));
+    const response = early ? null : await Promise.resolve(source).catch(() => null);
+    const path = early ? RUNTIME_WASM : response?.url ? sitePath(new URL(response.url)) : null;
+    if (path && (err instanceof WebAssembly.CompileError || err instanceof TypeError)) {
       failRuntimeFile(path, new UserError(`The Python runtime file ${path} could not be compiled (${err.name}: ` +
         `${String(err.message).slice(0, 120)}): it is damaged. The site must be re-uploaded.`, "SetupError"));
     }
@@ -55,7 +63,7 @@ WebAssembly.instantiateStreaming = async function reportingInstantiateStreaming(
 
 // Code that arrived by <script>, import or new Worker() could not carry integrity: fetch it again with the
 // manifest's (fetch.js adds it; the bytes come from the HTTP cache) so a changed file ends the boot, named.
-// pyodide.asm.js is checked before Pyodide imports it: its import then reads the checked copy from the cache.
+// pyodide.asm.js is checked before it is imported (runtime-start.js).
 // A file that cannot be downloaded now (offline, and not in the offline copy: sw.js, pages this one did not load)
 // was not served to this page either, so there is nothing to check; only a mismatch (a UserError) ends the boot.
 export function verifyCode() {
@@ -69,14 +77,6 @@ export function verifyCode() {
     }
     await response.arrayBuffer();
   }));
-}
-
-async function verifyRuntimeScript() {
-  if (typeof globalThis._createPyodideModule === "function") return; // already imported (a restart)
-  const response = await fetch(new URL("pyodide/pyodide.asm.js", BASE));
-  if (!response.ok) throw new UserError(`The Python runtime file pyodide/pyodide.asm.js could not be downloaded ` +
-    `(HTTP ${response.status}). The site is incomplete.`, "SetupError");
-  await response.arrayBuffer();
 }
 
 function withTimeout(promise, ms, what) {
@@ -121,7 +121,7 @@ function namedBootFailure(err) {
 // next visit (stored once the page is idle). numpy cannot be in it (its Wasm side modules are not part of the
 // heap): packages still load after the restore.
 async function bootInterpreter(allowRestore) {
-  await verifyRuntimeScript();
+  await runtimeScript();
   const key = snapshotKey();
   if (key && allowRestore) {
     const snapshot = await during("snapshot_read", () => readSnapshot(key));

@@ -5,6 +5,7 @@
 // Python runs one call at a time; requests are served in arrival order.
 
 import { runtime, startPython, verifyCode } from "./boot.js";
+import { startRuntime } from "./runtime-start.js";
 import { UserError, errorPayload } from "./errors.js";
 import { BASE, networkBytes, totalReceived } from "./fetch.js";
 import { defaultModel, loadManifest, runtimeFiles, wheelFiles } from "./manifest.js";
@@ -26,6 +27,7 @@ async function boot({ prefetch: first, restarts = 0 } = {}) {
   const t0 = performance.now();
   runtime.timings.restarts = restarts; // how many workers before this one the page replaced (recovery.js)
   await during("manifest", loadManifest);
+  startRuntime(); // the runtime's compile and script, beside everything below
   registerBuiltins();
   const initial = first === null ? null : builtin(first) ?? (first === undefined ? defaultModel() : null);
   setScope([...runtimeFiles(), ...wheelFiles(["numpy", "wasmvision"]), ...(initial ? [initial.file] : [])]);

@@ -1,0 +1,47 @@
+// The runtime's two slow starts, begun as soon as the manifest is known rather than one after the other inside
+// loadPyodide: the Wasm compile of pyodide.asm.wasm (streaming, on the browser's compile threads, with the
+// manifest's integrity like every fetch here) and the check and evaluation of pyodide.asm.js. loadPyodide then
+// finds the script already defined, and its instantiateStreaming gets the compiled module (boot.js). Measured on a
+// cold visit: the runtime's compile started ~580 ms after the worker asked for the runtime, behind the script's
+// re-fetch, the snapshot read and the script's evaluation.
+
+import { UserError } from "./errors.js";
+import { BASE } from "./fetch.js";
+import { during } from "./phases.js";
+
+export const RUNTIME_WASM = "pyodide/pyodide.asm.wasm";
+
+let compiled = null; // Promise<WebAssembly.Module>: instantiated by each boot of this worker
+let script = null; // Promise: pyodide.asm.js checked and evaluated
+
+// Code that arrived by import() cannot carry integrity: fetched first with the manifest's (fetch.js adds it), so a
+// changed file ends the boot before it runs; the import then reads the checked copy from the HTTP cache.
+async function verifiedRuntimeScript() {
+  if (typeof globalThis._createPyodideModule === "function") return; // already evaluated (a restart)
+  const url = new URL("pyodide/pyodide.asm.js", BASE);
+  const response = await fetch(url);
+  if (!response.ok) throw new UserError(`The Python runtime file pyodide/pyodide.asm.js could not be downloaded ` +
+    `(HTTP ${response.status}). The site is incomplete.`, "SetupError");
+  await response.arrayBuffer();
+  await import(url.href);
+}
+
+export function startRuntime() {
+  if (!compiled && typeof WebAssembly.compileStreaming === "function") {
+    compiled = during("runtime_compile", () => WebAssembly.compileStreaming(fetch(new URL(RUNTIME_WASM, BASE))),
+      { background: true });
+    compiled.catch(() => {}); // reported by whoever takes it (boot.js names the file)
+  }
+  if (!script) script = verifiedRuntimeScript();
+  script.catch(() => {}); // awaited by runtimeScript()
+}
+
+export function runtimeScript() {
+  startRuntime();
+  return script;
+}
+
+// Null where the browser has no compileStreaming: Pyodide then compiles the runtime itself.
+export function compiledRuntime() {
+  return compiled;
+}
