@@ -1,5 +1,5 @@
-// Pyodide boot: the interpreter (from the memory snapshot when there is one), then numpy and wasmvision unpacked
-// from their wheels (checked against pyodide-lock.json's sha256), with loadPackage and micropip as fallbacks.
+// Pyodide boot: the interpreter (from the memory snapshot when there is one, numpy and wasmvision.browser already
+// imported in it), then numpy and wasmvision unpacked from their wheels (checked against pyodide-lock.json's sha256), with loadPackage and micropip as fallbacks.
 // Calls into wasmvision.browser go through callPython (JSON replies, errors as UserError).
 
 import { loadPyodide } from "../pyodide/pyodide.mjs";
@@ -8,6 +8,8 @@ import { BASE, countAsReceived, failRuntimeFile, orRuntimeFailure, sitePath, sri
 import { codeFiles, fileBytes, runtimeFiles, wheelFiles } from "./manifest.js";
 import { begin, during, end } from "./phases.js";
 import { setStage } from "./progress.js";
+import { cancelPreload, dylibHandles, planPreload, preloadNextBoot, restoreHandles, SIMD_LIB, SITE_PACKAGES,
+  unplannedLibs } from "./dylibs.js";
 import { forgetSnapshot, readSnapshot, snapshotKey, writeSnapshot } from "./snapshot.js";
 
 const DEFAULT_MAX_PIXELS = 50e6;
@@ -117,44 +119,77 @@ function namedBootFailure(err) {
     "must be re-uploaded.", "SetupError");
 }
 
-// Boots the interpreter: from the stored snapshot when there is one, else normally while taking a snapshot for the
-// next visit (stored once the page is idle). numpy cannot be in it (its Wasm side modules are not part of the
-// heap): packages still load after the restore.
-async function bootInterpreter(allowRestore) {
+// Boots the interpreter: from the stored snapshot (numpy and wasmvision.browser already imported in it) when there
+// is one, else normally with numpy's and the kernels' side modules loaded first (dylibs.js), so that a snapshot can
+// be taken once the packages are imported. `plan`: the side modules (planPreload), or null when they cannot be had.
+async function bootInterpreter(allowRestore, plan) {
   await verifyRuntimeScript();
-  const key = snapshotKey();
+  const key = snapshotKey(PACKAGES);
   if (key && allowRestore) {
-    const snapshot = await during("snapshot_read", () => readSnapshot(key));
-    if (snapshot) {
+    const record = await during("snapshot_read", () => readSnapshot(key));
+    if (record === "damaged") timings.snapshot = "failed";
+    else if (record) {
       try {
-        const py = await withTimeout(orRuntimeFailure(loadPyodide(bootOptions({ _loadSnapshot: snapshot }))),
+        await preloadNextBoot(plan.then((p) => p ?? Promise.reject(new Error("no side modules to preload"))),
+          record.libs);
+        const py = await withTimeout(orRuntimeFailure(loadPyodide(bootOptions({ _loadSnapshot: record.bytes }))),
           SNAPSHOT_RESTORE_TIMEOUT_MS, "Restoring the memory snapshot");
-        py.runPython("import sys"); // a restored heap that is broken fails here, not later in numpy
+        restoreHandles(py._module, record.handles);
+        // A restored heap whose side modules sit elsewhere than when it was made fails here, not in a classify.
+        py.runPython(restoredCheck(record.libs));
         timings.snapshot = "restored";
-        return py;
+        return { pyodide: py, snapshot: null };
       } catch (err) {
+        cancelPreload();
         console.warn("wasmvision: memory snapshot unusable, booting normally:", err.message);
         timings.snapshot = "failed";
         await forgetSnapshot();
       }
     }
   }
+  if (key) await preloadNextBoot(plan);
   const py = await orRuntimeFailure(loadPyodide(bootOptions(key ? { _makeSnapshot: true } : {})));
-  if (key) {
-    try {
-      begin("snapshot_make");
-      const bytes = py.makeMemorySnapshot(); // must come before any loadPackage (docs/perf.md §3)
-      end("snapshot_make");
-      timings.snapshot = timings.snapshot || "made";
-      // Not through the request queue: the write needs no Python and must not hold up a classify.
-      setTimeout(async () => {
-        if (await writeSnapshot(key, bytes)) timings.snapshot_bytes = bytes.byteLength;
-      }, SNAPSHOT_STORE_DELAY_MS);
-    } catch (err) {
-      console.warn("wasmvision: could not make a memory snapshot:", err.message);
-    }
+  const preloaded = key ? await plan : null;
+  return { pyodide: py, snapshot: preloaded && { key, libs: preloaded.libs } };
+}
+
+// Python run right after a restore: numpy's BLAS and ufuncs and the kernel library's self-check call through
+// function-table slots that only line up when every side module got the table base it had when the snapshot was
+// made.
+function restoredCheck(libs) {
+  const lines = ["import numpy", "assert float(numpy.arange(4.0) @ numpy.ones(4)) == 6.0, 'numpy after restore'"];
+  if (libs.includes(`${SITE_PACKAGES}/${SIMD_LIB}`)) {
+    lines.push("from wasmvision.simd import default_library", "from wasmvision.simd.ops import self_check",
+      "_lib, _why = default_library()", "assert _lib is not None and self_check(_lib) is None, 'kernels after restore'",
+      "del _lib, _why");
   }
-  return py;
+  return lines.join("\n");
+}
+
+// Takes the snapshot a repeat visit restores (numpy and wasmvision.browser imported, the kernel library loaded and
+// checked) and stores it once the page is idle. Before any model is loaded (the heap would carry it) and before
+// anything makes Python hold JS objects (makeMemorySnapshot refuses those).
+function takeSnapshot(pyodide, { key, libs }) {
+  try {
+    begin("snapshot_make");
+    if (libs.includes(`${SITE_PACKAGES}/${SIMD_LIB}`)) {
+      pyodide.runPython("from wasmvision.simd import default_library; default_library()");
+    }
+    pyodide.runPython("import gc; gc.collect()");
+    const unplanned = unplannedLibs(pyodide._module, libs);
+    if (unplanned.length) throw new Error(`side modules loaded after start-up: ${unplanned.join(", ")}`);
+    const handles = dylibHandles(pyodide._module);
+    const bytes = pyodide.makeMemorySnapshot();
+    end("snapshot_make");
+    timings.snapshot = timings.snapshot || "made";
+    // Not through the request queue: the write needs no Python and must not hold up a classify.
+    setTimeout(async () => {
+      if (await writeSnapshot(key, { bytes, libs, handles })) timings.snapshot_bytes = bytes.byteLength;
+    }, SNAPSHOT_STORE_DELAY_MS);
+  } catch (err) {
+    end("snapshot_make");
+    console.warn("wasmvision: could not make a memory snapshot:", err.message);
+  }
 }
 
 export async function startPython() {
@@ -186,7 +221,11 @@ async function startPythonOnce(allowRestore) {
   // The wheels download beside the runtime rather than after it.
   const wheels = fetchWheels(PACKAGES);
   wheels.catch(() => {}); // awaited below; a failure there falls back to loadPackage
-  const pyodide = await during("runtime", () => bootInterpreter(allowRestore));
+  const plan = wheels.then(([numpy, ours]) => during("dylibs_extract", () => planPreload(numpy, ours), { background: true })).catch((err) => {
+    console.warn("wasmvision: numpy's side modules cannot be loaded at start-up (no memory snapshot):", err.message);
+    return null;
+  });
+  const { pyodide, snapshot } = await during("runtime", () => bootInterpreter(allowRestore, plan));
   runtime.pyodide = pyodide;
   // pyodide.asm.js arrives by import(), not fetch(): count it as received once the runtime is up.
   for (const path of ["pyodide/pyodide.asm.js", "pyodide/pyodide.mjs"]) countAsReceived(path, fileBytes(path));
@@ -198,15 +237,26 @@ async function startPythonOnce(allowRestore) {
   const quiet = { messageCallback: () => {}, errorCallback: (msg) => failures.push(msg) };
   let browser = null;
   begin("packages");
-  try {
+  if (timings.snapshot === "restored") {
+    // The heap has the modules; their files (MEMFS lives in JS) must be back before any later import or read.
     await orRuntimeFailure(unpackWheels(pyodide, await during("wheels_wait", () => wheels)));
+    pyodide.runPython("import importlib; importlib.invalidate_caches()");
     timings.packages_install_ms = performance.now() - t1;
-    // numpy apart from wasmvision only to time them apart; it loads the extension modules it needs.
-    await during("import_numpy", () => pyodide.runPython("import numpy"));
-    browser = await during("import_wasmvision", () => pyodide.pyimport("wasmvision.browser"));
-    timings.packages_via = "unpack";
-  } catch (err) {
-    failures.push(err.message);
+    browser = pyodide.pyimport("wasmvision.browser");
+    timings.packages_via = "snapshot";
+  } else {
+    try {
+      await orRuntimeFailure(unpackWheels(pyodide, await during("wheels_wait", () => wheels)));
+      timings.packages_install_ms = performance.now() - t1;
+      // numpy apart from wasmvision only to time them apart; it loads the extension modules it needs.
+      await during("import_numpy", () => pyodide.runPython("import numpy"));
+      await during("import_wasmvision", () => pyodide.runPython("import wasmvision.browser"));
+      if (snapshot) takeSnapshot(pyodide, snapshot);
+      browser = pyodide.pyimport("wasmvision.browser");
+      timings.packages_via = "unpack";
+    } catch (err) {
+      failures.push(err.message);
+    }
   }
   if (!browser) {
     try {
