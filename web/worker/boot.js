@@ -1,5 +1,6 @@
-// Pyodide boot: the interpreter (from the memory snapshot when there is one, numpy and wasmvision.browser already
-// imported in it), then numpy and wasmvision unpacked from their wheels (checked against pyodide-lock.json's sha256), with loadPackage and micropip as fallbacks.
+// Pyodide boot: the interpreter from the memory snapshot when there is one (numpy and wasmvision.browser already
+// imported in it); else normally, then numpy and wasmvision unpacked from their wheels (checked against
+// pyodide-lock.json's sha256), with loadPackage and micropip as fallbacks.
 // Calls into wasmvision.browser go through callPython (JSON replies, errors as UserError).
 
 import { loadPyodide } from "../pyodide/pyodide.mjs";
@@ -8,8 +9,9 @@ import { BASE, countAsReceived, failRuntimeFile, orRuntimeFailure, sitePath, sri
 import { codeFiles, fileBytes, runtimeFiles, wheelFiles } from "./manifest.js";
 import { begin, during, end } from "./phases.js";
 import { setStage } from "./progress.js";
-import { cancelPreload, dylibHandles, planPreload, preloadNextBoot, restoreHandles, SIMD_LIB, SITE_PACKAGES,
-  unplannedLibs } from "./dylibs.js";
+import { cancelPreload, dylibHandles, planFromFiles, planPreload, preloadNextBoot, restoreHandles, SIMD_LIB,
+  SITE_PACKAGES, unplannedLibs } from "./dylibs.js";
+import { packTree, writeTree } from "./sitefiles.js";
 import { forgetSnapshot, readSnapshot, snapshotKey, writeSnapshot } from "./snapshot.js";
 
 const DEFAULT_MAX_PIXELS = 50e6;
@@ -121,7 +123,8 @@ function namedBootFailure(err) {
 
 // Boots the interpreter: from the stored snapshot (numpy and wasmvision.browser already imported in it) when there
 // is one, else normally with numpy's and the kernels' side modules loaded first (dylibs.js), so that a snapshot can
-// be taken once the packages are imported. `plan`: the side modules (planPreload), or null when they cannot be had.
+// be taken once the packages are imported. `plan`: those side modules (planPreload), or null when they cannot be had.
+// Returns { pyodide, restored, snapshot: what takeSnapshot needs, or null }.
 async function bootInterpreter(allowRestore, plan) {
   await verifyRuntimeScript();
   const key = snapshotKey(PACKAGES);
@@ -130,15 +133,15 @@ async function bootInterpreter(allowRestore, plan) {
     if (record === "damaged") timings.snapshot = "failed";
     else if (record) {
       try {
-        await preloadNextBoot(plan.then((p) => p ?? Promise.reject(new Error("no side modules to preload"))),
-          record.libs);
+        await preloadNextBoot(Promise.resolve(planFromFiles(record.libs, record.files)), record.libs);
         const py = await withTimeout(orRuntimeFailure(loadPyodide(bootOptions({ _loadSnapshot: record.bytes }))),
           SNAPSHOT_RESTORE_TIMEOUT_MS, "Restoring the memory snapshot");
         restoreHandles(py._module, record.handles);
+        await during("site_files", () => writeTree(py.FS, record.files));
         // A restored heap whose side modules sit elsewhere than when it was made fails here, not in a classify.
         py.runPython(restoredCheck(record.libs));
         timings.snapshot = "restored";
-        return { pyodide: py, snapshot: null };
+        return { pyodide: py, restored: true, snapshot: null };
       } catch (err) {
         cancelPreload();
         console.warn("wasmvision: memory snapshot unusable, booting normally:", err.message);
@@ -150,14 +153,20 @@ async function bootInterpreter(allowRestore, plan) {
   if (key) await preloadNextBoot(plan);
   const py = await orRuntimeFailure(loadPyodide(bootOptions(key ? { _makeSnapshot: true } : {})));
   const preloaded = key ? await plan : null;
-  return { pyodide: py, snapshot: preloaded && { key, libs: preloaded.libs } };
+  return { pyodide: py, restored: false, snapshot: preloaded && { key, libs: preloaded.libs } };
 }
 
-// Python run right after a restore: numpy's BLAS and ufuncs and the kernel library's self-check call through
-// function-table slots that only line up when every side module got the table base it had when the snapshot was
-// made.
+// Python run right after a restore. The files are new: the import system must list site-packages again. numpy's
+// BLAS and ufuncs and the kernel library's self-check call through function-table slots that only line up when
+// every side module got the table base it had when the snapshot was made.
 function restoredCheck(libs) {
-  const lines = ["import numpy", "assert float(numpy.arange(4.0) @ numpy.ones(4)) == 6.0, 'numpy after restore'"];
+  const lines = [
+    "import sys, numpy",
+    "from importlib.machinery import FileFinder",
+    "for _f in list(sys.path_importer_cache.values()):",
+    "    if isinstance(_f, FileFinder): _f.invalidate_caches()",
+    "assert float(numpy.arange(4.0) @ numpy.ones(4)) == 6.0, 'numpy after restore'",
+  ];
   if (libs.includes(`${SITE_PACKAGES}/${SIMD_LIB}`)) {
     lines.push("from wasmvision.simd import default_library", "from wasmvision.simd.ops import self_check",
       "_lib, _why = default_library()", "assert _lib is not None and self_check(_lib) is None, 'kernels after restore'",
@@ -167,8 +176,8 @@ function restoredCheck(libs) {
 }
 
 // Takes the snapshot a repeat visit restores (numpy and wasmvision.browser imported, the kernel library loaded and
-// checked) and stores it once the page is idle. Before any model is loaded (the heap would carry it) and before
-// anything makes Python hold JS objects (makeMemorySnapshot refuses those).
+// checked) and stores it with site-packages once the page is idle. Before any model is loaded (the heap would carry
+// it) and before anything makes Python hold JS objects (makeMemorySnapshot refuses those).
 function takeSnapshot(pyodide, { key, libs }) {
   try {
     begin("snapshot_make");
@@ -180,15 +189,18 @@ function takeSnapshot(pyodide, { key, libs }) {
     if (unplanned.length) throw new Error(`side modules loaded after start-up: ${unplanned.join(", ")}`);
     const handles = dylibHandles(pyodide._module);
     const bytes = pyodide.makeMemorySnapshot();
-    end("snapshot_make");
     timings.snapshot = timings.snapshot || "made";
     // Not through the request queue: the write needs no Python and must not hold up a classify.
     setTimeout(async () => {
-      if (await writeSnapshot(key, { bytes, libs, handles })) timings.snapshot_bytes = bytes.byteLength;
+      const site = packTree(pyodide.FS, SITE_PACKAGES);
+      if (await writeSnapshot(key, { bytes, libs, handles, site })) {
+        timings.snapshot_bytes = bytes.byteLength + site.data.byteLength;
+      }
     }, SNAPSHOT_STORE_DELAY_MS);
   } catch (err) {
-    end("snapshot_make");
     console.warn("wasmvision: could not make a memory snapshot:", err.message);
+  } finally {
+    end("snapshot_make");
   }
 }
 
@@ -221,11 +233,12 @@ async function startPythonOnce(allowRestore) {
   // The wheels download beside the runtime rather than after it.
   const wheels = fetchWheels(PACKAGES);
   wheels.catch(() => {}); // awaited below; a failure there falls back to loadPackage
-  const plan = wheels.then(([numpy, ours]) => during("dylibs_extract", () => planPreload(numpy, ours), { background: true })).catch((err) => {
-    console.warn("wasmvision: numpy's side modules cannot be loaded at start-up (no memory snapshot):", err.message);
+  const plan = wheels.then(([numpy, ours]) => during("dylibs_extract", () => planPreload(numpy, ours),
+    { background: true })).catch((err) => {
+    console.warn("wasmvision: no memory snapshot: numpy's side modules cannot be loaded at start-up:", err.message);
     return null;
   });
-  const { pyodide, snapshot } = await during("runtime", () => bootInterpreter(allowRestore, plan));
+  const { pyodide, restored, snapshot } = await during("runtime", () => bootInterpreter(allowRestore, plan));
   runtime.pyodide = pyodide;
   // pyodide.asm.js arrives by import(), not fetch(): count it as received once the runtime is up.
   for (const path of ["pyodide/pyodide.asm.js", "pyodide/pyodide.mjs"]) countAsReceived(path, fileBytes(path));
@@ -237,15 +250,11 @@ async function startPythonOnce(allowRestore) {
   const quiet = { messageCallback: () => {}, errorCallback: (msg) => failures.push(msg) };
   let browser = null;
   begin("packages");
-  if (timings.snapshot === "restored") {
-    // The heap has the modules; their files (MEMFS lives in JS) must be back before any later import or read.
-    await orRuntimeFailure(unpackWheels(pyodide, await during("wheels_wait", () => wheels)));
-    pyodide.runPython("import importlib; importlib.invalidate_caches()");
-    timings.packages_install_ms = performance.now() - t1;
-    browser = pyodide.pyimport("wasmvision.browser");
-    timings.packages_via = "snapshot";
-  } else {
-    try {
+  try {
+    if (restored) {
+      browser = pyodide.pyimport("wasmvision.browser");
+      timings.packages_via = "snapshot";
+    } else {
       await orRuntimeFailure(unpackWheels(pyodide, await during("wheels_wait", () => wheels)));
       timings.packages_install_ms = performance.now() - t1;
       // numpy apart from wasmvision only to time them apart; it loads the extension modules it needs.
@@ -254,9 +263,10 @@ async function startPythonOnce(allowRestore) {
       if (snapshot) takeSnapshot(pyodide, snapshot);
       browser = pyodide.pyimport("wasmvision.browser");
       timings.packages_via = "unpack";
-    } catch (err) {
-      failures.push(err.message);
     }
+  } catch (err) {
+    if (restored) throw err; // startPythonWithFallback forgets that snapshot and boots normally
+    failures.push(err.message);
   }
   if (!browser) {
     try {

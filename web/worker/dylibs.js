@@ -94,6 +94,19 @@ export async function planPreload(numpyWheel, wasmvisionWheel) {
   return { libs: [...files.keys()], files, simd };
 }
 
+// The plan a snapshot was made with, from the site-packages files kept with it (sitefiles.js): the same modules in
+// the same order, or an error when one is missing or this engine cannot compile the kernel library.
+export function planFromFiles(libs, files) {
+  const planned = new Map();
+  for (const path of libs) {
+    const bytes = files.get(path);
+    if (!bytes) throw new Error(`${path} is not kept with the snapshot`);
+    if (path.endsWith(SIMD_LIB) && !WebAssembly.validate(bytes)) throw new Error("this engine cannot compile the kernels");
+    planned.set(path, bytes);
+  }
+  return { libs, files: planned, simd: null };
+}
+
 // Answers Emscripten's requests for the planned modules from memory; every other request goes to the network.
 function memoryXhr(files) {
   const Base = globalThis.XMLHttpRequest;

@@ -2,10 +2,12 @@
 // taken on the first visit once numpy, wasmvision.browser and the SIMD kernels were loaded (Pyodide 0.27.7's
 // underscore options: unsupported API, so every step falls back to a normal boot; docs/perf.md §3). The key names
 // the exact runtime build and wheels, so a new site version never restores an old snapshot. One record:
-// { bytes, libs: the side modules loaded before Python started (dylibs.js), handles: their dlopen handles }.
+// { bytes, libs: the side modules loaded before Python started (dylibs.js), handles: their dlopen handles,
+// site: site-packages as it was (sitefiles.js; the heap has the modules, the file system starts empty) }.
 
 import { version as pyodideVersion } from "../pyodide/pyodide.mjs";
 import { fileSha256, wheelFiles } from "./manifest.js";
+import { treeFiles } from "./sitefiles.js";
 
 const SNAPSHOT_DB = "wasmvision-snapshot";
 const SNAPSHOT_STORE = "snapshots";
@@ -16,8 +18,10 @@ function plausibleSnapshot(value) {
   if (!(bytes instanceof Uint8Array) || bytes.byteLength < (1 << 20)) return null;
   if (!Array.isArray(value.libs) || !value.libs.every((l) => typeof l === "string")) return null;
   if (!value.handles || typeof value.handles !== "object") return null;
+  const files = treeFiles(value.site);
+  if (!files) return null;
   const magic = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true);
-  return magic === SNAPSHOT_MAGIC ? { bytes, libs: value.libs, handles: value.handles } : null;
+  return magic === SNAPSHOT_MAGIC ? { bytes, libs: value.libs, handles: value.handles, files } : null;
 }
 
 // `packages`: the wheels the snapshot holds imported (their files, modules and side modules).
