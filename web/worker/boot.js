@@ -123,33 +123,36 @@ function namedBootFailure(err) {
 
 // Boots the interpreter: from the stored snapshot (numpy and wasmvision.browser already imported in it) when there
 // is one, else normally with numpy's and the kernels' side modules loaded first (dylibs.js), so that a snapshot can
-// be taken once the packages are imported. `plan`: those side modules (planPreload), or null when they cannot be had.
-// Returns { pyodide, restored, snapshot: what takeSnapshot needs, or null }.
-async function bootInterpreter(allowRestore, plan) {
-  await verifyRuntimeScript();
+// be taken once the packages are imported. `packages()`: the wheels and the side modules from them (planPreload, or
+// null when they cannot be had), fetched on first call. Returns { pyodide, restored, snapshot: what takeSnapshot
+// needs, or null }.
+async function bootInterpreter(allowRestore, packages) {
   const key = snapshotKey(PACKAGES);
-  if (key && allowRestore) {
-    const record = await during("snapshot_read", () => readSnapshot(key));
-    if (record === "damaged") timings.snapshot = "failed";
-    else if (record) {
-      try {
-        await preloadNextBoot(Promise.resolve(planFromFiles(record.libs, record.files)), record.libs);
-        const py = await withTimeout(orRuntimeFailure(loadPyodide(bootOptions({ _loadSnapshot: record.bytes }))),
-          SNAPSHOT_RESTORE_TIMEOUT_MS, "Restoring the memory snapshot");
-        restoreHandles(py._module, record.handles);
-        await during("site_files", () => writeTree(py.FS, record.files));
-        // A restored heap whose side modules sit elsewhere than when it was made fails here, not in a classify.
-        py.runPython(restoredCheck(record.libs));
-        timings.snapshot = "restored";
-        return { pyodide: py, restored: true, snapshot: null };
-      } catch (err) {
-        cancelPreload();
-        console.warn("wasmvision: memory snapshot unusable, booting normally:", err.message);
-        timings.snapshot = "failed";
-        await forgetSnapshot();
-      }
+  const reading = key && allowRestore ? during("snapshot_read", () => readSnapshot(key)) : Promise.resolve(null);
+  // Without a snapshot to restore the wheels are needed: their download starts at once, beside the runtime's.
+  reading.then((record) => record && record !== "damaged" ? null : packages());
+  await verifyRuntimeScript();
+  const record = await reading;
+  if (record === "damaged") timings.snapshot = "failed";
+  else if (record) {
+    try {
+      await preloadNextBoot(Promise.resolve(planFromFiles(record.libs, record.files)), record.libs);
+      const py = await withTimeout(orRuntimeFailure(loadPyodide(bootOptions({ _loadSnapshot: record.bytes }))),
+        SNAPSHOT_RESTORE_TIMEOUT_MS, "Restoring the memory snapshot");
+      restoreHandles(py._module, record.handles);
+      await during("site_files", () => writeTree(py.FS, record.files));
+      // A restored heap whose side modules sit elsewhere than when it was made fails here, not in a classify.
+      py.runPython(restoredCheck(record.libs));
+      timings.snapshot = "restored";
+      return { pyodide: py, restored: true, snapshot: null };
+    } catch (err) {
+      cancelPreload();
+      console.warn("wasmvision: memory snapshot unusable, booting normally:", err.message);
+      timings.snapshot = "failed";
+      await forgetSnapshot();
     }
   }
+  const { plan } = packages();
   if (key) await preloadNextBoot(plan);
   const py = await orRuntimeFailure(loadPyodide(bootOptions(key ? { _makeSnapshot: true } : {})));
   const preloaded = key ? await plan : null;
@@ -230,15 +233,8 @@ async function startPythonOnce(allowRestore) {
   const t0 = performance.now();
   setStage("runtime", "Downloading the Python runtime", runtimeFiles(),
     ["Starting Python", ["pyodide/pyodide.asm.wasm", "pyodide/python_stdlib.zip"]]);
-  // The wheels download beside the runtime rather than after it.
-  const wheels = fetchWheels(PACKAGES);
-  wheels.catch(() => {}); // awaited below; a failure there falls back to loadPackage
-  const plan = wheels.then(([numpy, ours]) => during("dylibs_extract", () => planPreload(numpy, ours),
-    { background: true })).catch((err) => {
-    console.warn("wasmvision: no memory snapshot: numpy's side modules cannot be loaded at start-up:", err.message);
-    return null;
-  });
-  const { pyodide, restored, snapshot } = await during("runtime", () => bootInterpreter(allowRestore, plan));
+  const packages = wheelSource();
+  const { pyodide, restored, snapshot } = await during("runtime", () => bootInterpreter(allowRestore, packages));
   runtime.pyodide = pyodide;
   // pyodide.asm.js arrives by import(), not fetch(): count it as received once the runtime is up.
   for (const path of ["pyodide/pyodide.asm.js", "pyodide/pyodide.mjs"]) countAsReceived(path, fileBytes(path));
@@ -252,10 +248,12 @@ async function startPythonOnce(allowRestore) {
   begin("packages");
   try {
     if (restored) {
+      // Their content came with the snapshot: the progress scope counts them as in.
+      for (const path of wheelFiles(PACKAGES)) countAsReceived(path, fileBytes(path));
       browser = pyodide.pyimport("wasmvision.browser");
       timings.packages_via = "snapshot";
     } else {
-      await orRuntimeFailure(unpackWheels(pyodide, await during("wheels_wait", () => wheels)));
+      await orRuntimeFailure(unpackWheels(pyodide, await during("wheels_wait", () => packages().wheels)));
       timings.packages_install_ms = performance.now() - t1;
       // numpy apart from wasmvision only to time them apart; it loads the extension modules it needs.
       await during("import_numpy", () => pyodide.runPython("import numpy"));
@@ -285,6 +283,25 @@ async function startPythonOnce(allowRestore) {
   runtime.browser = browser;
   runtime.maxPixels = Number(browser.max_pixels()) || DEFAULT_MAX_PIXELS;
   timings.packages_ms = performance.now() - t1;
+}
+
+// The wheels and the side modules to load from them, fetched on the first call only: a restored boot needs neither
+// (the snapshot has the modules and keeps their files), a normal one downloads them beside the runtime.
+function wheelSource() {
+  let fetched = null;
+  return () => {
+    if (!fetched) {
+      const wheels = fetchWheels(PACKAGES);
+      wheels.catch(() => {}); // awaited later; a failure there falls back to loadPackage
+      const plan = wheels.then(([numpy, ours]) => during("dylibs_extract", () => planPreload(numpy, ours),
+        { background: true })).catch((err) => {
+        console.warn("wasmvision: no memory snapshot: numpy's side modules cannot be loaded at start-up:", err.message);
+        return null;
+      });
+      fetched = { wheels, plan };
+    }
+    return fetched;
+  };
 }
 
 // Unpacks wheels listed in pyodide-lock.json into site-packages, checked against the lock's sha256. Why not
