@@ -142,7 +142,7 @@ async function bootInterpreter(allowRestore, packages) {
       restoreHandles(py._module, record.handles);
       await during("site_files", () => writeTree(py.FS, record.files));
       // A restored heap whose side modules sit elsewhere than when it was made fails here, not in a classify.
-      py.runPython(restoredCheck(record.libs));
+      await during("snapshot_check", () => py.runPython(restoredCheck(record.libs)));
       timings.snapshot = "restored";
       return { pyodide: py, restored: true, snapshot: null };
     } catch (err) {
