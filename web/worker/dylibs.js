@@ -150,10 +150,12 @@ export async function preloadNextBoot(plan, expect = null) {
       const boot = nextBoot;
       nextBoot = null;
       if (!boot) return create(settings);
-      const { libs, files } = await boot.plan;
-      if (boot.expect && JSON.stringify(boot.expect) !== JSON.stringify(libs)) {
+      const planned = await boot.plan; // null: nothing to preload (a normal boot without a snapshot then)
+      if (boot.expect && JSON.stringify(boot.expect) !== JSON.stringify(planned?.libs)) {
         throw new Error("the snapshot was made with other Wasm side modules");
       }
+      if (!planned) return create(settings);
+      const { libs, files } = planned;
       settings.dynamicLibraries = libs;
       const locate = settings.locateFile;
       settings.locateFile = (path) => (files.has(path) ? URL_PREFIX + path : locate(path));
