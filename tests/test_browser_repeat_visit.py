@@ -40,7 +40,8 @@ CHANGE = """async (how) => {
   const db = await new Promise((res, rej) => { const r = indexedDB.open("wasmvision-snapshot");
     r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
   const store = (mode) => db.transaction("snapshots", mode).objectStore("snapshots");
-  const keys = await new Promise((res) => { const r = store("readonly").getAllKeys(); r.onsuccess = () => res(r.result); });
+  const keys = await new Promise((res) => {
+    const r = store("readonly").getAllKeys(); r.onsuccess = () => res(r.result); });
   const records = await Promise.all(keys.map((k) => new Promise((res) => {
     const r = store("readonly").get(k); r.onsuccess = () => res(r.result); })));
   const libs = records.map((r) => r.libs);

@@ -9,8 +9,8 @@ import { BASE, countAsReceived, failRuntimeFile, orRuntimeFailure, sitePath, sri
 import { codeFiles, fileBytes, runtimeFiles, wheelFiles } from "./manifest.js";
 import { begin, during, end } from "./phases.js";
 import { setStage } from "./progress.js";
-import { cancelPreload, dylibHandles, planFromFiles, planPreload, preloadNextBoot, restoreHandles, SIMD_LIB,
-  SITE_PACKAGES, unplannedLibs } from "./dylibs.js";
+import { cancelPreload, dylibHandles, loadRuntimeScript, planFromFiles, planPreload, preloadNextBoot,
+  restoreHandles, SIMD_LIB, SITE_PACKAGES, unplannedLibs } from "./dylibs.js";
 import { packTree, writeTree } from "./sitefiles.js";
 import { forgetSnapshot, readSnapshot, snapshotKey, writeSnapshot } from "./snapshot.js";
 
@@ -132,7 +132,10 @@ async function bootInterpreter(allowRestore, packages) {
   // Without a snapshot to restore the wheels are needed: their download starts at once, beside the runtime's.
   reading.then((record) => record && record !== "damaged" ? null : packages());
   await verifyRuntimeScript();
+  const scriptLoaded = loadRuntimeScript(); // beside the snapshot read (a failure: namedBootFailure names the file)
+  scriptLoaded.catch(() => {});
   const record = await reading;
+  await scriptLoaded;
   if (record === "damaged") timings.snapshot = "failed";
   else if (record) {
     try {

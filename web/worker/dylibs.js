@@ -101,7 +101,9 @@ export function planFromFiles(libs, files) {
   for (const path of libs) {
     const bytes = files.get(path);
     if (!bytes) throw new Error(`${path} is not kept with the snapshot`);
-    if (path.endsWith(SIMD_LIB) && !WebAssembly.validate(bytes)) throw new Error("this engine cannot compile the kernels");
+    if (path.endsWith(SIMD_LIB) && !WebAssembly.validate(bytes)) {
+      throw new Error("this engine cannot compile the kernels");
+    }
     planned.set(path, bytes);
   }
   return { libs, files: planned, simd: null };
@@ -135,15 +137,20 @@ function memoryXhr(files) {
   };
 }
 
+// Imports pyodide.asm.js (what loadPyodide would do itself), so that it can run while the snapshot is being read.
+export async function loadRuntimeScript() {
+  if (typeof globalThis._createPyodideModule !== "function") {
+    await import(new URL("pyodide/pyodide.asm.js", BASE).href);
+  }
+}
+
 let nextBoot = null; // { plan: Promise, expect: libs or null }: read by the next _createPyodideModule call
 
 // Wraps Pyodide's module factory (defined once pyodide.asm.js ran; loadPyodide uses the global when it exists) so
 // that the next loadPyodide loads the planned side modules. `expect`: the list a snapshot being restored was made
 // with; any other plan refuses the restore (loadPyodide rejects, the caller boots normally).
 export async function preloadNextBoot(plan, expect = null) {
-  if (typeof globalThis._createPyodideModule !== "function") {
-    await import(new URL("pyodide/pyodide.asm.js", BASE).href);
-  }
+  await loadRuntimeScript();
   const create = globalThis._createPyodideModule;
   if (!create.wvPreloading) {
     const wrapped = async (settings) => {
