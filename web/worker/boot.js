@@ -15,7 +15,7 @@ import { packTree, writeTree } from "./sitefiles.js";
 import { forgetSnapshot, readSnapshot, snapshotKey, writeSnapshot } from "./snapshot.js";
 
 const DEFAULT_MAX_PIXELS = 50e6;
-const SNAPSHOT_STORE_DELAY_MS = 2000; // after boot: keep the ~20 MB write off the first result's path
+const SNAPSHOT_STORE_DELAY_MS = 2000; // after boot: keep the ~41 MB write off the first result's path
 const SNAPSHOT_RESTORE_TIMEOUT_MS = 15000; // a restore takes ~0.3-0.7 s; a wedged one must not keep the page waiting
 const PACKAGES = ["numpy", "wasmvision"];
 
