@@ -1,6 +1,8 @@
 """Repeat visits in one persistent browser profile: the worker keeps a Pyodide memory snapshot in IndexedDB after
-the first visit and boots from it later (web/worker.js). A second visit must classify exactly like the first, and a
-damaged snapshot must fall back to a normal boot, not break the page. Needs the built site (python3 build.py build).
+the first visit, with numpy, wasmvision.browser and the SIMD kernels already loaded in it, and boots from it later
+(web/worker/boot.js, dylibs.js). A second visit must classify exactly like the first, still import what it had not
+imported (an ONNX model's importer), and a damaged or foreign snapshot must fall back to a normal boot, not break the
+page. Needs the built site (python3 build.py build).
 """
 
 from __future__ import annotations
@@ -30,21 +32,39 @@ STORED = """async () => {
   });
 }"""
 
-# Overwrite every stored snapshot with bytes that look like one (right magic word, plausible size) but are not.
-DAMAGE = """async () => {
+# Changes every stored snapshot record with `how`: "damage" replaces the heap with bytes that look like one (right
+# magic word, plausible size) but are not; "foreign" keeps the heap but says it was made with the side modules in
+# another order (what a snapshot from another build or engine would look like); "read" changes nothing. Returns each
+# record's libs (as stored before the change).
+CHANGE = """async (how) => {
   const db = await new Promise((res, rej) => { const r = indexedDB.open("wasmvision-snapshot");
     r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
-  const keys = await new Promise((res) => { const r = db.transaction("snapshots").objectStore("snapshots").getAllKeys();
-    r.onsuccess = () => res(r.result); });
-  const junk = new Uint8Array(2 << 20);
-  new DataView(junk.buffer).setUint32(0, 0x706e7300, true);
-  junk.fill(7, 4);
+  const store = (mode) => db.transaction("snapshots", mode).objectStore("snapshots");
+  const keys = await new Promise((res) => {
+    const r = store("readonly").getAllKeys(); r.onsuccess = () => res(r.result); });
+  const records = await Promise.all(keys.map((k) => new Promise((res) => {
+    const r = store("readonly").get(k); r.onsuccess = () => res(r.result); })));
+  const libs = records.map((r) => r.libs);
+  if (how === "read") { db.close(); return libs; }
+  for (const record of records) {
+    if (how === "damage") {
+      const junk = new Uint8Array(2 << 20);
+      new DataView(junk.buffer).setUint32(0, 0x706e7300, true);
+      junk.fill(7, 4);
+      record.bytes = junk;
+    } else {
+      record.libs = [...record.libs].reverse();
+    }
+  }
   await new Promise((res, rej) => { const tx = db.transaction("snapshots", "readwrite");
-    for (const k of keys) tx.objectStore("snapshots").put(junk, k);
+    keys.forEach((k, i) => tx.objectStore("snapshots").put(records[i], k));
     tx.oncomplete = res; tx.onerror = () => rej(tx.error); });
   db.close();
-  return keys.length;
+  return libs;
 }"""
+
+# Every side module the restore loads first: numpy's four that `import numpy` uses, then the kernel library.
+PRELOADED = ["_multiarray_umath", "_multiarray_tests", "_umath_linalg", "_pocketfft_umath", "libwvsimd"]
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +96,13 @@ def native_top(site, chelsea):
     return top
 
 
+def _tiny_onnx() -> bytes:
+    pytest.importorskip("onnx")
+    import onnx_builders as B
+
+    return B.concat_net(size=64, classes=10).SerializeToString()
+
+
 def _visit(context, base, chelsea, native_top, wait_for_snapshot=False):
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
@@ -99,8 +126,24 @@ def _visit(context, base, chelsea, native_top, wait_for_snapshot=False):
     return page, boot, stored
 
 
+def _phases(page) -> set[str]:
+    marks = page.evaluate("() => window.wasmvision.stats.phases") or {}
+    spans = marks.get("spans", marks) if isinstance(marks, dict) else marks
+    return {s.get("name") for s in spans if isinstance(s, dict)}
+
+
 @pytest.mark.browser
-def test_second_visit_in_the_same_profile_classifies_the_same(pw, site, chelsea, native_top):
+def test_second_visit_in_the_same_profile_classifies_the_same(pw, site, chelsea, native_top, tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    import wasmvision
+    from wasmvision.importers.onnx_import import import_onnx
+
+    onnx_bytes = _tiny_onnx()
+    onnx_path = tmp_path / "tiny_net.onnx"
+    onnx_path.write_bytes(onnx_bytes)
+    rgb = np.asarray(Image.open(chelsea).convert("RGB"))
+    onnx_native = wasmvision.load(import_onnx(onnx_bytes, name="tiny_net")).classify(rgb, top_k=5).to_dict()["top"]
+
     with bu.serve(site) as base, tempfile.TemporaryDirectory(prefix="wasmvision-repeat-") as profile:
         context = pw.chromium.launch_persistent_context(profile, executable_path=bu.chromium_path(),
                                                         args=bu.CHROMIUM_ARGS, headless=True)
@@ -110,10 +153,24 @@ def test_second_visit_in_the_same_profile_classifies_the_same(pw, site, chelsea,
             assert stored == 1, "the first visit did not keep a memory snapshot"
             page.close()
 
+            # The restored interpreter has numpy and wasmvision imported: nothing is unpacked or imported again.
             page, boot, _ = _visit(context, base, chelsea, native_top)
             assert boot.get("snapshot") == "restored", boot
-            damaged = page.evaluate(DAMAGE)
-            assert damaged == 1
+            assert boot.get("packages_via") == "snapshot", boot
+            phases = _phases(page)
+            assert "snapshot_read" in phases and not {"unpack", "import_numpy", "import_wasmvision"} & phases, phases
+            # An ONNX model needs a module the snapshot did not import (the importer): its files must be there.
+            blob = bu.put_blob(page, onnx_path)
+            got = page.evaluate(f"""async () => {{
+              await window.wasmvision.loadModel(new File([{blob}], "tiny_net.onnx"));
+              return (await window.wasmvision.classify({bu.put_blob(page, chelsea, "__photo")}, {{topK: 5}})).top;
+            }}""")
+            assert [p["index"] for p in got] == [p["index"] for p in onnx_native]
+            for g, n in zip(got, onnx_native):
+                assert abs(g["probability"] - n["probability"]) <= PROB_TOL, (g, n)
+            libs = page.evaluate(CHANGE, "damage")
+            assert len(libs) == 1
+            assert [lib.rsplit("/", 1)[-1].split(".")[0] for lib in libs[0]] == PRELOADED, libs
             page.close()
 
             # A damaged snapshot: the page boots normally, still classifies, and stores a fresh snapshot.
@@ -124,6 +181,40 @@ def test_second_visit_in_the_same_profile_classifies_the_same(pw, site, chelsea,
 
             page, boot, _ = _visit(context, base, chelsea, native_top)
             assert boot.get("snapshot") == "restored", boot
+            assert page.evaluate(CHANGE, "foreign")
+            page.close()
+
+            # A snapshot made with other side modules is refused before the heap is used.
+            page, boot, stored = _visit(context, base, chelsea, native_top, wait_for_snapshot=True)
+            assert boot.get("snapshot") == "failed", boot
+            assert stored == 1
+            page.close()
+        finally:
+            context.close()
+
+
+@pytest.mark.browser
+def test_a_kernel_library_that_cannot_load_stays_out_of_the_snapshot(pw, site, chelsea, native_top, tmp_path):
+    """A Wasm file this engine cannot compile (as on one without SIMD) is not loaded before Python starts; the
+    snapshot holds numpy alone and the restored page runs the numpy engine with the same notice and answers."""
+    from test_browser_engines import BROKEN, _site_with_library
+
+    import hashlib
+
+    variant = _site_with_library(site, tmp_path, BROKEN, hashlib.sha256(BROKEN).hexdigest())
+    with bu.serve(variant) as base, tempfile.TemporaryDirectory(prefix="wasmvision-repeat-") as profile:
+        context = pw.chromium.launch_persistent_context(profile, executable_path=bu.chromium_path(),
+                                                        args=bu.CHROMIUM_ARGS, headless=True)
+        try:
+            page, boot, stored = _visit(context, base, chelsea, native_top, wait_for_snapshot=True)
+            assert boot.get("snapshot") == "made" and stored == 1, boot
+            page.close()
+            page, boot, _ = _visit(context, base, chelsea, native_top)
+            assert boot.get("snapshot") == "restored", boot
+            result = bu.classify_in_page(page, chelsea)
+            assert result["engine"] == "numpy", result
+            libs = page.evaluate(CHANGE, "read")[0]
+            assert [lib.rsplit("/", 1)[-1].split(".")[0] for lib in libs] == PRELOADED[:4], libs
             page.close()
         finally:
             context.close()

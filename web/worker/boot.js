@@ -1,5 +1,6 @@
-// Pyodide boot: the interpreter (from the memory snapshot when there is one), then numpy and wasmvision unpacked
-// from their wheels (checked against pyodide-lock.json's sha256), with loadPackage and micropip as fallbacks.
+// Pyodide boot: the interpreter from the memory snapshot when there is one (numpy and wasmvision.browser already
+// imported in it); else normally, then numpy and wasmvision unpacked from their wheels (checked against
+// pyodide-lock.json's sha256), with loadPackage and micropip as fallbacks.
 // Calls into wasmvision.browser go through callPython (JSON replies, errors as UserError).
 
 import { loadPyodide } from "../pyodide/pyodide.mjs";
@@ -8,11 +9,14 @@ import { BASE, countAsReceived, failRuntimeFile, orRuntimeFailure, sitePath, sri
 import { codeFiles, fileBytes, runtimeFiles, wheelFiles } from "./manifest.js";
 import { begin, during, end } from "./phases.js";
 import { setStage } from "./progress.js";
+import { cancelPreload, dylibHandles, planFromFiles, planPreload, preloadNextBoot, restoreHandles, SIMD_LIB,
+  SITE_PACKAGES, unplannedLibs } from "./dylibs.js";
 import { compiledRuntime, RUNTIME_WASM, runtimeScript } from "./runtime-start.js";
+import { packTree, writeTree } from "./sitefiles.js";
 import { forgetSnapshot, readSnapshot, snapshotKey, writeSnapshot } from "./snapshot.js";
 
 const DEFAULT_MAX_PIXELS = 50e6;
-const SNAPSHOT_STORE_DELAY_MS = 2000; // after boot: keep the ~20 MB write off the first result's path
+const SNAPSHOT_STORE_DELAY_MS = 2000; // after boot: keep the ~41 MB write off the first result's path
 const SNAPSHOT_RESTORE_TIMEOUT_MS = 15000; // a restore takes ~0.3-0.7 s; a wedged one must not keep the page waiting
 const PACKAGES = ["numpy", "wasmvision"];
 
@@ -117,44 +121,92 @@ function namedBootFailure(err) {
     "must be re-uploaded.", "SetupError");
 }
 
-// Boots the interpreter: from the stored snapshot when there is one, else normally while taking a snapshot for the
-// next visit (stored once the page is idle). numpy cannot be in it (its Wasm side modules are not part of the
-// heap): packages still load after the restore.
-async function bootInterpreter(allowRestore) {
-  await runtimeScript();
-  const key = snapshotKey();
-  if (key && allowRestore) {
-    const snapshot = await during("snapshot_read", () => readSnapshot(key));
-    if (snapshot) {
-      try {
-        const py = await withTimeout(orRuntimeFailure(loadPyodide(bootOptions({ _loadSnapshot: snapshot }))),
-          SNAPSHOT_RESTORE_TIMEOUT_MS, "Restoring the memory snapshot");
-        py.runPython("import sys"); // a restored heap that is broken fails here, not later in numpy
-        timings.snapshot = "restored";
-        return py;
-      } catch (err) {
-        console.warn("wasmvision: memory snapshot unusable, booting normally:", err.message);
-        timings.snapshot = "failed";
-        await forgetSnapshot();
-      }
-    }
-  }
-  const py = await orRuntimeFailure(loadPyodide(bootOptions(key ? { _makeSnapshot: true } : {})));
-  if (key) {
+// Boots the interpreter: from the stored snapshot (numpy and wasmvision.browser already imported in it) when there
+// is one, else normally with numpy's and the kernels' side modules loaded first (dylibs.js), so that a snapshot can
+// be taken once the packages are imported. `packages()`: the wheels and the side modules from them (planPreload, or
+// null when they cannot be had), fetched on first call. Returns { pyodide, restored, snapshot: what takeSnapshot
+// needs, or null }.
+async function bootInterpreter(allowRestore, packages) {
+  const key = snapshotKey(PACKAGES);
+  const reading = key && allowRestore ? during("snapshot_read", () => readSnapshot(key)) : Promise.resolve(null);
+  // Without a snapshot to restore the wheels are needed: their download starts at once, beside the runtime's.
+  reading.then((record) => record && record !== "damaged" ? null : packages());
+  const scriptLoaded = runtimeScript(); // checked and evaluated beside the snapshot read (runtime-start.js)
+  scriptLoaded.catch(() => {});
+  const record = await reading;
+  await scriptLoaded;
+  if (record === "damaged") timings.snapshot = "failed";
+  else if (record) {
     try {
-      begin("snapshot_make");
-      const bytes = py.makeMemorySnapshot(); // must come before any loadPackage (docs/perf.md §3)
-      end("snapshot_make");
-      timings.snapshot = timings.snapshot || "made";
-      // Not through the request queue: the write needs no Python and must not hold up a classify.
-      setTimeout(async () => {
-        if (await writeSnapshot(key, bytes)) timings.snapshot_bytes = bytes.byteLength;
-      }, SNAPSHOT_STORE_DELAY_MS);
+      await preloadNextBoot(Promise.resolve(planFromFiles(record.libs, record.files)), record.libs);
+      const py = await withTimeout(orRuntimeFailure(loadPyodide(bootOptions({ _loadSnapshot: record.bytes }))),
+        SNAPSHOT_RESTORE_TIMEOUT_MS, "Restoring the memory snapshot");
+      restoreHandles(py._module, record.handles);
+      await during("site_files", () => writeTree(py.FS, record.files));
+      // A restored heap whose side modules sit elsewhere than when it was made fails here, not in a classify.
+      await during("snapshot_check", () => py.runPython(restoredCheck(record.libs)));
+      timings.snapshot = "restored";
+      return { pyodide: py, restored: true, snapshot: null };
     } catch (err) {
-      console.warn("wasmvision: could not make a memory snapshot:", err.message);
+      cancelPreload();
+      console.warn("wasmvision: memory snapshot unusable, booting normally:", err.message);
+      timings.snapshot = "failed";
+      await forgetSnapshot();
     }
   }
-  return py;
+  const { plan } = packages();
+  if (key) await preloadNextBoot(plan);
+  const py = await orRuntimeFailure(loadPyodide(bootOptions(key ? { _makeSnapshot: true } : {})));
+  const preloaded = key ? await plan : null;
+  return { pyodide: py, restored: false, snapshot: preloaded && { key, libs: preloaded.libs } };
+}
+
+// Python run right after a restore. The files are new: the import system must list site-packages again. numpy's
+// BLAS and ufuncs and the kernel library's self-check call through function-table slots that only line up when
+// every side module got the table base it had when the snapshot was made.
+function restoredCheck(libs) {
+  const lines = [
+    "import sys, numpy",
+    "from importlib.machinery import FileFinder",
+    "for _f in list(sys.path_importer_cache.values()):",
+    "    if isinstance(_f, FileFinder): _f.invalidate_caches()",
+    "assert float(numpy.arange(4.0) @ numpy.ones(4)) == 6.0, 'numpy after restore'",
+  ];
+  if (libs.includes(`${SITE_PACKAGES}/${SIMD_LIB}`)) {
+    lines.push("from wasmvision.simd import default_library", "from wasmvision.simd.ops import self_check",
+      "_lib, _why = default_library()", "assert _lib is not None and self_check(_lib) is None, 'kernels after restore'",
+      "del _lib, _why");
+  }
+  return lines.join("\n");
+}
+
+// Takes the snapshot a repeat visit restores (numpy and wasmvision.browser imported, the kernel library loaded and
+// checked) and stores it with site-packages once the page is idle. Before any model is loaded (the heap would carry
+// it) and before anything makes Python hold JS objects (makeMemorySnapshot refuses those).
+function takeSnapshot(pyodide, { key, libs }) {
+  try {
+    begin("snapshot_make");
+    if (libs.includes(`${SITE_PACKAGES}/${SIMD_LIB}`)) {
+      pyodide.runPython("from wasmvision.simd import default_library; default_library()");
+    }
+    pyodide.runPython("import gc; gc.collect()");
+    const unplanned = unplannedLibs(pyodide._module, libs);
+    if (unplanned.length) throw new Error(`side modules loaded after start-up: ${unplanned.join(", ")}`);
+    const handles = dylibHandles(pyodide._module);
+    const bytes = pyodide.makeMemorySnapshot();
+    timings.snapshot = timings.snapshot || "made";
+    // Not through the request queue: the write needs no Python and must not hold up a classify.
+    setTimeout(async () => {
+      const site = packTree(pyodide.FS, SITE_PACKAGES);
+      if (await writeSnapshot(key, { bytes, libs, handles, site })) {
+        timings.snapshot_bytes = bytes.byteLength + site.data.byteLength;
+      }
+    }, SNAPSHOT_STORE_DELAY_MS);
+  } catch (err) {
+    console.warn("wasmvision: could not make a memory snapshot:", err.message);
+  } finally {
+    end("snapshot_make");
+  }
 }
 
 export async function startPython() {
@@ -183,10 +235,8 @@ async function startPythonOnce(allowRestore) {
   const t0 = performance.now();
   setStage("runtime", "Downloading the Python runtime", runtimeFiles(),
     ["Starting Python", ["pyodide/pyodide.asm.wasm", "pyodide/python_stdlib.zip"]]);
-  // The wheels download beside the runtime rather than after it.
-  const wheels = fetchWheels(PACKAGES);
-  wheels.catch(() => {}); // awaited below; a failure there falls back to loadPackage
-  const pyodide = await during("runtime", () => bootInterpreter(allowRestore));
+  const packages = wheelSource();
+  const { pyodide, restored, snapshot } = await during("runtime", () => bootInterpreter(allowRestore, packages));
   runtime.pyodide = pyodide;
   // pyodide.asm.js arrives by import(), not fetch(): count it as received once the runtime is up.
   for (const path of ["pyodide/pyodide.asm.js", "pyodide/pyodide.mjs"]) countAsReceived(path, fileBytes(path));
@@ -199,13 +249,23 @@ async function startPythonOnce(allowRestore) {
   let browser = null;
   begin("packages");
   try {
-    await orRuntimeFailure(unpackWheels(pyodide, await during("wheels_wait", () => wheels)));
-    timings.packages_install_ms = performance.now() - t1;
-    // numpy apart from wasmvision only to time them apart; it loads the extension modules it needs.
-    await during("import_numpy", () => pyodide.runPython("import numpy"));
-    browser = await during("import_wasmvision", () => pyodide.pyimport("wasmvision.browser"));
-    timings.packages_via = "unpack";
+    if (restored) {
+      // Their content came with the snapshot: the progress scope counts them as in.
+      for (const path of wheelFiles(PACKAGES)) countAsReceived(path, fileBytes(path));
+      browser = pyodide.pyimport("wasmvision.browser");
+      timings.packages_via = "snapshot";
+    } else {
+      await orRuntimeFailure(unpackWheels(pyodide, await during("wheels_wait", () => packages().wheels)));
+      timings.packages_install_ms = performance.now() - t1;
+      // numpy apart from wasmvision only to time them apart; it loads the extension modules it needs.
+      await during("import_numpy", () => pyodide.runPython("import numpy"));
+      await during("import_wasmvision", () => pyodide.runPython("import wasmvision.browser"));
+      if (snapshot) takeSnapshot(pyodide, snapshot);
+      browser = pyodide.pyimport("wasmvision.browser");
+      timings.packages_via = "unpack";
+    }
   } catch (err) {
+    if (restored) throw err; // startPythonWithFallback forgets that snapshot and boots normally
     failures.push(err.message);
   }
   if (!browser) {
@@ -225,6 +285,25 @@ async function startPythonOnce(allowRestore) {
   runtime.browser = browser;
   runtime.maxPixels = Number(browser.max_pixels()) || DEFAULT_MAX_PIXELS;
   timings.packages_ms = performance.now() - t1;
+}
+
+// The wheels and the side modules to load from them, fetched on the first call only: a restored boot needs neither
+// (the snapshot has the modules and keeps their files), a normal one downloads them beside the runtime.
+function wheelSource() {
+  let fetched = null;
+  return () => {
+    if (!fetched) {
+      const wheels = fetchWheels(PACKAGES);
+      wheels.catch(() => {}); // awaited later; a failure there falls back to loadPackage
+      const plan = wheels.then(([numpy, ours]) => during("dylibs_extract", () => planPreload(numpy, ours),
+        { background: true })).catch((err) => {
+        console.warn("wasmvision: no memory snapshot: numpy's side modules cannot be loaded at start-up:", err.message);
+        return null;
+      });
+      fetched = { wheels, plan };
+    }
+    return fetched;
+  };
 }
 
 // Unpacks wheels listed in pyodide-lock.json into site-packages, checked against the lock's sha256. Why not

@@ -1,0 +1,204 @@
+// numpy's and wasmvision's Wasm side modules loaded while the interpreter is created, so that a memory snapshot
+// can carry the imported packages (docs/perf.md §3). A side module's data lives in the heap but its code and its
+// function-table slots do not: a restored heap works only if the same modules sit at the same memory and table
+// bases. Emscripten gives those deterministically to `dynamicLibraries` (bump-allocated from __heap_base before
+// malloc exists), so the run that makes the snapshot and the run that restores it both list the same modules in the
+// same order; Python's later dlopen of the same path finds the loaded module by name.
+//
+// The bytes come from the integrity-checked wheels (no extra download). Emscripten reads `dynamicLibraries` with
+// XMLHttpRequest, and the worker's CSP (connect-src 'self') refuses blob: and data: URLs, so the requests for them
+// are answered from memory by a small XMLHttpRequest subclass that serves only those URLs.
+
+import { BASE, sha256Hex } from "./fetch.js";
+import { runtimeScript } from "./runtime-start.js";
+
+export const SITE_PACKAGES = "/lib/python3.12/site-packages"; // Pyodide 0.27's; the .so names say cpython-312 too
+// Exactly the extension modules `import numpy, wasmvision.browser` and the kernel library load, in load order:
+// any other side module loaded before the snapshot (e.g. numpy.random's) makes the restored interpreter trap.
+const NUMPY_LIBS = [
+  "numpy/_core/_multiarray_umath.cpython-312-wasm32-emscripten.so",
+  "numpy/_core/_multiarray_tests.cpython-312-wasm32-emscripten.so",
+  "numpy/linalg/_umath_linalg.cpython-312-wasm32-emscripten.so",
+  "numpy/fft/_pocketfft_umath.cpython-312-wasm32-emscripten.so",
+];
+export const SIMD_LIB = "wasmvision/simd/libwvsimd.so";
+const SIMD_RECORD = "wasmvision/simd/libwvsimd.json";
+const URL_PREFIX = new URL("pyodide/preloaded-dylib", BASE).href; // never fetched: answered from memory
+
+async function inflateRaw(bytes) {
+  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate-raw"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+// The members of a zip archive whose names are in `wanted` (a Set), or every member when it is null:
+// Map name -> bytes. Directory entries are skipped.
+export async function zipMembers(zip, wanted = null) {
+  const view = new DataView(zip.buffer, zip.byteOffset, zip.byteLength);
+  let eocd = -1;
+  for (let i = zip.byteLength - 22; i >= Math.max(0, zip.byteLength - 22 - 0xffff); i--) {
+    if (view.getUint32(i, true) === 0x06054b50) { eocd = i; break; }
+  }
+  if (eocd < 0) throw new Error("not a zip archive");
+  const count = view.getUint16(eocd + 10, true);
+  const names = new TextDecoder();
+  const out = new Map();
+  const jobs = [];
+  for (let n = 0, p = view.getUint32(eocd + 16, true); n < count; n++) {
+    if (view.getUint32(p, true) !== 0x02014b50) throw new Error("damaged zip directory");
+    const method = view.getUint16(p + 10, true);
+    const packed = view.getUint32(p + 20, true);
+    const size = view.getUint32(p + 24, true);
+    const nameLength = view.getUint16(p + 28, true);
+    const local = view.getUint32(p + 42, true);
+    const name = names.decode(zip.subarray(p + 46, p + 46 + nameLength));
+    p += 46 + nameLength + view.getUint16(p + 30, true) + view.getUint16(p + 32, true);
+    if (name.endsWith("/") || (wanted && !wanted.has(name))) continue;
+    if (view.getUint32(local, true) !== 0x04034b50) throw new Error(`damaged zip entry ${name}`);
+    const start = local + 30 + view.getUint16(local + 26, true) + view.getUint16(local + 28, true);
+    const raw = zip.subarray(start, start + packed);
+    if (method !== 0 && method !== 8) throw new Error(`zip entry ${name}: compression method ${method}`);
+    jobs.push((method === 0 ? Promise.resolve(raw.slice()) : inflateRaw(raw)).then((data) => {
+      if (data.byteLength !== size) throw new Error(`zip entry ${name}: ${data.byteLength} bytes, not ${size}`);
+      out.set(name, data);
+    }));
+  }
+  await Promise.all(jobs);
+  return out;
+}
+
+// What to load while the interpreter is created: { libs: [site-packages paths, in order], files: Map path ->
+// bytes, simd: null or why the kernel library is left out }. The kernel library joins only when this engine can
+// compile it (Wasm SIMD) and it matches the hash its wheel records: exactly when Python would load it; otherwise
+// Python tries it later as it always did (and falls back to numpy with its own notice).
+export async function planPreload(numpyWheel, wasmvisionWheel) {
+  const [numpy, ours] = await Promise.all([
+    zipMembers(numpyWheel, new Set(NUMPY_LIBS)),
+    zipMembers(wasmvisionWheel, new Set([SIMD_LIB, SIMD_RECORD])),
+  ]);
+  const missing = NUMPY_LIBS.filter((name) => !numpy.has(name));
+  if (missing.length) throw new Error(`the numpy wheel lacks ${missing.join(", ")}`);
+  const files = new Map(NUMPY_LIBS.map((name) => [`${SITE_PACKAGES}/${name}`, numpy.get(name)]));
+  let simd = null;
+  const lib = ours.get(SIMD_LIB);
+  if (!lib || !ours.has(SIMD_RECORD)) simd = "not in the wheel";
+  else if (!WebAssembly.validate(lib)) simd = "this engine cannot compile it (no Wasm SIMD?)";
+  else {
+    let recorded = null;
+    try {
+      recorded = JSON.parse(new TextDecoder().decode(ours.get(SIMD_RECORD))).sha256;
+    } catch {
+      // an unreadable record: Python names the problem when it tries the library
+    }
+    if (recorded !== await sha256Hex(lib)) simd = "does not match its recorded sha256";
+  }
+  if (!simd) files.set(`${SITE_PACKAGES}/${SIMD_LIB}`, lib);
+  return { libs: [...files.keys()], files, simd };
+}
+
+// The plan a snapshot was made with, from the site-packages files kept with it (sitefiles.js): the same modules in
+// the same order, or an error when one is missing or this engine cannot compile the kernel library.
+export function planFromFiles(libs, files) {
+  const planned = new Map();
+  for (const path of libs) {
+    const bytes = files.get(path);
+    if (!bytes) throw new Error(`${path} is not kept with the snapshot`);
+    if (path.endsWith(SIMD_LIB) && !WebAssembly.validate(bytes)) {
+      throw new Error("this engine cannot compile the kernels");
+    }
+    planned.set(path, bytes);
+  }
+  return { libs, files: planned, simd: null };
+}
+
+// Answers Emscripten's requests for the planned modules from memory; every other request goes to the network.
+function memoryXhr(files) {
+  const Base = globalThis.XMLHttpRequest;
+  return class PreloadRequest extends Base {
+    open(method, url, ...rest) {
+      const path = String(url).startsWith(URL_PREFIX) ? String(url).slice(URL_PREFIX.length) : null;
+      this.wvBytes = path !== null ? files.get(path) ?? null : null;
+      if (!this.wvBytes) super.open(method, url, ...rest);
+    }
+
+    send(body) {
+      if (!this.wvBytes) return super.send(body);
+      setTimeout(() => this.onload?.(), 0);
+      return undefined;
+    }
+
+    get status() {
+      return this.wvBytes ? 200 : super.status;
+    }
+
+    get response() {
+      const b = this.wvBytes;
+      if (!b) return super.response;
+      return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b.buffer : b.slice().buffer;
+    }
+  };
+}
+
+// Imports pyodide.asm.js (what loadPyodide would do itself), so that it can run while the snapshot is being read.
+
+let nextBoot = null; // { plan: Promise, expect: libs or null }: read by the next _createPyodideModule call
+
+// Wraps Pyodide's module factory (defined once pyodide.asm.js ran; loadPyodide uses the global when it exists) so
+// that the next loadPyodide loads the planned side modules. `expect`: the list a snapshot being restored was made
+// with; any other plan refuses the restore (loadPyodide rejects, the caller boots normally).
+export async function preloadNextBoot(plan, expect = null) {
+  await runtimeScript(); // checked against the manifest before it runs
+  const create = globalThis._createPyodideModule;
+  if (!create.wvPreloading) {
+    const wrapped = async (settings) => {
+      const boot = nextBoot;
+      nextBoot = null;
+      if (!boot) return create(settings);
+      const planned = await boot.plan; // null: nothing to preload (a normal boot without a snapshot then)
+      if (boot.expect && JSON.stringify(boot.expect) !== JSON.stringify(planned?.libs)) {
+        throw new Error("the snapshot was made with other Wasm side modules");
+      }
+      if (!planned) return create(settings);
+      const { libs, files } = planned;
+      settings.dynamicLibraries = libs;
+      const locate = settings.locateFile;
+      settings.locateFile = (path) => (files.has(path) ? URL_PREFIX + path : locate(path));
+      const xhr = globalThis.XMLHttpRequest;
+      globalThis.XMLHttpRequest = memoryXhr(files);
+      try {
+        return await create(settings);
+      } finally {
+        globalThis.XMLHttpRequest = xhr;
+      }
+    };
+    wrapped.wvPreloading = true;
+    globalThis._createPyodideModule = wrapped;
+  }
+  nextBoot = { plan, expect };
+}
+
+export function cancelPreload() {
+  nextBoot = null;
+}
+
+// dlopen handles by module name: the C side keeps them in the heap, the JS side (LDSO) does not survive a restore.
+export function dylibHandles(module) {
+  const handles = {};
+  for (const [h, dso] of Object.entries(module.LDSO.loadedLibsByHandle)) {
+    if (Number(h)) (handles[dso.name] ??= []).push(Number(h));
+  }
+  return handles;
+}
+
+export function restoreHandles(module, handles) {
+  for (const [name, list] of Object.entries(handles)) {
+    const dso = module.LDSO.loadedLibsByName[name];
+    if (!dso) throw new Error(`${name} was loaded when the snapshot was made, not now`);
+    for (const h of list) module.LDSO.loadedLibsByHandle[h] = dso;
+  }
+}
+
+// Side modules loaded besides the main one and the planned ones: a snapshot taken now would not restore.
+export function unplannedLibs(module, libs) {
+  const planned = new Set(libs);
+  return Object.keys(module.LDSO.loadedLibsByName).filter((name) => name !== "__main__" && !planned.has(name));
+}
