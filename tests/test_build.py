@@ -498,3 +498,25 @@ def test_server_isolation_headers(server):
     _, headers, _ = _get(f"{base}/index.html")
     assert headers["Cross-Origin-Opener-Policy"] == "same-origin"
     assert headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+
+
+def test_the_worker_requests_all_its_modules_at_once(buildpy):
+    # worker.js names every module of its graph, so they are requested together as soon as it arrives rather than
+    # one import level per round trip; and the worker's code check counts them all as code that ran.
+    web = ROOT / "web"
+    graph = set(buildpy.module_graph(web, "worker.js"))
+    direct = set(buildpy.STATIC_IMPORT.findall((web / "worker.js").read_text()))
+    direct = {p.removeprefix("./") for p in direct}
+    missing = sorted(graph - direct)
+    assert not missing, f"worker.js should import these directly: {missing}"
+    assert "pyodide/pyodide.mjs" in direct
+    modules = {f"worker/{p.name}" for p in (web / "worker").glob("*.js")}
+    assert modules <= graph, f"in web/worker/ but not run by the worker: {sorted(modules - graph)}"
+
+
+def test_the_page_module_graph_is_preloaded(buildpy):
+    html = buildpy.with_modulepreloads((ROOT / "web" / "index.html").read_bytes(),
+                                       buildpy.module_graph(ROOT / "web", "app.js")).decode()
+    for dep in ("wasmvision.mjs", "app/view.js", "app/format.js"):
+        assert f'<link rel="modulepreload" href="./{dep}"' in html
+    assert html.index('src="./app.js"') < html.index("<!-- preloads: written by build.py -->")

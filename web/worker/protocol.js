@@ -4,9 +4,10 @@
 // {type: "replace", reason, model} when the interpreter is broken: the page starts a new worker (recovery.js).
 // Python runs one call at a time; requests are served in arrival order.
 
-import { runtime, startPython, verifyCode } from "./boot.js";
+import { runtime, startPython } from "./boot.js";
+import { verifyCode } from "./codecheck.js";
 import { UserError, errorPayload } from "./errors.js";
-import { BASE, networkBytes, totalReceived } from "./fetch.js";
+import { BASE, networkBytes, sitePath, totalReceived } from "./fetch.js";
 import { defaultModel, loadManifest, runtimeFiles, wheelFiles } from "./manifest.js";
 import { classify, embed } from "./inference.js";
 import { allModels, builtin, openModel, prefetch, registerBuiltins, releaseModel, timings as modelTimings }
@@ -22,7 +23,8 @@ function stats() {
 }
 
 // Boots Python; meanwhile downloads the model the page will ask for first (`prefetch`: a key, or the default).
-async function boot({ prefetch: first, restarts = 0 } = {}) {
+// ranOnPage: the site URLs of the code the page had loaded when it started this worker (for the code check).
+async function boot({ prefetch: first, restarts = 0, ranOnPage = [] } = {}) {
   const t0 = performance.now();
   runtime.timings.restarts = restarts; // how many workers before this one the page replaced (recovery.js)
   await during("manifest", loadManifest);
@@ -31,9 +33,11 @@ async function boot({ prefetch: first, restarts = 0 } = {}) {
   setScope([...runtimeFiles(), ...wheelFiles(["numpy", "wasmvision"]), ...(initial ? [initial.file] : [])]);
   if (initial) prefetch(initial.key);
   const tc = performance.now();
-  const codeChecked = verifyCode().then(() => { runtime.timings.code_check_ms = performance.now() - tc; });
+  const python = during("python", startPython);
+  const ran = new Set(ranOnPage.map((href) => sitePath(new URL(href, BASE))));
+  const codeChecked = verifyCode(ran, python).then(() => { runtime.timings.code_check_ms = performance.now() - tc; });
   codeChecked.catch(() => {}); // awaited below; a mismatch found meanwhile ends the boot through Promise.all
-  await Promise.all([during("python", startPython), codeChecked]);
+  await Promise.all([python, codeChecked]);
   runtime.timings.boot_ms = performance.now() - t0;
   self.postMessage({
     type: "ready", models: allModels(), defaultModel: defaultModel()?.key ?? null, maxPixels: runtime.maxPixels,
