@@ -762,6 +762,17 @@ def with_preloads(html: bytes, paths: list[str]) -> bytes:
     return html.replace(PRELOAD_MARKER, links.encode())
 
 
+def checked_bundle(path: Path) -> Path:
+    """`path`, once its bundle checksum holds (bytes 32-64: the sha256 of every byte from 64 on; bundle.py).
+
+    The page skips that check for a model whose bytes the browser matched against manifest.json
+    (wasmvision.browser.load_model `checked`): it rests on the manifest hashing only bundles checked here."""
+    raw = path.read_bytes()
+    if len(raw) < 64 or hashlib.sha256(raw[64:]).digest() != raw[32:64]:
+        raise BuildError(f"{path}: the bundle's checksum does not match its bytes; rebuild it (rm -r build/models)")
+    return path
+
+
 MODULEPRELOAD_MARKER = b"<!-- modulepreloads: written by build.py -->"
 STATIC_IMPORT = re.compile(r"""^\s*(?:import|export)\b[^;"']*?(?:\bfrom\s*)?["'](\.{1,2}/[^"']+)["']""", re.M)
 
@@ -815,7 +826,7 @@ def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict], si
     our_lock["packages"]["numpy"]["sha256"] = sha256_file(numpy)
     files["pyodide/pyodide-lock.json"] = json.dumps(our_lock, separators=(",", ":"), sort_keys=True).encode()
     for m in models:
-        files[f"models/{m['path'].name}"] = m["path"]
+        files[f"models/{m['path'].name}"] = checked_bundle(m["path"])
     index = with_modulepreloads((web / "index.html").read_bytes(), module_graph(web, "app.js"))
     files["index.html"] = with_preloads(index, [
         "pyodide/pyodide.asm.wasm", "pyodide/python_stdlib.zip", "pyodide/pyodide.asm.js",

@@ -520,3 +520,20 @@ def test_the_page_module_graph_is_preloaded(buildpy):
     for dep in ("wasmvision.mjs", "app/view.js", "app/format.js"):
         assert f'<link rel="modulepreload" href="./{dep}"' in html
     assert html.index('src="./app.js"') < html.index("<!-- preloads: written by build.py -->")
+
+
+def test_only_bundles_whose_checksum_holds_reach_the_manifest(buildpy, tmp_path):
+    # The page skips a built-in model's own sha256 because the browser matched the file against the manifest:
+    # that is the same check only if every bundle the manifest hashes passed it at build time.
+    import test_bundle
+    from wasmvision import bundle as B
+
+    good = tmp_path / "good.wvb"
+    good.write_bytes(B.to_bytes(test_bundle._tiny_bundle()))
+    assert buildpy.checked_bundle(good) == good
+    raw = bytearray(good.read_bytes())
+    raw[-1] ^= 1
+    bad = tmp_path / "bad.wvb"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(buildpy.BuildError, match="checksum"):
+        buildpy.checked_bundle(bad)

@@ -5,7 +5,7 @@
 import { callPython } from "./boot.js";
 import { UserError } from "./errors.js";
 import { BASE, sitePath } from "./fetch.js";
-import { manifest } from "./manifest.js";
+import { fileSha256, manifest } from "./manifest.js";
 import { begin, during, end } from "./phases.js";
 import { setScope, setStage } from "./progress.js";
 
@@ -72,12 +72,25 @@ function checkEngine(engine) {
   }
 }
 
+// Whether the browser matched the model's bytes against the manifest: a file of this site fetched through fetch.js,
+// which gives every listed file its sha256 as integrity. Python then skips the bundle's own sha256 (the same check
+// again; browser.load_model). A File/Blob, or a file the manifest does not list, is checked by Python as always.
+function checkedBySri(m) {
+  return !m.blob && Boolean(m.file) && Boolean(fileSha256(m.file));
+}
+
 function loadIntoPython(m, bytes, engine) {
   const args = [m.key, bytes, m.kind, m.displayName ?? null];
-  if (engine === "auto") return callPython("load_model", args); // works with runtimes that predate `engine`
+  const kwargs = { ...(engine === "auto" ? {} : { engine }), ...(checkedBySri(m) ? { checked: true } : {}) };
+  // Without keywords: works with runtimes that predate `engine` and `checked`.
+  if (!Object.keys(kwargs).length) return callPython("load_model", args);
   try {
-    return callPython("load_model", args, { engine });
+    return callPython("load_model", args, kwargs);
   } catch (err) {
+    if (err.pythonKind === "TypeError" && /checked/.test(err.message)) {
+      delete kwargs.checked;
+      return Object.keys(kwargs).length ? callPython("load_model", args, kwargs) : callPython("load_model", args);
+    }
     if (err.pythonKind === "TypeError" && /engine/.test(err.message)) {
       throw new UserError("This build of wasmvision cannot choose an engine; use engine \"auto\".", "EngineError");
     }
