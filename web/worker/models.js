@@ -79,26 +79,42 @@ function checkedBySri(m) {
   return !m.blob && Boolean(m.file) && Boolean(fileSha256(m.file));
 }
 
-function loadIntoPython(m, bytes, engine) {
+// Classifications that arrived and wait their turn (protocol.js counts them). A model loaded while one waits skips
+// its warm-up run (browser.load_model `warm_up`): the waiting request's own run warms the kernels up instead, one
+// inference less before the first result, with the same results.
+let inferencesWaiting = 0;
+
+export function inferenceQueued(delta) {
+  inferencesWaiting += delta;
+}
+
+const OPTIONAL = ["checked", "warm_up"]; // keywords a runtime older than this page may not know: dropped if refused
+
+function loadIntoPython(m, bytes, engine, forInference) {
   const args = [m.key, bytes, m.kind, m.displayName ?? null];
-  const kwargs = { ...(engine === "auto" ? {} : { engine }), ...(checkedBySri(m) ? { checked: true } : {}) };
-  // Without keywords: works with runtimes that predate `engine` and `checked`.
-  if (!Object.keys(kwargs).length) return callPython("load_model", args);
-  try {
-    return callPython("load_model", args, kwargs);
-  } catch (err) {
-    if (err.pythonKind === "TypeError" && /checked/.test(err.message)) {
-      delete kwargs.checked;
-      return Object.keys(kwargs).length ? callPython("load_model", args, kwargs) : callPython("load_model", args);
+  const kwargs = { ...(engine === "auto" ? {} : { engine }), ...(checkedBySri(m) ? { checked: true } : {}),
+    ...(forInference || inferencesWaiting > 0 ? { warm_up: false } : {}) };
+  for (;;) {
+    // Without keywords: works with runtimes that predate `engine`.
+    if (!Object.keys(kwargs).length) return callPython("load_model", args);
+    try {
+      return callPython("load_model", args, kwargs);
+    } catch (err) {
+      const unknown = err.pythonKind === "TypeError" && OPTIONAL.find((k) => k in kwargs && err.message.includes(k));
+      if (unknown) {
+        delete kwargs[unknown];
+        continue;
+      }
+      if (err.pythonKind === "TypeError" && /engine/.test(err.message)) {
+        throw new UserError("This build of wasmvision cannot choose an engine; use engine \"auto\".", "EngineError");
+      }
+      throw err;
     }
-    if (err.pythonKind === "TypeError" && /engine/.test(err.message)) {
-      throw new UserError("This build of wasmvision cannot choose an engine; use engine \"auto\".", "EngineError");
-    }
-    throw err;
   }
 }
 
-export async function ensureLoaded(key, engine = "auto") {
+// forInference: the caller classifies as soon as the model is in (its run is the warm-up).
+export async function ensureLoaded(key, engine = "auto", forInference = false) {
   checkEngine(engine);
   const m = models.get(key);
   if (!m) throw unknownModel(key);
@@ -115,7 +131,7 @@ export async function ensureLoaded(key, engine = "auto") {
   begin("model_load");
   let info;
   try {
-    info = loadIntoPython(m, bytes, engine);
+    info = loadIntoPython(m, bytes, engine, forInference);
     if (m.labels) {
       try {
         info.labels = callPython("set_labels", [m.key, JSON.stringify(m.labels)]).labels;

@@ -10,8 +10,9 @@ import { UserError, errorPayload } from "./errors.js";
 import { BASE, networkBytes, sitePath, totalReceived } from "./fetch.js";
 import { defaultModel, loadManifest, runtimeFiles, wheelFiles } from "./manifest.js";
 import { classify, embed } from "./inference.js";
-import { allModels, builtin, openModel, prefetch, registerBuiltins, releaseModel, timings as modelTimings }
-  from "./models.js";
+import {
+  allModels, builtin, inferenceQueued, openModel, prefetch, registerBuiltins, releaseModel, timings as modelTimings,
+} from "./models.js";
 import { during, phaseReport } from "./phases.js";
 import { setScope } from "./progress.js";
 import { brokenBy, brokenError } from "./recovery.js";
@@ -111,13 +112,24 @@ export function onMessage(event) {
     self.postMessage({ id: msg.id, ok: false, error: { kind: "InternalError", message: `unknown request ${msg.type}` } });
     return;
   }
+  // Counted from arrival until it starts (or fails before starting: a failed boot): models.js reads the count.
+  let waiting = msg.type === "classify" || msg.type === "embed";
+  const started = () => {
+    if (waiting) inferenceQueued(-1);
+    waiting = false;
+  };
+  if (waiting) inferenceQueued(1);
   (booted || Promise.resolve())
-    .then(() => enqueue(() => serve(msg)))
+    .then(() => enqueue(() => {
+      started();
+      return serve(msg);
+    }))
     .then(
       (value) => self.postMessage({ id: msg.id, ok: true, value }, transferables(value)),
       (err) => self.postMessage({ id: msg.id, ok: false, error: errorPayload(err) }),
     )
     .then(() => {
+      started();
       // After the reply, so the failing request gets its own message; once only.
       if (replacement && !replacementSent) {
         replacementSent = true;
