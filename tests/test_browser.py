@@ -593,6 +593,27 @@ def test_glue_embed_rgba_equals_infer_embedding(glue):
     assert _ok(glue.release_model("tiny"))["released"] and "tiny" not in _ok(glue.cached_models())["cached"]
 
 
+def test_glue_checked_skips_only_the_bundle_checksum(glue):
+    # `checked`: the browser matched the bytes against the manifest (SRI), so the bundle's own sha256 is not
+    # repeated; every other check still runs, and the same model loads to the same classifier.
+    from wasmvision import bundle as B
+
+    raw = B.to_bytes(_tiny_bundle())
+    rgba = np.random.default_rng(5).integers(0, 256, (17, 23, 4), dtype=np.uint8)
+    plain = _ok(glue.load_model("plain", raw))
+    fast = _ok(glue.load_model("fast", raw, checked=True))
+    assert {k: v for k, v in plain.items() if k not in ("key", "load_ms")} == \
+        {k: v for k, v in fast.items() if k not in ("key", "load_ms")}
+    assert _ok(glue.classify_rgba("plain", rgba.tobytes(), 23, 17))["top"] == \
+        _ok(glue.classify_rgba("fast", rgba.tobytes(), 23, 17))["top"]
+    stale = bytearray(raw)
+    stale[-1] ^= 1  # only the checksum can tell: unchecked, it is refused
+    reply = json.loads(glue.load_model("bad", bytes(stale)))
+    assert not reply["ok"] and "checksum" in reply["error"]["message"]
+    reply = json.loads(glue.load_model("cut", raw[: len(raw) // 2], checked=True))
+    assert not reply["ok"] and reply["error"]["kind"] == "BundleError" and "truncated" in reply["error"]["message"]
+
+
 def test_glue_errors_are_reported_not_raised(glue):
     from wasmvision import bundle as B
 

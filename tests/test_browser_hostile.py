@@ -190,7 +190,7 @@ def _wheel(site: Path, prefix: str) -> str:
 
 TAMPERED_FILES = ["pyodide/pyodide.asm.wasm", "pyodide/pyodide.asm.js", "pyodide/python_stdlib.zip",
                   "pyodide/pyodide.mjs", "pyodide/pyodide-lock.json", "wheel:numpy", "wheel:wasmvision",
-                  "worker/decode.js", "worker.js", "wasmvision.mjs", "app.js"]
+                  "worker/decode.js", "worker.js", "wasmvision.mjs", "app.js", "album.js"]
 
 
 @pytest.mark.parametrize("target", TAMPERED_FILES)

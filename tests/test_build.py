@@ -517,3 +517,42 @@ def test_server_isolation_headers(server):
     _, headers, _ = _get(f"{base}/index.html")
     assert headers["Cross-Origin-Opener-Policy"] == "same-origin"
     assert headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+
+
+def test_the_worker_requests_all_its_modules_at_once(buildpy):
+    # worker.js names every module of its graph, so they are requested together as soon as it arrives rather than
+    # one import level per round trip; and the worker's code check counts them all as code that ran.
+    web = ROOT / "web"
+    graph = set(buildpy.module_graph(web, "worker.js"))
+    direct = set(buildpy.STATIC_IMPORT.findall((web / "worker.js").read_text()))
+    direct = {p.removeprefix("./") for p in direct}
+    missing = sorted(graph - direct)
+    assert not missing, f"worker.js should import these directly: {missing}"
+    assert "pyodide/pyodide.mjs" in direct
+    modules = {f"worker/{p.name}" for p in (web / "worker").glob("*.js")}
+    assert modules <= graph, f"in web/worker/ but not run by the worker: {sorted(modules - graph)}"
+
+
+def test_the_page_module_graph_is_preloaded(buildpy):
+    html = buildpy.with_modulepreloads((ROOT / "web" / "index.html").read_bytes(),
+                                       buildpy.module_graph(ROOT / "web", "app.js")).decode()
+    for dep in ("wasmvision.mjs", "app/view.js", "app/format.js"):
+        assert f'<link rel="modulepreload" href="./{dep}"' in html
+    assert html.index('src="./app.js"') < html.index("<!-- preloads: written by build.py -->")
+
+
+def test_only_bundles_whose_checksum_holds_reach_the_manifest(buildpy, tmp_path):
+    # The page skips a built-in model's own sha256 because the browser matched the file against the manifest:
+    # that is the same check only if every bundle the manifest hashes passed it at build time.
+    import test_bundle
+    from wasmvision import bundle as B
+
+    good = tmp_path / "good.wvb"
+    good.write_bytes(B.to_bytes(test_bundle._tiny_bundle()))
+    assert buildpy.checked_bundle(good) == good
+    raw = bytearray(good.read_bytes())
+    raw[-1] ^= 1
+    bad = tmp_path / "bad.wvb"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(buildpy.BuildError, match="checksum"):
+        buildpy.checked_bundle(bad)

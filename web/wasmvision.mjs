@@ -51,6 +51,17 @@ function siteBase(baseUrl) {
 
 const runtimes = new Map(); // site base href -> Runtime
 
+// The scripts and styles this page has loaded so far: the worker's code check reads these from the HTTP cache (the
+// copies that ran) instead of asking the server again (worker/codecheck.js).
+function loadedScripts() {
+  try {
+    return performance.getEntriesByType("resource").map((e) => e.name)
+      .filter((name) => /\.(m?js|css)$/.test(new URL(name).pathname));
+  } catch {
+    return [];
+  }
+}
+
 class Runtime {
   constructor(base, prefetch) {
     this.base = base;
@@ -78,7 +89,7 @@ class Runtime {
       this.fail({ kind: "SetupError",
         message: `The classifier stopped unexpectedly (${event.message || "worker error"}). Reload the page.` });
     };
-    this.worker.postMessage({ type: "init", prefetch, restarts: this.restarts });
+    this.worker.postMessage({ type: "init", prefetch, restarts: this.restarts, ranOnPage: loadedScripts() });
   }
 
   // The worker found its interpreter broken (out of memory, a fatal error: worker/recovery.js) and has answered the

@@ -156,9 +156,16 @@ def max_pixels() -> int:
 
 
 @_respond
-def load_model(key: str, data, kind: str = "wvb", name: str | None = None, engine: str = "auto") -> dict:
+def load_model(key: str, data, kind: str = "wvb", name: str | None = None, engine: str = "auto",
+               checked: bool = False, warm_up: bool = True) -> dict:
     """Load a model from bytes (``kind`` "wvb" bundle or "onnx") and keep it in the cache under ``key``.
-    ``engine``: "auto" | "numpy" | "simd" (see wasmvision.load); the info says which runs and why."""
+    ``engine``: "auto" | "numpy" | "simd" (see wasmvision.load); the info says which runs and why.
+    ``checked``: the browser already matched these bytes against the site's manifest (fetched with its sha256 as
+    Subresource Integrity), and the build wrote that sha256 only for a bundle whose own checksum it verified
+    (build.py ``checked_bundle``): the bundle's sha256 is then the same check again, and is skipped (~10-15 ms for
+    the default model). Everything else (header schema, tensor bounds, finiteness) is checked as always.
+    ``warm_up``: False when a classification waits for this model: its own run warms the SIMD kernels up (one
+    inference less before the first result; the results are the same)."""
     t0 = time.perf_counter()
     buf = _as_buffer(data)
     if len(buf) == 0:
@@ -169,7 +176,7 @@ def load_model(key: str, data, kind: str = "wvb", name: str | None = None, engin
         source = import_onnx(bytes(buf), name=name) if name else import_onnx(bytes(buf))
     else:
         source = buf
-    clf = load(source, engine=engine)
+    clf = load(source, engine=engine, verify=not (checked and kind != "onnx"), warm=warm_up)
     load_ms = (time.perf_counter() - t0) * 1000.0
     evicted = _cache.put(key, clf)
     info = _model_info(key, clf, len(buf), load_ms)

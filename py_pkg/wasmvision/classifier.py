@@ -55,7 +55,7 @@ class Classifier:
     (raises EngineError where the kernels cannot load). ``self.engine`` says what actually runs and
     ``self.engine_notice`` why "auto" fell back to numpy (None when nothing needs saying)."""
 
-    def __init__(self, bundle: Bundle, engine: str = "auto"):
+    def __init__(self, bundle: Bundle, engine: str = "auto", *, warm: bool = True):
         self.bundle = bundle
         kernels, self.engine, self.engine_notice = resolve_engine(engine)
         if len(bundle.inputs) != 1 or len(bundle.inputs[0].shape) != 4:
@@ -76,7 +76,7 @@ class Classifier:
             raise BundleError(f"bad preprocess spec in the bundle: {exc}") from None
         self._executor = Executor(bundle, kernels=kernels)
         plan = self._executor.plan((1, *self.input_size, 3))  # compile now: a broken graph fails at load
-        if kernels is not None:
+        if kernels is not None and warm:  # warm=False: a caller about to classify lets that run warm up instead
             warm_up(plan.run, plan.input_shape)
         last = {o: n for n in bundle.nodes for o in n.outputs}
         out = bundle.outputs[0].name
@@ -250,7 +250,7 @@ def _require_positive_int(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-def load(source: Any = None, *, verify: bool = True, engine: str = "auto") -> Classifier:
+def load(source: Any = None, *, verify: bool = True, engine: str = "auto", warm: bool = True) -> Classifier:
     """path | bytes | memoryview | Bundle -> Classifier. Raises BundleError for a bad bundle, EngineError for an
     engine that cannot run here (see Classifier).
 
@@ -270,7 +270,7 @@ def load(source: Any = None, *, verify: bool = True, engine: str = "auto") -> Cl
     else:
         raise TypeError(f"wasmvision.load() takes a path, bytes or a Bundle, not {type(source).__name__}")
     try:
-        return Classifier(b, engine=engine)
+        return Classifier(b, engine=engine, warm=warm)
     except BundleError:
         raise
     except MemoryError:

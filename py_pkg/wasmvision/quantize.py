@@ -39,7 +39,9 @@ def decode(entry: dict, parts: dict) -> np.ndarray:
         channels = shape[-1] if len(shape) > 1 else 1
         if scale.size != channels:
             raise ValueError(f"int8 scale has {scale.size} values for {channels} output channels")
-        return (q.reshape(-1, channels).astype(np.float32) * scale).reshape(shape)
+        # One pass, the int8 -> float32 cast inside the multiply: the same values as astype then multiply,
+        # without the full-size float32 temporary.
+        return np.multiply(q.reshape(-1, channels), scale, dtype=np.float32).reshape(shape)
     if dtype not in ("float32", "float16", "int32", "int64"):
         raise ValueError(f"unknown tensor dtype {dtype!r}")
     array = np.frombuffer(parts["data"], dtype=np.dtype(dtype).newbyteorder("<"), count=count).reshape(shape)

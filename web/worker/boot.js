@@ -6,7 +6,7 @@
 import { loadPyodide } from "../pyodide/pyodide.mjs";
 import { UserError } from "./errors.js";
 import { BASE, countAsReceived, failRuntimeFile, orRuntimeFailure, sitePath, sriFromHex } from "./fetch.js";
-import { codeFiles, fileBytes, runtimeFiles, wheelFiles } from "./manifest.js";
+import { fileBytes, runtimeFiles, wheelFiles } from "./manifest.js";
 import { begin, during, end } from "./phases.js";
 import { setStage } from "./progress.js";
 import { cancelPreload, dylibHandles, planFromFiles, planPreload, preloadNextBoot, restoreHandles, SIMD_LIB,
@@ -64,24 +64,6 @@ WebAssembly.instantiateStreaming = async function reportingInstantiateStreaming(
     throw err;
   }
 };
-
-// Code that arrived by <script>, import or new Worker() could not carry integrity: fetch it again with the
-// manifest's (fetch.js adds it; the bytes come from the HTTP cache) so a changed file ends the boot, named.
-// pyodide.asm.js is checked before it is imported (runtime-start.js).
-// A file that cannot be downloaded now (offline, and not in the offline copy: sw.js, pages this one did not load)
-// was not served to this page either, so there is nothing to check; only a mismatch (a UserError) ends the boot.
-export function verifyCode() {
-  return Promise.all(codeFiles().map(async (path) => {
-    let response;
-    try {
-      response = await fetch(new URL(path, BASE));
-    } catch (err) {
-      if (err instanceof UserError) throw err;
-      return;
-    }
-    await response.arrayBuffer();
-  }));
-}
 
 function withTimeout(promise, ms, what) {
   let timer;

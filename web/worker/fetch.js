@@ -95,11 +95,31 @@ async function diagnose(url, integrity) {
   }
 }
 
+// path -> [promise, resolve]: resolved once a fetch of that path has been started (the code check waits for the
+// runtime's Wasm to be requested before it sends its own requests).
+const requests = new Map();
+
+function requestEntry(path) {
+  if (!requests.has(path)) {
+    let resolve;
+    const promise = new Promise((r) => {
+      resolve = r;
+    });
+    requests.set(path, [promise, resolve]);
+  }
+  return requests.get(path);
+}
+
+export function whenRequested(path) {
+  return requestEntry(path)[0];
+}
+
 self.fetch = async function checkedFetch(input, init) {
   const url = new URL(input instanceof Request ? input.url : String(input), self.location.href);
   if (url.protocol === "blob:" || url.protocol === "data:") return nativeFetch(input, init);
   refuseOtherOrigin(url);
   const path = sitePath(url);
+  requestEntry(path)[1]();
   const expected = expectedSha256(path);
   // A caller's own integrity (the wheels', from pyodide-lock.json) stays; listed files get the manifest's.
   const callers = init?.integrity;

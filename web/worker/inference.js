@@ -16,13 +16,13 @@ function checkTopK(topK, classes) {
 
 // Calls Python with the model loaded, loading it again once if Python's cache evicted it meanwhile.
 async function withModel(key, engine, fn) {
-  await ensureLoaded(key, engine);
+  await ensureLoaded(key, engine, true);
   try {
     return fn();
   } catch (err) {
     if (err.pythonKind !== "ModelNotLoaded") throw err;
     markUnloaded(key);
-    await ensureLoaded(key, engine);
+    await ensureLoaded(key, engine, true);
     return fn();
   }
 }
@@ -43,7 +43,7 @@ async function classifyOnce({ input, topK = 5, model, engine = "auto", embedding
   else if (!Number.isInteger(topK) || topK < 1) checkTopK(topK, 0);
   const image = await decodeInput(input, runtime.maxPixels);
   const decodeMs = performance.now() - t0;
-  await ensureLoaded(m.key, engine);
+  await ensureLoaded(m.key, engine, true);
   checkTopK(topK, m.info.classes);
   const entry = embedding ? "classify_embed_rgba" : "classify_rgba";
   const result = await withModel(m.key, engine,

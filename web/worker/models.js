@@ -5,7 +5,7 @@
 import { callPython } from "./boot.js";
 import { UserError } from "./errors.js";
 import { BASE, sitePath } from "./fetch.js";
-import { manifest } from "./manifest.js";
+import { fileSha256, manifest } from "./manifest.js";
 import { begin, during, end } from "./phases.js";
 import { setScope, setStage } from "./progress.js";
 
@@ -72,20 +72,49 @@ function checkEngine(engine) {
   }
 }
 
-function loadIntoPython(m, bytes, engine) {
+// Whether the browser matched the model's bytes against the manifest: a file of this site fetched through fetch.js,
+// which gives every listed file its sha256 as integrity. Python then skips the bundle's own sha256 (the same check
+// again; browser.load_model). A File/Blob, or a file the manifest does not list, is checked by Python as always.
+function checkedBySri(m) {
+  return !m.blob && Boolean(m.file) && Boolean(fileSha256(m.file));
+}
+
+// Classifications that arrived and wait their turn (protocol.js counts them). A model loaded while one waits skips
+// its warm-up run (browser.load_model `warm_up`): the waiting request's own run warms the kernels up instead, one
+// inference less before the first result, with the same results.
+let inferencesWaiting = 0;
+
+export function inferenceQueued(delta) {
+  inferencesWaiting += delta;
+}
+
+const OPTIONAL = ["checked", "warm_up"]; // keywords a runtime older than this page may not know: dropped if refused
+
+function loadIntoPython(m, bytes, engine, forInference) {
   const args = [m.key, bytes, m.kind, m.displayName ?? null];
-  if (engine === "auto") return callPython("load_model", args); // works with runtimes that predate `engine`
-  try {
-    return callPython("load_model", args, { engine });
-  } catch (err) {
-    if (err.pythonKind === "TypeError" && /engine/.test(err.message)) {
-      throw new UserError("This build of wasmvision cannot choose an engine; use engine \"auto\".", "EngineError");
+  const kwargs = { ...(engine === "auto" ? {} : { engine }), ...(checkedBySri(m) ? { checked: true } : {}),
+    ...(forInference || inferencesWaiting > 0 ? { warm_up: false } : {}) };
+  for (;;) {
+    // Without keywords: works with runtimes that predate `engine`.
+    if (!Object.keys(kwargs).length) return callPython("load_model", args);
+    try {
+      return callPython("load_model", args, kwargs);
+    } catch (err) {
+      const unknown = err.pythonKind === "TypeError" && OPTIONAL.find((k) => k in kwargs && err.message.includes(k));
+      if (unknown) {
+        delete kwargs[unknown];
+        continue;
+      }
+      if (err.pythonKind === "TypeError" && /engine/.test(err.message)) {
+        throw new UserError("This build of wasmvision cannot choose an engine; use engine \"auto\".", "EngineError");
+      }
+      throw err;
     }
-    throw err;
   }
 }
 
-export async function ensureLoaded(key, engine = "auto") {
+// forInference: the caller classifies as soon as the model is in (its run is the warm-up).
+export async function ensureLoaded(key, engine = "auto", forInference = false) {
   checkEngine(engine);
   const m = models.get(key);
   if (!m) throw unknownModel(key);
@@ -102,7 +131,7 @@ export async function ensureLoaded(key, engine = "auto") {
   begin("model_load");
   let info;
   try {
-    info = loadIntoPython(m, bytes, engine);
+    info = loadIntoPython(m, bytes, engine, forInference);
     if (m.labels) {
       try {
         info.labels = callPython("set_labels", [m.key, JSON.stringify(m.labels)]).labels;

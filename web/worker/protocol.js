@@ -4,14 +4,16 @@
 // {type: "replace", reason, model} when the interpreter is broken: the page starts a new worker (recovery.js).
 // Python runs one call at a time; requests are served in arrival order.
 
-import { runtime, startPython, verifyCode } from "./boot.js";
+import { runtime, startPython } from "./boot.js";
+import { verifyCode } from "./codecheck.js";
 import { startRuntime } from "./runtime-start.js";
 import { UserError, errorPayload } from "./errors.js";
-import { BASE, networkBytes, totalReceived } from "./fetch.js";
+import { BASE, networkBytes, sitePath, totalReceived } from "./fetch.js";
 import { defaultModel, loadManifest, runtimeFiles, wheelFiles } from "./manifest.js";
 import { classify, embed } from "./inference.js";
-import { allModels, builtin, openModel, prefetch, registerBuiltins, releaseModel, timings as modelTimings }
-  from "./models.js";
+import {
+  allModels, builtin, inferenceQueued, openModel, prefetch, registerBuiltins, releaseModel, timings as modelTimings,
+} from "./models.js";
 import { during, phaseReport } from "./phases.js";
 import { setScope } from "./progress.js";
 import { brokenBy, brokenError } from "./recovery.js";
@@ -23,7 +25,8 @@ function stats() {
 }
 
 // Boots Python; meanwhile downloads the model the page will ask for first (`prefetch`: a key, or the default).
-async function boot({ prefetch: first, restarts = 0 } = {}) {
+// ranOnPage: the site URLs of the code the page had loaded when it started this worker (for the code check).
+async function boot({ prefetch: first, restarts = 0, ranOnPage = [] } = {}) {
   const t0 = performance.now();
   runtime.timings.restarts = restarts; // how many workers before this one the page replaced (recovery.js)
   await during("manifest", loadManifest);
@@ -33,9 +36,11 @@ async function boot({ prefetch: first, restarts = 0 } = {}) {
   setScope([...runtimeFiles(), ...wheelFiles(["numpy", "wasmvision"]), ...(initial ? [initial.file] : [])]);
   if (initial) prefetch(initial.key);
   const tc = performance.now();
-  const codeChecked = verifyCode().then(() => { runtime.timings.code_check_ms = performance.now() - tc; });
+  const python = during("python", startPython);
+  const ran = new Set(ranOnPage.map((href) => sitePath(new URL(href, BASE))));
+  const codeChecked = verifyCode(ran, python).then(() => { runtime.timings.code_check_ms = performance.now() - tc; });
   codeChecked.catch(() => {}); // awaited below; a mismatch found meanwhile ends the boot through Promise.all
-  await Promise.all([during("python", startPython), codeChecked]);
+  await Promise.all([python, codeChecked]);
   runtime.timings.boot_ms = performance.now() - t0;
   self.postMessage({
     type: "ready", models: allModels(), defaultModel: defaultModel()?.key ?? null, maxPixels: runtime.maxPixels,
@@ -109,13 +114,24 @@ export function onMessage(event) {
     self.postMessage({ id: msg.id, ok: false, error: { kind: "InternalError", message: `unknown request ${msg.type}` } });
     return;
   }
+  // Counted from arrival until it starts (or fails before starting: a failed boot): models.js reads the count.
+  let waiting = msg.type === "classify" || msg.type === "embed";
+  const started = () => {
+    if (waiting) inferenceQueued(-1);
+    waiting = false;
+  };
+  if (waiting) inferenceQueued(1);
   (booted || Promise.resolve())
-    .then(() => enqueue(() => serve(msg)))
+    .then(() => enqueue(() => {
+      started();
+      return serve(msg);
+    }))
     .then(
       (value) => self.postMessage({ id: msg.id, ok: true, value }, transferables(value)),
       (err) => self.postMessage({ id: msg.id, ok: false, error: errorPayload(err) }),
     )
     .then(() => {
+      started();
       // After the reply, so the failing request gets its own message; once only.
       if (replacement && !replacementSent) {
         replacementSent = true;

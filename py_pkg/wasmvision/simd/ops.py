@@ -72,10 +72,15 @@ def _row_major(a: np.ndarray) -> bool:
 def pack_b(w2: np.ndarray) -> np.ndarray:
     """(K, N) -> (ceil(N/8), K, 8) panels, zero-padded past N: the GEMM's inner loop reads 8 contiguous floats."""
     k, n = w2.shape
-    panels = -(-n // NR)
-    padded = np.zeros((k, panels * NR), np.float32)
-    padded[:, :n] = w2
-    return np.ascontiguousarray(padded.reshape(k, panels, NR).transpose(1, 0, 2))
+    full, tail = divmod(n, NR)
+    # One copy of the weights straight into the panels (no padded temporary, no second transposing copy): the
+    # model's whole weights pass through here once per load.
+    out = np.empty((full + (tail > 0), k, NR), np.float32)  # (panels, K, 8)
+    np.copyto(out[:full], w2[:, :full * NR].reshape(k, full, NR).transpose(1, 0, 2))
+    if tail:
+        out[full, :, tail:] = 0.0
+        out[full, :, :tail] = w2[:, full * NR:]
+    return out
 
 
 def gemm_call(lib, a2: np.ndarray, w2: np.ndarray, bias, y2: np.ndarray, words: list[int]) -> Step | None:
