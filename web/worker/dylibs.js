@@ -138,8 +138,6 @@ function memoryXhr(files) {
   };
 }
 
-// Imports pyodide.asm.js (what loadPyodide would do itself), so that it can run while the snapshot is being read.
-
 let nextBoot = null; // { plan: Promise, expect: libs or null }: read by the next _createPyodideModule call
 
 // Wraps Pyodide's module factory (defined once pyodide.asm.js ran; loadPyodide uses the global when it exists) so
