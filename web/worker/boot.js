@@ -42,13 +42,12 @@ export function callPython(fn, args, kwargs = null) {
 // settles its promise (a page stuck on "Downloading the Python runtime…"). Wrapping the browser's call names the file
 // and ends the boot at once (CompileError: damaged bytes; TypeError: e.g. served with the wrong MIME type). Pyodide
 // calls it with the response of its own fetch, so the URL is known. When runtime-start.js already compiled the
-// runtime, that module is instantiated and Pyodide's own download (an HTTP cache hit) is dropped.
+// runtime, that module is instantiated (and Pyodide's own request got an empty answer, not a second download).
 const instantiateStreaming = WebAssembly.instantiateStreaming;
 WebAssembly.instantiateStreaming = async function reportingInstantiateStreaming(source, imports) {
   const early = compiledRuntime();
   try {
     if (early) {
-      Promise.resolve(source).then((response) => response.body?.cancel(), () => {});
       const module = await early;
       return { module, instance: await during("runtime_instantiate", () => WebAssembly.instantiate(module, imports)) };
     }

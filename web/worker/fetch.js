@@ -114,12 +114,23 @@ export function whenRequested(path) {
   return requestEntry(path)[0];
 }
 
+// path -> a Response for every later request of that path instead of the network: a download someone else already
+// made and uses (runtime-start.js: Pyodide's own requests for the runtime's Wasm, whose compiled module it gets
+// anyway; without a disk cache, e.g. a private window, each of them downloaded the 10 MB again).
+const answers = new Map();
+
+export function answerRequests(path, makeResponse) {
+  answers.set(path, makeResponse);
+}
+
 self.fetch = async function checkedFetch(input, init) {
   const url = new URL(input instanceof Request ? input.url : String(input), self.location.href);
   if (url.protocol === "blob:" || url.protocol === "data:") return nativeFetch(input, init);
   refuseOtherOrigin(url);
   const path = sitePath(url);
   requestEntry(path)[1]();
+  const answer = answers.get(path);
+  if (answer) return answer();
   const expected = expectedSha256(path);
   // A caller's own integrity (the wheels', from pyodide-lock.json) stays; listed files get the manifest's.
   const callers = init?.integrity;

@@ -6,7 +6,7 @@
 // re-fetch, the snapshot read and the script's evaluation.
 
 import { UserError } from "./errors.js";
-import { BASE } from "./fetch.js";
+import { answerRequests, BASE } from "./fetch.js";
 import { during } from "./phases.js";
 
 export const RUNTIME_WASM = "pyodide/pyodide.asm.wasm";
@@ -31,6 +31,10 @@ export function startRuntime() {
     compiled = during("runtime_compile", () => WebAssembly.compileStreaming(fetch(new URL(RUNTIME_WASM, BASE))),
       { background: true });
     compiled.catch(() => {}); // reported by whoever takes it (boot.js names the file)
+    // loadPyodide requests the Wasm again for its instantiateStreaming, which boot.js answers with this module:
+    // an empty body instead of a second download.
+    answerRequests(RUNTIME_WASM, () => new Response(new Uint8Array(0), {
+      headers: { "Content-Type": "application/wasm" } }));
   }
   if (!script) script = verifiedRuntimeScript();
   script.catch(() => {}); // awaited by runtimeScript()
