@@ -36,7 +36,7 @@ export function startRuntime() {
     answerRequests(RUNTIME_WASM, () => new Response(new Uint8Array(0), {
       headers: { "Content-Type": "application/wasm" } }));
   }
-  if (!script) script = verifiedRuntimeScript();
+  if (!script) script = during("runtime_script", verifiedRuntimeScript, { background: true });
   script.catch(() => {}); // awaited by runtimeScript()
 }
 
