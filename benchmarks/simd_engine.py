@@ -95,26 +95,6 @@ for name, path in json.loads(%(models)r):
 print("REPORT " + json.dumps(report))
 """
 
-NODE_RUNNER = r"""
-import {loadPyodide} from "%(pyodide)s/pyodide.mjs";
-import fs from "fs";
-import path from "path";
-const py = await loadPyodide({indexURL: "%(pyodide)s/"});
-await py.loadPackage("numpy");
-function copyDir(src, dst) {
-  py.FS.mkdirTree(dst);
-  for (const e of fs.readdirSync(src, {withFileTypes: true})) {
-    if (e.name === "__pycache__") continue;
-    const s = path.join(src, e.name), d = dst + "/" + e.name;
-    if (e.isDirectory()) copyDir(s, d); else py.FS.writeFile(d, fs.readFileSync(s));
-  }
-}
-copyDir("%(package)s", "/home/pyodide/wasmvision");
-copyDir("%(work)s/models", "/models");
-py.setStdout({batched: (s) => console.log(s)});
-await py.runPythonAsync("import sys\nsys.path.insert(0, '/home/pyodide')\n" + fs.readFileSync("%(work)s/bench.py", "utf8"));
-"""
-
 PAGE = """<!doctype html><meta charset="utf-8"><title>simd bench</title><script type="module">
 window.onerror = (m) => { window.REPORT = "ERROR " + m; };
 window.onunhandledrejection = (e) => { window.REPORT = "ERROR " + (e.reason && e.reason.message || e.reason); };
@@ -148,17 +128,13 @@ def build_models(work: Path) -> list[tuple[str, Path]]:
 
 
 def run_node(work: Path, models, rounds: int) -> dict:
-    (work / "models").mkdir(exist_ok=True)
-    for name, p in models:
-        (work / "models" / f"{name}.wvb").write_bytes(p.read_bytes())
-    listed = json.dumps([[n, f"/models/{n}.wvb"] for n, _ in models])
-    (work / "bench.py").write_text(PY_CODE % {"rounds": rounds, "models": listed})
-    (work / "run.mjs").write_text(NODE_RUNNER % {"pyodide": ROOT / "dist" / "pyodide",
-                                                 "package": ROOT / "py_pkg" / "wasmvision", "work": work})
-    r = subprocess.run(["node", str(work / "run.mjs")], capture_output=True, text=True)
-    if r.returncode:
-        sys.exit(r.stderr[-3000:])
-    line = [s for s in r.stdout.splitlines() if s.startswith("REPORT ")][-1]
+    """Pyodide under Node, through the tests' harness (the working tree's package, the models as its inputs)."""
+    from pyodide_harness import run_in_pyodide
+
+    listed = json.dumps([[n, f"/work/in/{n}.wvb"] for n, _ in models])
+    files = run_in_pyodide(work, PY_CODE % {"rounds": rounds, "models": listed},
+                           inputs={f"{n}.wvb": p.read_bytes() for n, p in models}, timeout=3600)
+    line = [s for s in files["stdout"].decode().splitlines() if s.startswith("REPORT ")][-1]
     return json.loads(line[7:])
 
 
