@@ -37,8 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import wasmvision  # noqa: E402
 from wasmvision import bundle as wvb  # noqa: E402
+from wasmvision.export.onnx_lite import _varint  # noqa: E402 -- the protobuf writer's own encoding
 from wasmvision.importers import ModelImportError, UnsupportedOperatorError  # noqa: E402
 from wasmvision.importers.onnx_import import import_onnx  # noqa: E402
+from wasmvision.importers.onnx_proto import _read_varint  # noqa: E402 -- raises a ValueError subclass
 from wasmvision.messages import MAX_MESSAGE  # noqa: E402
 from wasmvision.preprocess import ImageError  # noqa: E402
 
@@ -78,31 +80,6 @@ def seed_files() -> dict[str, list[bytes]]:
 
 
 # --------------------------------------------------------------------------------------------- mutations
-
-def _varint(v: int) -> bytes:
-    v &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        if v:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _read_varint(buf: bytes, pos: int, end: int):
-    result = shift = 0
-    while pos < end and shift < 70:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
-    raise ValueError
-
 
 def protobuf_fields(buf: bytes, start: int = 0, end: int | None = None, depth: int = 0, out=None):
     """(kind, position, byte length, value) of every varint and length prefix in a protobuf message, recursing
