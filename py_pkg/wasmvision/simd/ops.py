@@ -83,6 +83,19 @@ def pack_b(w2: np.ndarray) -> np.ndarray:
     return out
 
 
+def _bound(kernel, expected_words: int, fields: list[int], *buffers) -> Step:
+    """One kernel call on its uint32 descriptor (addresses and sizes), built once; the step keeps the descriptor
+    and the buffers its addresses point into alive."""
+    d = np.array(fields, np.uint32)
+    assert d.size == expected_words
+    addr = d.ctypes.data
+
+    def call():
+        kernel(addr)
+    call.keep = (*buffers, d)
+    return call
+
+
 def gemm_call(lib, a2: np.ndarray, w2: np.ndarray, bias, y2: np.ndarray, words: list[int]) -> Step | None:
     """y2 = act(a2 @ w2 + bias): a2 (M, K), w2 (K, N), y2 (M, N); None if a layout is not one the kernel reads."""
     if not (_row_major(a2) and _row_major(y2)):
@@ -93,15 +106,9 @@ def gemm_call(lib, a2: np.ndarray, w2: np.ndarray, bias, y2: np.ndarray, words: 
     bb = np.zeros(bp.shape[0] * NR, np.float32)  # padded like the panels: the kernel loads 8 at a time
     if bias is not None:
         bb[:n] = bias
-    d = np.array([a2.ctypes.data, a2.strides[0] // 4, bp.ctypes.data, bb.ctypes.data, y2.ctypes.data,
-                  y2.strides[0] // 4, m, k, n, GEMM_MC, *words], np.uint32)
-    assert d.size == lib.gemm_words
-    f, addr = lib.gemm, d.ctypes.data
-
-    def gemm():
-        f(addr)
-    gemm.keep = (a2, bp, bb, y2, d)
-    return gemm
+    return _bound(lib.gemm, lib.gemm_words, [a2.ctypes.data, a2.strides[0] // 4, bp.ctypes.data, bb.ctypes.data,
+                                             y2.ctypes.data, y2.strides[0] // 4, m, k, n, GEMM_MC, *words],
+                  a2, bp, bb, y2)
 
 
 def dwconv_call(lib, x, w3, bias, y, strides, pads, words) -> Step:
@@ -110,15 +117,10 @@ def dwconv_call(lib, x, w3, bias, y, strides, pads, words) -> Step:
     kh, kw = w3.shape[:2]
     w3 = np.ascontiguousarray(w3, np.float32)
     bb = np.zeros(c, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
-    d = np.array([x.ctypes.data, w3.ctypes.data, bb.ctypes.data, y.ctypes.data, n, h, w, c, kh, kw,
-                  strides[0], strides[1], pads[0], pads[1], y.shape[1], y.shape[2], *words], np.uint32)
-    assert d.size == lib.dwconv_words
-    f, addr = lib.dwconv, d.ctypes.data
-
-    def depthwise():
-        f(addr)
-    depthwise.keep = (x, w3, bb, y, d)
-    return depthwise
+    return _bound(lib.dwconv, lib.dwconv_words, [x.ctypes.data, w3.ctypes.data, bb.ctypes.data, y.ctypes.data, n, h,
+                                                 w, c, kh, kw, strides[0], strides[1], pads[0], pads[1], y.shape[1],
+                                                 y.shape[2], *words],
+                  x, w3, bb, y)
 
 
 def _then(core: Step, post: Step | None) -> Step:
@@ -175,19 +177,18 @@ def conv2d(lib, op, inputs, outputs, scratch) -> Step | None:
     y2 = y.reshape(-1, cout)
     steps = []
     for gi in range(groups):
-        d = np.array([x.ctypes.data, cols[gi].ctypes.data, n, h, w, c, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow,
-                      gi * cg, cg], np.uint32)
-        assert d.size == lib.im2col_words
+        gather = _bound(lib.im2col, lib.im2col_words, [x.ctypes.data, cols[gi].ctypes.data, n, h, w, c, kh, kw, sh,
+                                                       sw, dh, dw, pt, pl, oh, ow, gi * cg, cg])
         wg = wt[..., gi * cog:(gi + 1) * cog].reshape(kh * kw * cg, cog)
         bg = None if b is None else b[gi * cog:(gi + 1) * cog]
         gemm = gemm_call(lib, cols[gi], wg, bg, y2[:, gi * cog:(gi + 1) * cog], words)
         if gemm is None:
             return None
-        steps.append((lib.im2col, d.ctypes.data, gemm, d))
+        steps.append((gather, gemm))
 
     def im2col():
-        for gather, addr, gemm, _ in steps:
-            gather(addr)
+        for gather, gemm in steps:
+            gather()
             gemm()
     im2col.keep = (x, cols, steps)
     return _then(im2col, post)
@@ -209,14 +210,7 @@ def global_avg_pool(lib, op, inputs, outputs, scratch) -> Step | None:
     if not (x.flags.c_contiguous and y.flags.c_contiguous):
         return None
     n, h, w, c = x.shape
-    d = np.array([x.ctypes.data, y.ctypes.data, n, h * w, c, _bits(1.0 / (h * w))], np.uint32)
-    assert d.size == lib.gap_words
-    f, addr = lib.gap, d.ctypes.data
-
-    def gap():
-        f(addr)
-    gap.keep = (x, y, d)
-    return gap
+    return _bound(lib.gap, lib.gap_words, [x.ctypes.data, y.ctypes.data, n, h * w, c, _bits(1.0 / (h * w))], x, y)
 
 
 # --------------------------------------------------------------------------------------------- self-check
