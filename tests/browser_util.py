@@ -98,6 +98,17 @@ def _handler_class(site: ServedSite):
     return handler
 
 
+def require_built(root: Path, *paths: str) -> Path:
+    """``root``, once every one of ``paths`` exists under it; otherwise the test fails with the command that
+    builds them."""
+    import pytest  # only tests call this; the benchmarks import this module without pytest
+
+    for rel in paths:
+        if not (root / rel).exists():
+            pytest.fail(f"{root / rel} is missing: run `python3 build.py build` first", pytrace=False)
+    return root
+
+
 @contextmanager
 def serve(directory: str | Path, host: str = "127.0.0.1") -> Iterator[ServedSite]:
     """Serve ``directory`` on a free port in a background thread; yields the base URL (ending in "/")."""

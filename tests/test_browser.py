@@ -40,18 +40,14 @@ def site(request) -> Path:
     # WASMVISION_DIST points the tests at another copy of the site (e.g. one deployed elsewhere on disk).
     override = os.environ.get("WASMVISION_DIST")
     dist = Path(override) if override else _fixture_or(request, "dist_dir", ROOT / "dist")
-    for needed in ("index.html", "worker.js", "manifest.json", "pyodide/pyodide.mjs", "models/mobilenet_v2.wvb"):
-        if not (dist / needed).exists():
-            pytest.fail(f"{dist / needed} is missing: run `python3 build.py build` first", pytrace=False)
-    return dist
+    return bu.require_built(dist, "index.html", "worker.js", "manifest.json", "pyodide/pyodide.mjs",
+                            "models/mobilenet_v2.wvb")
 
 
 @pytest.fixture(scope="module")
 def photos(request) -> Path:
     d = _fixture_or(request, "photos_dir", ROOT / "build" / "photos")
-    if not (d / "chelsea.png").exists():
-        pytest.fail(f"{d / 'chelsea.png'} is missing: run `python3 build.py build` first", pytrace=False)
-    return d
+    return bu.require_built(d, "chelsea.png")
 
 
 def builtin_models(site: Path) -> list[dict]:

@@ -36,10 +36,7 @@ pytestmark = pytest.mark.browser
 def site(request) -> Path:
     override = os.environ.get("WASMVISION_DIST")
     dist = Path(override) if override else Path(request.getfixturevalue("dist_dir"))
-    for needed in ("album.html", "album.js", "album/grid.js", "wasmvision.mjs", "manifest.json"):
-        if not (dist / needed).exists():
-            pytest.fail(f"{dist / needed} is missing: run `python3 build.py build` first", pytrace=False)
-    return dist
+    return bu.require_built(dist, "album.html", "album.js", "album/grid.js", "wasmvision.mjs", "manifest.json")
 
 
 @pytest.fixture(scope="module")

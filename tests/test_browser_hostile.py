@@ -39,10 +39,7 @@ def site(request) -> Path:
         dist = Path(request.getfixturevalue("dist_dir"))
     except pytest.FixtureLookupError:
         dist = ROOT / "dist"
-    for needed in ("index.html", "worker.js", "manifest.json", "pyodide/pyodide.asm.wasm"):
-        if not (dist / needed).exists():
-            pytest.fail(f"{dist / needed} is missing: run `python3 build.py build` first", pytrace=False)
-    return dist
+    return bu.require_built(dist, "index.html", "worker.js", "manifest.json", "pyodide/pyodide.asm.wasm")
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +48,7 @@ def photos(request) -> Path:
         d = Path(request.getfixturevalue("photos_dir"))
     except pytest.FixtureLookupError:
         d = ROOT / "build" / "photos"
-    if not (d / "chelsea.png").exists():
-        pytest.fail(f"{d / 'chelsea.png'} is missing: run `python3 build.py build` first", pytrace=False)
-    return d
+    return bu.require_built(d, "chelsea.png")
 
 
 @contextmanager

@@ -30,10 +30,7 @@ CACHED_TEXT = """async (url) => { const r = await caches.match(url); return r ? 
 @pytest.fixture(scope="module")
 def site() -> Path:
     dist = ROOT / "dist"
-    for needed in ("index.html", "sw.js", "offline.js", "manifest.json", "pyodide/pyodide.mjs"):
-        if not (dist / needed).exists():
-            pytest.fail(f"{dist / needed} is missing: run `python3 build.py build` first", pytrace=False)
-    return dist
+    return bu.require_built(dist, "index.html", "sw.js", "offline.js", "manifest.json", "pyodide/pyodide.mjs")
 
 
 def _open(context, url):

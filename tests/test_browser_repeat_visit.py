@@ -70,10 +70,8 @@ PRELOADED = ["_multiarray_umath", "_multiarray_tests", "_umath_linalg", "_pocket
 @pytest.fixture(scope="module")
 def site() -> Path:
     dist = ROOT / "dist"
-    for needed in ("index.html", "worker.js", "manifest.json", "pyodide/pyodide.mjs", "models/mobilenet_v2.wvb"):
-        if not (dist / needed).exists():
-            pytest.fail(f"{dist / needed} is missing: run `python3 build.py build` first", pytrace=False)
-    return dist
+    return bu.require_built(dist, "index.html", "worker.js", "manifest.json", "pyodide/pyodide.mjs",
+                            "models/mobilenet_v2.wvb")
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,7 @@ EMBED_TOL = 1e-4
 @pytest.fixture(scope="module")
 def site(dist_dir, photos_dir, tmp_path_factory) -> Path:
     """dist/ (as symlinks) plus photos the page can load by URL, under examples/photos/."""
-    for needed in ("wasmvision.mjs", "worker.js", "examples/index.html", "manifest.json"):
-        if not (dist_dir / needed).exists():
-            pytest.fail(f"{dist_dir / needed} is missing: run `python3 build.py build` first", pytrace=False)
+    bu.require_built(dist_dir, "wasmvision.mjs", "worker.js", "examples/index.html", "manifest.json")
     root = tmp_path_factory.mktemp("module-site")
     for src in sorted(dist_dir.rglob("*")):
         if src.is_file():
