@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -25,15 +24,6 @@ import pytest
 from wasmvision.importers.torch_checkpoint import CheckpointError, load_state_dict
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def buildpy():
-    # Loaded by path: "build" is also the name of PyPA's build package.
-    spec = importlib.util.spec_from_file_location("wasmvision_build_script", ROOT / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def sha256(path: Path) -> str:

@@ -8,7 +8,6 @@ test_build.py, the fuzzing in test_fuzz.py."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import tracemalloc
 from pathlib import Path
@@ -369,14 +368,6 @@ def test_an_empty_labels_file_is_an_error(onnx_file, name, text, capsys):
     err = capsys.readouterr().err
     assert "labels" in err and ("empty" in err or "start at 0" in err)
     assert not onnx_file.with_suffix(".wvb").exists()
-
-
-@pytest.fixture(scope="module")
-def buildpy():
-    spec = importlib.util.spec_from_file_location("wasmvision_build_script_h", ROOT / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_build_stamps_hash_their_outputs(buildpy, tmp_path):

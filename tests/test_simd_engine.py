@@ -4,7 +4,6 @@ library as the build ships it: reproducible bytes, the recorded sha256, the whee
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -112,13 +111,11 @@ def test_wheel_and_manifest_carry_the_library(dist_dir):
         assert json.loads(z.read("wasmvision/simd/libwvsimd.json"))["sha256"] == info["sha256"]
 
 
-def test_same_sources_same_bytes(tmp_path):
+def test_same_sources_same_bytes(tmp_path, buildpy):
     """Compile twice, in two other directories, with build.py's own flags: identical to the shipped library."""
     if not (shutil.which("clang") and shutil.which("wasm-ld")):
         pytest.skip("clang/wasm-ld not installed (`python3 build.py build` installs them)")
-    spec = importlib.util.spec_from_file_location("wasmvision_build_script", ROOT / "build.py")
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
+    build = buildpy
     outputs = []
     for run in ("a", "b"):
         src = tmp_path / run / "src"
