@@ -830,13 +830,16 @@ def with_preloads(html: bytes, paths: list[str]) -> bytes:
 
 
 def checked_bundle(path: Path) -> Path:
-    """`path`, once its bundle checksum holds (bytes 32-64: the sha256 of every byte from 64 on; bundle.py).
+    """`path`, once the package's own reader accepts its prefix and checksum (bundle.read_header).
 
     The page skips that check for a model whose bytes the browser matched against manifest.json
     (wasmvision.browser.load_model `checked`): it rests on the manifest hashing only bundles checked here."""
-    raw = path.read_bytes()
-    if len(raw) < 64 or hashlib.sha256(raw[64:]).digest() != raw[32:64]:
-        raise BuildError(f"{path}: the bundle's checksum does not match its bytes; rebuild it (rm -r build/models)")
+    from wasmvision.bundle import BundleError, read_header
+
+    try:
+        read_header(path.read_bytes())
+    except BundleError as exc:
+        raise BuildError(f"{path}: {exc}; rebuild it (rm -r build/models)") from None
     return path
 
 
