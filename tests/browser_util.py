@@ -198,6 +198,16 @@ def launch(playwright, **kwargs):
     return playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, **kwargs)
 
 
+def new_page(context, timeout_ms: int):
+    """A new page of ``context`` with ``timeout_ms`` as its default timeout, and the list its uncaught errors
+    go to from the start."""
+    page = context.new_page()
+    page.set_default_timeout(timeout_ms)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return page, errors
+
+
 def wait_ready(page, timeout_ms: int = 180_000) -> dict:
     """Wait until the page's runtime and default model are loaded; returns window.wasmvision.ready's value."""
     # Function form: the page's CSP forbids eval, which Playwright uses for bare expressions.

@@ -34,10 +34,7 @@ def site() -> Path:
 
 
 def _open(context, url):
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = bu.new_page(context, TIMEOUT_MS)
     page.goto(url)
     bu.wait_ready(page, TIMEOUT_MS)
     return page, errors

@@ -102,10 +102,7 @@ def _tiny_onnx() -> bytes:
 
 
 def _visit(context, base, chelsea, native_top, wait_for_snapshot=False):
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = bu.new_page(context, TIMEOUT_MS)
     page.goto(base)
     bu.wait_ready(page, TIMEOUT_MS)
     result = bu.classify_in_page(page, chelsea)

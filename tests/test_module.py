@@ -66,10 +66,7 @@ def example(browser, served):
     context = browser.new_context()
     try:
         log = bu.RequestLog(context)
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        page, errors = bu.new_page(context, TIMEOUT_MS)
         page.goto(served + "examples/")
         page.wait_for_function("() => window.example && window.example.clf", timeout=TIMEOUT_MS)
         page.evaluate("""async () => {

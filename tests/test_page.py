@@ -43,10 +43,7 @@ def _page(browser, **context_options):
     # bypass_csp: axe-core is injected as an inline script, which the page's CSP (rightly) forbids.
     context = browser.new_context(bypass_csp=True, **context_options)
     try:
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        page, errors = bu.new_page(context, TIMEOUT_MS)
         page.errors = errors
         yield page
     finally:
