@@ -146,6 +146,8 @@ def test_second_visit_in_the_same_profile_classifies_the_same(pw, site, chelsea,
             page, boot, stored = _visit(context, base, chelsea, native_top, wait_for_snapshot=True)
             assert boot.get("snapshot") == "made", boot
             assert stored == 1, "the first visit did not keep a memory snapshot"
+            # The page remembers it for the next visit's download order (wasmvision.mjs snapshotStored).
+            assert base in page.evaluate("() => JSON.parse(localStorage.getItem('wasmvision-snapshot-sites'))")
             page.close()
 
             # The restored interpreter has numpy and wasmvision imported: nothing is unpacked or imported again.

@@ -51,6 +51,30 @@ function siteBase(baseUrl) {
 
 const runtimes = new Map(); // site base href -> Runtime
 
+// Whether this site's worker stored a memory snapshot on an earlier visit (true / false; null: no localStorage
+// here). Only a hint for the worker's download order (worker/boot.js): the worker reads the snapshot itself.
+const STORED_KEY = "wasmvision-snapshot-sites";
+
+function snapshotStored(base) {
+  try {
+    return JSON.parse(localStorage.getItem(STORED_KEY) ?? "[]").includes(base.href);
+  } catch {
+    return null;
+  }
+}
+
+function rememberSnapshot(base, stored) {
+  try {
+    const sites = new Set(JSON.parse(localStorage.getItem(STORED_KEY) ?? "[]"));
+    if (stored === sites.has(base.href)) return;
+    if (stored) sites.add(base.href);
+    else sites.delete(base.href);
+    localStorage.setItem(STORED_KEY, JSON.stringify([...sites]));
+  } catch {
+    // no localStorage (a worker, a sandboxed frame): the worker then waits for IndexedDB's answer
+  }
+}
+
 // The scripts and styles this page has loaded so far: the worker's code check reads these from the HTTP cache (the
 // copies that ran) instead of asking the server again (worker/codecheck.js).
 function loadedScripts() {
@@ -89,7 +113,8 @@ class Runtime {
       this.fail({ kind: "SetupError",
         message: `The classifier stopped unexpectedly (${event.message || "worker error"}). Reload the page.` });
     };
-    this.worker.postMessage({ type: "init", prefetch, restarts: this.restarts, ranOnPage: loadedScripts() });
+    this.worker.postMessage({ type: "init", prefetch, restarts: this.restarts, ranOnPage: loadedScripts(),
+      snapshotStored: snapshotStored(this.base) });
   }
 
   // The worker found its interpreter broken (out of memory, a fatal error: worker/recovery.js) and has answered the
@@ -123,6 +148,7 @@ class Runtime {
       for (const fn of this.listeners) fn(data);
     } else if (data.type === "ready") {
       this.info = data;
+      rememberSnapshot(this.base, ["made", "restored"].includes(data.timings?.snapshot));
       this.resolveReady(data);
     } else if (data.type === "fatal") {
       this.fail(data.error);

@@ -20,8 +20,10 @@ const SNAPSHOT_STORE_DELAY_MS = 2000; // after boot: keep the ~41 MB write off t
 const SNAPSHOT_RESTORE_TIMEOUT_MS = 15000; // a restore takes ~0.3-0.7 s; a wedged one must not keep the page waiting
 const PACKAGES = ["numpy", "wasmvision"];
 
-// The interpreter, the wasmvision.browser module (a PyProxy), and what the boot measured.
-export const runtime = { pyodide: null, browser: null, maxPixels: DEFAULT_MAX_PIXELS, timings: {} };
+// The interpreter, the wasmvision.browser module (a PyProxy), and what the boot measured. snapshotStored: whether
+// the page saw a snapshot stored on an earlier visit (true, false, or null: it cannot tell); only a hint.
+export const runtime = { pyodide: null, browser: null, maxPixels: DEFAULT_MAX_PIXELS, timings: {},
+  snapshotStored: null };
 const timings = runtime.timings;
 
 export function callPython(fn, args, kwargs = null) {
@@ -110,7 +112,10 @@ function namedBootFailure(err) {
 async function bootInterpreter(allowRestore, packages) {
   const key = snapshotKey(PACKAGES);
   const reading = key && allowRestore ? during("snapshot_read", () => readSnapshot(key)) : Promise.resolve(null);
-  // Without a snapshot to restore the wheels are needed: their download starts at once, beside the runtime's.
+  // Without a snapshot to restore the wheels are needed: their download starts at once, beside the runtime's. When
+  // the page saw none stored, before IndexedDB answers: on a first visit that answer comes late (~250-350 ms, this
+  // thread being busy with the runtime's script), and Python's start waits for the wheels' side modules.
+  if (runtime.snapshotStored === false) packages();
   reading.then((record) => record && record !== "damaged" ? null : packages());
   const scriptLoaded = runtimeScript(); // checked and evaluated beside the snapshot read (runtime-start.js)
   scriptLoaded.catch(() => {});
