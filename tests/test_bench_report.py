@@ -159,3 +159,28 @@ def test_phases_hook_calls_measure_phases_and_keeps_its_table(tmp_path, monkeypa
     fake.measure_phases = lambda *a: 1 / 0  # a failing phase run is a note, not a failed benchmark
     bench.phases(None)
     assert any("measure_phases failed" in n for n in bench.result["notes"])
+
+
+def test_trace_summary_sums_events_per_thread_and_samples_the_worker():
+    """benchmarks/trace_cold.py: scheduler wrappers are not counted; the worker's samples become self times."""
+    import trace_cold
+
+    worker, pool = (1, 10), (1, 11)
+    meta = [{"ph": "M", "name": "thread_name", "pid": p, "tid": t, "args": {"name": n}}
+            for (p, t), n in ((worker, "DedicatedWorker thread"), (pool, "ThreadPoolForegroundWorker"))]
+    x = [{"ph": "X", "pid": worker[0], "tid": worker[1], "name": "wasm.CompileLazy", "dur": 15_000},
+         {"ph": "X", "pid": worker[0], "tid": worker[1], "name": "wasm.CompileLazy", "dur": 10_000},
+         {"ph": "X", "pid": worker[0], "tid": worker[1], "name": "RunTask", "dur": 90_000},
+         {"ph": "X", "pid": pool[0], "tid": pool[1], "name": "wasm.TopTierCompilation", "dur": 40_000},
+         {"ph": "X", "pid": pool[0], "tid": pool[1], "name": "tiny", "dur": 1_000}]
+    profile = [{"name": "Profile", "id": "0x1", "pid": worker[0], "tid": worker[1], "args": {"data": {}}},
+               {"name": "ProfileChunk", "id": "0x1", "pid": worker[0], "tid": 99, "args": {"data": {
+                   "cpuProfile": {"nodes": [{"id": 1, "callFrame": {"functionName": "run", "url": "https://x/a.js"}},
+                                            {"id": 2, "callFrame": {"functionName": "", "url": ""}}],
+                                  "samples": [1, 1, 2]},
+                   "timeDeltas": [500, 1500, 250]}}}]
+    out = trace_cold.summarize(meta + x + profile)
+    assert out["threads"] == {"DedicatedWorker thread (1:10)": [["wasm.CompileLazy", 25.0, 2]],
+                              "ThreadPoolForegroundWorker (1:11)": [["wasm.TopTierCompilation", 40.0, 1],
+                                                                    ["tiny", 1.0, 1]]}
+    assert out["worker_functions"] == [["run a.js", 2.0], ["(anonymous)", 0.2]]
