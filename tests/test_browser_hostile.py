@@ -185,7 +185,7 @@ def _wheel(site: Path, prefix: str) -> str:
 
 TAMPERED_FILES = ["pyodide/pyodide.asm.wasm", "pyodide/pyodide.asm.js", "pyodide/python_stdlib.zip",
                   "pyodide/pyodide.mjs", "pyodide/pyodide-lock.json", "wheel:numpy", "wheel:wasmvision",
-                  "worker/decode.js", "worker.js", "wasmvision.mjs", "app.js", "album.js"]
+                  "worker.js", "wasmvision.mjs", "app.js", "album.js"]
 
 
 @pytest.mark.parametrize("target", TAMPERED_FILES)
@@ -366,7 +366,7 @@ def other_origin():
 # Runs in a worker started from the site, after the real worker's modules (so with their refusals in place);
 # reports how each channel ended.
 PROBE = """
-import "./worker/fetch.js";
+import "./worker.js";
 const other = new URL(self.location.href).searchParams.get("other");
 const outcome = (p) => p.then(() => "sent", (e) => "refused: " + (e && e.message || e));
 async function xhr() {
@@ -396,7 +396,7 @@ def test_the_worker_cannot_reach_another_origin(browser, site, tmp_path, monkeyp
         # The worker's own refusals, without the header's help: a server that sends no policy.
         import build
         monkeypatch.setattr(build, "csp_for", lambda rel: None)
-    probe = PROBE if worker_code else PROBE.replace('import "./worker/fetch.js";\n', "")
+    probe = PROBE if worker_code else PROBE.replace('import "./worker.js";\n', "")
     copy = variant(site, tmp_path / "site", {"probe.js": probe.encode()})
     with other_origin() as (other, received), bu.serve(copy) as base, fresh_page(browser) as page:
         page.goto(base)

@@ -8,6 +8,8 @@ import io
 import json
 import os
 import pickle
+import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -521,6 +523,43 @@ def test_the_worker_requests_all_its_modules_at_once(buildpy):
     assert "pyodide/pyodide.mjs" in direct
     modules = {f"worker/{p.name}" for p in (web / "worker").glob("*.js")}
     assert modules <= graph, f"in web/worker/ but not run by the worker: {sorted(modules - graph)}"
+
+
+def _esbuild(buildpy):
+    src = buildpy.esbuild_source()
+    if src is None:
+        pytest.skip("no pinned esbuild for this machine: the worker ships unbundled")
+    tarball = buildpy.DOWNLOADS / src["file"]
+    if not tarball.exists():
+        pytest.fail(f"{tarball} is missing: run `python3 build.py build` first", pytrace=False)
+    return buildpy.esbuild_binary(tarball)
+
+
+def test_the_built_worker_is_one_file_with_every_module(buildpy, dist_dir):
+    # One request for the worker's code (build.py bundle_worker): no worker/ files ship, and the bundle holds each
+    # module of web/worker/ (esbuild marks each with a "// worker/<name>" line) and Pyodide's loader.
+    if buildpy.esbuild_source() is None:
+        pytest.skip("no pinned esbuild for this machine: the worker ships unbundled")
+    listed = {e["path"] for e in json.loads((dist_dir / "manifest.json").read_text())["files"]}
+    assert not {p for p in listed if p.startswith("worker/")}, "worker modules ship beside the bundle"
+    assert not (dist_dir / "worker").exists()
+    bundle = (dist_dir / "worker.js").read_text()
+    for module in sorted((ROOT / "web" / "worker").glob("*.js")):
+        assert f"// worker/{module.name}\n" in bundle, module.name
+    assert "// pyodide/pyodide.mjs\n" in bundle
+    assert not re.search(r'^import .*"\.\.?/', bundle, re.M), "the bundle still imports a module of the site"
+
+
+def test_a_worker_module_the_entry_does_not_import_fails_the_build(buildpy, tmp_path):
+    esbuild = _esbuild(buildpy)
+    web = tmp_path / "web"
+    shutil.copytree(ROOT / "web", web, ignore=shutil.ignore_patterns("album*", "app*", "examples"))
+    (web / "worker" / "forgotten.js").write_text("export const x = 1;\n")
+    pyodide_mjs = ROOT / "dist" / "pyodide" / "pyodide.mjs"
+    with pytest.raises(buildpy.BuildError, match="worker/forgotten.js"):
+        buildpy.bundle_worker(web, pyodide_mjs, esbuild)
+    (web / "worker" / "forgotten.js").unlink()
+    assert b"// worker/protocol.js" in buildpy.bundle_worker(web, pyodide_mjs, esbuild)
 
 
 def test_the_page_module_graph_is_preloaded(buildpy):

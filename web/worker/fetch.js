@@ -7,7 +7,7 @@
 
 import { UserError } from "./errors.js";
 
-export const BASE = new URL("../", import.meta.url); // the site root: this file is <root>/worker/fetch.js
+export const BASE = new URL("./", self.location.href); // the site root: the worker runs <root>/worker.js
 export const ORIGIN = self.location.origin;
 
 const received = new Map(); // site-relative path -> bytes received so far
