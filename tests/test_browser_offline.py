@@ -30,7 +30,7 @@ CACHED_TEXT = """async (url) => { const r = await caches.match(url); return r ? 
 @pytest.fixture(scope="module")
 def site() -> Path:
     dist = ROOT / "dist"
-    return bu.require_built(dist, "index.html", "sw.js", "offline.js", "manifest.json", "pyodide/pyodide.mjs")
+    return bu.require_built(dist, "index.html", "sw.js", "app.js", "manifest.json", "pyodide/pyodide.mjs")
 
 
 def _open(context, url):

@@ -535,7 +535,7 @@ def _esbuild(buildpy):
     return buildpy.esbuild_binary(tarball)
 
 
-def test_the_built_worker_is_one_file_with_every_module(buildpy, dist_dir):
+def test_the_built_worker_and_pages_are_one_file_each(buildpy, dist_dir):
     # One request for the worker's code (build.py bundle_worker): no worker/ files ship, and the bundle holds each
     # module of web/worker/ (esbuild marks each with a "// worker/<name>" line) and Pyodide's loader.
     if buildpy.esbuild_source() is None:
@@ -548,6 +548,15 @@ def test_the_built_worker_is_one_file_with_every_module(buildpy, dist_dir):
         assert f"// worker/{module.name}\n" in bundle, module.name
     assert "// pyodide/pyodide.mjs\n" in bundle
     assert not re.search(r'^import .*"\.\.?/', bundle, re.M), "the bundle still imports a module of the site"
+    # The pages' scripts likewise, except the public module, which other pages import on their own.
+    assert not {p for p in listed if p.startswith(("app/", "album/")) or p == "offline.js"}
+    for entry, modules in (("app.js", ["offline.js", *(f"app/{p.name}" for p in (ROOT / "web" / "app").glob("*.js"))]),
+                           ("album.js", [f"album/{p.name}" for p in (ROOT / "web" / "album").glob("*.js")])):
+        text = (dist_dir / entry).read_text()
+        assert re.findall(r'^import .*"(\.\.?/[^"]+)"', text, re.M) == ["./wasmvision.mjs"], entry
+        for module in modules:
+            assert f"// {module}\n" in text, (entry, module)
+    assert '<link rel="modulepreload" href="./wasmvision.mjs"' in (dist_dir / "index.html").read_text()
 
 
 def test_a_worker_module_the_entry_does_not_import_fails_the_build(buildpy, tmp_path):
