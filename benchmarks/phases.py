@@ -314,7 +314,7 @@ def measure_phases(dist: Path, browser=None, runs: int = 3, *, photo: Path | Non
 # Rows of the printed/markdown table, in the order a first result goes through them.
 TABLE_ROWS = ["html", "page_to_worker_start", "manifest", "snapshot_read", "runtime",
               "runtime_wasm_compile_instantiate", "runtime_compile", "runtime_script", "runtime_instantiate",
-              "python_start",
+              "python_start", "code_check",
               "site_files", "snapshot_check", "snapshot_make", "wheels_fetch", "unpack", "import_numpy",
               "import_wasmvision", "model_fetch", "model_wait", "model_load", "first_classify"]
 

@@ -61,13 +61,6 @@ function unanswered(path, url) {
   return fetch(url);
 }
 
-// Settles once the runtime's files are in (or failed): from then on Python needs nothing from the network or the
-// service worker to start, and the code check's requests (codecheck.js) hold nothing up.
-export function runtimeFetched() {
-  startRuntime();
-  return Promise.allSettled([compiled, script, data]);
-}
-
 export function runtimeScript() {
   startRuntime();
   return script;
