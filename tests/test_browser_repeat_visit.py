@@ -1,4 +1,5 @@
-"""Repeat visits in one persistent browser profile: the worker keeps a Pyodide memory snapshot in IndexedDB after
+"""Repeat visits in one persistent browser profile: the worker keeps a Pyodide memory snapshot (one file in the
+origin private file system, web/worker/snapshot.js) after
 the first visit, with numpy, wasmvision.browser and the SIMD kernels already loaded in it, and boots from it later
 (web/worker/boot.js, dylibs.js). A second visit must classify exactly like the first, still import what it had not
 imported (an ONNX model's importer), and a damaged or foreign snapshot must fall back to a normal boot, not break the
@@ -20,48 +21,63 @@ ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_MS = 240_000
 PROB_TOL = 1e-3
 
-STORED = """async () => {
-  if (!(await indexedDB.databases()).some((d) => d.name === "wasmvision-snapshot")) return 0;
-  return await new Promise((res) => {
-    const r = indexedDB.open("wasmvision-snapshot");
-    r.onsuccess = () => { const db = r.result;
-      if (!db.objectStoreNames.contains("snapshots")) { db.close(); return res(0); }
-      const c = db.transaction("snapshots").objectStore("snapshots").count();
-      c.onsuccess = () => { db.close(); res(c.result); }; };
-    r.onerror = () => res(0);
-  });
-}"""
+SNAPSHOT_FILE = "wasmvision-snapshot.bin"
 
-# Changes every stored snapshot record with `how`: "damage" replaces the heap with bytes that look like one (right
-# magic word, plausible size) but are not; "foreign" keeps the heap but says it was made with the side modules in
-# another order (what a snapshot from another build or engine would look like); "read" changes nothing. Returns each
-# record's libs (as stored before the change).
-CHANGE = """async (how) => {
-  const db = await new Promise((res, rej) => { const r = indexedDB.open("wasmvision-snapshot");
-    r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
-  const store = (mode) => db.transaction("snapshots", mode).objectStore("snapshots");
-  const keys = await new Promise((res) => {
-    const r = store("readonly").getAllKeys(); r.onsuccess = () => res(r.result); });
-  const records = await Promise.all(keys.map((k) => new Promise((res) => {
-    const r = store("readonly").get(k); r.onsuccess = () => res(r.result); })));
-  const libs = records.map((r) => r.libs);
-  if (how === "read") { db.close(); return libs; }
-  for (const record of records) {
-    if (how === "damage") {
-      const junk = new Uint8Array(2 << 20);
-      new DataView(junk.buffer).setUint32(0, 0x706e7300, true);
-      junk.fill(7, 4);
-      record.bytes = junk;
-    } else {
-      record.libs = [...record.libs].reverse();
-    }
+# 1 once a whole snapshot file is stored (its magic word "wvs1" is written last), else 0.
+STORED = """async () => {
+  try {
+    const root = await navigator.storage.getDirectory();
+    const file = await (await root.getFileHandle("%s")).getFile();
+    const head = new DataView(await file.slice(0, 4).arrayBuffer());
+    return file.size > 8 && head.getUint32(0, true) === 0x31737677 ? 1 : 0;
+  } catch {
+    return 0;
   }
-  await new Promise((res, rej) => { const tx = db.transaction("snapshots", "readwrite");
-    keys.forEach((k, i) => tx.objectStore("snapshots").put(records[i], k));
-    tx.oncomplete = res; tx.onerror = () => rej(tx.error); });
-  db.close();
-  return libs;
-}"""
+}""" % SNAPSHOT_FILE
+
+# Changes the stored snapshot file with `how`: "damage" replaces the heap with bytes that look like one (right magic
+# word, plausible size) but are not; "foreign" keeps the heap but says it was made with the side modules in another
+# order (what a snapshot from another build or engine would look like); "truncate" cuts the file in half (a write
+# that stopped halfway, a full disk); "read" changes nothing. The file: [magic, meta length, meta JSON, padding to
+# 16, heap, site-packages]. Returns [the stored libs] (as stored before the change).
+CHANGE = """async (how) => {
+  const root = await navigator.storage.getDirectory();
+  const handle = await root.getFileHandle("%s");
+  const file = new Uint8Array(await (await handle.getFile()).arrayBuffer());
+  const view = new DataView(file.buffer);
+  const metaLength = view.getUint32(4, true);
+  const meta = JSON.parse(new TextDecoder().decode(file.subarray(8, 8 + metaLength)));
+  const start = Math.ceil((8 + metaLength) / 16) * 16;
+  let heap = file.subarray(start, start + meta.heap);
+  const site = file.subarray(start + meta.heap);
+  const libs = meta.libs;
+  let out;
+  if (how === "read") return [libs];
+  if (how === "truncate") {
+    out = file.subarray(0, file.byteLength >> 1);
+  } else {
+    if (how === "damage") {
+      heap = new Uint8Array(2 << 20);
+      new DataView(heap.buffer).setUint32(0, 0x706e7300, true);
+      heap.fill(7, 4);
+    } else {
+      meta.libs = [...meta.libs].reverse();
+    }
+    meta.heap = heap.byteLength;
+    const metaBytes = new TextEncoder().encode(JSON.stringify(meta));
+    const at = Math.ceil((8 + metaBytes.byteLength) / 16) * 16;
+    out = new Uint8Array(at + heap.byteLength + site.byteLength);
+    new DataView(out.buffer).setUint32(0, 0x31737677, true);
+    new DataView(out.buffer).setUint32(4, metaBytes.byteLength, true);
+    out.set(metaBytes, 8);
+    out.set(heap, at);
+    out.set(site, at + heap.byteLength);
+  }
+  const w = await handle.createWritable();
+  await w.write(out);
+  await w.close();
+  return [libs];
+}""" % SNAPSHOT_FILE
 
 # Every side module the restore loads first: numpy's four that `import numpy` uses, then the kernel library.
 PRELOADED = ["_multiarray_umath", "_multiarray_tests", "_umath_linalg", "_pocketfft_umath", "libwvsimd"]
@@ -182,6 +198,17 @@ def test_second_visit_in_the_same_profile_classifies_the_same(pw, site, chelsea,
             page.close()
 
             # A snapshot made with other side modules is refused before the heap is used.
+            page, boot, stored = _visit(context, base, chelsea, native_top, wait_for_snapshot=True)
+            assert boot.get("snapshot") == "failed", boot
+            assert stored == 1
+            page.close()
+
+            page, boot, _ = _visit(context, base, chelsea, native_top)
+            assert boot.get("snapshot") == "restored", boot
+            assert page.evaluate(CHANGE, "truncate")
+            page.close()
+
+            # A file cut short (its writing stopped, a full disk) is forgotten; the page boots normally.
             page, boot, stored = _visit(context, base, chelsea, native_top, wait_for_snapshot=True)
             assert boot.get("snapshot") == "failed", boot
             assert stored == 1

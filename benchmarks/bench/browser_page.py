@@ -48,19 +48,17 @@ MODEL_RUN = """async ([n, url, img]) => {
   return out;
 }"""
 
-# How many memory snapshots the page keeps in IndexedDB (web/worker): 0 until the first visit stored one.
+# How many memory snapshots the page keeps (web/worker/snapshot.js: one file in the origin private file system, its
+# magic word "wvs1" written last): 0 until the first visit stored one.
 SNAPSHOT_STORED = """async () => {
-  if (typeof indexedDB === "undefined") return 0;
-  const names = (await indexedDB.databases()).map((d) => d.name);
-  if (!names.includes("wasmvision-snapshot")) return 0;
-  return await new Promise((res) => {
-    const r = indexedDB.open("wasmvision-snapshot");
-    r.onsuccess = () => { const db = r.result;
-      if (!db.objectStoreNames.contains("snapshots")) { db.close(); return res(0); }
-      const c = db.transaction("snapshots").objectStore("snapshots").count();
-      c.onsuccess = () => { db.close(); res(c.result); }; c.onerror = () => { db.close(); res(0); }; };
-    r.onerror = () => res(0);
-  });
+  try {
+    const root = await navigator.storage.getDirectory();
+    const file = await (await root.getFileHandle("wasmvision-snapshot.bin")).getFile();
+    const head = new DataView(await file.slice(0, 4).arrayBuffer());
+    return file.size > 8 && head.getUint32(0, true) === 0x31737677 ? 1 : 0;
+  } catch {
+    return 0;
+  }
 }"""
 
 IMAGE = "/work/chelsea.png"

@@ -3,16 +3,20 @@
 // manifest's integrity like every fetch here) and the check and evaluation of pyodide.asm.js. loadPyodide then
 // finds the script already defined, and its instantiateStreaming gets the compiled module (boot.js). Measured on a
 // cold visit: the runtime's compile started ~580 ms after the worker asked for the runtime, behind the script's
-// re-fetch, the snapshot read and the script's evaluation.
+// re-fetch, the snapshot read and the script's evaluation. The stdlib and the lock, which loadPyodide asks for only
+// once the script has run, are fetched then too and its requests answered from memory.
 
 import { UserError } from "./errors.js";
 import { answerRequests, BASE } from "./fetch.js";
 import { during } from "./phases.js";
 
 export const RUNTIME_WASM = "pyodide/pyodide.asm.wasm";
+// Asked for by loadPyodide once the script has run, even to restore a snapshot.
+const RUNTIME_DATA = ["pyodide/python_stdlib.zip", "pyodide/pyodide-lock.json"];
 
 let compiled = null; // Promise<WebAssembly.Module>: instantiated by each boot of this worker
 let script = null; // Promise: pyodide.asm.js checked and evaluated
+let data = null; // Promise<(ArrayBuffer | null)[]>: RUNTIME_DATA, checked (null: Pyodide fetches it itself)
 
 // Code that arrived by import() cannot carry integrity: fetched first with the manifest's (fetch.js adds it), so a
 // changed file ends the boot before it runs; the import then reads the checked copy from the HTTP cache.
@@ -38,6 +42,23 @@ export function startRuntime() {
   }
   if (!script) script = during("runtime_script", verifiedRuntimeScript, { background: true });
   script.catch(() => {}); // awaited by runtimeScript()
+  if (!data) {
+    // On a repeat visit Pyodide's requests for these waited 60-350 ms (behind others in the service worker, then
+    // for this thread, busy restoring; a trace). Fetched now (with the manifest's integrity, by fetch.js), they
+    // are answered from memory, at every boot of this worker.
+    data = Promise.all(RUNTIME_DATA.map((path) => {
+      const url = new URL(path, BASE);
+      const bytes = fetch(url).then((r) => (r.ok ? r.arrayBuffer() : null)).catch(() => null);
+      answerRequests(path, () => bytes.then((b) => (b ? new Response(b) : unanswered(path, url))));
+      return bytes;
+    }));
+  }
+}
+
+// Pyodide's own request once ours failed: to the network, with the usual checks and error reports (fetch.js).
+function unanswered(path, url) {
+  answerRequests(path, null);
+  return fetch(url);
 }
 
 export function runtimeScript() {
