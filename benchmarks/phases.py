@@ -72,15 +72,7 @@ PAGE_FACTS = """() => {
 # Stored for the next visit: the memory snapshot (a file in the origin private file system, written last with its
 # magic word "wvs1": web/worker/snapshot.js) and, when the site has a service worker, its cache.
 STORED = """async (wantSw) => {
-  let snap = false;
-  try {
-    const root = await navigator.storage.getDirectory();
-    const file = await (await root.getFileHandle("wasmvision-snapshot.bin")).getFile();
-    const head = new DataView(await file.slice(0, 4).arrayBuffer());
-    snap = file.size > 8 && head.getUint32(0, true) === 0x31737677;
-  } catch {
-    // not stored (yet)
-  }
+  let snap = Boolean(await (%s)());
   // Sites built before round 5 kept it in IndexedDB (so phases_ab.py can compare them).
   if (!snap && (await indexedDB.databases()).some((d) => d.name === "wasmvision-snapshot")) {
     snap = await new Promise((res) => {
@@ -94,7 +86,7 @@ STORED = """async (wantSw) => {
   }
   const offline = document.documentElement.dataset.offline || null;
   return {snapshot: snap, offline, done: snap && (!wantSw || offline === "ready" || offline === "unavailable")};
-}"""
+}""" % bu.SNAPSHOT_STORED
 
 
 def _r(x):

@@ -21,19 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_MS = 240_000
 PROB_TOL = 1e-3
 
-SNAPSHOT_FILE = "wasmvision-snapshot.bin"
-
-# 1 once a whole snapshot file is stored (its magic word "wvs1" is written last), else 0.
-STORED = """async () => {
-  try {
-    const root = await navigator.storage.getDirectory();
-    const file = await (await root.getFileHandle("%s")).getFile();
-    const head = new DataView(await file.slice(0, 4).arrayBuffer());
-    return file.size > 8 && head.getUint32(0, true) === 0x31737677 ? 1 : 0;
-  } catch {
-    return 0;
-  }
-}""" % SNAPSHOT_FILE
+SNAPSHOT_FILE = bu.SNAPSHOT_FILE
+STORED = bu.SNAPSHOT_STORED  # 1 once a whole snapshot file is stored, else 0
 
 # Changes the stored snapshot file with `how`: "damage" replaces the heap with bytes that look like one (right magic
 # word, plausible size) but are not; "foreign" keeps the heap but says it was made with the side modules in another

@@ -3,6 +3,12 @@ model) and, through the public ES module (window.wasmvision.module), any other b
 A run is one classify(blob) round trip timed from the main thread, with the worker's stage timings."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+import browser_util as bu  # noqa: E402 -- the browser helpers tests and benchmarks share
+
 WV_RUN = """async ([n, url]) => {
   if (!window.__blob) window.__blob = await (await fetch(url)).blob();
   const out = [];
@@ -48,18 +54,8 @@ MODEL_RUN = """async ([n, url, img]) => {
   return out;
 }"""
 
-# How many memory snapshots the page keeps (web/worker/snapshot.js: one file in the origin private file system, its
-# magic word "wvs1" written last): 0 until the first visit stored one.
-SNAPSHOT_STORED = """async () => {
-  try {
-    const root = await navigator.storage.getDirectory();
-    const file = await (await root.getFileHandle("wasmvision-snapshot.bin")).getFile();
-    const head = new DataView(await file.slice(0, 4).arrayBuffer());
-    return file.size > 8 && head.getUint32(0, true) === 0x31737677 ? 1 : 0;
-  } catch {
-    return 0;
-  }
-}"""
+# 1 once the page stored its memory snapshot for the next visit, else 0 (tests/browser_util.py).
+SNAPSHOT_STORED = bu.SNAPSHOT_STORED
 
 IMAGE = "/work/chelsea.png"
 
