@@ -175,11 +175,18 @@ function takeSnapshot(pyodide, { key, libs }) {
     if (libs.includes(`${SITE_PACKAGES}/${SIMD_LIB}`)) {
       pyodide.runPython("from wasmvision.simd import default_library; default_library()");
     }
-    pyodide.runPython("import gc; gc.collect()");
     const unplanned = unplannedLibs(pyodide._module, libs);
     if (unplanned.length) throw new Error(`side modules loaded after start-up: ${unplanned.join(", ")}`);
     const handles = dylibHandles(pyodide._module);
-    const bytes = pyodide.makeMemorySnapshot();
+    let bytes;
+    try {
+      bytes = pyodide.makeMemorySnapshot();
+    } catch {
+      // Garbage that still holds JavaScript objects makes it refuse; a full collection (~40 ms after the imports)
+      // only then, not on every first visit.
+      pyodide.runPython("import gc; gc.collect()");
+      bytes = pyodide.makeMemorySnapshot();
+    }
     timings.snapshot = timings.snapshot || "made";
     // Not through the request queue: the write needs no Python and must not hold up a classify.
     setTimeout(async () => {

@@ -19,7 +19,6 @@ const NUMPY_LIBS = [
   "numpy/_core/_multiarray_umath.cpython-312-wasm32-emscripten.so",
   "numpy/_core/_multiarray_tests.cpython-312-wasm32-emscripten.so",
   "numpy/linalg/_umath_linalg.cpython-312-wasm32-emscripten.so",
-  "numpy/fft/_pocketfft_umath.cpython-312-wasm32-emscripten.so",
 ];
 export const SIMD_LIB = "wasmvision/simd/libwvsimd.so";
 const SIMD_RECORD = "wasmvision/simd/libwvsimd.json";
