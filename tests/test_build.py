@@ -557,6 +557,15 @@ def test_the_built_worker_and_pages_are_one_file_each(buildpy, dist_dir):
         for module in modules:
             assert f"// {module}\n" in text, (entry, module)
     assert '<link rel="modulepreload" href="./wasmvision.mjs"' in (dist_dir / "index.html").read_text()
+    # The worker is a classic script (importScripts keeps V8's compiled runtime script), and the module says so.
+    assert bundle.startswith("(() => {") and not re.search(r"^(import|export)\b", bundle, re.M)
+    assert 'const WORKER_TYPE = "classic";' in (dist_dir / "wasmvision.mjs").read_text()
+    assert 'const WORKER_TYPE = "module";' in (ROOT / "web" / "wasmvision.mjs").read_text()
+
+
+def test_the_module_without_its_worker_type_line_fails_the_build(buildpy):
+    with pytest.raises(buildpy.BuildError, match="worker-type line"):
+        buildpy.with_worker_type(b"const WORKER_TYPE = 'module';\n", "classic")
 
 
 def test_a_worker_module_the_entry_does_not_import_fails_the_build(buildpy, tmp_path):

@@ -4,8 +4,8 @@
 
 import "./worker/phases.js"; // first: it times the Wasm compiles that follow
 import { onMessage } from "./worker/protocol.js";
-// Every other module the worker runs, named here: build.py bundles this file and all of them into one dist/worker.js
-// (and refuses a module in worker/ that is not here); where it cannot bundle, the browser still requests them all
+// Every other module the worker runs, named here: build.py bundles this file and all of them into one dist/worker.js,
+// a classic script (and refuses a module in worker/ that is not here); where it cannot bundle, the browser still requests them all
 // as soon as this file has arrived, instead of one import level per round trip. protocol.js already imports them
 // all, so the order they run in is unchanged.
 import "./worker/boot.js";

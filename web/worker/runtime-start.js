@@ -18,8 +18,10 @@ let compiled = null; // Promise<WebAssembly.Module>: instantiated by each boot o
 let script = null; // Promise: pyodide.asm.js checked and evaluated
 let data = null; // Promise<(ArrayBuffer | null)[]>: RUNTIME_DATA, checked (null: Pyodide fetches it itself)
 
-// Code that arrived by import() cannot carry integrity: fetched first with the manifest's (fetch.js adds it), so a
-// changed file ends the boot before it runs; the import then reads the checked copy from the HTTP cache.
+// Code loaded by importScripts or import() cannot carry integrity: fetched first with the manifest's (fetch.js adds
+// it), so a changed file ends the boot before it runs; the load then reads the checked copy from the cache. The
+// built site's worker is a classic script (build.py bundle_worker), and importScripts lets V8 reuse the code it
+// compiled for this script on an earlier visit; a module worker (the unbundled sources) imports it.
 async function verifiedRuntimeScript() {
   if (typeof globalThis._createPyodideModule === "function") return; // already evaluated (a restart)
   const url = new URL("pyodide/pyodide.asm.js", BASE);
@@ -27,6 +29,14 @@ async function verifiedRuntimeScript() {
   if (!response.ok) throw new UserError(`The Python runtime file pyodide/pyodide.asm.js could not be downloaded ` +
     `(HTTP ${response.status}). The site is incomplete.`, "SetupError");
   await response.arrayBuffer();
+  if (typeof importScripts === "function") {
+    try {
+      importScripts(url.href);
+      return;
+    } catch (err) {
+      if (!(err instanceof TypeError)) throw err; // a module worker has no importScripts
+    }
+  }
   await import(url.href);
 }
 
