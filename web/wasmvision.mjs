@@ -59,23 +59,29 @@ const runtimes = new Map(); // site base href -> Runtime
 // here). Only a hint for the worker's download order (worker/boot.js): the worker reads the snapshot itself.
 const STORED_KEY = "wasmvision-snapshot-sites";
 
-function snapshotStored(base) {
+// The sites with a stored snapshot, or null where there is no localStorage (a worker, a sandboxed frame): the
+// worker then waits for its snapshot read's answer.
+function storedSites() {
   try {
-    return JSON.parse(localStorage.getItem(STORED_KEY) ?? "[]").includes(base.href);
+    return new Set(JSON.parse(localStorage.getItem(STORED_KEY) ?? "[]"));
   } catch {
     return null;
   }
 }
 
+function snapshotStored(base) {
+  return storedSites()?.has(base.href) ?? null;
+}
+
 function rememberSnapshot(base, stored) {
+  const sites = storedSites();
+  if (!sites || stored === sites.has(base.href)) return;
+  if (stored) sites.add(base.href);
+  else sites.delete(base.href);
   try {
-    const sites = new Set(JSON.parse(localStorage.getItem(STORED_KEY) ?? "[]"));
-    if (stored === sites.has(base.href)) return;
-    if (stored) sites.add(base.href);
-    else sites.delete(base.href);
     localStorage.setItem(STORED_KEY, JSON.stringify([...sites]));
   } catch {
-    // no localStorage (a worker, a sandboxed frame): the worker then waits for IndexedDB's answer
+    // storage full or refused: only the hint is lost
   }
 }
 
