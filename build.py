@@ -976,8 +976,9 @@ def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict], si
     for p in sorted(web.rglob("*")):
         if p.is_file() and "__pycache__" not in p.parts:
             files[p.relative_to(web).as_posix()] = p
-    preloads = module_graph(web, "app.js")
-    if esbuild is not None:
+    if esbuild is None:
+        preloads = module_graph(web, "app.js")
+    else:
         bundled = {f"worker/{p.name}" for p in (web / "worker").glob("*.js")}
         files["worker.js"] = bundle_worker(web, pyodide / "pyodide.mjs", esbuild)
         files["wasmvision.mjs"] = with_worker_type((web / "wasmvision.mjs").read_bytes(), "classic")

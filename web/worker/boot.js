@@ -113,8 +113,9 @@ async function bootInterpreter(allowRestore, packages) {
   const key = snapshotKey(PACKAGES);
   const reading = key && allowRestore ? during("snapshot_read", () => readSnapshot(key)) : Promise.resolve(null);
   // Without a snapshot to restore the wheels are needed: their download starts at once, beside the runtime's. When
-  // the page saw none stored, before IndexedDB answers: on a first visit that answer comes late (~250-350 ms, this
-  // thread being busy with the runtime's script), and Python's start waits for the wheels' side modules.
+  // the page saw none stored, before the snapshot read answers: on a first visit that answer came late (~250-350 ms
+  // from IndexedDB, this thread being busy with the runtime's script), and Python's start waits for the wheels' side
+  // modules.
   if (runtime.snapshotStored === false) packages();
   reading.then((record) => record && record !== "damaged" ? null : packages());
   const scriptLoaded = runtimeScript(); // checked and evaluated beside the snapshot read (runtime-start.js)
@@ -231,7 +232,8 @@ async function startPythonOnce(allowRestore) {
   const packages = wheelSource();
   const { pyodide, restored, snapshot } = await during("runtime", () => bootInterpreter(allowRestore, packages));
   runtime.pyodide = pyodide;
-  // pyodide.asm.js arrives by import(), not fetch(): count it as received once the runtime is up.
+  // pyodide.asm.js arrives by importScripts or import() (and the loader inside worker.js), not fetch(): count them as
+  // received once the runtime is up.
   for (const path of ["pyodide/pyodide.asm.js", "pyodide/pyodide.mjs"]) countAsReceived(path, fileBytes(path));
   timings.runtime_ms = performance.now() - t0;
 

@@ -119,8 +119,10 @@ export function whenRequested(path) {
 // anyway; without a disk cache, e.g. a private window, each of them downloaded the 10 MB again).
 const answers = new Map();
 
+// makeResponse null: later requests go to the network again.
 export function answerRequests(path, makeResponse) {
-  answers.set(path, makeResponse);
+  if (makeResponse) answers.set(path, makeResponse);
+  else answers.delete(path);
 }
 
 self.fetch = async function checkedFetch(input, init) {
