@@ -129,8 +129,8 @@ for c in cases:
             a[...] = rand(m, k)
             y[...] = np.nan
         w, b = rand(k, n), (rand(n) if c["bias"] else None)
-        words, rest = split_activation(spec)
-        step = gemm_call(lib, a, w, b, y, words)
+        act, rest = split_activation(spec)
+        step = gemm_call(lib, a, w, b, y, act)
         assert step is not None
         step()
         post = make_activation(rest, y)
@@ -169,15 +169,29 @@ for c in cases:
     results[c["name"]] = {"err": err, "scale": float(np.abs(ref).max()), "shape": list(got.shape),
                           "ref_shape": list(ref.shape), "nan": bool(np.isnan(got).any())}
 json.dump(results, open("/work/out/results.json", "w"))
+json.dump(lib.layout, open("/work/out/layout.json", "w"))
 """
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
+def pyodide_out(tmp_path_factory):
     work = tmp_path_factory.mktemp("simd-kernels")
-    out = run_in_pyodide(work, CODE, {"cases.json": json.dumps(CASES).encode(),
-                                      "acts.json": json.dumps(ACTS).encode()})
-    return json.loads(out["results.json"])
+    return run_in_pyodide(work, CODE, {"cases.json": json.dumps(CASES).encode(),
+                                       "acts.json": json.dumps(ACTS).encode()})
+
+
+@pytest.fixture(scope="module")
+def results(pyodide_out):
+    return json.loads(pyodide_out["results.json"])
+
+
+def test_the_wasm_library_parameter_layout_matches_the_ctypes_structs(pyodide_out):
+    """layout.c's table as the Wasm side module reports it (wasm32 offsets) against descriptors.py."""
+    from wasmvision.simd.descriptors import expected_layout, layout_problems
+
+    c_table = json.loads(pyodide_out["layout.json"])
+    assert set(c_table) == set(expected_layout()) and "GemmParams.act" in c_table
+    assert layout_problems(c_table) == []
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])

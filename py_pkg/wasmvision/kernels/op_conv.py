@@ -12,6 +12,8 @@ own loops are ~10x faster than ``@``, so contractions are einsums with ``out=`` 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -58,9 +60,46 @@ def pointwise_formulation(cin: int, cout: int) -> str:
     return "dot"
 
 
+class ConvGeometry(NamedTuple):
+    """One conv node's shapes and attributes, validated: x (n, h, w, c), weights (kh, kw, cg, cout)."""
+    n: int
+    h: int
+    w: int
+    c: int
+    kh: int
+    kw: int
+    cg: int  # input channels per group
+    cout: int
+    groups: int
+    sh: int
+    sw: int
+    dh: int
+    dw: int
+    pt: int
+    pl: int
+    pb: int
+    pr: int
+    oh: int
+    ow: int
+
+    @property
+    def padded(self) -> bool:
+        return (self.pt, self.pl, self.pb, self.pr) != (0, 0, 0, 0)
+
+    @property
+    def kind(self) -> str:
+        """The strategy: "pointwise", "depthwise" or "im2col"."""
+        if self.kh == self.kw == 1 and self.groups == 1 and not self.padded:
+            return "pointwise"
+        if self.groups == self.c == self.cout and self.cg == 1:
+            return "depthwise"
+        return "im2col"
+
+
 @register("conv2d")
 class Conv2D(Op):
-    def _geometry(self, xs, ws):
+    def geometry(self, xs, ws) -> ConvGeometry:
+        """The geometry for input shape xs and weight shape ws (an OpError when they do not fit)."""
         a = self.attrs
         if len(xs) != 4 or len(ws) != 4:
             raise self.error(f"expects x (N,H,W,C) and w (KH,KW,Cin/groups,Cout), got {xs} and {ws}")
@@ -76,48 +115,39 @@ class Conv2D(Op):
         ow = conv_output_size(w, kw, sw, dw, pl, pr)
         if oh <= 0 or ow <= 0:
             raise self.error(f"output would be empty for input {xs}")
-        return n, h, w, c, kh, kw, cg, cout, groups, sh, sw, dh, dw, pt, pl, pb, pr, oh, ow
-
-    def _kind(self, g) -> str:
-        n, h, w, c, kh, kw, cg, cout, groups, sh, sw, dh, dw, pt, pl, pb, pr, oh, ow = g
-        if kh == kw == 1 and groups == 1 and pt == pl == pb == pr == 0:
-            return "pointwise"
-        if groups == c == cout and cg == 1:
-            return "depthwise"
-        return "im2col"
+        return ConvGeometry(n=n, h=h, w=w, c=c, kh=kh, kw=kw, cg=cg, cout=cout, groups=groups, sh=sh, sw=sw, dh=dh,
+                            dw=dw, pt=pt, pl=pl, pb=pb, pr=pr, oh=oh, ow=ow)
 
     def infer(self, shapes):
-        g = self._geometry(shapes[0], shapes[1])
-        if len(shapes) > 2 and shapes[2] is not None and tuple(shapes[2]) != (g[7],):
-            raise self.error(f"bias shape {shapes[2]} != ({g[7]},)")
-        return [(g[0], g[17], g[18], g[7])]
+        g = self.geometry(shapes[0], shapes[1])
+        if len(shapes) > 2 and shapes[2] is not None and tuple(shapes[2]) != (g.cout,):
+            raise self.error(f"bias shape {shapes[2]} != ({g.cout},)")
+        return [(g.n, g.oh, g.ow, g.cout)]
 
     def kind(self, shapes) -> str:
-        return self._kind(self._geometry(shapes[0], shapes[1]))
+        return self.geometry(shapes[0], shapes[1]).kind
 
-    def _scratch_parts(self, g):
+    def _scratch_parts(self, g: ConvGeometry):
         """(scratch of the strategy, of the activation)."""
-        n, h, w, c, kh, kw, cg, cout, groups, sh, sw, dh, dw, pt, pl, pb, pr, oh, ow = g
-        kind = self._kind(g)
-        padded = (pt, pl, pb, pr) != (0, 0, 0, 0)
-        if kind == "pointwise":
-            own = [(n, oh, ow, c)] if (sh, sw) != (1, 1) else []
-        elif kind == "depthwise":
-            own = [(n, h + pt + pb, w + pl + pr, c)] if padded else []
+        padded = (g.n, g.h + g.pt + g.pb, g.w + g.pl + g.pr, g.c)
+        if g.kind == "pointwise":
+            own = [(g.n, g.oh, g.ow, g.c)] if (g.sh, g.sw) != (1, 1) else []
+        elif g.kind == "depthwise":
+            own = [padded] if g.padded else []
         else:
-            own = [(n, h + pt + pb, w + pl + pr, c), (groups, n * oh * ow, kh * kw * cg)]
-        return own, activation_scratch(self.attrs.get("activation"), (n, oh, ow, cout))
+            own = [padded, (g.groups, g.n * g.oh * g.ow, g.kh * g.kw * g.cg)]
+        return own, activation_scratch(self.attrs.get("activation"), (g.n, g.oh, g.ow, g.cout))
 
     def scratch(self, shapes):
-        own, act = self._scratch_parts(self._geometry(shapes[0], shapes[1]))
+        own, act = self._scratch_parts(self.geometry(shapes[0], shapes[1]))
         return own + act
 
     def prepare(self, inputs, outputs, scratch):
         x, wt = inputs[0], inputs[1]
         b = inputs[2] if len(inputs) > 2 else None
         y = outputs[0]  # (N, OH, OW, Cout)
-        g = self._geometry(x.shape, wt.shape)
-        kind = self._kind(g)
+        g = self.geometry(x.shape, wt.shape)
+        kind = g.kind
         own, _ = self._scratch_parts(g)
         act = make_activation(self.attrs.get("activation"), y, scratch[len(own):])
         bias = None if b is None else _bias_step(y, b)
@@ -126,7 +156,7 @@ class Conv2D(Op):
 
     # -- (N,H,W,Cin) x (1,1,Cin,Cout) -> (N,H,W,Cout)
     def _prepare_pointwise(self, g, x, wt, y, scratch):
-        n, h, w, c, kh, kw, cg, cout, groups, sh, sw = g[:11]
+        c, cout, sh, sw = g.c, g.cout, g.sh, g.sw
         w2 = np.ascontiguousarray(wt.reshape(c, cout))  # (Cin, Cout)
         y2 = y.reshape(-1, cout)  # (N*OH*OW, Cout)
         if (sh, sw) == (1, 1):
@@ -150,13 +180,14 @@ class Conv2D(Op):
 
     # -- (N,H,W,C) x (KH,KW,1,C) -> (N,OH,OW,C)
     def _prepare_depthwise(self, g, x, wt, y, scratch):
-        n, h, w, c, kh, kw, cg, cout, groups, sh, sw, dh, dw, pt, pl, pb, pr, oh, ow = g
+        n, c, kh, kw, oh, ow = g.n, g.c, g.kh, g.kw, g.oh, g.ow
+        sh, sw, dh, dw = g.sh, g.sw, g.dh, g.dw
         w3 = np.ascontiguousarray(wt[:, :, 0, :])  # (KH, KW, C)
-        if pt == pl == pb == pr == 0:
+        if not g.padded:
             src, fill = x, None
         else:
             src = scratch[0]  # (N, H+pt+pb, W+pl+pr, C), zero border
-            fill = _pad_into(src, x, pt, pl)
+            fill = _pad_into(src, x, g.pt, g.pl)
         sn, sy, sx, sc = src.strides
         einsum = np.einsum
         if sw == 1 and sx == c * sc:  # (W, C) contiguous, true for plan buffers and the padded scratch
@@ -182,9 +213,10 @@ class Conv2D(Op):
 
     # -- general: (N,H,W,Cin) x (KH,KW,Cin/groups,Cout) -> (N,OH,OW,Cout)
     def _prepare_im2col(self, g, x, wt, y, scratch):
-        n, h, w, c, kh, kw, cg, cout, groups, sh, sw, dh, dw, pt, pl, pb, pr, oh, ow = g
+        n, kh, kw, cg, cout, groups, oh, ow = g.n, g.kh, g.kw, g.cg, g.cout, g.groups, g.oh, g.ow
+        sh, sw, dh, dw = g.sh, g.sw, g.dh, g.dw
         padded, cols = scratch[0], scratch[1]  # (N,H+pt+pb,W+pl+pr,C), (G, N*OH*OW, KH*KW*Cg)
-        fill = _pad_into(padded, x, pt, pl)
+        fill = _pad_into(padded, x, g.pt, g.pl)
         cog = cout // groups
         y2 = y.reshape(-1, cout)
         copies, products = [], []

@@ -7,6 +7,7 @@ the average (padding inside the explicit pads counts, the ceil-mode overhang nev
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -74,8 +75,30 @@ def pool_output_size(size, k, stride, dilation, pad_before, pad_after, ceil_mode
     return out
 
 
+class PoolGeometry(NamedTuple):
+    """One pooling node's shapes and attributes; (ph, pw) is the padded extent every window fits in."""
+    n: int
+    h: int
+    w: int
+    c: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    dh: int
+    dw: int
+    pt: int
+    pl: int
+    pb: int
+    pr: int
+    oh: int
+    ow: int
+    ph: int
+    pw: int
+
+
 class _Pool(Op):
-    def _geometry(self, xs):
+    def geometry(self, xs) -> PoolGeometry:
         if len(xs) != 4:
             raise self.error(f"expects (N,H,W,C), got {xs}")
         a = self.attrs
@@ -92,30 +115,30 @@ class _Pool(Op):
         # Padded extent that every window fits in (explicit pads plus any ceil-mode overhang).
         ph = max(h + pt + pb, (oh - 1) * sh + dh * (kh - 1) + 1)
         pw = max(w + pl + pr, (ow - 1) * sw + dw * (kw - 1) + 1)
-        return n, h, w, c, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, oh, ow, ph, pw
+        return PoolGeometry(n=n, h=h, w=w, c=c, kh=kh, kw=kw, sh=sh, sw=sw, dh=dh, dw=dw, pt=pt, pl=pl, pb=pb, pr=pr,
+                            oh=oh, ow=ow, ph=ph, pw=pw)
 
     def infer(self, shapes):
-        g = self._geometry(shapes[0])
-        return [(g[0], g[14], g[15], g[3])]
+        g = self.geometry(shapes[0])
+        return [(g.n, g.oh, g.ow, g.c)]
 
     def scratch(self, shapes):
-        g = self._geometry(shapes[0])
-        return [(g[0], g[16], g[17], g[3])]
+        g = self.geometry(shapes[0])
+        return [(g.n, g.ph, g.pw, g.c)]
 
     fill = 0.0
 
-    def _windows(self, g, padded):
-        n, h, w, c, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, oh, ow, ph, pw = g
+    def _windows(self, g: PoolGeometry, padded):
+        sh, sw, dh, dw, oh, ow = g.sh, g.sw, g.dh, g.dw, g.oh, g.ow
         return [padded[:, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw, :]
-                for i in range(kh) for j in range(kw)]
+                for i in range(g.kh) for j in range(g.kw)]
 
     # (N, H, W, C) -> (N, OH, OW, C)
     def prepare(self, inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
-        g = self._geometry(x.shape)
-        n, h, w, c, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, oh, ow, ph, pw = g
+        g = self.geometry(x.shape)
         padded = scratch[0]
-        interior = padded[:, pt:pt + h, pl:pl + w, :]
+        interior = padded[:, g.pt:g.pt + g.h, g.pl:g.pl + g.w, :]
         wins = self._windows(g, padded)
         fill, reduce_, finish = self.fill, self.ufunc, self._finish(g)
 
@@ -144,7 +167,6 @@ class AvgPool(_Pool):
     ufunc = np.add
 
     def _finish(self, g):
-        n, h, w, c, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, oh, ow, ph, pw = g
         include_pad = bool(self.attrs.get("count_include_pad", 0))
 
         def counts(out, k, s, d, size, p0, p1):
@@ -155,7 +177,7 @@ class AvgPool(_Pool):
                 res[o] = sum(1 for t in taps if lo <= t < hi)
             return res
 
-        ch = counts(oh, kh, sh, dh, h, pt, pb)
-        cw = counts(ow, kw, sw, dw, w, pl, pr)
+        ch = counts(g.oh, g.kh, g.sh, g.dh, g.h, g.pt, g.pb)
+        cw = counts(g.ow, g.kw, g.sw, g.dw, g.w, g.pl, g.pr)
         divisor = (ch[:, None] * cw[None, :])[None, :, :, None]  # (1, OH, OW, 1)
         return lambda y: np.divide(y, divisor, out=y)

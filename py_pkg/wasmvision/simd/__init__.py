@@ -1,4 +1,4 @@
-"""The Wasm SIMD engine (issue 8): a small C kernel library (libwvsimd.so, an Emscripten side module built by
+"""The Wasm SIMD engine: a small C kernel library (libwvsimd.so, an Emscripten side module built by
 build.py from the C files beside this one) that runs the hot loops inside Pyodide, on numpy's own buffers.
 
 numpy stays the engine everywhere else: natively (numpy has BLAS there; this library is WebAssembly), for every
@@ -23,10 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .descriptors import layout_problems, read_layout
+
 ENGINES = ("auto", "numpy", "simd")
 LIBRARY = Path(__file__).with_name("libwvsimd.so")
 LIBRARY_INFO = Path(__file__).with_name("libwvsimd.json")
-INTERFACE_VERSION = 1  # wv_version() of the C sources this binding's descriptors are laid out for
+INTERFACE_VERSION = 2  # wv_version() of the C sources this binding is written for
 
 
 class EngineError(RuntimeError):
@@ -34,16 +36,20 @@ class EngineError(RuntimeError):
 
 
 class Library:
-    """The loaded kernels: one-argument entry points that take the address of a uint32 descriptor."""
+    """The loaded kernels: one-argument entry points that take the address of their parameter struct
+    (descriptors.py). Refuses a library of another interface version or parameter layout."""
 
     def __init__(self, path: Path):
         lib = ctypes.CDLL(str(path))  # OSError when the engine has no Wasm SIMD or the file is not a module
-        for name in ("wv_version", "wv_gemm_words", "wv_dwconv_words", "wv_im2col_words", "wv_gap_words"):
-            getattr(lib, name).restype = ctypes.c_int
-            getattr(lib, name).argtypes = []
+        lib.wv_version.restype, lib.wv_version.argtypes = ctypes.c_int, []
         version = lib.wv_version()
         if version != INTERFACE_VERSION:
             raise OSError(f"interface version {version}, this binding needs {INTERFACE_VERSION}")
+        lib.wv_layout.restype, lib.wv_layout.argtypes = ctypes.c_size_t, []
+        self.layout = read_layout(lib.wv_layout())  # the C side's sizes, offsets and enum values, by name
+        problems = layout_problems(self.layout)
+        if problems:
+            raise OSError(f"parameter layout differs from the binding's ({len(problems)} fields): {problems[0]}")
         for name in ("wv_gemm", "wv_dwconv", "wv_im2col", "wv_gap"):
             getattr(lib, name).restype = None
             getattr(lib, name).argtypes = [ctypes.c_size_t]
@@ -51,11 +57,7 @@ class Library:
         self.gemm = lib.wv_gemm
         self.dwconv = lib.wv_dwconv
         self.im2col = lib.wv_im2col
-        self.im2col_words = lib.wv_im2col_words()
         self.gap = lib.wv_gap
-        self.gap_words = lib.wv_gap_words()
-        self.gemm_words = lib.wv_gemm_words()
-        self.dwconv_words = lib.wv_dwconv_words()
         self._lib = lib  # keeps the module loaded
 
 

@@ -6,12 +6,6 @@
 // pressure), and keeping the activation in the store beat a separate pass per row (MobileNetV2's 3x3 layers).
 #include "wvsimd.h"
 
-// Descriptor words. x (N,H,W,C), w (KH,KW,C), bias (C), y (N,OH,OW,C), all C-contiguous.
-enum { D_X, D_W, D_BIAS, D_Y, D_N, D_H, D_WD, D_C, D_KH, D_KW, D_SH, D_SW, D_PT, D_PL, D_OH, D_OW, D_ACT,
-       D_WORDS = D_ACT + ACT_WORDS };
-
-EXPORT int wv_dwconv_words(void) { return D_WORDS; }
-
 #define TAP(V, OFS) V = wasm_f32x4_add(V, wasm_f32x4_mul(wasm_v128_load(xp + (OFS)), wasm_v128_load(wp + (OFS))));
 
 // One output pixel, every channel, taps [ky0,ky1) x [kx0,kx1) of the KH x KW kernel (all inside the image).
@@ -77,13 +71,13 @@ INLINE void dw_interior(const f32 *xw, const int *xoff, const int *woff, const f
 INLINE int imax(int a, int b) { return a > b ? a : b; }
 INLINE int imin(int a, int b) { return a < b ? a : b; }
 
-INLINE void dw_layer(const uint32_t *d, int KH, int KW) {
-  const f32 *X = D_PTR(d, D_X), *Wt = D_PTR(d, D_W), *bias = D_PTR(d, D_BIAS);
-  f32 *Y = D_PTR(d, D_Y);
-  int N = (int)d[D_N], H = (int)d[D_H], W = (int)d[D_WD], C = (int)d[D_C];
-  int sh = (int)d[D_SH], sw = (int)d[D_SW], pt = (int)d[D_PT], pl = (int)d[D_PL];
-  int OH = (int)d[D_OH], OW = (int)d[D_OW];
-  Act act = act_read(d + D_ACT);
+INLINE void dw_layer(const DwconvParams *p, int KH, int KW) {
+  const f32 *X = PTR(p->x), *Wt = PTR(p->wt), *bias = PTR(p->bias);
+  f32 *Y = PTR(p->y);
+  int N = (int)p->n, H = (int)p->h, W = (int)p->w, C = (int)p->c;
+  int sh = (int)p->sh, sw = (int)p->sw, pt = (int)p->pt, pl = (int)p->pl;
+  int OH = (int)p->oh, OW = (int)p->ow;
+  Act act = act_read(&p->act);
   int T = KH * KW, xoff[MAX_TAPS], woff[MAX_TAPS];
   int fast = T <= MAX_TAPS;
   for (int t = 0; t < T && fast; t++) {
@@ -108,9 +102,9 @@ INLINE void dw_layer(const uint32_t *d, int KH, int KW) {
   }
 }
 
-EXPORT void wv_dwconv(const uint32_t *d) {
-  int KH = (int)d[D_KH], KW = (int)d[D_KW];
-  if (KH == 3 && KW == 3) dw_layer(d, 3, 3);
-  else if (KH == 5 && KW == 5) dw_layer(d, 5, 5);
-  else dw_layer(d, KH, KW);
+EXPORT void wv_dwconv(const DwconvParams *p) {
+  int KH = (int)p->kh, KW = (int)p->kw;
+  if (KH == 3 && KW == 3) dw_layer(p, 3, 3);
+  else if (KH == 5 && KW == 5) dw_layer(p, 5, 5);
+  else dw_layer(p, KH, KW);
 }

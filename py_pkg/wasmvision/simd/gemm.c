@@ -8,11 +8,6 @@
 
 #define NR 8
 
-// Descriptor words.
-enum { G_A, G_LDA, G_BP, G_BIAS, G_C, G_LDC, G_M, G_K, G_N, G_MC, G_ACT, G_WORDS = G_ACT + ACT_WORDS };
-
-EXPORT int wv_gemm_words(void) { return G_WORDS; }
-
 INLINE void store8(f32 *c, int ncols, v128_t lo, v128_t hi) {
   if (ncols == NR) {
     wasm_v128_store(c, lo);
@@ -74,9 +69,9 @@ static void gemm(const f32 *A, int lda, const f32 *Bp, const f32 *bias, f32 *C, 
   }
 }
 
-// One argument: the address of a uint32 descriptor (layout above), so a call from Python costs ~1 us.
-EXPORT void wv_gemm(const uint32_t *d) {
-  Act act = act_read(d + G_ACT);
-  gemm(D_PTR(d, G_A), (int)d[G_LDA], D_PTR(d, G_BP), D_PTR(d, G_BIAS), D_PTR(d, G_C), (int)d[G_LDC],
-       (int)d[G_M], (int)d[G_K], (int)d[G_N], (int)d[G_MC], &act);
+// One argument, the address of the parameters (GemmParams), so a call from Python costs ~1 us.
+EXPORT void wv_gemm(const GemmParams *p) {
+  Act act = act_read(&p->act);
+  gemm(PTR(p->a), (int)p->lda, PTR(p->bp), PTR(p->bias), PTR(p->c), (int)p->ldc, (int)p->m, (int)p->k, (int)p->n,
+       (int)p->mc, &act);
 }

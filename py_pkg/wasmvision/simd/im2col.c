@@ -4,12 +4,6 @@
 // pad copy + one strided gather, ~4x slower for MobileNetV2's stem in Pyodide).
 #include "wvsimd.h"
 
-// Descriptor words. x (N,H,W,C) C-contiguous; cols (N*OH*OW, KH*KW*Cg) contiguous; channels [c0, c0+Cg).
-enum { I_X, I_COLS, I_N, I_H, I_W, I_C, I_KH, I_KW, I_SH, I_SW, I_DH, I_DW, I_PT, I_PL, I_OH, I_OW, I_C0, I_CG,
-       I_WORDS };
-
-EXPORT int wv_im2col_words(void) { return I_WORDS; }
-
 INLINE void copy_run(f32 *dst, const f32 *src, int n) {
   int i = 0;
   for (; i + 4 <= n; i += 4) wasm_v128_store(dst + i, wasm_v128_load(src + i));
@@ -22,13 +16,13 @@ INLINE void zero_run(f32 *dst, int n) {
   for (; i < n; i++) dst[i] = 0.0f;
 }
 
-EXPORT void wv_im2col(const uint32_t *d) {
-  const f32 *X = D_PTR(d, I_X);
-  f32 *cols = D_PTR(d, I_COLS);
-  int N = (int)d[I_N], H = (int)d[I_H], W = (int)d[I_W], C = (int)d[I_C];
-  int KH = (int)d[I_KH], KW = (int)d[I_KW], sh = (int)d[I_SH], sw = (int)d[I_SW];
-  int dh = (int)d[I_DH], dw = (int)d[I_DW], pt = (int)d[I_PT], pl = (int)d[I_PL];
-  int OH = (int)d[I_OH], OW = (int)d[I_OW], c0 = (int)d[I_C0], Cg = (int)d[I_CG];
+EXPORT void wv_im2col(const Im2colParams *p) {
+  const f32 *X = PTR(p->x);
+  f32 *cols = PTR(p->cols);
+  int N = (int)p->n, H = (int)p->h, W = (int)p->w, C = (int)p->c;
+  int KH = (int)p->kh, KW = (int)p->kw, sh = (int)p->sh, sw = (int)p->sw;
+  int dh = (int)p->dh, dw = (int)p->dw, pt = (int)p->pt, pl = (int)p->pl;
+  int OH = (int)p->oh, OW = (int)p->ow, c0 = (int)p->c0, Cg = (int)p->cg;
   for (int n = 0; n < N; n++) {
     const f32 *x = X + (long)n * H * W * C + c0;
     for (int oy = 0; oy < OH; oy++)

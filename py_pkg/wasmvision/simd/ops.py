@@ -2,8 +2,8 @@
 
 Each entry is ``prepare(lib, op, inputs, outputs, scratch) -> Step | None``: the same binding as ``Op.prepare``
 (same buffers, same scratch the numpy op asked for), or None when the kernels do not cover this node, which then
-runs in numpy. Everything is decided here at plan time: weights packed, descriptors filled, so a step is one
-ctypes call with one argument (~1 us in the browser, vs ~5-12 us with a dozen arguments).
+runs in numpy. Everything is decided here at plan time: weights packed, parameter structs (descriptors.py) filled, so a step
+is one ctypes call with one argument (~1 us in the browser, vs ~5-12 us with a dozen arguments).
 
 The kernel only sees addresses: each step keeps every array it touches (``step.keep``), because a freed
 temporary is silently reused memory (the probe saw wrong results, not a crash).
@@ -11,16 +11,17 @@ temporary is silently reused memory (the probe saw wrong results, not a crash).
 
 from __future__ import annotations
 
+import ctypes
 from typing import Callable
 
 import numpy as np
 
 from ..kernels.base import Step, make_activation
+from .descriptors import (ACT_CLIP, ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_NONE, ActParams, DwconvParams, GapParams,
+                          GemmParams, Im2colParams)
 
 NR = 8        # B panel width (floats): two SIMD vectors
 GEMM_MC = 64  # rows of A per block: a block stays in cache while all panels of B pass over it
-
-ACT_NONE, ACT_CLIP, ACT_HARDSWISH, ACT_HARDSIGMOID = 0, 1, 2, 3
 
 SIMD_OPS: dict[str, Callable] = {}
 
@@ -37,30 +38,26 @@ def prepare_simd(lib, op, inputs, outputs, scratch) -> Step | None:
     return None if fn is None else fn(lib, op, inputs, outputs, scratch)
 
 
-# --------------------------------------------------------------------------------------------- descriptors
+# --------------------------------------------------------------------------------------------- parameters
 
-def _bits(v: float) -> int:
-    return int(np.array([v], np.float32).view(np.uint32)[0])
-
-
-def split_activation(spec) -> tuple[list[int], dict | None]:
-    """(the 5 epilogue words of a descriptor, the part numpy applies after the kernel or None). Sigmoid is left
-    to numpy (no vector exp in the library); everything else the bundle format fuses runs in the kernel."""
+def split_activation(spec) -> tuple[ActParams, dict | None]:
+    """(the kernel's fused epilogue, the part numpy applies after the kernel or None). Sigmoid is left to numpy
+    (no vector exp in the library); everything else the bundle format fuses runs in the kernel."""
     spec = dict(spec or {})
     kind = spec.get("kind", "none")
     inf = float("inf")
     if kind == "none":
-        return [ACT_NONE, 0, 0, 0, 0], None
+        return ActParams(ACT_NONE), None
     if kind == "relu":
-        return [ACT_CLIP, _bits(0.0), _bits(inf), 0, 0], None
+        return ActParams(ACT_CLIP, lo=0.0, hi=inf), None
     if kind == "clip":
         lo, hi = spec.get("min"), spec.get("max")
-        return [ACT_CLIP, _bits(-inf if lo is None else lo), _bits(inf if hi is None else hi), 0, 0], None
+        return ActParams(ACT_CLIP, lo=-inf if lo is None else lo, hi=inf if hi is None else hi), None
     if kind == "hardswish":
-        return [ACT_HARDSWISH, 0, 0, _bits(1.0 / 6.0), _bits(0.5)], None
+        return ActParams(ACT_HARDSWISH, alpha=1.0 / 6.0, beta=0.5), None
     if kind == "hardsigmoid":
-        return [ACT_HARDSIGMOID, 0, 0, _bits(spec.get("alpha", 0.2)), _bits(spec.get("beta", 0.5))], None
-    return [ACT_NONE, 0, 0, 0, 0], spec  # sigmoid (or an unknown kind: make_activation names it)
+        return ActParams(ACT_HARDSIGMOID, alpha=spec.get("alpha", 0.2), beta=spec.get("beta", 0.5)), None
+    return ActParams(ACT_NONE), spec  # sigmoid (or an unknown kind: make_activation names it)
 
 
 def _row_major(a: np.ndarray) -> bool:
@@ -83,20 +80,18 @@ def pack_b(w2: np.ndarray) -> np.ndarray:
     return out
 
 
-def _bound(kernel, expected_words: int, fields: list[int], *buffers) -> Step:
-    """One kernel call on its uint32 descriptor (addresses and sizes), built once; the step keeps the descriptor
-    and the buffers its addresses point into alive."""
-    d = np.array(fields, np.uint32)
-    assert d.size == expected_words
-    addr = d.ctypes.data
+def _bound(kernel, params: ctypes.Structure, *buffers) -> Step:
+    """One kernel call on its parameter struct, built once; the step keeps the struct and the buffers its
+    addresses point into alive."""
+    addr = ctypes.addressof(params)
 
     def call():
         kernel(addr)
-    call.keep = (*buffers, d)
+    call.keep = (*buffers, params)
     return call
 
 
-def gemm_call(lib, a2: np.ndarray, w2: np.ndarray, bias, y2: np.ndarray, words: list[int]) -> Step | None:
+def gemm_call(lib, a2: np.ndarray, w2: np.ndarray, bias, y2: np.ndarray, act: ActParams) -> Step | None:
     """y2 = act(a2 @ w2 + bias): a2 (M, K), w2 (K, N), y2 (M, N); None if a layout is not one the kernel reads."""
     if not (_row_major(a2) and _row_major(y2)):
         return None
@@ -106,21 +101,21 @@ def gemm_call(lib, a2: np.ndarray, w2: np.ndarray, bias, y2: np.ndarray, words: 
     bb = np.zeros(bp.shape[0] * NR, np.float32)  # padded like the panels: the kernel loads 8 at a time
     if bias is not None:
         bb[:n] = bias
-    return _bound(lib.gemm, lib.gemm_words, [a2.ctypes.data, a2.strides[0] // 4, bp.ctypes.data, bb.ctypes.data,
-                                             y2.ctypes.data, y2.strides[0] // 4, m, k, n, GEMM_MC, *words],
-                  a2, bp, bb, y2)
+    params = GemmParams(a=a2.ctypes.data, lda=a2.strides[0] // 4, bp=bp.ctypes.data, bias=bb.ctypes.data,
+                        c=y2.ctypes.data, ldc=y2.strides[0] // 4, m=m, k=k, n=n, mc=GEMM_MC, act=act)
+    return _bound(lib.gemm, params, a2, bp, bb, y2)
 
 
-def dwconv_call(lib, x, w3, bias, y, strides, pads, words) -> Step:
+def dwconv_call(lib, x, w3, bias, y, strides, pads, act: ActParams) -> Step:
     """x (N, H, W, C), w3 (KH, KW, C), y (N, OH, OW, C), all C-contiguous; pads (top, left)."""
     n, h, w, c = x.shape
     kh, kw = w3.shape[:2]
     w3 = np.ascontiguousarray(w3, np.float32)
     bb = np.zeros(c, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
-    return _bound(lib.dwconv, lib.dwconv_words, [x.ctypes.data, w3.ctypes.data, bb.ctypes.data, y.ctypes.data, n, h,
-                                                 w, c, kh, kw, strides[0], strides[1], pads[0], pads[1], y.shape[1],
-                                                 y.shape[2], *words],
-                  x, w3, bb, y)
+    params = DwconvParams(x=x.ctypes.data, wt=w3.ctypes.data, bias=bb.ctypes.data, y=y.ctypes.data, n=n, h=h, w=w,
+                          c=c, kh=kh, kw=kw, sh=strides[0], sw=strides[1], pt=pads[0], pl=pads[1], oh=y.shape[1],
+                          ow=y.shape[2], act=act)
+    return _bound(lib.dwconv, params, x, w3, bb, y)
 
 
 def _then(core: Step, post: Step | None) -> Step:
@@ -141,22 +136,21 @@ def conv2d(lib, op, inputs, outputs, scratch) -> Step | None:
     x, wt = inputs[0], inputs[1]
     b = inputs[2] if len(inputs) > 2 else None
     y = outputs[0]  # (N, OH, OW, Cout)
-    g = op._geometry(x.shape, wt.shape)
-    n, h, w, c, kh, kw, cg, cout, groups, sh, sw, dh, dw, pt, pl, pb, pr, oh, ow = g
-    kind = op._kind(g)
-    words, rest = split_activation(op.attrs.get("activation"))
+    g = op.geometry(x.shape, wt.shape)
+    c, cout, sh, sw = g.c, g.cout, g.sh, g.sw
+    act, rest = split_activation(op.attrs.get("activation"))
     post = make_activation(rest, y)
     if not (x.flags.c_contiguous and y.flags.c_contiguous):
         return None
-    if kind == "pointwise":
+    if g.kind == "pointwise":
         w2 = wt.reshape(c, cout)  # (Cin, Cout)
         y2 = y.reshape(-1, cout)  # (N*OH*OW, Cout)
         if (sh, sw) == (1, 1):
-            step = gemm_call(lib, x.reshape(-1, c), w2, b, y2, words)
+            step = gemm_call(lib, x.reshape(-1, c), w2, b, y2, act)
             return None if step is None else _then(step, post)
         sub = scratch[0]  # (N, OH, OW, Cin): the strided pixels, gathered by numpy
-        xs = x[:, ::sh, ::sw, :][:, :oh, :ow, :]
-        step = gemm_call(lib, sub.reshape(-1, c), w2, b, y2, words)
+        xs = x[:, ::sh, ::sw, :][:, :g.oh, :g.ow, :]
+        step = gemm_call(lib, sub.reshape(-1, c), w2, b, y2, act)
         if step is None:
             return None
         copyto = np.copyto
@@ -166,22 +160,23 @@ def conv2d(lib, op, inputs, outputs, scratch) -> Step | None:
             step()
         strided_pointwise.keep = (step.keep, xs)
         return _then(strided_pointwise, post)
-    if kind == "depthwise":
-        if (dh, dw) != (1, 1):
+    if g.kind == "depthwise":
+        if (g.dh, g.dw) != (1, 1):
             return None
-        return _then(dwconv_call(lib, x, wt[:, :, 0, :], b, y, (sh, sw), (pt, pl), words), post)
+        return _then(dwconv_call(lib, x, wt[:, :, 0, :], b, y, (sh, sw), (g.pt, g.pl), act), post)
     # im2col (the stem, grouped convs): the library gathers each group's windows (zeros for the padding) into
     # the numpy op's cols scratch, then the GEMM multiplies; the numpy op's padded scratch is left unused.
     cols = scratch[1]  # (G, N*OH*OW, KH*KW*Cg)
-    cog = cout // groups
+    cg, cog = g.cg, cout // g.groups
     y2 = y.reshape(-1, cout)
     steps = []
-    for gi in range(groups):
-        gather = _bound(lib.im2col, lib.im2col_words, [x.ctypes.data, cols[gi].ctypes.data, n, h, w, c, kh, kw, sh,
-                                                       sw, dh, dw, pt, pl, oh, ow, gi * cg, cg])
-        wg = wt[..., gi * cog:(gi + 1) * cog].reshape(kh * kw * cg, cog)
+    for gi in range(g.groups):
+        gather = _bound(lib.im2col, Im2colParams(
+            x=x.ctypes.data, cols=cols[gi].ctypes.data, n=g.n, h=g.h, w=g.w, c=c, kh=g.kh, kw=g.kw, sh=sh, sw=sw,
+            dh=g.dh, dw=g.dw, pt=g.pt, pl=g.pl, oh=g.oh, ow=g.ow, c0=gi * cg, cg=cg))
+        wg = wt[..., gi * cog:(gi + 1) * cog].reshape(g.kh * g.kw * cg, cog)
         bg = None if b is None else b[gi * cog:(gi + 1) * cog]
-        gemm = gemm_call(lib, cols[gi], wg, bg, y2[:, gi * cog:(gi + 1) * cog], words)
+        gemm = gemm_call(lib, cols[gi], wg, bg, y2[:, gi * cog:(gi + 1) * cog], act)
         if gemm is None:
             return None
         steps.append((gather, gemm))
@@ -199,8 +194,8 @@ def dense(lib, op, inputs, outputs, scratch) -> Step | None:
     x, w = inputs[0], inputs[1]  # (N, K), (K, M)
     b = inputs[2] if len(inputs) > 2 else None
     y = outputs[0]  # (N, M)
-    words, rest = split_activation(op.attrs.get("activation"))
-    step = gemm_call(lib, x, w, b, y, words)
+    act, rest = split_activation(op.attrs.get("activation"))
+    step = gemm_call(lib, x, w, b, y, act)
     return None if step is None else _then(step, make_activation(rest, y))
 
 
@@ -210,7 +205,7 @@ def global_avg_pool(lib, op, inputs, outputs, scratch) -> Step | None:
     if not (x.flags.c_contiguous and y.flags.c_contiguous):
         return None
     n, h, w, c = x.shape
-    return _bound(lib.gap, lib.gap_words, [x.ctypes.data, y.ctypes.data, n, h * w, c, _bits(1.0 / (h * w))], x, y)
+    return _bound(lib.gap, GapParams(x=x.ctypes.data, y=y.ctypes.data, n=n, p=h * w, c=c, inv=1.0 / (h * w)), x, y)
 
 
 # --------------------------------------------------------------------------------------------- self-check

@@ -2,16 +2,11 @@
 // Channels 16 at a time in registers while the pixels stream past (one pass over x, no partial sums in memory).
 #include "wvsimd.h"
 
-// Descriptor words. x (N, P, C) C-contiguous, y (N, C); inv = 1/P as float bits.
-enum { P_X, P_Y, P_N, P_P, P_C, P_INV, P_WORDS };
-
-EXPORT int wv_gap_words(void) { return P_WORDS; }
-
-EXPORT void wv_gap(const uint32_t *d) {
-  const f32 *X = D_PTR(d, P_X);
-  f32 *Y = D_PTR(d, P_Y);
-  int N = (int)d[P_N], P = (int)d[P_P], C = (int)d[P_C];
-  f32 inv = d_f32(d, P_INV);
+EXPORT void wv_gap(const GapParams *p) {
+  const f32 *X = PTR(p->x);
+  f32 *Y = PTR(p->y);
+  int N = (int)p->n, P = (int)p->p, C = (int)p->c;
+  f32 inv = p->inv;
   v128_t vinv = wasm_f32x4_splat(inv);
   for (int n = 0; n < N; n++) {
     const f32 *x = X + (long)n * P * C;

@@ -1,4 +1,4 @@
-// The library's interface version: the Python binding refuses a library built for another descriptor layout.
+// The library's interface version: the Python binding refuses a library built for another parameter layout.
 #include "wvsimd.h"
 
-EXPORT int wv_version(void) { return 1; }
+EXPORT int wv_version(void) { return 2; }

@@ -1,38 +1,29 @@
-// Shared by the kernel files: types, export macro, descriptor access, the fused activation epilogue.
+// Shared by the kernel files: types, the parameter structs, the fused activation epilogue.
 // No libc (the module is linked with -nostdlib): kernels work only on caller-provided numpy buffers.
 #ifndef WVSIMD_H
 #define WVSIMD_H
 
-#include <stdint.h>
 #include <wasm_simd128.h>
 
-#define EXPORT __attribute__((visibility("default")))
+#include "wvsimd_params.h"
+
 #define INLINE static inline __attribute__((always_inline))
 
 typedef float f32;
 
-// Descriptors are uint32 arrays built once per plan (wasm32 addresses fit); floats travel as their bits.
-INLINE f32 d_f32(const uint32_t *d, int i) {
-  union { uint32_t u; f32 f; } v = {d[i]};
-  return v.f;
-}
-#define D_PTR(d, i) ((f32 *)(uintptr_t)(d)[i])
+// Pointers travel as uint32_t wasm32 addresses in the parameter structs.
+#define PTR(addr) ((f32 *)(uintptr_t)(addr))
 
-// Fused activations. Sigmoid is not here: numpy applies it after the kernel (no vector exp in this library).
-enum { ACT_NONE = 0, ACT_CLIP = 1, ACT_HARDSWISH = 2, ACT_HARDSIGMOID = 3 };
-
-// Every descriptor ends with ACT_WORDS words: kind, lo, hi, alpha, beta (clip bounds; hard* slope/offset).
-#define ACT_WORDS 5
 typedef struct {
   int kind;
   v128_t lo, hi, alpha, beta, zero, one;
   f32 slo, shi, salpha, sbeta;
 } Act;
 
-INLINE Act act_read(const uint32_t *d) {
+INLINE Act act_read(const ActParams *p) {
   Act a;
-  a.kind = (int)d[0];
-  a.slo = d_f32(d, 1); a.shi = d_f32(d, 2); a.salpha = d_f32(d, 3); a.sbeta = d_f32(d, 4);
+  a.kind = (int)p->kind;
+  a.slo = p->lo; a.shi = p->hi; a.salpha = p->alpha; a.sbeta = p->beta;
   a.lo = wasm_f32x4_splat(a.slo); a.hi = wasm_f32x4_splat(a.shi);
   a.alpha = wasm_f32x4_splat(a.salpha); a.beta = wasm_f32x4_splat(a.sbeta);
   a.zero = wasm_f32x4_splat(0.0f); a.one = wasm_f32x4_splat(1.0f);
