@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import browser_util as bu
+from builders import tiny_onnx
 
 ROOT = Path(__file__).resolve().parent.parent
 PROB_TOL = 1e-3
@@ -370,40 +371,13 @@ def test_drop_zone_is_keyboard_accessible(session, photos):
         page.remove_listener("filechooser", on_chooser)
 
 
-def _tiny_onnx(num_classes: int = 10) -> bytes:
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(7)
-    w = (rng.standard_normal((8, 3, 3, 3)) * 0.5).astype(np.float32)
-    b = rng.standard_normal(8).astype(np.float32) * 0.1
-    fc = (rng.standard_normal((num_classes, 8)) * 2.0).astype(np.float32)
-    fcb = rng.standard_normal(num_classes).astype(np.float32)
-    nodes = [
-        helper.make_node("Conv", ["input", "w", "b"], ["c"], strides=[2, 2], pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["c"], ["r"]),
-        helper.make_node("GlobalAveragePool", ["r"], ["g"]),
-        helper.make_node("Flatten", ["g"], ["f"], axis=1),
-        helper.make_node("Gemm", ["f", "fc", "fcb"], ["logits"], transB=1),
-    ]
-    graph = helper.make_graph(
-        nodes, "tiny",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 32, 32])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", num_classes])],
-        [numpy_helper.from_array(a, n) for a, n in ((w, "w"), (b, "b"), (fc, "fc"), (fcb, "fcb"))],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
-
-
 @pytest.mark.browser
 def test_user_onnx_model_opens_and_classifies(session, photos, native_chelsea, tmp_path):
     onnx_import = pytest.importorskip("wasmvision.importers.onnx_import")
     Image = pytest.importorskip("PIL.Image")
     import wasmvision
 
-    data = _tiny_onnx()
+    data = tiny_onnx()
     path = tmp_path / "my_tiny_net.onnx"
     path.write_bytes(data)
     rgb = np.asarray(Image.open(photos / "chelsea.png").convert("RGB"))

@@ -5,20 +5,17 @@ one-line notice and the same answers. Needs the built site (python3 build.py bui
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import browser_util as bu
+from builders import BROKEN, site_with_library
 
 pytestmark = pytest.mark.browser
 TIMEOUT_MS = 300_000
-LIBRARY = "wasmvision/simd/libwvsimd.so"
-RECORD = "wasmvision/simd/libwvsimd.json"
 
 
 @pytest.fixture(scope="module")
@@ -72,42 +69,11 @@ def test_each_engine_gives_the_native_answer_and_says_so(browser, served, chelse
     _same_top(result, native_top)
 
 
-def _site_with_library(dist_dir: Path, dest: Path, library: bytes, recorded_sha256: str) -> Path:
-    """A copy of the site whose wasmvision wheel carries ``library`` as the kernel file and ``recorded_sha256`` as
-    its recorded hash; the lock and the manifest list the new wheel (so the site's own checks accept it, and only
-    the kernel loader can object)."""
-    manifest = json.loads((dist_dir / "manifest.json").read_text())
-    wheel_path = manifest["wasmvision"]["wheel"]
-    out = io.BytesIO()
-    with zipfile.ZipFile(dist_dir / wheel_path) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for item in src.infolist():
-            data = src.read(item.filename)
-            if item.filename == LIBRARY:
-                data = library
-            elif item.filename == RECORD:
-                record = json.loads(data)
-                record.update(bytes=len(library), sha256=recorded_sha256)
-                data = json.dumps(record).encode()
-            dst.writestr(item, data)
-    wheel = out.getvalue()
-    lock = json.loads((dist_dir / "pyodide" / "pyodide-lock.json").read_text())
-    lock["packages"]["wasmvision"]["sha256"] = hashlib.sha256(wheel).hexdigest()
-    replace = {wheel_path: wheel, "pyodide/pyodide-lock.json": json.dumps(lock).encode()}
-    for f in manifest["files"]:
-        if f["path"] in replace:
-            f["bytes"], f["sha256"] = len(replace[f["path"]]), hashlib.sha256(replace[f["path"]]).hexdigest()
-    replace["manifest.json"] = json.dumps(manifest, indent=1).encode()
-    return bu.site_variant(dist_dir, dest / "site", replace=replace)
-
-
-BROKEN = b"\x00asm\x01\x00\x00\x00" + b"\xff" * 64  # a Wasm header, then nothing a loader can read
-
-
 @pytest.mark.parametrize("case", ["fails to load", "does not match its recorded hash"])
 def test_a_kernel_library_that_cannot_be_used_falls_back_to_numpy(browser, dist_dir, chelsea, native_top, tmp_path,
                                                                   case):
     recorded = hashlib.sha256(BROKEN).hexdigest() if case == "fails to load" else "0" * 64
-    site = _site_with_library(dist_dir, tmp_path, BROKEN, recorded)
+    site = site_with_library(dist_dir, tmp_path, BROKEN, recorded)
     with bu.serve(site) as base:
         result, label, notice = _classify_on_page(browser, base, "", chelsea)
     assert result["engine"] == "numpy" and "numpy engine" in label

@@ -264,7 +264,7 @@ def test_any_damaged_runtime_file_is_named(browser, site, tmp_path, target):
 
 def test_a_model_too_large_to_plan_is_refused_then_the_page_classifies(session, photos, tmp_path):
     pytest.importorskip("onnx")
-    from test_hostile import big_input_model
+    from builders import big_input_model
 
     model = tmp_path / "big_input.onnx"
     model.write_bytes(big_input_model())

@@ -202,11 +202,11 @@ def test_second_visit_in_the_same_profile_classifies_the_same(pw, site, chelsea,
 def test_a_kernel_library_that_cannot_load_stays_out_of_the_snapshot(pw, site, chelsea, native_top, tmp_path):
     """A Wasm file this engine cannot compile (as on one without SIMD) is not loaded before Python starts; the
     snapshot holds numpy alone and the restored page runs the numpy engine with the same notice and answers."""
-    from test_browser_engines import BROKEN, _site_with_library
+    from builders import BROKEN, site_with_library
 
     import hashlib
 
-    variant = _site_with_library(site, tmp_path, BROKEN, hashlib.sha256(BROKEN).hexdigest())
+    variant = site_with_library(site, tmp_path, BROKEN, hashlib.sha256(BROKEN).hexdigest())
     with bu.serve(variant) as base, tempfile.TemporaryDirectory(prefix="wasmvision-repeat-") as profile:
         context = pw.chromium.launch_persistent_context(profile, executable_path=bu.chromium_path(),
                                                         args=bu.CHROMIUM_ARGS, headless=True)

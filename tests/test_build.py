@@ -591,11 +591,11 @@ def test_the_page_module_graph_is_preloaded(buildpy):
 def test_only_bundles_whose_checksum_holds_reach_the_manifest(buildpy, tmp_path):
     # The page skips a built-in model's own sha256 because the browser matched the file against the manifest:
     # that is the same check only if every bundle the manifest hashes passed it at build time.
-    import test_bundle
+    from builders import one_conv_bundle
     from wasmvision import bundle as B
 
     good = tmp_path / "good.wvb"
-    good.write_bytes(B.to_bytes(test_bundle._tiny_bundle()))
+    good.write_bytes(B.to_bytes(one_conv_bundle()))
     assert buildpy.checked_bundle(good) == good
     raw = bytearray(good.read_bytes())
     raw[-1] ^= 1

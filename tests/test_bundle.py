@@ -3,26 +3,12 @@
 import numpy as np
 import pytest
 
+from builders import one_conv_bundle
 from wasmvision import bundle as B
 
 
-def _tiny_bundle(**kw):
-    rng = np.random.default_rng(0)
-    tensors = {
-        "w": rng.standard_normal((3, 3, 3, 8)).astype(np.float32),
-        "b": rng.standard_normal(8).astype(np.float32),
-        "shape": np.array([1, -1], np.int64),
-    }
-    return B.Bundle(
-        nodes=[B.Node("conv2d", ["x", "w", "b"], ["y"], name="conv",
-                      attrs={"strides": [1, 1], "pads": [1, 1, 1, 1], "dilations": [1, 1], "groups": 1})],
-        inputs=[B.ValueInfo("x", [-1, 8, 8, 3])], outputs=[B.ValueInfo("y", [-1, 8, 8, 8])],
-        tensors=tensors, name="tiny", version="1.2", labels=[f"class {i}" for i in range(8)],
-        preprocess={"kind": "none"}, **kw)
-
-
 def test_round_trip_keeps_graph_metadata_and_exact_weights():
-    original = _tiny_bundle(metadata={"source": "unit test"}, embedding="y")
+    original = one_conv_bundle(metadata={"source": "unit test"}, embedding="y")
     loaded = B.from_bytes(B.to_bytes(original))
     assert [n.to_json() for n in loaded.nodes] == [n.to_json() for n in original.nodes]
     assert loaded.inputs == original.inputs and loaded.outputs == original.outputs
@@ -34,7 +20,7 @@ def test_round_trip_keeps_graph_metadata_and_exact_weights():
 
 
 def test_float32_tensors_are_aligned_zero_copy_views():
-    raw = B.to_bytes(_tiny_bundle())
+    raw = B.to_bytes(one_conv_bundle())
     loaded = B.from_bytes(raw)
     w = loaded.tensors["w"]
     assert not w.flags.owndata and not w.flags.writeable  # a view into the file's bytes
@@ -47,7 +33,7 @@ def test_float32_tensors_are_aligned_zero_copy_views():
 
 def test_save_and_load_file(tmp_path):
     path = tmp_path / "m.wvb"
-    n = B.save(_tiny_bundle(), path)
+    n = B.save(one_conv_bundle(), path)
     assert path.stat().st_size == n
     assert B.load(path).name == "tiny"
 
@@ -62,7 +48,7 @@ def test_save_and_load_file(tmp_path):
     (lambda raw: raw[:-3] + bytes([raw[-3] ^ 0xFF]) + raw[-2:], "checksum mismatch"),
 ])
 def test_damaged_bundles_are_refused_with_a_clear_message(damage, message):
-    raw = B.to_bytes(_tiny_bundle())
+    raw = B.to_bytes(one_conv_bundle())
     with pytest.raises(B.BundleError, match=message):
         B.from_bytes(damage(raw))
 
@@ -74,7 +60,7 @@ def test_onnx_file_gets_a_hint_to_convert():
 
 
 def test_newer_format_version_is_refused():
-    raw = bytearray(B.to_bytes(_tiny_bundle()))
+    raw = bytearray(B.to_bytes(one_conv_bundle()))
     raw[8:12] = (B.FORMAT_VERSION + 1).to_bytes(4, "little")
     with pytest.raises(B.BundleError, match="format version"):
         B.from_bytes(bytes(raw))

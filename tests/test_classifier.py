@@ -4,41 +4,14 @@ import numpy as np
 import pytest
 
 import wasmvision
+from builders import ref_conv, tiny_bundle
 from wasmvision import bundle as wvb
-from wasmvision.bundle import Bundle, Node, ValueInfo
 from wasmvision.postprocess import softmax, top_k
 from wasmvision.preprocess import preprocess
 
 
-def tiny_bundle(classes=4, seed=0, final_softmax=False):
-    """conv 3x3 s2 (ReLU6) -> depthwise -> pointwise + residual -> GAP -> flatten -> dense."""
-    rng = np.random.default_rng(seed)
-    r = lambda *s: (rng.standard_normal(s) * 0.5).astype(np.float32)  # noqa: E731
-    t = {"w0": r(3, 3, 3, 8), "b0": r(8), "w1": r(3, 3, 1, 8), "w2": r(1, 1, 8, 8), "b2": r(8),
-         "fw": r(8, classes), "fb": r(classes)}
-    relu6 = {"kind": "clip", "min": 0.0, "max": 6.0}
-    nodes = [
-        Node("conv2d", ["input", "w0", "b0"], ["t0"], "stem",
-             {"strides": [2, 2], "pads": [0, 0, 1, 1], "groups": 1, "activation": relu6}),
-        Node("conv2d", ["t0", "w1"], ["t1"], "dw", {"groups": 8, "pads": [1, 1, 1, 1], "activation": relu6}),
-        Node("conv2d", ["t1", "w2", "b2"], ["t2"], "pw", {}),
-        Node("add", ["t0", "t2"], ["t3"], "res"),
-        Node("global_avg_pool", ["t3"], ["gap"], "gap"),
-        Node("flatten", ["gap"], ["pooled"], "flat", {"axis": 1}),
-        Node("dense", ["pooled", "fw", "fb"], ["logits"], "fc"),
-    ]
-    if final_softmax:
-        nodes[-1].outputs = ["z"]
-        nodes.append(Node("softmax", ["z"], ["logits"], "sm", {"axis": -1}))
-    return Bundle(nodes=nodes, inputs=[ValueInfo("input", [-1, 32, 32, 3])],
-                  outputs=[ValueInfo("logits", [-1, classes], layout="NC")], tensors=t,
-                  name="tiny", version="1.2", labels=[f"thing {i}" for i in range(classes)],
-                  preprocess={"kind": "imagenet", "resize_shorter": 36, "crop": [32, 32]}, embedding="pooled")
-
-
 def numpy_forward(b, x):
     """The tiny network written out directly (float64)."""
-    from test_kernels import ref_conv
     t = b.tensors
     t0 = np.clip(ref_conv(x, t["w0"], t["b0"], (2, 2), (0, 0, 1, 1), (1, 1), 1), 0, 6)
     t1 = np.clip(ref_conv(t0, t["w1"], None, (1, 1), (1, 1, 1, 1), (1, 1), 8), 0, 6)

@@ -12,7 +12,7 @@ import pytest
 from wasmvision import bundle as wvb
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_classifier import tiny_bundle  # noqa: E402
+from builders import tiny_bundle  # noqa: E402
 
 Image = pytest.importorskip("PIL.Image")
 

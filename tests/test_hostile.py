@@ -18,9 +18,11 @@ import pytest
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
+from builders import big_input_model, nested_if_model  # noqa: E402
+
 import onnx_builders as B  # noqa: E402
 import wasmvision  # noqa: E402
-from fuzz_readers import _bundle_parts, _repack, _varint  # noqa: E402
+from fuzz_readers import _bundle_parts, _repack  # noqa: E402
 from wasmvision import browser  # noqa: E402
 from wasmvision import bundle as wvb  # noqa: E402
 from wasmvision.cli import main  # noqa: E402
@@ -65,18 +67,6 @@ def a_weight(header):
 
 
 # ----------------------------------------------------------------------------------------- item 1: plan bound
-
-def big_input_model(side=4000) -> bytes:
-    """1x3x4000x4000 -> 1x1 conv (8 channels) -> global average pool -> flatten: about a kilobyte."""
-    w = numpy_helper.from_array(np.ones((8, 3, 1, 1), np.float32), "w")
-    nodes = [helper.make_node("Conv", ["input", "w"], ["c"], name="conv"),
-             helper.make_node("GlobalAveragePool", ["c"], ["p"], name="gap"),
-             helper.make_node("Flatten", ["p"], ["logits"], name="flat")]
-    graph = helper.make_graph(nodes, "big", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
-                                                                           [1, 3, side, side])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 8])], [w])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
-
 
 def test_a_model_whose_plan_exceeds_the_bound_is_refused_at_load_before_allocating():
     raw = big_input_model()
@@ -244,22 +234,6 @@ def test_std_zero_bundle_makes_classify_exit_2_not_a_garbage_answer(tmp_path, ti
 
 
 # ----------------------------------------------------------------------------------------- item 7: ONNX files
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def nested_if_model(depth: int) -> bytes:
-    """A ModelProto whose graph holds an If node whose then_branch holds an If node ... ``depth`` levels deep."""
-    graph = _field(2, b"g")
-    for _ in range(depth):
-        attr = _field(1, b"then_branch") + _varint(20 << 3) + _varint(5) + _field(6, graph)
-        node = _field(4, b"If") + _field(5, attr)
-        graph = _field(1, node) + _field(2, b"g")
-    output = _field(1, b"y")
-    graph += _field(12, output)
-    return _varint(1 << 3) + _varint(8) + _field(7, graph) + _field(8, _field(1, b"") + _varint(2 << 3) + _varint(13))
-
 
 def _model(nodes, inits=(), in_shape=("N", 3, 32, 32), out="y"):
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))],

@@ -13,9 +13,9 @@ import pytest
 pytest.importorskip("onnx")
 
 import onnx_builders as B  # noqa: E402
+from builders import big_input_model, nested_if_model  # noqa: E402
 from fuzz_readers import _bundle_parts, _repack  # noqa: E402
 from pyodide_harness import run_in_pyodide  # noqa: E402
-from test_hostile import big_input_model, nested_if_model  # noqa: E402
 from wasmvision import bundle as wvb  # noqa: E402
 from wasmvision.importers.onnx_import import import_onnx  # noqa: E402
 

@@ -9,85 +9,9 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 import onnx_builders as B  # noqa: E402
+from builders import assert_reader_agrees, onnx_op_cases  # noqa: E402
 from wasmvision.importers import ModelImportError  # noqa: E402
-from wasmvision.importers import onnx_proto  # noqa: E402
 from wasmvision.importers.onnx_import import import_onnx  # noqa: E402
-
-
-def _attr_value(a):
-    """onnx's AttributeProto -> the representation onnx_proto uses."""
-    v = helper.get_attribute_value(a)
-    if a.type == onnx.AttributeProto.TENSOR:
-        return numpy_helper.to_array(v)
-    if a.type == onnx.AttributeProto.TENSORS:
-        return [numpy_helper.to_array(t) for t in v]
-    if a.type == onnx.AttributeProto.GRAPH:
-        return ("graph", v.name, [n.op_type for n in v.node])
-    if a.type == onnx.AttributeProto.GRAPHS:
-        return [("graph", g.name, [n.op_type for n in g.node]) for g in v]
-    if a.type == onnx.AttributeProto.FLOATS:
-        return [float(np.float32(x)) for x in v]
-    return list(v) if isinstance(v, (list, tuple)) else v
-
-
-def _ours(a: onnx_proto.Attribute):
-    v = a.value
-    if isinstance(v, onnx_proto.Tensor):
-        return v.array
-    if isinstance(v, onnx_proto.Graph):
-        return ("graph", v.name, [n.op_type for n in v.nodes])
-    if isinstance(v, list) and v and isinstance(v[0], onnx_proto.Tensor):
-        return [t.array for t in v]
-    if isinstance(v, list) and v and isinstance(v[0], onnx_proto.Graph):
-        return [("graph", g.name, [n.op_type for n in g.nodes]) for g in v]
-    return v
-
-
-def _same(x, y) -> bool:
-    if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
-        x, y = np.asarray(x), np.asarray(y)
-        return x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y, equal_nan=True)
-    if isinstance(x, list) and isinstance(y, list):
-        return len(x) == len(y) and all(_same(a, b) for a, b in zip(x, y))
-    if isinstance(x, float) or isinstance(y, float):
-        return np.float32(x) == np.float32(y)
-    return x == y
-
-
-def assert_reader_agrees(model: onnx.ModelProto) -> None:
-    raw = model.SerializeToString()
-    ref = onnx.load_from_string(raw)
-    ours = onnx_proto.parse_model(raw)
-    assert ours.ir_version == ref.ir_version
-    assert ours.opset_import == {o.domain: o.version for o in ref.opset_import}
-    assert ours.producer_name == ref.producer_name
-    g, rg = ours.graph, ref.graph
-    assert g.name == rg.name
-    assert len(g.nodes) == len(rg.node)
-    for n, rn in zip(g.nodes, rg.node):
-        assert (n.op_type, n.name, n.domain, n.inputs, n.outputs) == (
-            rn.op_type, rn.name, rn.domain, list(rn.input), list(rn.output))
-        assert set(n.attributes) == {a.name for a in rn.attribute}
-        for ra in rn.attribute:
-            a = n.attributes[ra.name]
-            assert a.type == ra.type, ra.name
-            assert _same(_ours(a), _attr_value(ra)), (n.name, ra.name)
-    assert set(g.initializers) == {t.name for t in rg.initializer}
-    for t in rg.initializer:
-        assert _same(g.initializers[t.name].array, numpy_helper.to_array(t)), t.name
-        assert g.initializers[t.name].dims == list(t.dims)
-
-    def dims(vi):
-        if not vi.type.tensor_type.HasField("shape"):
-            return None
-        out = []
-        for d in vi.type.tensor_type.shape.dim:
-            out.append(d.dim_value if d.HasField("dim_value") else d.dim_param if d.HasField("dim_param") else None)
-        return out
-
-    for ours_list, ref_list in ((g.inputs, rg.input), (g.outputs, rg.output)):
-        assert [(v.name, v.elem_type, v.shape) for v in ours_list] == [
-            (v.name, v.type.tensor_type.elem_type, dims(v)) for v in ref_list]
 
 
 FAMILY_MODELS = {
@@ -111,10 +35,9 @@ def test_reader_agrees_with_onnx_on_builder_models(name):
 
 
 def test_reader_agrees_with_onnx_on_single_op_models():
-    from test_import_ops import CASES
-
-    for case in sorted(CASES):
-        assert_reader_agrees(CASES[case]())
+    cases = onnx_op_cases()
+    for case in sorted(cases):
+        assert_reader_agrees(cases[case]())
 
 
 def _typed_tensor_model():

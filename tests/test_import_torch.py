@@ -18,8 +18,8 @@ from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 import onnx  # noqa: E402
+from builders import assert_reader_agrees  # noqa: E402
 from onnx_builders import make_divisible, parity  # noqa: E402
-from test_import_proto import assert_reader_agrees  # noqa: E402
 
 TOL = 1e-4
 

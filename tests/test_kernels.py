@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from builders import ref_conv
 from wasmvision.bundle import Bundle, Node, ValueInfo
 from wasmvision.kernels import OPS, KernelError, get_op
 from wasmvision.plan import Plan, PlanError
@@ -18,29 +19,6 @@ def rand(*shape):
 
 
 # ----------------------------------------------------------------------------------------- references
-
-def ref_conv(x, w, b, strides, pads, dilations, groups):
-    """Direct definition: zero-pad, then for every output pixel sum over the window (float64)."""
-    n, h, wd, c = x.shape
-    kh, kw, cg, cout = w.shape
-    pt, pl, pb, pr = pads
-    xp = np.zeros((n, h + pt + pb, wd + pl + pr, c))
-    xp[:, pt:pt + h, pl:pl + wd] = x
-    sh, sw = strides
-    dh, dw = dilations
-    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
-    ow = (wd + pl + pr - dw * (kw - 1) - 1) // sw + 1
-    cog = cout // groups
-    y = np.zeros((n, oh, ow, cout))
-    for i, j in itertools.product(range(oh), range(ow)):
-        win = xp[:, i * sh:i * sh + dh * (kh - 1) + 1:dh, j * sw:j * sw + dw * (kw - 1) + 1:dw, :]  # (N,KH,KW,C)
-        for g in range(groups):
-            y[:, i, j, g * cog:(g + 1) * cog] = np.einsum(
-                "nhwc,hwcd->nd", win[..., g * cg:(g + 1) * cg], w[..., g * cog:(g + 1) * cog])
-    if b is not None:
-        y += b
-    return y
-
 
 def ref_pool(x, kernel, strides, pads, ceil_mode, kind, count_include_pad=False, dilations=(1, 1)):
     """Window by window, PyTorch/ONNX rules written out with Python loops."""

@@ -233,11 +233,11 @@ def test_choose_another_photo_and_drop_onto_the_result(session, photos_dir):
 
 @pytest.mark.browser
 def test_own_model_with_a_labels_file(session, photos_dir, tmp_path):
-    from test_browser import _tiny_onnx
+    from builders import tiny_onnx
 
     page = session
     model = tmp_path / "tiny_named.onnx"
-    model.write_bytes(_tiny_onnx(num_classes=10))
+    model.write_bytes(tiny_onnx(num_classes=10))
     labels = tmp_path / "labels.txt"
     labels.write_text("".join(f"thing {i}\n" for i in range(10)))
 

@@ -7,7 +7,6 @@ Reference pipeline = torchvision's ImageNet eval transform done with PIL: RGB, r
 from __future__ import annotations
 
 import collections
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,23 +15,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 Image = pytest.importorskip("PIL.Image")
 
-MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-STD = np.array([0.229, 0.224, 0.225], np.float32)
-PHOTOS = ("chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg", "motorcycle_left.png")
-
-
-def torchvision_preprocess(path: Path) -> np.ndarray:
-    """(1, 3, 224, 224) float32, as torchvision.transforms Resize(256), CenterCrop(224), ToTensor, Normalize."""
-    im = Image.open(path).convert("RGB")
-    w, h = im.size
-    short, long = (w, h) if w <= h else (h, w)
-    new_short, new_long = 256, int(256 * long / short)
-    im = im.resize((new_short, new_long) if w <= h else (new_long, new_short), Image.BILINEAR)
-    w, h = im.size
-    left, top = int(round((w - 224) / 2.0)), int(round((h - 224) / 2.0))
-    x = np.asarray(im.crop((left, top, left + 224, top + 224)), np.float32) / 255.0  # (224, 224, 3)
-    return ((x - MEAN) / STD).transpose(2, 0, 1)[None].astype(np.float32)
-
+from builders import PHOTOS, torchvision_preprocess  # noqa: E402
 
 def softmax(z: np.ndarray) -> np.ndarray:
     e = np.exp(z - z.max(axis=-1, keepdims=True))

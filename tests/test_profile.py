@@ -6,7 +6,7 @@ import pytest
 
 import wasmvision
 from wasmvision.plan import PROFILE_KINDS, profile_kind
-from test_classifier import tiny_bundle
+from builders import tiny_bundle
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from wasmvision import bundle as wvb
 from wasmvision.simd import LIBRARY, LIBRARY_INFO, load_library
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_classifier import tiny_bundle  # noqa: E402
+from builders import tiny_bundle  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

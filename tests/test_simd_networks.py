@@ -19,7 +19,7 @@ Image = pytest.importorskip("PIL.Image")
 
 import onnx_builders as B  # noqa: E402
 from pyodide_harness import run_in_pyodide  # noqa: E402
-from test_parity_mobilenet import PHOTOS, torchvision_preprocess  # noqa: E402
+from builders import PHOTOS, torchvision_preprocess  # noqa: E402
 
 FAMILIES = {
     "mobilenet_v1": (B.mobilenet_v1, {"size": 128}),
