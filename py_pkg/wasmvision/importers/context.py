@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import bundle
-from . import UnsupportedOperatorError
+from .errors import UnsupportedOperatorError
 from .onnx_proto import Node as OnnxNode
 
 NHWC = (0, 2, 3, 1)  # stored = NCHW-semantic.transpose(NHWC)
@@ -76,8 +76,9 @@ def reshape_attr(stored_shape: Sequence[int]) -> list[int]:
 
 
 class ImportContext:
-    def __init__(self, opset: int):
+    def __init__(self, opset: int, supported: list[str]):
         self.opset = opset
+        self.supported = supported  # the op types the importer translates, named in every refusal
         self.nodes: list[bundle.Node] = []
         self.tensors: dict[str, np.ndarray] = {}
         self.consts: dict[str, np.ndarray] = {}
@@ -89,7 +90,7 @@ class ImportContext:
     # ----------------------------------------------------------------------------- errors
     def fail(self, reason: str) -> UnsupportedOperatorError:
         node = self.current
-        return UnsupportedOperatorError(self.node_name(), node.op_type if node else "?", reason)
+        return UnsupportedOperatorError(self.node_name(), node.op_type if node else "?", reason, self.supported)
 
     def node_name(self) -> str:
         node = self.current

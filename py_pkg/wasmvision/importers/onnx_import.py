@@ -3,7 +3,7 @@
     bundle = import_onnx("model.onnx", labels="labels.txt", preprocess="imagenet")
 
 Steps: parse the protobuf (``onnx_proto``, pure Python so it runs in Pyodide), walk the nodes in
-order calling one importer function per ONNX op (``registry`` / ``ops_*``), which translate to the
+order calling one importer function per ONNX op (``op_list`` / ``ops_*``), which translate to the
 internal op set of docs/bundle-format.md while tracking each tensor's layout (``context``), then
 fold and fuse (``passes``). Errors are raised before anything is returned, so callers that write
 files write nothing on failure.
@@ -20,11 +20,11 @@ import numpy as np
 
 from .. import bundle, preprocess
 from ..messages import quote, short
-from . import ModelImportError, UnsupportedOperatorError
+from .errors import ModelImportError, UnsupportedOperatorError
 from . import onnx_proto
 from .context import NHWC, ImportContext, Value, identity
 from .passes import optimize
-from .registry import get_importer
+from .op_list import SUPPORTED_OPS, get_importer
 
 PREPROCESS_KINDS = preprocess.KINDS
 
@@ -219,7 +219,7 @@ def _import_onnx(source, *, labels, preprocess, name, version) -> bundle.Bundle:
         raise ModelImportError(f"model input {inp.name!r} has shape {dims}: height, width and channels must be "
                                "fixed numbers (only the batch may be dynamic); re-export with a fixed input size")
 
-    ctx = ImportContext(model.opset)
+    ctx = ImportContext(model.opset, SUPPORTED_OPS)
     ctx.consts.update(consts)
     ctx.reserve(inp.name)
     if channels_last:
@@ -232,7 +232,7 @@ def _import_onnx(source, *, labels, preprocess, name, version) -> bundle.Bundle:
         fn = get_importer(node.op_type) if node.domain in ("", "ai.onnx") else None
         if fn is None:
             op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
-            raise UnsupportedOperatorError(ctx.node_name(), op)
+            raise UnsupportedOperatorError(ctx.node_name(), op, "", SUPPORTED_OPS)
         try:
             fn(ctx, node)
         except ModelImportError:

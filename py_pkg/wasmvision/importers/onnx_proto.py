@@ -16,7 +16,7 @@ import numpy as np
 
 
 from ..messages import quote
-from . import MAX_CONST_ELEMENTS, ModelImportError
+from .errors import MAX_CONST_ELEMENTS, ModelImportError
 
 
 class OnnxFormatError(ModelImportError):

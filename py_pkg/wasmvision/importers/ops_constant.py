@@ -3,7 +3,7 @@ ConstantOfShape (plus the constant paths of Concat/Unsqueeze/Reshape/Cast in ops
 
 TorchScript writes ``x.view(x.size(0), -1)`` as Shape -> Gather -> Unsqueeze -> Concat -> Reshape,
 and ``F.pad`` as ConstantOfShape -> Concat -> Reshape -> Slice -> Transpose -> Cast -> Pad. Shapes of
-runtime tensors are known except the batch, which folds as the symbol :data:`BATCH` (in an object
+runtime tensors are known except the batch, which folds as the symbol ``ops_common.BATCH`` (in an object
 array); the Reshape importer accepts it as "keep the batch". Arithmetic on it is refused clearly.
 """
 
@@ -14,48 +14,12 @@ import math
 import numpy as np
 
 from ..messages import quote
-from . import MAX_CONST_ELEMENTS
+from .errors import MAX_CONST_ELEMENTS
 from .context import ImportContext
 from .onnx_proto import Node
-from .registry import onnx_op
+from .ops_common import BATCH, settle, shape_list
 
 
-class _Batch:
-    """The dynamic batch size inside a folded shape computation."""
-
-    def __repr__(self) -> str:
-        return "N"
-
-
-BATCH = _Batch()
-
-
-def is_symbolic(a) -> bool:
-    a = np.asarray(a)
-    return a.dtype == object and any(v is BATCH for v in a.reshape(-1))
-
-
-def settle(a) -> np.ndarray:
-    """Object arrays without the batch symbol back to int64."""
-    a = np.asarray(a)
-    return a.astype(np.int64) if a.dtype == object and not is_symbolic(a) else a
-
-
-def shape_list(ctx: ImportContext, a, what: str) -> list:
-    """A 1-D shape constant as a list; the batch symbol becomes None."""
-    out = []
-    for v in np.asarray(a).reshape(-1):
-        if v is BATCH:
-            out.append(None)
-        else:
-            try:
-                out.append(int(v))
-            except (TypeError, ValueError):
-                raise ctx.fail(f"{what} is not a list of integers") from None
-    return out
-
-
-@onnx_op("Shape")
 def shape(ctx: ImportContext, node: Node) -> None:
     if ctx.is_const(node.inputs[0]):
         ctx.set_const(node.outputs[0], np.array(ctx.consts[node.inputs[0]].shape, np.int64))
@@ -66,7 +30,6 @@ def shape(ctx: ImportContext, node: Node) -> None:
     ctx.set_const(node.outputs[0], settle(dims[int(start):None if end is None else int(end)]))
 
 
-@onnx_op("Gather")
 def gather(ctx: ImportContext, node: Node) -> None:
     if not ctx.all_const(node):
         raise ctx.fail("Gather is only supported on constants and shapes")
@@ -75,7 +38,6 @@ def gather(ctx: ImportContext, node: Node) -> None:
     ctx.set_const(node.outputs[0], settle(np.take(data, np.asarray(idx, np.int64), axis=axis)))
 
 
-@onnx_op("ConstantOfShape")
 def constant_of_shape(ctx: ImportContext, node: Node) -> None:
     dims = shape_list(ctx, ctx.const(node.inputs[0], "the shape"), "the shape")
     if None in dims:
@@ -102,7 +64,6 @@ def _slice_params(ctx: ImportContext, node: Node, rank: int):
     return [int(s) for s in starts], [int(e) for e in ends], axes, steps
 
 
-@onnx_op("Slice")
 def slice_op(ctx: ImportContext, node: Node) -> None:
     src = node.inputs[0]
     if ctx.is_const(src):

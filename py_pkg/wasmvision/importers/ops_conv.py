@@ -2,67 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from ..messages import quote
 from .context import NHWC, ImportContext
 from .onnx_proto import Node
-from .registry import onnx_op
+from .ops_common import spatial_pads, window_attr, window_out
 
 
-def ints_attr(node: Node, name: str, default):
-    value = node.attr(name)
-    return list(default) if value is None else [int(v) for v in value]
-
-
-def window_attr(ctx: ImportContext, node: Node, name: str, default, minimum: int) -> list[int]:
-    """A 2-D window attribute (kernel_shape, strides, dilations: >= 1; pads: >= 0), refused by name otherwise:
-    a stride of 0 would divide by zero and a kernel of 0 leave empty windows."""
-    values = ints_attr(node, name, default)
-    if any(v < minimum for v in values):
-        raise ctx.fail(f"{name} {quote(values)} must be integers >= {minimum}")
-    return values
-
-
-def spatial_pads(ctx: ImportContext, node: Node, hw, kernel, strides, dilations) -> list[int]:
-    """ONNX pads / auto_pad -> explicit [top, left, bottom, right] for a 2-D window op."""
-    auto_pad = node.attr("auto_pad", b"NOTSET")
-    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else str(auto_pad)
-    if auto_pad in ("NOTSET", ""):
-        pads = window_attr(ctx, node, "pads", [0, 0, 0, 0], 0)
-        if len(pads) != 4:
-            raise ctx.fail(f"pads {pads} are not 2-D (4 values)")
-        return pads
-    if auto_pad == "VALID":
-        return [0, 0, 0, 0]
-    if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
-        raise ctx.fail(f"unknown auto_pad {auto_pad!r}")
-    begin, end = [], []
-    for size, k, s, d in zip(hw, kernel, strides, dilations):
-        out = math.ceil(size / s)
-        total = max(0, (out - 1) * s + (k - 1) * d + 1 - size)
-        small, large = total // 2, total - total // 2
-        # SAME_UPPER puts the odd pixel at the end (TensorFlow's "SAME"), SAME_LOWER at the start.
-        b, e = (small, large) if auto_pad == "SAME_UPPER" else (large, small)
-        begin.append(b)
-        end.append(e)
-    return [begin[0], begin[1], end[0], end[1]]
-
-
-def window_out(size: int, k: int, s: int, d: int, pad_begin: int, pad_end: int, ceil_mode: bool = False) -> int:
-    span = size + pad_begin + pad_end - (k - 1) * d - 1
-    if not ceil_mode:
-        return span // s + 1
-    out = -(-span // s) + 1
-    # The last window must start inside the input or the leading padding (ONNX / PyTorch rule).
-    if (out - 1) * s >= size + pad_begin:
-        out -= 1
-    return out
-
-
-@onnx_op("Conv")
 def conv(ctx: ImportContext, node: Node) -> None:
     x = ctx.value(node.inputs[0])
     if x.rank != 4:
@@ -95,7 +41,6 @@ def conv(ctx: ImportContext, node: Node) -> None:
     ctx.set_value(node.outputs[0], out)
 
 
-@onnx_op("BatchNormalization")
 def batch_normalization(ctx: ImportContext, node: Node) -> None:
     if any(o for o in node.outputs[1:]):
         raise ctx.fail("training-mode BatchNormalization (running-statistics outputs) is not supported")

@@ -6,7 +6,7 @@ import numpy as np
 
 from .context import ImportContext
 from .onnx_proto import Node
-from .registry import onnx_op
+from .ops_common import broadcast_shape
 
 
 def _bias_vector(ctx: ImportContext, c: np.ndarray, m: int) -> np.ndarray:
@@ -16,7 +16,6 @@ def _bias_vector(ctx: ImportContext, c: np.ndarray, m: int) -> np.ndarray:
     return np.broadcast_to(c.reshape(-1), (m,))
 
 
-@onnx_op("Gemm")
 def gemm(ctx: ImportContext, node: Node) -> None:
     if ctx.all_const(node):
         raise ctx.fail("Gemm on constants only is not supported")
@@ -51,7 +50,6 @@ def gemm(ctx: ImportContext, node: Node) -> None:
     ctx.set_value(node.outputs[0], out)
 
 
-@onnx_op("MatMul")
 def matmul(ctx: ImportContext, node: Node) -> None:
     name_a, name_b = node.inputs[0], node.inputs[1]
     if ctx.all_const(node):
@@ -78,7 +76,6 @@ def matmul(ctx: ImportContext, node: Node) -> None:
         a_name, b_name, a_shape, b_shape = va.name, vb.name, va.shape, vb.shape
     if len(a_shape) < 2 or len(b_shape) < 2:
         raise ctx.fail("1-D MatMul operands are not supported")
-    from .ops_elementwise import broadcast_shape
     try:
         batch = broadcast_shape(a_shape[:-2], b_shape[:-2])
     except ValueError as exc:

@@ -7,26 +7,9 @@ import numpy as np
 
 from .context import ImportContext, Value
 from .onnx_proto import Node
-from .registry import onnx_op
+from .ops_common import broadcast_shape
 
 FLOAT_MAX = float(np.finfo(np.float32).max)
-
-
-def broadcast_shape(a, b) -> tuple[int, ...]:
-    """numpy broadcasting where -1 (the batch) wins over 1."""
-    a, b = tuple(a), tuple(b)
-    n = max(len(a), len(b))
-    a = (1,) * (n - len(a)) + a
-    b = (1,) * (n - len(b)) + b
-    out = []
-    for x, y in zip(a, b):
-        if x == y or y == 1:
-            out.append(x)
-        elif x == 1:
-            out.append(y)
-        else:
-            raise ValueError(f"shapes {a} and {b} do not broadcast")
-    return tuple(out)
 
 
 def _binary(ctx: ImportContext, node: Node, op: str, fn) -> None:
@@ -69,22 +52,18 @@ def _binary(ctx: ImportContext, node: Node, op: str, fn) -> None:
     ctx.set_value(node.outputs[0], out)
 
 
-@onnx_op("Add")
 def add(ctx, node):
     _binary(ctx, node, "add", np.add)
 
 
-@onnx_op("Sub")
 def sub(ctx, node):
     _binary(ctx, node, "sub", np.subtract)
 
 
-@onnx_op("Mul")
 def mul(ctx, node):
     _binary(ctx, node, "mul", np.multiply)
 
 
-@onnx_op("Div")
 def div(ctx, node):
     def divide(a, b):
         if np.issubdtype(np.result_type(a, b), np.integer):
@@ -100,27 +79,22 @@ def _unary(ctx: ImportContext, node: Node, op: str, attrs: dict | None = None) -
     return out
 
 
-@onnx_op("Relu")
 def relu(ctx, node):
     _unary(ctx, node, "relu")
 
 
-@onnx_op("Sigmoid")
 def sigmoid(ctx, node):
     _unary(ctx, node, "sigmoid")
 
 
-@onnx_op("HardSwish")
 def hard_swish(ctx, node):
     _unary(ctx, node, "hardswish")
 
 
-@onnx_op("HardSigmoid")
 def hard_sigmoid(ctx, node):
     _unary(ctx, node, "hardsigmoid", {"alpha": float(node.attr("alpha", 0.2)), "beta": float(node.attr("beta", 0.5))})
 
 
-@onnx_op("Clip")
 def clip(ctx, node):
     if ctx.opset < 11:
         lo, hi = float(node.attr("min", -FLOAT_MAX)), float(node.attr("max", FLOAT_MAX))
@@ -162,7 +136,6 @@ def _bound(ctx: ImportContext, node: Node, fold, op_name: str):
     return x, bound
 
 
-@onnx_op("Min")
 def min_op(ctx, node):
     x, hi = _bound(ctx, node, np.minimum, "Min")
     if x is not None:
@@ -170,7 +143,6 @@ def min_op(ctx, node):
         ctx.set_value(node.outputs[0], out)
 
 
-@onnx_op("Max")
 def max_op(ctx, node):
     x, lo = _bound(ctx, node, np.maximum, "Max")
     if x is not None:
@@ -179,7 +151,6 @@ def max_op(ctx, node):
         ctx.set_value(node.outputs[0], out)
 
 
-@onnx_op("Softmax")
 def softmax(ctx, node):
     x = ctx.value(node.inputs[0])
     axis = int(node.attr("axis", -1 if ctx.opset >= 13 else 1)) % x.rank

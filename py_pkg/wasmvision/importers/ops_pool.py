@@ -7,9 +7,7 @@ import numpy as np
 
 from .context import NHWC, ImportContext, Value
 from .onnx_proto import Node
-from .ops_conv import spatial_pads, window_attr, window_out
-from .ops_shape import emit_reshape
-from .registry import onnx_op
+from .ops_common import emit_reshape, spatial_pads, window_attr, window_out
 
 
 def _pool(ctx: ImportContext, node: Node, op: str) -> None:
@@ -37,17 +35,14 @@ def _pool(ctx: ImportContext, node: Node, op: str) -> None:
     ctx.set_value(node.outputs[0], out)
 
 
-@onnx_op("MaxPool")
 def max_pool(ctx, node):
     _pool(ctx, node, "max_pool")
 
 
-@onnx_op("AveragePool")
 def average_pool(ctx, node):
     _pool(ctx, node, "avg_pool")
 
 
-@onnx_op("GlobalAveragePool")
 def global_average_pool(ctx, node):
     x = ctx.value(node.inputs[0])
     if x.rank != 4:
@@ -65,7 +60,6 @@ def _whole_image_max(ctx: ImportContext, x: Value, out: str, shape) -> Value:
     return ctx.emit("max_pool", [x.name], attrs, out=out, shape=shape, perm=x.perm)
 
 
-@onnx_op("GlobalMaxPool")
 def global_max_pool(ctx, node):
     x = ctx.value(node.inputs[0])
     if x.rank != 4:
@@ -90,7 +84,6 @@ def _reduce_axes(ctx: ImportContext, node: Node, x: Value) -> list[int] | None:
     return sorted({a % x.rank for a in (axes if axes is not None else range(x.rank))})
 
 
-@onnx_op("ReduceMax")
 def reduce_max(ctx, node):
     x = ctx.value(node.inputs[0])
     axes = _reduce_axes(ctx, node, x)
@@ -112,7 +105,6 @@ def reduce_max(ctx, node):
     emit_reshape(ctx, pooled, tuple(d for i, d in enumerate(x.shape) if i not in axes), node.outputs[0])
 
 
-@onnx_op("ReduceMean")
 def reduce_mean(ctx, node):
     x = ctx.value(node.inputs[0])
     keepdims = bool(node.attr("keepdims", 1))

@@ -8,10 +8,9 @@ import math
 
 import numpy as np
 
-from .context import NHWC, ImportContext, Value, compose, identity, inverse, reshape_attr, same_order
+from .context import ImportContext, Value, compose, inverse
 from .onnx_proto import DATA_TYPES, Node
-from .ops_constant import is_symbolic, settle, shape_list
-from .registry import onnx_op
+from .ops_common import emit_reshape, is_symbolic, settle, shape_list
 
 
 def _alias(ctx: ImportContext, node: Node) -> None:
@@ -22,12 +21,10 @@ def _alias(ctx: ImportContext, node: Node) -> None:
         ctx.set_value(node.outputs[0], ctx.value(src))
 
 
-@onnx_op("Identity")
 def identity_op(ctx, node):
     _alias(ctx, node)
 
 
-@onnx_op("Dropout")
 def dropout(ctx, node):
     if ctx.present(node, 2):
         training = ctx.const(node.inputs[2], "training_mode")
@@ -38,7 +35,6 @@ def dropout(ctx, node):
     _alias(ctx, node)  # inference: Dropout is the identity
 
 
-@onnx_op("Constant")
 def constant(ctx, node):
     for key in ("value", "value_float", "value_floats", "value_int", "value_ints"):
         if key in node.attributes:
@@ -56,7 +52,6 @@ def constant(ctx, node):
     raise ctx.fail(f"Constant with attribute(s) {sorted(node.attributes)} is not supported")
 
 
-@onnx_op("Cast")
 def cast(ctx, node):
     to = int(node.attr("to", 1))
     if ctx.is_const(node.inputs[0]):
@@ -76,21 +71,6 @@ def cast(ctx, node):
 
 
 # ----------------------------------------------------------------------------- reshapes
-
-def emit_reshape(ctx: ImportContext, x: Value, shape, out: str) -> None:
-    """Record ONNX output ``out`` = ``x`` reshaped (row-major, ONNX order) to ``shape``.
-
-    A spatial NHWC tensor goes back to NCHW order first unless only size-1 axes differ (H*W == 1);
-    a 4-D result is stored NHWC when that costs nothing, so a following Conv needs no transpose."""
-    shape = tuple(int(d) for d in shape)
-    src = x if same_order(x.shape, x.perm, identity(x.rank)) else ctx.plain(x)
-    perm = NHWC if len(shape) == 4 and same_order(shape, identity(4), NHWC) else identity(len(shape))
-    result = Value(src.name, shape, perm)
-    if result.stored_shape[1:] != src.stored_shape[1:]:
-        result = ctx.emit("reshape", [src.name], {"shape": reshape_attr(result.stored_shape)}, out=out,
-                          shape=shape, perm=perm)
-    ctx.set_value(out, result)
-
 
 def batch_reshape(ctx: ImportContext, in_shape, target, allowzero: bool = False) -> tuple[int, ...]:
     """ONNX Reshape target -> output shape with dimension 0 the batch (-1); the batch must stay put."""
@@ -128,7 +108,6 @@ def _const_axes(ctx: ImportContext, node: Node, attr_before: int) -> list[int] |
     return None if c is None else [int(a) for a in np.asarray(c).reshape(-1)]
 
 
-@onnx_op("Reshape")
 def reshape(ctx, node):
     if ctx.opset < 5:
         target = [int(d) for d in node.attr("shape", [])]
@@ -146,7 +125,6 @@ def reshape(ctx, node):
     emit_reshape(ctx, x, batch_reshape(ctx, x.shape, target, allowzero), node.outputs[0])
 
 
-@onnx_op("Flatten")
 def flatten(ctx, node):
     axis = int(node.attr("axis", 1))
     if ctx.is_const(node.inputs[0]):
@@ -161,7 +139,6 @@ def flatten(ctx, node):
     emit_reshape(ctx, x, (-1, math.prod(x.shape[axis:])), node.outputs[0])
 
 
-@onnx_op("Squeeze")
 def squeeze(ctx, node):
     axes = _const_axes(ctx, node, 13)
     if ctx.is_const(node.inputs[0]):
@@ -175,7 +152,6 @@ def squeeze(ctx, node):
     emit_reshape(ctx, x, tuple(d for i, d in enumerate(x.shape) if i not in drop), node.outputs[0])
 
 
-@onnx_op("Unsqueeze")
 def unsqueeze(ctx, node):
     axes = _const_axes(ctx, node, 13)
     if axes is None:
@@ -197,7 +173,6 @@ def unsqueeze(ctx, node):
 
 # ----------------------------------------------------------------------------- layout ops
 
-@onnx_op("Transpose")
 def transpose(ctx, node):
     if ctx.is_const(node.inputs[0]):
         a = ctx.consts[node.inputs[0]]
@@ -214,7 +189,6 @@ def transpose(ctx, node):
     ctx.set_value(node.outputs[0], Value(x.name, tuple(x.shape[i] for i in p), q))
 
 
-@onnx_op("Concat")
 def concat(ctx, node):
     names = [n for n in node.inputs if n]
     axis = int(node.attr("axis"))
@@ -234,7 +208,6 @@ def concat(ctx, node):
     ctx.set_value(node.outputs[0], out)
 
 
-@onnx_op("Pad")
 def pad(ctx, node):
     mode = node.attr("mode", b"constant")
     mode = mode.decode() if isinstance(mode, bytes) else str(mode)
