@@ -40,7 +40,7 @@ from wasmvision import bundle as wvb  # noqa: E402
 from wasmvision.export.onnx_lite import _varint  # noqa: E402 -- the protobuf writer's own encoding
 from wasmvision.importers import ModelImportError, UnsupportedOperatorError  # noqa: E402
 from wasmvision.importers.onnx_import import import_onnx  # noqa: E402
-from wasmvision.importers.onnx_proto import _read_varint  # noqa: E402 -- raises a ValueError subclass
+from wasmvision.importers.proto_wire import read_varint  # noqa: E402 -- raises a ValueError subclass
 from wasmvision.messages import MAX_MESSAGE  # noqa: E402
 from wasmvision.preprocess import ImageError  # noqa: E402
 
@@ -90,17 +90,17 @@ def protobuf_fields(buf: bytes, start: int = 0, end: int | None = None, depth: i
     found = []
     try:
         while pos < end:
-            key, pos = _read_varint(buf, pos, end)
+            key, pos = read_varint(buf, pos, end)
             wire = key & 7
             if key >> 3 == 0:
                 raise ValueError
             if wire == 0:
                 p0 = pos
-                value, pos = _read_varint(buf, pos, end)
+                value, pos = read_varint(buf, pos, end)
                 found.append(("varint", p0, pos - p0, value))
             elif wire == 2:
                 p0 = pos
-                length, pos = _read_varint(buf, pos, end)
+                length, pos = read_varint(buf, pos, end)
                 if pos + length > end:
                     raise ValueError
                 found.append(("length", p0, pos - p0, length, pos, pos + length))

@@ -3,7 +3,8 @@
 The `onnx` package is not available inside Pyodide, so reading a user's ``.onnx`` file in the
 browser needs its own decoder of the protobuf wire format. It reads ModelProto -> GraphProto ->
 NodeProto / AttributeProto / TensorProto / ValueInfoProto and skips every other field, so newer
-ONNX versions with extra fields still load. Field numbers are those of onnx/onnx.proto.
+ONNX versions with extra fields still load. Field numbers are those of onnx/onnx.proto. The wire format is in
+proto_wire.py, TensorProto in proto_tensor.py; the messages that hold them are here.
 """
 
 from __future__ import annotations
@@ -12,256 +13,16 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-
 from ..messages import quote
-from .errors import MAX_CONST_ELEMENTS, ModelImportError
-
-
-class OnnxFormatError(ModelImportError):
-    """The bytes are not a (complete) ONNX model."""
+from .errors import ModelImportError  # noqa: F401  (re-exported)
+from .proto_tensor import DATA_TYPE_NAMES, DATA_TYPES, Tensor, parse_tensor  # noqa: F401  (DATA_TYPE*: re-exported)
+from .proto_wire import (
+    OnnxFormatError, iter_fields, read_string, repeated_floats, repeated_ints, signed64, string_pair)
 
 
 # Graphs nest through attributes (If/Loop bodies); no classifier needs more than a couple of levels, and a file
 # nesting thousands deep would otherwise end in a RecursionError.
 MAX_GRAPH_DEPTH = 16
-
-
-# ----------------------------------------------------------------------------------- wire format
-
-_VARINT, _I64, _LEN, _SGROUP, _EGROUP, _I32 = 0, 1, 2, 3, 4, 5
-
-
-def _read_varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
-    result = 0
-    shift = 0
-    while True:
-        if pos >= end:
-            raise OnnxFormatError("truncated ONNX file: a number runs past the end of its message")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
-        if shift >= 70:
-            raise OnnxFormatError("not an ONNX file: malformed varint")
-
-
-def _fields(buf: memoryview, start: int, end: int):
-    """Yield (field number, wire type, value) for one message; LEN values are (start, end) spans."""
-    pos = start
-    while pos < end:
-        key, pos = _read_varint(buf, pos, end)
-        number, wire = key >> 3, key & 7
-        if number == 0:
-            raise OnnxFormatError("not an ONNX file: field number 0")
-        if wire == _VARINT:
-            value, pos = _read_varint(buf, pos, end)
-        elif wire == _LEN:
-            length, pos = _read_varint(buf, pos, end)
-            if pos + length > end:
-                raise OnnxFormatError("truncated ONNX file: a field runs past the end of its message")
-            value = (pos, pos + length)
-            pos += length
-        elif wire == _I32:
-            if pos + 4 > end:
-                raise OnnxFormatError("truncated ONNX file")
-            value = bytes(buf[pos:pos + 4])
-            pos += 4
-        elif wire == _I64:
-            if pos + 8 > end:
-                raise OnnxFormatError("truncated ONNX file")
-            value = bytes(buf[pos:pos + 8])
-            pos += 8
-        else:
-            # Groups (3, 4) are never used by onnx.proto; anything else is not protobuf.
-            raise OnnxFormatError(f"not an ONNX file: unexpected protobuf wire type {wire}")
-        yield number, wire, value
-
-
-def _signed64(v: int) -> int:
-    return v - (1 << 64) if v >= (1 << 63) else v
-
-
-def _string(buf: memoryview, span: tuple[int, int]) -> str:
-    try:
-        return bytes(buf[span[0]:span[1]]).decode("utf-8")
-    except UnicodeDecodeError:
-        raise OnnxFormatError("not an ONNX file: a string field is not UTF-8") from None
-
-
-def _string_pair(buf, start: int, end: int) -> tuple[str, str]:
-    """A StringStringEntryProto (key = 1, value = 2): external-data locations and metadata_props."""
-    key = val = ""
-    for number, _wire, value in _fields(buf, start, end):
-        if number == 1:
-            key = _string(buf, value)
-        elif number == 2:
-            val = _string(buf, value)
-    return key, val
-
-
-def _varints_np(data: bytes) -> np.ndarray:
-    """Decode a packed run of varints at once (uint64); float16 tensors can hold millions of them."""
-    b = np.frombuffer(data, dtype=np.uint8)
-    if b.size == 0:
-        return np.zeros(0, np.uint64)
-    if b[-1] >= 0x80:
-        raise OnnxFormatError("truncated ONNX file: packed numbers end mid-value")
-    ends = np.flatnonzero(b < 0x80)
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    lengths = ends - starts + 1
-    if lengths.max() > 10:
-        raise OnnxFormatError("not an ONNX file: malformed varint")
-    group = np.repeat(np.arange(ends.size), lengths)
-    position = np.arange(b.size) - np.repeat(starts, lengths)
-    parts = (b & 0x7F).astype(np.uint64) << (7 * position).astype(np.uint64)
-    out = np.zeros(ends.size, np.uint64)
-    np.add.at(out, group, parts)  # disjoint bit ranges, so add == or
-    return out
-
-
-def _repeated_ints(buf, wire, value, out: list) -> None:
-    """Append one occurrence of a repeated integer field, packed or not."""
-    if wire == _VARINT:
-        out.append(_signed64(value))
-    elif wire == _LEN:
-        pos, end = value
-        while pos < end:
-            v, pos = _read_varint(buf, pos, end)
-            out.append(_signed64(v))
-    else:
-        raise OnnxFormatError("not an ONNX file: integer field with a non-integer encoding")
-
-
-def _repeated_floats(buf, wire, value, out: list) -> None:
-    if wire == _I32:
-        out.append(struct.unpack("<f", value)[0])
-    elif wire == _LEN:
-        out.extend(np.frombuffer(bytes(buf[value[0]:value[1]]), dtype="<f4").tolist())
-    else:
-        raise OnnxFormatError("not an ONNX file: float field with a non-float encoding")
-
-
-# ----------------------------------------------------------------------------------- messages
-
-# TensorProto.DataType -> numpy dtype (those a classifier's initializers use).
-DATA_TYPES = {
-    1: np.float32, 2: np.uint8, 3: np.int8, 4: np.uint16, 5: np.int16, 6: np.int32, 7: np.int64,
-    9: np.bool_, 10: np.float16, 11: np.float64, 12: np.uint32, 13: np.uint64,
-}
-DATA_TYPE_NAMES = {
-    0: "UNDEFINED", 1: "FLOAT", 2: "UINT8", 3: "INT8", 4: "UINT16", 5: "INT16", 6: "INT32", 7: "INT64",
-    8: "STRING", 9: "BOOL", 10: "FLOAT16", 11: "DOUBLE", 12: "UINT32", 13: "UINT64", 14: "COMPLEX64",
-    15: "COMPLEX128", 16: "BFLOAT16",
-}
-
-
-@dataclass
-class Tensor:
-    """A decoded TensorProto; ``array`` is None only for external data (see ``external``)."""
-    name: str
-    dims: list[int]
-    data_type: int
-    array: np.ndarray | None = None
-    external: dict[str, str] = field(default_factory=dict)
-
-
-def _bfloat16_to_float32(bits: np.ndarray) -> np.ndarray:
-    return (bits.astype(np.uint32) << 16).view(np.float32)
-
-
-def parse_tensor(buf: memoryview, start: int, end: int) -> Tensor:
-    dims: list[int] = []
-    data_type = 0
-    name = ""
-    raw: bytes | None = None
-    float_data: list[float] = []
-    double_chunks: list = []
-    int32_chunks: list = []  # each: bytes of packed varints, or an int
-    int64_data: list[int] = []
-    uint64_data: list[int] = []
-    external: dict[str, str] = {}
-    location = 0
-    for number, wire, value in _fields(buf, start, end):
-        if number == 1:
-            _repeated_ints(buf, wire, value, dims)
-        elif number == 2:
-            data_type = value
-        elif number == 8:
-            name = _string(buf, value)
-        elif number == 9:
-            raw = bytes(buf[value[0]:value[1]])
-        elif number == 4:
-            _repeated_floats(buf, wire, value, float_data)
-        elif number == 5:
-            int32_chunks.append(bytes(buf[value[0]:value[1]]) if wire == _LEN else value)
-        elif number == 7:
-            _repeated_ints(buf, wire, value, int64_data)
-        elif number == 10:
-            double_chunks.append(np.frombuffer(bytes(buf[value[0]:value[1]]), "<f8") if wire == _LEN
-                                 else np.frombuffer(value, "<f8"))
-        elif number == 11:
-            _repeated_ints(buf, wire, value, uint64_data)
-        elif number == 13:
-            key, val = _string_pair(buf, *value)
-            external[key] = val
-        elif number == 14:
-            location = value
-    tensor = Tensor(name=name, dims=dims, data_type=data_type, external=external)
-    if any(d < 0 for d in dims):
-        raise OnnxFormatError(f"tensor {quote(name)}: dims {quote(dims)} has a negative dimension")
-    count = 1
-    for d in dims:
-        count *= d
-    if count > MAX_CONST_ELEMENTS:
-        raise OnnxFormatError(f"tensor {quote(name)}: dims {quote(dims)} declare {count:,} elements, more than "
-                              f"the {MAX_CONST_ELEMENTS:,} wasmvision reads")
-    if location == 1 or external:
-        return tensor  # the importer reports external data; there is nothing inline to decode
-    if data_type not in DATA_TYPES and data_type != 16:  # 16 = BFLOAT16, widened to float32 below
-        kind = DATA_TYPE_NAMES.get(data_type, str(data_type))
-        raise OnnxFormatError(f"tensor {quote(name)} has data type {quote(kind)}, which wasmvision cannot read")
-    if raw is not None:
-        if data_type == 16:
-            array = _bfloat16_to_float32(np.frombuffer(raw, "<u2"))
-        else:
-            array = np.frombuffer(raw, dtype=np.dtype(DATA_TYPES[data_type]).newbyteorder("<"))
-        if array.size != count:
-            raise OnnxFormatError(f"tensor {quote(name)}: raw_data holds {array.size} values, its shape {dims} "
-                                  f"needs {count} (truncated file?)")
-        array = array.astype(array.dtype.newbyteorder("="))
-    elif data_type == 1:
-        array = np.asarray(float_data, dtype=np.float32)
-    elif data_type == 11:
-        array = np.concatenate(double_chunks) if double_chunks else np.zeros(0, np.float64)
-    elif data_type == 7:
-        array = np.asarray(int64_data, dtype=np.int64)
-    elif data_type in (12, 13):
-        array = np.asarray([v & ((1 << 64) - 1) for v in uint64_data], dtype=np.uint64).astype(DATA_TYPES[data_type])
-    else:
-        # int32_data carries INT32/INT16/INT8/UINT16/UINT8/BOOL and the bit patterns of FLOAT16/BFLOAT16.
-        pieces = []
-        for chunk in int32_chunks:
-            if isinstance(chunk, bytes):
-                pieces.append(_varints_np(chunk))
-            else:
-                pieces.append(np.asarray([chunk], np.uint64))
-        values = np.concatenate(pieces) if pieces else np.zeros(0, np.uint64)
-        as_int = values.view(np.int64)  # negative int32 are sign-extended to 64 bits
-        if data_type == 10:
-            array = as_int.astype(np.uint16).view(np.float16)
-        elif data_type == 16:
-            array = _bfloat16_to_float32(as_int.astype(np.uint16))
-        else:
-            array = as_int.astype(DATA_TYPES[data_type])
-    if array.size != count:
-        raise OnnxFormatError(f"tensor {quote(name)} holds {array.size} values, its shape {dims} needs {count}")
-    tensor.array = array.reshape(dims)
-    return tensor
-
 
 # AttributeProto.AttributeType
 ATTR_FLOAT, ATTR_INT, ATTR_STRING, ATTR_TENSOR, ATTR_GRAPH = 1, 2, 3, 4, 5
@@ -288,15 +49,15 @@ def parse_attribute(buf: memoryview, start: int, end: int, depth: int = 0) -> At
     tensors: list[Tensor] = []
     graphs: list[Graph] = []
     opaque: list[bytes] = []
-    for number, wire, value in _fields(buf, start, end):
+    for number, wire, value in iter_fields(buf, start, end):
         if number == 1:
-            name = _string(buf, value)
+            name = read_string(buf, value)
         elif number == 20:
             atype = value
         elif number == 2:
             single[ATTR_FLOAT] = struct.unpack("<f", value)[0]
         elif number == 3:
-            single[ATTR_INT] = _signed64(value)
+            single[ATTR_INT] = signed64(value)
         elif number == 4:
             single[ATTR_STRING] = bytes(buf[value[0]:value[1]])
         elif number == 5:
@@ -308,9 +69,9 @@ def parse_attribute(buf: memoryview, start: int, end: int, depth: int = 0) -> At
         elif number == 14:
             single[ATTR_TYPE_PROTO] = bytes(buf[value[0]:value[1]])
         elif number == 7:
-            _repeated_floats(buf, wire, value, floats)
+            repeated_floats(buf, wire, value, floats)
         elif number == 8:
-            _repeated_ints(buf, wire, value, ints)
+            repeated_ints(buf, wire, value, ints)
         elif number == 9:
             strings.append(bytes(buf[value[0]:value[1]]))
         elif number == 10:
@@ -354,17 +115,17 @@ class Node:
 
 def parse_node(buf: memoryview, start: int, end: int, depth: int = 0) -> Node:
     node = Node(op_type="", inputs=[], outputs=[])
-    for number, _wire, value in _fields(buf, start, end):
+    for number, _wire, value in iter_fields(buf, start, end):
         if number == 1:
-            node.inputs.append(_string(buf, value))
+            node.inputs.append(read_string(buf, value))
         elif number == 2:
-            node.outputs.append(_string(buf, value))
+            node.outputs.append(read_string(buf, value))
         elif number == 3:
-            node.name = _string(buf, value)
+            node.name = read_string(buf, value)
         elif number == 4:
-            node.op_type = _string(buf, value)
+            node.op_type = read_string(buf, value)
         elif number == 7:
-            node.domain = _string(buf, value)
+            node.domain = read_string(buf, value)
         elif number == 5:
             a = parse_attribute(buf, *value, depth)
             node.attributes[a.name] = a
@@ -381,27 +142,27 @@ class ValueInfo:
 
 def _parse_shape(buf, start, end) -> list:
     dims: list = []
-    for number, _w, value in _fields(buf, start, end):
+    for number, _w, value in iter_fields(buf, start, end):
         if number == 1:
             dim: int | str | None = None
-            for n2, _w2, v2 in _fields(buf, *value):
+            for n2, _w2, v2 in iter_fields(buf, *value):
                 if n2 == 1:
-                    dim = _signed64(v2)
+                    dim = signed64(v2)
                 elif n2 == 2:
-                    dim = _string(buf, v2)
+                    dim = read_string(buf, v2)
             dims.append(dim)
     return dims
 
 
 def parse_value_info(buf: memoryview, start: int, end: int) -> ValueInfo:
     info = ValueInfo(name="")
-    for number, _w, value in _fields(buf, start, end):
+    for number, _w, value in iter_fields(buf, start, end):
         if number == 1:
-            info.name = _string(buf, value)
+            info.name = read_string(buf, value)
         elif number == 2:  # TypeProto
-            for n2, _w2, v2 in _fields(buf, *value):
+            for n2, _w2, v2 in iter_fields(buf, *value):
                 if n2 == 1:  # TypeProto.Tensor
-                    for n3, _w3, v3 in _fields(buf, *v2):
+                    for n3, _w3, v3 in iter_fields(buf, *v2):
                         if n3 == 1:
                             info.elem_type = v3
                         elif n3 == 2:
@@ -424,11 +185,11 @@ def parse_graph(buf: memoryview, start: int, end: int, depth: int = 0) -> Graph:
     if depth > MAX_GRAPH_DEPTH:
         raise OnnxFormatError(f"graphs nested more than {MAX_GRAPH_DEPTH} deep (in node attributes)")
     graph = Graph()
-    for number, _w, value in _fields(buf, start, end):
+    for number, _w, value in iter_fields(buf, start, end):
         if number == 1:
             graph.nodes.append(parse_node(buf, *value, depth))
         elif number == 2:
-            graph.name = _string(buf, value)
+            graph.name = read_string(buf, value)
         elif number == 5:
             t = parse_tensor(buf, *value)
             graph.initializers[t.name] = t
@@ -460,9 +221,9 @@ class Model:
 
 
 def _parse_function_name(buf, start, end) -> str:
-    for number, _w, value in _fields(buf, start, end):
+    for number, _w, value in iter_fields(buf, start, end):
         if number == 1:
-            return _string(buf, value)
+            return read_string(buf, value)
     return ""
 
 
@@ -493,27 +254,27 @@ def _parse_model(raw: bytes | bytearray | memoryview) -> Model:
             raise OnnxFormatError("not an ONNX file: this is already a wasmvision bundle (.wvb); load it directly")
         raise OnnxFormatError("not an ONNX file: it does not start like an ONNX ModelProto")
     model = Model()
-    for number, _w, value in _fields(buf, 0, len(buf)):
+    for number, _w, value in iter_fields(buf, 0, len(buf)):
         if number == 1:
             model.ir_version = value
         elif number == 2:
-            model.producer_name = _string(buf, value)
+            model.producer_name = read_string(buf, value)
         elif number == 3:
-            model.producer_version = _string(buf, value)
+            model.producer_version = read_string(buf, value)
         elif number == 5:
-            model.model_version = _signed64(value)
+            model.model_version = signed64(value)
         elif number == 7:
             model.graph = parse_graph(buf, *value)
         elif number == 8:
             domain, version = "", 0
-            for n2, _w2, v2 in _fields(buf, *value):
+            for n2, _w2, v2 in iter_fields(buf, *value):
                 if n2 == 1:
-                    domain = _string(buf, v2)
+                    domain = read_string(buf, v2)
                 elif n2 == 2:
-                    version = _signed64(v2)
+                    version = signed64(v2)
             model.opset_import[domain] = version
         elif number == 14:
-            key, val = _string_pair(buf, *value)
+            key, val = string_pair(buf, *value)
             model.metadata_props[key] = val
         elif number == 25:
             model.function_names.append(_parse_function_name(buf, *value))

@@ -9,8 +9,9 @@ import math
 import numpy as np
 
 from .context import ImportContext, Value, compose, inverse
-from .onnx_proto import DATA_TYPES, Node
+from .onnx_proto import Node
 from .ops_common import emit_reshape, is_symbolic, settle, shape_list
+from .proto_tensor import DATA_TYPES
 
 
 def _alias(ctx: ImportContext, node: Node) -> None:
