@@ -112,7 +112,7 @@ def test_tables_render(res):
     md = report.markdown_table(res)
     for out in (text, md):
         assert "wasmvision mobilenet_v2 (simd), inference stage" in out
-        assert "| boot | 900 |" in out  # issue 12's phase table passes through
+        assert "| boot | 900 |" in out  # the phase table passes through
     assert "| sgemm 1x1 conv | 38.5, 60% (1, 1.00) |" in md and "| 1.6 / 1.7 |" in md
     assert "**64.0 GFLOPS**" in md and "per-step medians" in md and "3.0 min wall" in md and "`python3 build.py bench --quick`" in md
     assert "| first result, empty cache: wasmvision, 21.0 MB downloaded | 3000.0 | 3600.0 | 3.00x |" in md

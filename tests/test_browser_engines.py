@@ -1,4 +1,4 @@
-"""The page with each engine (issue 8): ?engine=simd and ?engine=numpy give the native top-5 and say which engine
+"""The page with each engine: ?engine=simd and ?engine=numpy give the native top-5 and say which engine
 ran; a site whose kernel library cannot load (or does not match its recorded hash) falls back to numpy with a
 one-line notice and the same answers. Needs the built site (python3 build.py build) and Chromium."""
 

@@ -1,10 +1,10 @@
-"""Hostile inputs and a hostile network, end to end in headless Chromium (issue 11, browser side).
+"""Hostile inputs and a hostile network, end to end in headless Chromium (docs/robustness-browser.md).
 
-Item 1: a model too large to plan is refused, and a broken interpreter recovers without a page reload.
-Item 2: a runtime file that cannot be compiled ends the boot with a message naming it, instead of hanging.
-Item 3: every file the page and its worker load is checked against dist/manifest.json.
-Item 4: extreme strips (5000x1, 20000x1, 1x60000) give a message, and the next photo classifies.
-Item 6: code in the worker cannot reach another origin by fetch, XHR, WebSocket or import().
+Memory: a model too large to plan is refused, and a broken interpreter recovers without a page reload.
+Boot failure: a runtime file that cannot be compiled ends the boot with a message naming it, instead of hanging.
+Integrity: every file the page and its worker load is checked against dist/manifest.json.
+Strips: extreme strips (5000x1, 20000x1, 1x60000) give a message, and the next photo classifies.
+Worker CSP: code in the worker cannot reach another origin by fetch, XHR, WebSocket or import().
 
 Tampering happens in copies of dist/ (symlinks, plus the changed files) in a temp dir, never in dist/ itself.
 """
@@ -137,7 +137,7 @@ def png(width: int, height: int) -> bytes:
     return buf.getvalue()
 
 
-# ---------------------------------------------------------------------------------------------- item 3: integrity
+# ---------------------------------------------------------------------------------------------- integrity
 
 def wasm_section(wasm: bytes, wanted: int) -> tuple[int, int]:
     """(start, end) of a section's contents in a Wasm binary (10: code, 11: data)."""
@@ -222,7 +222,7 @@ def test_a_forged_model_is_refused_and_the_page_stays_usable(browser, site, phot
             assert isinstance(top, list) and top[0] == "Egyptian cat", top
 
 
-# ---------------------------------------------------------------------------------------------- item 2: boot failure
+# ---------------------------------------------------------------------------------------------- boot failure
 
 def test_a_runtime_that_cannot_compile_is_named_within_seconds(browser, site, tmp_path):
     # Built that way (the manifest agrees with the damaged file), so only compilation can catch it.
@@ -260,7 +260,7 @@ def test_any_damaged_runtime_file_is_named(browser, site, tmp_path, target):
         assert "could not start" in message and rel.split("/")[-1] in message, message
 
 
-# ---------------------------------------------------------------------------------------------- item 1: memory
+# ---------------------------------------------------------------------------------------------- memory
 
 def test_a_model_too_large_to_plan_is_refused_then_the_page_classifies(session, photos, tmp_path):
     pytest.importorskip("onnx")
@@ -307,7 +307,7 @@ def test_a_broken_interpreter_recovers_without_a_reload(browser, site, photos, t
         assert page.evaluate("performance.getEntriesByType('navigation').length") == navigations  # no reload
 
 
-# ---------------------------------------------------------------------------------------------- item 4: strips
+# ---------------------------------------------------------------------------------------------- strips
 
 @pytest.mark.parametrize("width, height", [(5000, 1), (20000, 1), (1, 60000)])
 def test_an_extreme_strip_gives_a_message_then_the_next_photo_works(session, photos, tmp_path, width, height):
@@ -323,7 +323,7 @@ def test_an_extreme_strip_gives_a_message_then_the_next_photo_works(session, pho
     assert isinstance(top, list) and top[0] == "Egyptian cat", top
 
 
-# ---------------------------------------------------------------------------------------------- item 6: worker CSP
+# ---------------------------------------------------------------------------------------------- worker CSP
 
 class _Recorder(BaseHTTPRequestHandler):
     """The "other origin": records every request line it receives, answers permissively."""

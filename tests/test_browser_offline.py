@@ -1,4 +1,4 @@
-"""Offline after the first visit (issue 10): the service worker (web/sw.js, registered by web/offline.js) keeps the
+"""Offline after the first visit: the service worker (web/sw.js, registered by web/offline.js) keeps the
 build's files, so the page loads and classifies with the network off; a new build (a changed manifest) replaces the
 offline copy and the page says so; all of it under a subpath too. Needs the built site (python3 build.py build).
 """

@@ -170,7 +170,7 @@ def test_classify_many_catches_any_exception_type(monkeypatch, image):
 
     monkeypatch.setattr(clf, "preprocess", flaky)
     results = list(clf.classify_many([image] * 4))
-    # classify itself turns a MemoryError into a one-line ImageError (issue 11); any other type is named.
+    # classify itself turns a MemoryError into a one-line ImageError; any other type is named.
     assert [r.error for r in results] == [None, "out of memory while classifying this image; try a smaller image",
                                           None, "KeyError: 'x'"]
     with pytest.raises(ValueError, match="top_k"):

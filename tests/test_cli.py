@@ -268,7 +268,7 @@ def test_any_exception_type_is_one_failed_row(files, monkeypatch, capsys):
 
 
 def test_extreme_strip_between_real_photos(photos_dir, mobilenet_bundle, tmp_path):
-    """Issue 11 #5: chelsea's result is kept and coffee is still read. Run under a 3 GB address-space
+    """A strip between photos: chelsea's result is kept and coffee is still read. Run under a 3 GB address-space
     limit so that, whether the strip is refused up front (ImageError) or runs out of memory (MemoryError),
     it is one error row and the machine is not put at risk."""
     import resource

@@ -1,10 +1,9 @@
-"""Hostile files, natively (issue 11): every case ends as a short one-line BundleError / ModelImportError /
+"""Hostile files, natively (docs/robustness.md): every case ends as a short one-line BundleError / ModelImportError /
 ImageError, nothing absurd is allocated, nothing is overwritten, and the next call still works.
 
-Items: 1 (a model whose plan would exhaust memory), 7 (malformed bundles and ONNX files), 8 (lies in a bundle
-header, `inspect` on graphs classify cannot run), 9 (convert never overwrites silently, empty labels, build stamps
-hash their outputs). Item 4 (extreme aspect ratios) is in test_preprocess.py, item 10 (checkpoint zip bombs) in
-test_build.py, the fuzzing in test_fuzz.py."""
+Cases: a model whose plan would exhaust memory, malformed bundles and ONNX files, lies in a bundle header, `inspect`
+on graphs classify cannot run, convert never overwrites silently, empty labels, build stamps hash their outputs.
+Extreme aspect ratios are in test_preprocess.py, checkpoint zip bombs in test_build.py, the fuzzing in test_fuzz.py."""
 
 from __future__ import annotations
 
@@ -66,7 +65,7 @@ def a_weight(header):
     return header["tensors"][first(header, "conv2d")["inputs"][1]]
 
 
-# ----------------------------------------------------------------------------------------- item 1: plan bound
+# ----------------------------------------------------------------------------------------- plan bound
 
 def test_a_model_whose_plan_exceeds_the_bound_is_refused_at_load_before_allocating():
     raw = big_input_model()
@@ -117,7 +116,7 @@ def test_memory_errors_in_load_and_classify_become_one_line_errors(tiny_bundle, 
     one_line(exc.value)
 
 
-# ----------------------------------------------------------------------------------------- items 7, 8: bundles
+# ----------------------------------------------------------------------------------------- bundles
 
 def _deep(h):
     h["model"]["x"] = "DEEP"
@@ -233,7 +232,7 @@ def test_std_zero_bundle_makes_classify_exit_2_not_a_garbage_answer(tmp_path, ti
     assert out == "" and "std must not contain 0" in err
 
 
-# ----------------------------------------------------------------------------------------- item 7: ONNX files
+# ----------------------------------------------------------------------------------------- ONNX files
 
 def _model(nodes, inits=(), in_shape=("N", 3, 32, 32), out="y"):
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))],
@@ -302,7 +301,7 @@ def test_browser_reports_malformed_onnx_as_ok_false():
     assert answer["error"]["kind"] == "ModelImportError" and "traceback" not in answer["error"]
 
 
-# ----------------------------------------------------------------------------------------- item 9: convert, labels, stamps
+# ----------------------------------------------------------------------------------------- convert, labels, stamps
 
 @pytest.fixture
 def onnx_file(tmp_path, tiny_onnx) -> Path:
@@ -357,7 +356,7 @@ def test_build_stamps_hash_their_outputs(buildpy, tmp_path):
     assert not buildpy.outputs_current(stamp, "key", out)
 
 
-# ----------------------------------------------------------------------------------------- item 4 at the boundaries
+# ----------------------------------------------------------------------------------------- extreme aspect ratios at the boundaries
 
 def test_browser_refuses_a_strip_image_from_its_dimensions(tiny_bundle):
     assert browser.decode_response(browser.load_model("tiny4", tiny_bundle))["ok"]

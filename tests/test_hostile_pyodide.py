@@ -1,7 +1,7 @@
 """The hostile cases that depend on the runtime itself, inside Pyodide (Node.js): deep JSON and deeply nested ONNX
 graphs (Wasm has its own stack), a model whose plan exceeds the bound (Wasm has its own heap) and a strip image,
 through the browser entry points. Each must answer {"ok": false} with its message, and the same interpreter must
-then still load and classify a good model (issue 11, items 1, 4, 7). Skipped without node and Pyodide, like
+then still load and classify a good model (docs/robustness.md). Skipped without node and Pyodide, like
 test_import_pyodide.py."""
 
 from __future__ import annotations

@@ -201,7 +201,7 @@ def test_segment_sums_round_and_clip_like_pillow():
 
 # ----------------------------------------------------------------------------------------- extreme aspect ratios
 # Resizing the shorter side to 256 makes a 5000x1 strip 1,280,000 pixels long: refused from the dimensions,
-# before any allocation (issue 11, item 4). Images up to MAX_ASPECT_RATIO stay bit-exact with Pillow.
+# before any allocation. Images up to MAX_ASPECT_RATIO stay bit-exact with Pillow.
 
 @pytest.mark.parametrize("width,height", [(5000, 1), (20000, 1), (1, 60000), (21, 1), (1, 21), (2100, 100)])
 def test_extreme_aspect_ratios_are_refused_before_any_large_allocation(width, height):
