@@ -12,12 +12,13 @@ own loops are ~10x faster than ``@``, so contractions are einsums with ``out=`` 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .base import CONTRACTION, Op, activation_scratch, chain, contract, make_activation, register
+from .window import WindowGeometry
 
 
 def conv_output_size(size: int, k: int, stride: int, dilation: int, pad_before: int, pad_after: int) -> int:
@@ -60,31 +61,12 @@ def pointwise_formulation(cin: int, cout: int) -> str:
     return "dot"
 
 
-class ConvGeometry(NamedTuple):
-    """One conv node's shapes and attributes, validated: x (n, h, w, c), weights (kh, kw, cg, cout)."""
-    n: int
-    h: int
-    w: int
-    c: int
-    kh: int
-    kw: int
-    cg: int  # input channels per group
+@dataclass(frozen=True)
+class ConvGeometry(WindowGeometry):
+    """A conv node's window plus its channels: weights (kh, kw, cg, cout), cg input channels per group."""
+    cg: int
     cout: int
     groups: int
-    sh: int
-    sw: int
-    dh: int
-    dw: int
-    pt: int
-    pl: int
-    pb: int
-    pr: int
-    oh: int
-    ow: int
-
-    @property
-    def padded(self) -> bool:
-        return (self.pt, self.pl, self.pb, self.pr) != (0, 0, 0, 0)
 
     @property
     def kind(self) -> str:
@@ -99,7 +81,7 @@ class ConvGeometry(NamedTuple):
 @register("conv2d")
 class Conv2D(Op):
     def geometry(self, xs, ws) -> ConvGeometry:
-        """The geometry for input shape xs and weight shape ws (an OpError when they do not fit)."""
+        """The geometry for input shape xs and weight shape ws (a KernelError when they do not fit)."""
         a = self.attrs
         if len(xs) != 4 or len(ws) != 4:
             raise self.error(f"expects x (N,H,W,C) and w (KH,KW,Cin/groups,Cout), got {xs} and {ws}")

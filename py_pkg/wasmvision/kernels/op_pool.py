@@ -7,11 +7,12 @@ the average (padding inside the explicit pads counts, the ceil-mode overhang nev
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 
 from .base import Op, register
+from .window import WindowGeometry
 
 
 @register("global_avg_pool")
@@ -75,24 +76,9 @@ def pool_output_size(size, k, stride, dilation, pad_before, pad_after, ceil_mode
     return out
 
 
-class PoolGeometry(NamedTuple):
-    """One pooling node's shapes and attributes; (ph, pw) is the padded extent every window fits in."""
-    n: int
-    h: int
-    w: int
-    c: int
-    kh: int
-    kw: int
-    sh: int
-    sw: int
-    dh: int
-    dw: int
-    pt: int
-    pl: int
-    pb: int
-    pr: int
-    oh: int
-    ow: int
+@dataclass(frozen=True)
+class PoolGeometry(WindowGeometry):
+    """A pooling node's window plus (ph, pw), the padded extent every window fits in (ceil-mode overhang too)."""
     ph: int
     pw: int
 
