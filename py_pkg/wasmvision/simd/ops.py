@@ -47,17 +47,17 @@ def split_activation(spec) -> tuple[ActParams, dict | None]:
     kind = spec.get("kind", "none")
     inf = float("inf")
     if kind == "none":
-        return ActParams(ACT_NONE), None
+        return ActParams(kind=ACT_NONE), None
     if kind == "relu":
-        return ActParams(ACT_CLIP, lo=0.0, hi=inf), None
+        return ActParams(kind=ACT_CLIP, lo=0.0, hi=inf), None
     if kind == "clip":
         lo, hi = spec.get("min"), spec.get("max")
-        return ActParams(ACT_CLIP, lo=-inf if lo is None else lo, hi=inf if hi is None else hi), None
+        return ActParams(kind=ACT_CLIP, lo=-inf if lo is None else lo, hi=inf if hi is None else hi), None
     if kind == "hardswish":
-        return ActParams(ACT_HARDSWISH, alpha=1.0 / 6.0, beta=0.5), None
+        return ActParams(kind=ACT_HARDSWISH, alpha=1.0 / 6.0, beta=0.5), None
     if kind == "hardsigmoid":
-        return ActParams(ACT_HARDSIGMOID, alpha=spec.get("alpha", 0.2), beta=spec.get("beta", 0.5)), None
-    return ActParams(ACT_NONE), spec  # sigmoid (or an unknown kind: make_activation names it)
+        return ActParams(kind=ACT_HARDSIGMOID, alpha=spec.get("alpha", 0.2), beta=spec.get("beta", 0.5)), None
+    return ActParams(kind=ACT_NONE), spec  # sigmoid (or an unknown kind: make_activation names it)
 
 
 def _row_major(a: np.ndarray) -> bool:
