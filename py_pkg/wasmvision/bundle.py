@@ -28,6 +28,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .bundle_schema import HeaderError, validate_header
+from .limits import MAX_BUNDLE_BYTES, ReadLimitError, read_path
 from .messages import clip, quote
 
 MAGIC = b"\x89WVB\r\n\x1a\n"
@@ -294,9 +295,13 @@ def _from_header(header: dict, data: memoryview) -> Bundle:
 def load(path: str | Path, *, verify: bool = True) -> Bundle:
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = read_path(path, MAX_BUNDLE_BYTES, "model bundles")
+    except ReadLimitError as exc:
+        raise BundleError(f"model bundle {path}: {exc}") from None
     except FileNotFoundError:
         raise BundleError(f"model bundle not found: {path}") from None
     except IsADirectoryError:
         raise BundleError(f"model bundle path is a directory: {path}") from None
+    except OSError as exc:
+        raise BundleError(f"cannot read model bundle {path}: {exc.strerror or exc}") from None
     return from_bytes(raw, verify=verify)

@@ -164,10 +164,13 @@ def describe(bundle, file_size: int | None = None, header: dict | None = None) -
 def _inspect(args) -> int:
     from .bundle import BundleError, from_bytes, read_header
     from .classifier import load
+    from .limits import MAX_BUNDLE_BYTES, ReadLimitError, read_path
 
     path = Path(args.bundle)
     try:
-        raw = path.read_bytes()
+        raw = read_path(path, MAX_BUNDLE_BYTES, "model bundles")
+    except ReadLimitError as exc:
+        return _fail(f"{path}: {exc}")
     except FileNotFoundError:
         return _fail(f"{path}: model bundle not found")
     except OSError as exc:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .limits import MAX_IMAGE_BYTES, ReadLimitError, read_path
 from .preprocess import MAX_PIXELS, ImageError
 
 
@@ -37,7 +38,9 @@ def read_image(source: Any) -> np.ndarray:
         path = Path(source)
         name = str(path)
         try:
-            data = path.read_bytes()
+            data = read_path(path, MAX_IMAGE_BYTES, "image files")
+        except ReadLimitError as exc:
+            raise ImageError(f"{name}: {exc}") from None
         except FileNotFoundError:
             raise ImageError(f"{name}: file not found") from None
         except IsADirectoryError:

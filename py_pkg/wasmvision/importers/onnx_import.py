@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import bundle, preprocess
+from ..limits import MAX_LABELS_BYTES, MAX_ONNX_BYTES, ReadLimitError, read_path
 from ..messages import quote, short
 from . import ModelImportError, UnsupportedOperatorError
 from . import onnx_proto
@@ -48,7 +49,9 @@ def load_labels(labels) -> list[str]:
     if isinstance(labels, (str, os.PathLike)):
         path = Path(labels)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_path(path, MAX_LABELS_BYTES, "labels files").decode("utf-8")
+        except ReadLimitError as exc:
+            raise ModelImportError(f"cannot read labels file {path}: {exc}") from None
         except OSError as exc:
             raise ModelImportError(f"cannot read labels file {path}: {exc.strerror or exc}") from None
         if path.suffix.lower() == ".json":
@@ -92,7 +95,9 @@ def _read_source(source) -> tuple[bytes | memoryview, str]:
         return source, ""
     path = Path(source)
     try:
-        return path.read_bytes(), path.name
+        return read_path(path, MAX_ONNX_BYTES, "ONNX models"), path.name
+    except ReadLimitError as exc:
+        raise ModelImportError(f"ONNX model {path}: {exc}") from None
     except FileNotFoundError:
         raise ModelImportError(f"ONNX model not found: {path}") from None
     except IsADirectoryError:

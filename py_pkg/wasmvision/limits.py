@@ -1,0 +1,105 @@
+"""Byte and time bounds on every file and stream the package reads whole (images, bundles, ONNX models, labels,
+stdin), and the one reader that enforces them before the bytes are spent.
+
+A regular file is refused from its size before anything is read; a pipe, FIFO or device is read in chunks and
+refused as soon as it passes the bound; a named FIFO that sends nothing is given up after an idle time instead
+of blocking forever (opening one waits for a writer that may never come)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+MAX_IMAGE_BYTES = 256 << 20  # a 50 MP photo (preprocess.MAX_PIXELS) is ~150 MB even as uncompressed 8-bit RGB
+MAX_BUNDLE_BYTES = 1 << 30  # far above any classifier we run (MobileNetV2 fp32: 14 MB); a Wasm heap is 2-4 GB
+MAX_ONNX_BYTES = 2 << 30  # protobuf's own limit for one message
+MAX_LABELS_BYTES = 64 << 20  # ImageNet-21k's 21,843 names are ~0.5 MB
+FIFO_IDLE_SECONDS = 30.0  # a pipe named on the command line that sends nothing this long is given up
+_CHUNK = 1 << 20
+
+
+class ReadLimitError(ValueError):
+    """The input is larger than its bound, or a pipe sent nothing for too long. The message has no path:
+    callers lead it with the input's name and raise their own error type."""
+
+
+def size_text(n: int) -> str:
+    return f"{n >> 20:,} MiB" if n >= 1 << 20 else f"{n:,} bytes"
+
+
+def _too_large(limit: int, what: str, size: int | None = None) -> ReadLimitError:
+    got = f"{size_text(size)}, " if size is not None else ""
+    return ReadLimitError(f"too large ({got}the limit for {what} is {size_text(limit)})")
+
+
+def read_path(path, limit: int, what: str, idle_seconds: float | None = None) -> bytes:
+    """The bytes of ``path``, at most ``limit`` of them, else ReadLimitError. OSError (not found, permission,
+    a directory) propagates. ``what`` names the kind of input in the message ("image files")."""
+    idle = FIFO_IDLE_SECONDS if idle_seconds is None else idle_seconds
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(os.fspath(path), flags)  # non-blocking: opening a FIFO does not wait for a writer
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+        if stat.S_ISREG(mode):
+            size = os.fstat(fd).st_size
+            if size > limit:
+                raise _too_large(limit, what, size)
+            _set_blocking(fd)
+            return _read_chunks(lambda n: os.read(fd, n), limit, what)
+        return _read_chunks(lambda n: os.read(fd, n), limit, what, _waiter(fd, idle))
+    finally:
+        os.close(fd)
+
+
+def read_stream(stream, limit: int, what: str) -> bytes:
+    """All bytes of a binary stream (stdin), at most ``limit``; a redirected regular file is judged by its size
+    first. Blocks like any reader of stdin: the user chose to pipe into it."""
+    try:
+        st = os.fstat(stream.fileno())
+        if stat.S_ISREG(st.st_mode) and st.st_size - stream.tell() > limit:
+            raise _too_large(limit, what, st.st_size)
+    except (AttributeError, OSError, ValueError):  # not a file descriptor (e.g. io.BytesIO): read it in chunks
+        pass
+    return _read_chunks(stream.read, limit, what)
+
+
+def _read_chunks(read, limit: int, what: str, wait=None) -> bytes:
+    chunks, total = [], 0
+    while True:
+        if wait is not None:
+            wait()
+        try:
+            chunk = read(min(_CHUNK, limit + 1 - total))
+        except BlockingIOError:
+            continue
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            raise _too_large(limit, what)
+
+
+def _waiter(fd: int, idle: float):
+    """A function that blocks until ``fd`` is readable (data or end of input), at most ``idle`` seconds."""
+    try:
+        import select
+
+        poller = select.poll()
+    except (ImportError, AttributeError):  # no poll (Windows has no FIFOs; Pyodide reads no pipes)
+        _set_blocking(fd)
+        return None
+    poller.register(fd, select.POLLIN | select.POLLPRI)
+
+    def wait() -> None:
+        if not poller.poll(idle * 1000):
+            raise ReadLimitError(f"nothing to read for {idle:g} s (a pipe or FIFO with no writer?)")
+    return wait
+
+
+def _set_blocking(fd: int) -> None:
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
