@@ -123,14 +123,14 @@ def _never_fail_to_print() -> None:
 def _classify_one(clf, item, top_k: int):
     """One input -> one Result, never an exception (classify_many turns any error into ``Result.error``)."""
     from .classifier import Result, error_message
-    from .limits import MAX_IMAGE_BYTES, read_stream
+    from . import limits
 
     if item.error is not None:
         return Result(top=[], error=item.error)
     source = item.name
     if source == cli_batch.STDIN:
         try:
-            source = read_stream(sys.stdin.buffer, MAX_IMAGE_BYTES, "image files")
+            source = limits.read_stream(sys.stdin.buffer, limits.IMAGE)
         except Exception as exc:  # noqa: BLE001 - an unreadable stdin fails this input only
             return Result(top=[], error=f"cannot read stdin: {error_message(exc)}")
     return next(clf.classify_many([source], top_k=top_k))

@@ -98,6 +98,9 @@ def error_line(name: str, message: str) -> str:
     """The stderr line for a failed input: the message, led by the input's name exactly once, shown safely."""
     if name == STDIN and message.startswith("image: "):
         message = message[len("image: "):]
+    one_line = " ".join(name.split())  # errors are one line: a name's newlines became spaces; show it exactly
+    if not message.startswith(name) and message.startswith(one_line):
+        message = name + message[len(one_line):]
     return shown(message if message.startswith(name) else f"{name}: {message}")
 
 

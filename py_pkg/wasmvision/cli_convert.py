@@ -164,12 +164,12 @@ def describe(bundle, file_size: int | None = None, header: dict | None = None) -
 def _inspect(args) -> int:
     from .bundle import BundleError, from_bytes, read_header
     from .classifier import load
-    from .limits import MAX_BUNDLE_BYTES, ReadLimitError, read_path
+    from . import limits
 
     path = Path(args.bundle)
     try:
-        raw = read_path(path, MAX_BUNDLE_BYTES, "model bundles")
-    except ReadLimitError as exc:
+        raw = limits.read_path(path, limits.BUNDLE)
+    except limits.ReadLimitError as exc:
         return _fail(f"{path}: {exc}")
     except FileNotFoundError:
         return _fail(f"{path}: model bundle not found")

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .limits import MAX_IMAGE_BYTES, ReadLimitError, read_path
+from . import limits
+from .limits import ReadLimitError, read_path
 from .preprocess import MAX_PIXELS, ImageError
 
 
@@ -38,7 +39,7 @@ def read_image(source: Any) -> np.ndarray:
         path = Path(source)
         name = str(path)
         try:
-            data = read_path(path, MAX_IMAGE_BYTES, "image files")
+            data = read_path(path, limits.IMAGE)
         except ReadLimitError as exc:
             raise ImageError(f"{name}: {exc}") from None
         except FileNotFoundError:

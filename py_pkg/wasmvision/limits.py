@@ -10,11 +10,19 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from dataclasses import dataclass
 
-MAX_IMAGE_BYTES = 256 << 20  # a 50 MP photo (preprocess.MAX_PIXELS) is ~150 MB even as uncompressed 8-bit RGB
-MAX_BUNDLE_BYTES = 1 << 30  # far above any classifier we run (MobileNetV2 fp32: 14 MB); a Wasm heap is 2-4 GB
-MAX_ONNX_BYTES = 2 << 30  # protobuf's own limit for one message
-MAX_LABELS_BYTES = 64 << 20  # ImageNet-21k's 21,843 names are ~0.5 MB
+
+@dataclass(frozen=True)
+class Bound:
+    what: str  # the kind of input, for messages: "image files"
+    max_bytes: int
+
+
+IMAGE = Bound("image files", 256 << 20)  # a 50 MP photo (preprocess.MAX_PIXELS) is ~150 MB even as raw 8-bit RGB
+BUNDLE = Bound("model bundles", 1 << 30)  # far above any model we run (MobileNetV2 fp32: 14 MB); a Wasm heap is 2-4 GB
+ONNX = Bound("ONNX models", 2 << 30)  # protobuf's own limit for one message
+LABELS = Bound("labels files", 64 << 20)  # ImageNet-21k's 21,843 names are ~0.5 MB
 FIFO_IDLE_SECONDS = 30.0  # a pipe named on the command line that sends nothing this long is given up
 _CHUNK = 1 << 20
 
@@ -24,49 +32,47 @@ class ReadLimitError(ValueError):
     callers lead it with the input's name and raise their own error type."""
 
 
-def size_text(n: int) -> str:
-    return f"{n >> 20:,} MiB" if n >= 1 << 20 else f"{n:,} bytes"
+def _too_large(bound: Bound, size: int | None = None) -> ReadLimitError:
+    got = f"{size:,} bytes; " if size is not None else ""
+    limit = f"{bound.max_bytes >> 20:,} MiB" if bound.max_bytes >= 1 << 20 else f"{bound.max_bytes:,} bytes"
+    return ReadLimitError(f"too large ({got}the limit for {bound.what} is {limit})")
 
 
-def _too_large(limit: int, what: str, size: int | None = None) -> ReadLimitError:
-    got = f"{size_text(size)}, " if size is not None else ""
-    return ReadLimitError(f"too large ({got}the limit for {what} is {size_text(limit)})")
-
-
-def read_path(path, limit: int, what: str, idle_seconds: float | None = None) -> bytes:
-    """The bytes of ``path``, at most ``limit`` of them, else ReadLimitError. OSError (not found, permission,
-    a directory) propagates. ``what`` names the kind of input in the message ("image files")."""
+def read_path(path, bound: Bound, idle_seconds: float | None = None) -> bytes:
+    """The bytes of ``path``, at most ``bound.max_bytes`` of them, else ReadLimitError. OSError (not found,
+    permission, a directory) propagates."""
     idle = FIFO_IDLE_SECONDS if idle_seconds is None else idle_seconds
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     fd = os.open(os.fspath(path), flags)  # non-blocking: opening a FIFO does not wait for a writer
     try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
-        if stat.S_ISREG(mode):
-            size = os.fstat(fd).st_size
-            if size > limit:
-                raise _too_large(limit, what, size)
+        if stat.S_ISREG(st.st_mode):
+            if st.st_size > bound.max_bytes:
+                raise _too_large(bound, st.st_size)
             _set_blocking(fd)
-            return _read_chunks(lambda n: os.read(fd, n), limit, what)
-        return _read_chunks(lambda n: os.read(fd, n), limit, what, _waiter(fd, idle))
+            return _read_chunks(lambda n: os.read(fd, n), bound)
+        return _read_chunks(lambda n: os.read(fd, n), bound, _waiter(fd, idle))
     finally:
         os.close(fd)
 
 
-def read_stream(stream, limit: int, what: str) -> bytes:
-    """All bytes of a binary stream (stdin), at most ``limit``; a redirected regular file is judged by its size
-    first. Blocks like any reader of stdin: the user chose to pipe into it."""
+def read_stream(stream, bound: Bound) -> bytes:
+    """All bytes of a binary stream (stdin), at most ``bound.max_bytes``; a redirected regular file is judged by
+    its size first. Blocks like any reader of stdin: the user chose to pipe into it."""
     try:
         st = os.fstat(stream.fileno())
-        if stat.S_ISREG(st.st_mode) and st.st_size - stream.tell() > limit:
-            raise _too_large(limit, what, st.st_size)
+        regular = stat.S_ISREG(st.st_mode)
     except (AttributeError, OSError, ValueError):  # not a file descriptor (e.g. io.BytesIO): read it in chunks
-        pass
-    return _read_chunks(stream.read, limit, what)
+        regular = False
+    if regular and st.st_size > bound.max_bytes:
+        raise _too_large(bound, st.st_size)
+    return _read_chunks(stream.read, bound)
 
 
-def _read_chunks(read, limit: int, what: str, wait=None) -> bytes:
+def _read_chunks(read, bound: Bound, wait=None) -> bytes:
+    limit = bound.max_bytes
     chunks, total = [], 0
     while True:
         if wait is not None:
@@ -80,7 +86,7 @@ def _read_chunks(read, limit: int, what: str, wait=None) -> bytes:
         chunks.append(chunk)
         total += len(chunk)
         if total > limit:
-            raise _too_large(limit, what)
+            raise _too_large(bound)
 
 
 def _waiter(fd: int, idle: float):

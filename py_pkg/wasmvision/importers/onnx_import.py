@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from .. import bundle, preprocess
-from ..limits import MAX_LABELS_BYTES, MAX_ONNX_BYTES, ReadLimitError, read_path
+from .. import limits
+from ..limits import ReadLimitError, read_path
 from ..messages import quote, short
 from . import ModelImportError, UnsupportedOperatorError
 from . import onnx_proto
@@ -49,7 +50,7 @@ def load_labels(labels) -> list[str]:
     if isinstance(labels, (str, os.PathLike)):
         path = Path(labels)
         try:
-            text = read_path(path, MAX_LABELS_BYTES, "labels files").decode("utf-8")
+            text = read_path(path, limits.LABELS).decode("utf-8")
         except ReadLimitError as exc:
             raise ModelImportError(f"cannot read labels file {path}: {exc}") from None
         except OSError as exc:
@@ -95,7 +96,7 @@ def _read_source(source) -> tuple[bytes | memoryview, str]:
         return source, ""
     path = Path(source)
     try:
-        return read_path(path, MAX_ONNX_BYTES, "ONNX models"), path.name
+        return read_path(path, limits.ONNX), path.name
     except ReadLimitError as exc:
         raise ModelImportError(f"ONNX model {path}: {exc}") from None
     except FileNotFoundError:
