@@ -546,9 +546,10 @@ def _run_unprivileged(main, argv, warm):
 
 
 def test_reads_are_bounded_before_they_are_spent(files, tmp_path):
-    """/dev/zero named, piped to stdin, or as --model once ran until memory ran out; a FIFO nobody writes to
-    hung classify. Now each is refused in one line (the FIFO after limits.FIFO_IDLE_SECONDS, set to 1 s here)
-    and the next input is classified; a FIFO that does get written (or <(process substitution)) still works."""
+    """/dev/zero named, redirected to stdin, or as --model once ran until memory ran out; a FIFO nobody writes to
+    hung classify. Now each is refused in one line (a device at once, stdin at limits.IMAGE, set to 16 MiB here,
+    the FIFO after limits.FIFO_IDLE_SECONDS, set to 1 s) and the next input is classified; an endless pipe is
+    refused at the bound; a FIFO that does get written (or <(process substitution)) still works."""
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     code = ("import sys; from wasmvision import limits; limits.FIFO_IDLE_SECONDS = 1.0; "
@@ -559,15 +560,23 @@ def test_reads_are_bounded_before_they_are_spent(files, tmp_path):
     r = run("classify", "/dev/zero", fifo, files / "photo.png", "--model", files / "tiny.wvb", "--json")
     assert r.returncode == 1, r.stderr
     zero, hung, photo = rows(r.stdout.decode())
-    assert zero["error"] == "/dev/zero: too large (the limit for image files is 16 MiB)"
+    assert zero["error"] == "/dev/zero: is a device, not a file or a pipe"
     assert hung["error"] == f"{fifo}: nothing to read for 1 s (a pipe or FIFO with no writer?)"
     assert len(photo["top"]) == 4
     with open("/dev/zero", "rb") as zeros:
         r = run("classify", "-", "--model", files / "tiny.wvb", "--json", stdin=zeros)
     assert r.returncode == 1 and "too large (the limit for image files is 16 MiB)" in rows(r.stdout.decode())[0]["error"]
     r = run("classify", files / "photo.png", "--model", "/dev/zero")
-    assert r.returncode == 2 and "model bundle /dev/zero: too large (the limit for model bundles is 1,024 MiB)" in \
-        r.stderr.decode()
+    assert r.returncode == 2 and "model bundle /dev/zero: is a device, not a file or a pipe" in r.stderr.decode()
+    endless = subprocess.Popen(["cat", "/dev/zero"], stdout=subprocess.PIPE)  # a pipe, named: read to the bound
+    try:
+        r = run("classify", "/dev/stdin", "--model", files / "tiny.wvb", "--json", stdin=endless.stdout)
+    finally:
+        endless.kill()
+        endless.wait()
+        endless.stdout.close()
+    assert r.returncode == 1 and rows(r.stdout.decode())[0]["error"] == \
+        "/dev/stdin: too large (the limit for image files is 16 MiB)"
     r = run("classify", files / "photo.png", "--model", fifo)
     assert r.returncode == 2 and "nothing to read for 1 s" in r.stderr.decode()
     writer = subprocess.Popen(["sh", "-c", f"sleep 0.3; cat '{files / 'photo.png'}' > '{fifo}'"])

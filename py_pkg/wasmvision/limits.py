@@ -1,9 +1,9 @@
 """Byte and time bounds on every file and stream the package reads whole (images, bundles, ONNX models, labels,
 stdin), and the one reader that enforces them before the bytes are spent.
 
-A regular file is refused from its size before anything is read; a pipe, FIFO or device is read in chunks and
-refused as soon as it passes the bound; a named FIFO that sends nothing is given up after an idle time instead
-of blocking forever (opening one waits for a writer that may never come)."""
+A regular file is refused from its size before anything is read; a pipe or FIFO is read in chunks and refused as
+soon as it passes the bound; a named FIFO that sends nothing is given up after an idle time instead of blocking
+forever (opening one waits for a writer that may never come); a device (/dev/zero) is refused."""
 
 from __future__ import annotations
 
@@ -21,14 +21,14 @@ class Bound:
 
 IMAGE = Bound("image files", 256 << 20)  # a 50 MP photo (preprocess.MAX_PIXELS) is ~150 MB even as raw 8-bit RGB
 BUNDLE = Bound("model bundles", 1 << 30)  # far above any model we run (MobileNetV2 fp32: 14 MB); a Wasm heap is 2-4 GB
-ONNX = Bound("ONNX models", 2 << 30)  # protobuf's own limit for one message
+ONNX = Bound("ONNX models", 1 << 30)  # converts to a bundle of about the same size: BUNDLE's bound
 LABELS = Bound("labels files", 64 << 20)  # ImageNet-21k's 21,843 names are ~0.5 MB
 FIFO_IDLE_SECONDS = 30.0  # a pipe named on the command line that sends nothing this long is given up
 _CHUNK = 1 << 20
 
 
 class ReadLimitError(ValueError):
-    """The input is larger than its bound, or a pipe sent nothing for too long. The message has no path:
+    """The input is larger than its bound, a pipe sent nothing for too long, or it is a device. No path in the message:
     callers lead it with the input's name and raise their own error type."""
 
 
@@ -48,6 +48,8 @@ def read_path(path, bound: Bound, idle_seconds: float | None = None) -> bytes:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+        if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):  # /dev/zero, /dev/urandom: endless
+            raise ReadLimitError("is a device, not a file or a pipe")
         if stat.S_ISREG(st.st_mode):
             if st.st_size > bound.max_bytes:
                 raise _too_large(bound, st.st_size)
