@@ -368,6 +368,9 @@ def test_undecodable_and_control_character_names_never_end_the_batch(files, host
     err = r.stderr.decode("utf-8")
     assert err.count("\n") == 1 and "broken\\n\\x1b[2J\\xff.png: not an image" in err
     _safe_line(err)
+    ascii_out = run_bytes("classify", hostile_folder, "--model", model, "--json", env={"PYTHONIOENCODING": "ascii"})
+    key = lambda d: (d["file"], d.get("top"), d.get("error"))  # noqa: E731
+    assert [key(json.loads(line)) for line in ascii_out.stdout.decode("ascii").splitlines()] == [key(d) for d in out]
 
     r = run_bytes("classify", hostile_folder, "--model", model)
     assert r.returncode == 1, r.stderr

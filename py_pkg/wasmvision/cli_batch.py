@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import os
@@ -132,13 +133,19 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 class JsonLinesWriter:
     """One JSON object per line: ``file`` plus ``Result.to_dict()`` (or ``error``). Names are exact: JSON escapes
     control characters, and a name's non-UTF-8 bytes are written as the escapes ``\\udcNN`` that Python's
-    ``json.loads`` reads back to the same surrogates (``os.fsencode`` gives the original bytes)."""
+    ``json.loads`` reads back to the same surrogates (``os.fsencode`` gives the original bytes). A stream that is
+    not UTF-8 (ASCII, Latin-1) gets ``\\uXXXX`` escapes for all non-ASCII text, still valid JSON."""
 
     def __init__(self, stream, top_k: int, columns_extra: tuple[str, ...] = ()):
         self.stream = stream
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        try:
+            self.ascii = codecs.lookup(encoding).name != "utf-8"
+        except LookupError:
+            self.ascii = True
 
     def row(self, name: str, result) -> None:
-        text = json.dumps({"file": name, **result.to_dict()}, ensure_ascii=False)
+        text = json.dumps({"file": name, **result.to_dict()}, ensure_ascii=self.ascii)
         self.stream.write(_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
         self.stream.flush()
 
