@@ -453,7 +453,8 @@ def test_bundle_header_size_and_entry_count_are_capped_before_parsing(tiny_bundl
     assert wvb.json_shape(rb'["]]\"]", "[[\\", {"a\\\"[": [1]}]') == wvb.JsonShape(depth=3, entries=6)
 
 
-def _never_written_fifo(tmp_path, monkeypatch) -> Path:
+@pytest.fixture
+def silent_fifo(tmp_path, monkeypatch):
     """A FIFO nobody writes to, a 0.5 s idle bound, and a safety net: if the code under test blocks in open()
     (as it did), a writer connects after 20 s so the test fails instead of hanging."""
     import os
@@ -472,25 +473,20 @@ def _never_written_fifo(tmp_path, monkeypatch) -> Path:
             pass
     timer = threading.Timer(20, unblock)
     timer.start()
-    monkeypatch.setattr(limits, "_test_timer", timer, raising=False)
-    return fifo
+    yield fifo
+    timer.cancel()
 
 
 @pytest.mark.parametrize("command", ["convert model", "convert labels", "inspect"])
-def test_convert_and_inspect_give_up_on_a_fifo_nobody_writes(command, tmp_path, onnx_file, monkeypatch, capsys):
+def test_convert_and_inspect_give_up_on_a_fifo_nobody_writes(command, tmp_path, onnx_file, silent_fifo, capsys):
     import time
 
-    from wasmvision import limits
-
-    fifo = _never_written_fifo(tmp_path, monkeypatch)
+    fifo = silent_fifo
     argv = {"convert model": ["convert", str(fifo), "-o", str(tmp_path / "out.wvb")],
             "convert labels": ["convert", str(onnx_file), "--labels", str(fifo), "-o", str(tmp_path / "out.wvb")],
             "inspect": ["inspect", str(fifo)]}[command]
     t0 = time.perf_counter()
-    try:
-        assert main(argv) == 2
-    finally:
-        limits._test_timer.cancel()
+    assert main(argv) == 2
     assert time.perf_counter() - t0 < 15
     err = capsys.readouterr().err
     assert "nothing to read for 0.5 s" in err and err.count("\n") == 1 and str(fifo) in err

@@ -26,9 +26,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .bundle_schema import HeaderError, validate_header
 from . import limits
-from .limits import ReadLimitError, read_path
+from .bundle_schema import HeaderError, validate_header
 from .messages import clip, quote
 
 MAGIC = b"\x89WVB\r\n\x1a\n"
@@ -315,8 +314,8 @@ def _from_header(header: dict, data: memoryview) -> Bundle:
 def load(path: str | Path, *, verify: bool = True) -> Bundle:
     path = Path(path)
     try:
-        raw = read_path(path, limits.BUNDLE)
-    except ReadLimitError as exc:
+        raw = limits.read_path(path, limits.BUNDLE)
+    except limits.ReadLimitError as exc:
         raise BundleError(f"model bundle {path}: {exc}") from None
     except FileNotFoundError:
         raise BundleError(f"model bundle not found: {path}") from None

@@ -122,8 +122,8 @@ def _never_fail_to_print() -> None:
 
 def _classify_one(clf, item, top_k: int):
     """One input -> one Result, never an exception (classify_many turns any error into ``Result.error``)."""
-    from .classifier import Result, error_message
     from . import limits
+    from .classifier import Result, error_message
 
     if item.error is not None:
         return Result(top=[], error=item.error)

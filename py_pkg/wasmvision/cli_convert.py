@@ -162,9 +162,9 @@ def describe(bundle, file_size: int | None = None, header: dict | None = None) -
 
 
 def _inspect(args) -> int:
+    from . import limits
     from .bundle import BundleError, from_bytes, read_header
     from .classifier import load
-    from . import limits
 
     path = Path(args.bundle)
     try:

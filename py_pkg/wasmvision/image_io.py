@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from . import limits
-from .limits import ReadLimitError, read_path
 from .preprocess import MAX_PIXELS, ImageError
 
 
@@ -39,8 +38,8 @@ def read_image(source: Any) -> np.ndarray:
         path = Path(source)
         name = str(path)
         try:
-            data = read_path(path, limits.IMAGE)
-        except ReadLimitError as exc:
+            data = limits.read_path(path, limits.IMAGE)
+        except limits.ReadLimitError as exc:
             raise ImageError(f"{name}: {exc}") from None
         except FileNotFoundError:
             raise ImageError(f"{name}: file not found") from None

@@ -18,9 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import bundle, preprocess
-from .. import limits
-from ..limits import ReadLimitError, read_path
+from .. import bundle, limits, preprocess
 from ..messages import quote, short
 from . import ModelImportError, UnsupportedOperatorError
 from . import onnx_proto
@@ -50,8 +48,8 @@ def load_labels(labels) -> list[str]:
     if isinstance(labels, (str, os.PathLike)):
         path = Path(labels)
         try:
-            text = read_path(path, limits.LABELS).decode("utf-8")
-        except ReadLimitError as exc:
+            text = limits.read_path(path, limits.LABELS).decode("utf-8")
+        except limits.ReadLimitError as exc:
             raise ModelImportError(f"cannot read labels file {path}: {exc}") from None
         except OSError as exc:
             raise ModelImportError(f"cannot read labels file {path}: {exc.strerror or exc}") from None
@@ -96,8 +94,8 @@ def _read_source(source) -> tuple[bytes | memoryview, str]:
         return source, ""
     path = Path(source)
     try:
-        return read_path(path, limits.ONNX), path.name
-    except ReadLimitError as exc:
+        return limits.read_path(path, limits.ONNX), path.name
+    except limits.ReadLimitError as exc:
         raise ModelImportError(f"ONNX model {path}: {exc}") from None
     except FileNotFoundError:
         raise ModelImportError(f"ONNX model not found: {path}") from None
