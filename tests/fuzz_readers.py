@@ -11,8 +11,8 @@ A model that loads is also asked to classify a small image, so graphs the reader
 Mutations: bit flips, byte overwrites with boundary values, truncations, inserted/deleted runs, length fields
 changed (the bundle prefix's header/data lengths; any protobuf length varint in an ONNX file), protobuf varint
 values changed (dims, attribute ints), and, for bundles, structure-aware edits of the JSON header (a value
-replaced by a negative/zero/huge number, NaN, a wrong type, a deep nesting or a 1 MB string) with the checksum
-recomputed, so the schema checks are reached instead of the checksum.
+replaced by a negative/zero/huge number, NaN, a wrong type, a deep nesting, 60,000 empty tensors or a 1 MB string)
+with the checksum recomputed, so the schema checks are reached instead of the checksum.
 """
 
 from __future__ import annotations
@@ -197,10 +197,14 @@ def _hostile_value(rng: random.Random, old):
         choices += [-old, old + 1, old * 4096]
     if rng.random() < 0.03:
         return _DEEP  # replaced by 100,000 nested lists in the JSON text (json.dumps cannot write them)
+    if rng.random() < 0.03:
+        return _FLOOD  # more entries than a header may have (1,000,000 empty tensors took 44 s and 3.6 GB)
     return rng.choice(choices)
 
 
 _DEEP = "\u0000deep-nesting\u0000"
+_FLOOD_TENSOR = {"dtype": "float32", "shape": [0], "parts": [{"name": "data", "offset": 0, "nbytes": 0}]}
+_FLOOD = {f"t{i}": _FLOOD_TENSOR for i in range(60_000)}
 
 
 def mutate_bundle(rng: random.Random, data: bytes, paths) -> tuple[bytes, str, bool]:
@@ -225,7 +229,7 @@ def mutate_bundle(rng: random.Random, data: bytes, paths) -> tuple[bytes, str, b
         text = json.dumps(header, separators=(",", ":"))
         text = text.replace(json.dumps(_DEEP), "[" * 100000 + "]" * 100000)
         header_bytes = text.encode()
-        shown = repr(new)[:40]
+        shown = "<60,000 empty tensors>" if new is _FLOOD else repr(new)[:40]
         return _repack(header_bytes, payload), f"header {'/'.join(map(str, path))} = {shown}", True
     if r < 0.65:  # a length field of the prefix
         field = rng.choice((("header length", 12, "<I"), ("data offset", 16, "<Q"), ("data length", 24, "<Q")))

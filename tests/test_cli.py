@@ -322,3 +322,280 @@ def test_piped_json_lines_survive_a_closed_pipe(files, album):
     r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env=e, timeout=120)
     assert len(r.stdout.splitlines()) == 1 and "a.png" in r.stdout
     assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr
+
+
+# ------------------------------------------------------------------------------------------- hostile names and inputs
+# (issue 22: 8 a batch never aborts on one input, 11 names shown safely and CSV cells never run, 12 bounded reads)
+
+def run_bytes(*args, cwd=None, env=None, stdout=subprocess.PIPE, input=None, timeout=120):
+    """The CLI with bytes arguments (file names that are not UTF-8) and a strict UTF-8 stdout."""
+    e = {k: v for k, v in os.environ.items() if k != "WASMVISION_MODEL"}
+    e.update({"PYTHONIOENCODING": "utf-8:strict"}, **(env or {}))
+    argv = [os.fsencode(sys.executable), b"-m", b"wasmvision", *(os.fsencode(a) for a in args)]
+    return subprocess.run(argv, cwd=cwd, env=e, stdout=stdout, stderr=subprocess.PIPE, input=input, timeout=timeout)
+
+
+HOSTILE_NAMES = [b"a.png", b"bad\xff\xfe.png", b"esc\x1b[31mred\x1b[0m.png", b"new\nline.png", b"tab\tcr\r.png",
+                 "caf\u00e9 \u202etxt.png".encode()]
+
+
+@pytest.fixture
+def hostile_folder(tmp_path, files):
+    d = tmp_path / "names"
+    d.mkdir()
+    png = (files / "photo.png").read_bytes()
+    for name in HOSTILE_NAMES:
+        Path(os.fsdecode(os.path.join(os.fsencode(d), name))).write_bytes(png)
+    Path(os.fsdecode(os.fsencode(d) + b"/broken\n\x1b[2J\xff.png")).write_bytes(b"not an image")
+    return d
+
+
+def _safe_line(text: str) -> None:
+    assert "\x1b" not in text and "\r" not in text and "\u202e" not in text, repr(text)
+
+
+def test_undecodable_and_control_character_names_never_end_the_batch(files, hostile_folder):
+    """A name that is not UTF-8 with a strict UTF-8 stdout (once UnicodeEncodeError, exit 2, the rest lost), and
+    escape sequences and newlines in names: every format classifies every file; the table, CSV and stderr show
+    names with escapes (one line each, nothing a terminal runs), JSON keeps them exact."""
+    model = files / "tiny.wvb"
+    expected = sorted([*HOSTILE_NAMES, b"broken\n\x1b[2J\xff.png"])
+    r = run_bytes("classify", hostile_folder, "--model", model, "--json")
+    assert r.returncode == 1, r.stderr
+    out = [json.loads(line) for line in r.stdout.decode("utf-8").splitlines()]
+    assert [os.path.basename(os.fsencode(d["file"])) for d in out] == expected  # exact bytes back
+    assert sum("error" in d for d in out) == 1 and all(len(d["top"]) == 4 for d in out if "error" not in d)
+    err = r.stderr.decode("utf-8")
+    assert err.count("\n") == 1 and "broken\\n\\x1b[2J\\xff.png: not an image" in err
+    _safe_line(err)
+    ascii_out = run_bytes("classify", hostile_folder, "--model", model, "--json", env={"PYTHONIOENCODING": "ascii"})
+    key = lambda d: (d["file"], d.get("top"), d.get("error"))  # noqa: E731
+    assert [key(json.loads(line)) for line in ascii_out.stdout.decode("ascii").splitlines()] == [key(d) for d in out]
+
+    r = run_bytes("classify", hostile_folder, "--model", model)
+    assert r.returncode == 1, r.stderr
+    text = r.stdout.decode("utf-8")
+    _safe_line(text)
+    headers = [line for line in text.splitlines() if not line.startswith(" ")]
+    assert [h.split("  (")[0].rsplit("/", 1)[1] for h in headers] == [
+        "a.png", "bad\\xff\\xfe.png", "caf\u00e9 \\u202etxt.png", "esc\\x1b[31mred\\x1b[0m.png", "new\\nline.png",
+        "tab\\tcr\\r.png"]
+
+    r = run_bytes("classify", hostile_folder, "--model", model, "--csv")
+    assert r.returncode == 1, r.stderr
+    import csv
+    import io
+    text = r.stdout.decode("utf-8")
+    _safe_line(text)
+    table = list(csv.DictReader(io.StringIO(text)))
+    assert len(table) == len(expected) and len(text.splitlines()) == len(expected) + 1  # one line per row
+    assert sum(bool(t["error"]) for t in table) == 1
+
+    bad = os.fsencode(hostile_folder) + b"/bad\xff\xfe.png"  # named directly, not found in a folder
+    r = run_bytes("classify", bad, files / "photo.png", "--model", model)
+    assert r.returncode == 0 and r.stdout.decode("utf-8").count("(tiny 1.2") == 2
+    assert b"bad\\xff\\xfe.png" in r.stdout
+
+
+FORMULAS = ["=cmd|' -C calc'!A0.png", "+1+2.png", "@SUM(A1).png", "-2+3.png"]
+
+
+def test_csv_cells_never_start_a_formula(files, tmp_path):
+    """OWASP's CSV injection guidance: a text cell starting with = + - @ tab or CR gets a leading ' (names,
+    error messages, and labels from the bundle); a lone - (stdin's name) stays."""
+    import csv
+    import io
+
+    b = tiny_bundle()
+    b.labels = ["=HYPERLINK(\"http://x\")", *b.labels[1:]]
+    wvb.save(b, tmp_path / "formula.wvb")
+    png = (files / "photo.png").read_bytes()
+    for name in FORMULAS:
+        (tmp_path / name).write_bytes(png)
+    (tmp_path / "=broken.png").write_bytes(b"not an image")
+    r = run_bytes("classify", "--model", "formula.wvb", "--csv", "--top-k", "4", "--", *FORMULAS, "=broken.png", "-",
+                  cwd=tmp_path, input=png)
+    assert r.returncode == 1, r.stderr
+    table = list(csv.reader(io.StringIO(r.stdout.decode("utf-8"))))[1:]
+    assert [row[0] for row in table] == [f"'{n}" for n in FORMULAS] + ["'=broken.png", "-"]
+    assert table[4][1] == "'=broken.png: not an image (or a format Pillow cannot read)"
+    for row in table:
+        for cell in row:
+            assert cell == "-" or not cell.startswith(("=", "+", "-", "@", "\t", "\r")), row
+    assert any(cell == "'=HYPERLINK(\"http://x\")" for row in table for cell in row)
+    r = run_bytes("classify", "--model", "formula.wvb", "--json", "--", *FORMULAS, cwd=tmp_path)
+    assert [json.loads(line)["file"] for line in r.stdout.decode().splitlines()] == FORMULAS  # JSON: exact
+
+
+def test_csv_has_a_bom_in_a_file_not_in_a_pipe(files, tmp_path):
+    """Spreadsheets read a BOM-less UTF-8 CSV as the local code page (café.png garbled): into a file (what a
+    spreadsheet opens) the CSV starts with a UTF-8 BOM; into a pipe or terminal it does not; --bom / --no-bom
+    decide explicitly."""
+    (tmp_path / "caf\u00e9.png").write_bytes((files / "photo.png").read_bytes())
+    args = ("classify", tmp_path / "caf\u00e9.png", "--model", files / "tiny.wvb", "--csv")
+    out = tmp_path / "results.csv"
+    for extra, to_file, bom in (((), True, True), (("--no-bom",), True, False), ((), False, False),
+                                (("--bom",), False, True)):
+        if to_file:
+            with out.open("wb") as f:
+                assert run_bytes(*args, *extra, stdout=f).returncode == 0
+            data = out.read_bytes()
+        else:
+            data = run_bytes(*args, *extra).stdout
+        assert data.startswith(b"\xef\xbb\xbffile,error,") == bom and data.count(b"\xef\xbb\xbf") == int(bom)
+        assert "caf\u00e9.png" in data.decode("utf-8-sig")
+
+
+def _locked(monkeypatch, *paths):
+    """Listing these folders fails with EACCES (what a folder without read permission does to anyone but root)."""
+    import errno
+
+    locked = {os.fspath(p) for p in paths}
+    real_scandir, real_listdir = os.scandir, os.listdir
+
+    def check(path):
+        if os.fspath(path).rstrip("/") in locked:
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+
+    monkeypatch.setattr(os, "scandir", lambda path=".": check(path) or real_scandir(path))
+    monkeypatch.setattr(os, "listdir", lambda path=".": check(path) or real_listdir(path))
+
+
+def test_unreadable_folders_are_error_rows_and_the_rest_is_classified(files, album, tmp_path, monkeypatch, capsys):
+    """Simulated with os.scandir/os.listdir raising EACCES (permission bits do not stop root, and these tests may
+    run as root; the real thing is test_unreadable_folders_for_real): an unreadable folder argument (once a raw
+    PermissionError, exit 2) and, with -r, an unreadable subfolder (once skipped silently) are error rows counted
+    in the exit status, in the place their files would have had; everything else is classified."""
+    from wasmvision.cli import main
+
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    _locked(monkeypatch, closed, album / "sub")
+    code = main(["classify", str(closed), str(album), str(files / "photo.png"), "-r", "--model",
+                 str(files / "tiny.wvb"), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    got = [(d["file"], d.get("error")) for d in rows(out)]
+    assert [f for f, _ in got] == [str(closed), *(str(album / n) for n in ("a.png", "b_broken.jpg", "c.jpg", "sub")),
+                                   str(files / "photo.png")]
+    assert got[0][1] == f"{closed}: cannot read this folder: Permission denied"
+    assert got[4][1] == f"{album / 'sub'}: cannot read this folder: Permission denied"
+    assert [e is None for _, e in got] == [False, True, False, True, False, True]
+    assert err.count("cannot read this folder") == 2 and "Traceback" not in err
+
+
+def test_unreadable_folders_for_real(files, album):
+    """The same with real permission bits: chmod 000 as a normal user; as root (whom permission bits do not stop)
+    in a forked child that has dropped to the user nobody with os.setuid, imports warmed up before the fork."""
+    import shutil
+    import tempfile
+
+    from wasmvision.cli import main
+
+    base = Path(tempfile.mkdtemp(prefix="wv-perm-"))
+    try:
+        shutil.copytree(album, base / "album")
+        shutil.copy(files / "tiny.wvb", base / "tiny.wvb")
+        (base / "closed").mkdir()
+        for p in [base, *base.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        (base / "closed").chmod(0)
+        (base / "album" / "sub").chmod(0)
+        argv = ["classify", str(base / "closed"), str(base / "album"), "-r", "--model", str(base / "tiny.wvb"),
+                "--json"]
+        code, out = _run_unprivileged(main, argv, warm=["classify", str(base / "album" / "a.png"), "--model",
+                                                        str(base / "tiny.wvb"), "--json"])
+    finally:
+        for p in (base / "closed", base / "album" / "sub"):
+            p.chmod(0o755)
+        shutil.rmtree(base)
+    assert code == 1, out
+    got = [(Path(d["file"]).name, d.get("error", "")) for d in rows(out)]
+    assert [n for n, _ in got] == ["closed", "a.png", "b_broken.jpg", "c.jpg", "sub"]
+    assert "cannot read this folder: Permission denied" in got[0][1] and "Permission denied" in got[4][1]
+
+
+def _run_unprivileged(main, argv, warm):
+    """main(argv) as this user, or as nobody in a forked child when this is root; returns (exit code, stdout)."""
+    import contextlib
+    import io
+
+    if os.geteuid() != 0:
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(io.StringIO()):
+            return main(argv), buf.getvalue()
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(warm) == 0  # lazy imports done while the files under /root are still readable
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 99
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            buf = io.StringIO()
+            with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(io.StringIO()):
+                code = main(argv)
+            os.write(write, buf.getvalue().encode("utf-8", "surrogateescape"))
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        out = f.read().decode("utf-8")
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), out
+
+
+def test_reads_are_bounded_before_they_are_spent(files, tmp_path):
+    """/dev/zero named, redirected to stdin, or as --model once ran until memory ran out; a FIFO nobody writes to
+    hung classify. Now each is refused in one line (a device at once, stdin at limits.IMAGE, set to 16 MiB here,
+    the FIFO after limits.FIFO_IDLE_SECONDS, set to 1 s) and the next input is classified; an endless pipe is
+    refused at the bound; a FIFO that does get written (or <(process substitution)) still works."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    code = ("import sys; from wasmvision import limits; limits.FIFO_IDLE_SECONDS = 1.0; "
+            "limits.IMAGE = limits.Bound('image files', 1 << 24); from wasmvision.cli import main; sys.exit(main(sys.argv[1:]))")
+    e = {k: v for k, v in os.environ.items() if k != "WASMVISION_MODEL"}
+    run = lambda *a, **kw: subprocess.run([sys.executable, "-c", code, *map(str, a)], capture_output=True,  # noqa
+                                          env=e, timeout=60, **kw)
+    r = run("classify", "/dev/zero", fifo, files / "photo.png", "--model", files / "tiny.wvb", "--json")
+    assert r.returncode == 1, r.stderr
+    zero, hung, photo = rows(r.stdout.decode())
+    assert zero["error"] == "/dev/zero: is a device, not a file or a pipe"
+    assert hung["error"] == f"{fifo}: nothing to read for 1 s (a pipe or FIFO with no writer?)"
+    assert len(photo["top"]) == 4
+    with open("/dev/zero", "rb") as zeros:
+        r = run("classify", "-", "--model", files / "tiny.wvb", "--json", stdin=zeros)
+    assert r.returncode == 1 and "too large (the limit for image files is 16 MiB)" in rows(r.stdout.decode())[0]["error"]
+    r = run("classify", files / "photo.png", "--model", "/dev/zero")
+    assert r.returncode == 2 and "model bundle /dev/zero: is a device, not a file or a pipe" in r.stderr.decode()
+    endless = subprocess.Popen(["cat", "/dev/zero"], stdout=subprocess.PIPE)  # a pipe, named: read to the bound
+    try:
+        r = run("classify", "/dev/stdin", "--model", files / "tiny.wvb", "--json", stdin=endless.stdout)
+    finally:
+        endless.kill()
+        endless.wait()
+        endless.stdout.close()
+    assert r.returncode == 1 and rows(r.stdout.decode())[0]["error"] == \
+        "/dev/stdin: too large (the limit for image files is 16 MiB)"
+    r = run("classify", files / "photo.png", "--model", fifo)
+    assert r.returncode == 2 and "nothing to read for 1 s" in r.stderr.decode()
+    writer = subprocess.Popen(["sh", "-c", f"sleep 0.3; cat '{files / 'photo.png'}' > '{fifo}'"])
+    r = run("classify", fifo, "--model", files / "tiny.wvb", "--json")
+    writer.wait()
+    assert r.returncode == 0 and len(rows(r.stdout.decode())[0]["top"]) == 4
+
+
+def test_a_big_regular_file_is_refused_from_its_size_without_reading(files, tmp_path, monkeypatch):
+    from wasmvision import limits
+    from wasmvision.classifier import load
+
+    big = tmp_path / "big.png"
+    with big.open("wb") as f:
+        f.truncate(limits.IMAGE.max_bytes + 1)  # sparse: nothing to read, and reading it would cost 256 MiB
+    clf = load(files / "tiny.wvb")
+    monkeypatch.setattr(os, "read", lambda *a: pytest.fail("read a file its size already refuses"))
+    result = next(clf.classify_many([str(big)]))
+    assert result.error == f"{big}: too large (268,435,457 bytes; the limit for image files is 256 MiB)"

@@ -152,7 +152,9 @@ BUNDLE_CASES = {
     "activation max is a string": (_set(lambda h: (first(h, "conv2d")["attrs"], "activation"),
                                         {"kind": "clip", "min": 0, "max": "six"}), r"activation\.max must be a finite"),
     "deep JSON (RecursionError)": (_deep, r"nested too deeply"),
-    "20 MB op name": (_set(lambda h: (h["graph"]["nodes"][0], "op"), "A" * 20_000_000), r"node .*'AAAA"),
+    "5 MB op name": (_set(lambda h: (h["graph"]["nodes"][0], "op"), "A" * 5_000_000), r"node .*'AAAA"),
+    "20 MB op name (header over its size cap)": (_set(lambda h: (h["graph"]["nodes"][0], "op"), "A" * 20_000_000),
+                                                 r"bundle header is too large: [\d,]+ bytes"),
     "labels not strings": (_set(lambda h: (h, "labels"), [1, 2]), r"labels\[0\] must be a string"),
     "std = 0": (_set(lambda h: (h["preprocess"], "std"), [0.229, 0, 0.225]), r"std must not contain 0"),
     "std NaN": (_set(lambda h: (h["preprocess"], "std"), [float("nan")] * 3), r"std\[0\] must be finite"),
@@ -378,3 +380,97 @@ def test_cli_reports_a_strip_png_in_one_line(tmp_path, tiny_bundle, capsys):
     assert main(["classify", str(strip), "--model", str(model)]) != 0
     err = capsys.readouterr().err
     assert "strip_20000x1.png" in err and "aspect ratio of 20000:1" in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------------------- issue 22: header caps, FIFOs
+
+def _flooded(raw: bytes, tensors: int) -> bytes:
+    """The bundle with ``tensors`` extra empty tensors in its header (each a few JSON entries, zero data bytes)."""
+    header, payload = _bundle_parts(raw)
+    empty = {"dtype": "float32", "shape": [0], "parts": [{"name": "data", "offset": 0, "nbytes": 0}]}
+    header["tensors"].update({f"t{i}": empty for i in range(tensors)})
+    return _repack(json.dumps(header).encode(), payload)
+
+
+def test_bundle_header_size_and_entry_count_are_capped_before_parsing(tiny_bundle, monkeypatch):
+    """1,000,000 empty tensors in a 114 MB header took 44 s and 3.6 GB natively (and a replaced worker in the
+    browser, which runs this reader in Pyodide). The header's length (from the prefix, before hashing) and its
+    entry count (objects, lists and strings, counted without parsing) are bounded: refused at once, json.loads
+    never called; real headers (MobileNetV2: 57 KB, ~4,300 entries) load."""
+    import time
+
+    too_long = _flooded(tiny_bundle, 100_000)  # a 10 MB header
+    too_many = _flooded(tiny_bundle, 5_000)  # 0.6 MB, 65,000 entries
+    monkeypatch.setattr(wvb.json, "loads", lambda *a, **k: pytest.fail("parsed a header its caps refuse"))
+    answers = []
+    for raw, expected in ((too_long, rf"bundle header is too large: [\d,]+ bytes, at most {wvb.MAX_HEADER_BYTES:,}"),
+                          (too_many, rf"bundle header has too many entries: [\d,]+ JSON objects, lists and strings, "
+                                     rf"at most {wvb.MAX_HEADER_ENTRIES:,}")):
+        t0 = time.perf_counter()
+        tracemalloc.start()
+        try:
+            with pytest.raises(wasmvision.BundleError, match=expected) as exc:
+                wasmvision.load(raw)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        one_line(exc.value)
+        assert time.perf_counter() - t0 < 5 and peak < 8 * len(raw) + (1 << 20), (time.perf_counter() - t0, peak)
+        answers.append(browser.load_model("flood", raw))  # the same reader, as the worker runs it in Pyodide
+    monkeypatch.undo()
+    for answer in map(browser.decode_response, answers):
+        assert answer["ok"] is False and answer["error"]["kind"] == "BundleError"
+        assert "bundle header is too large" in answer["error"]["message"] or "too many entries" in answer["error"]["message"]
+    assert len(wasmvision.load(_flooded(tiny_bundle, 3_000)).classify(IMAGE).top) == 5  # under the caps: loads
+    assert wvb.json_shape(b'{"a": ["x", {"b": [1, 2]}], "c": "y"}') == wvb.JsonShape(depth=4, entries=9)
+    assert wvb.json_shape(rb'["]]\"]", "[[\\", {"a\\\"[": [1]}]') == wvb.JsonShape(depth=3, entries=6)
+
+
+@pytest.fixture
+def silent_fifo(tmp_path, monkeypatch):
+    """A FIFO nobody writes to, a 0.5 s idle bound, and a safety net: if the code under test blocks in open()
+    (as it did), a writer connects after 20 s so the test fails instead of hanging."""
+    import os
+    import threading
+
+    from wasmvision import limits
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    monkeypatch.setattr(limits, "FIFO_IDLE_SECONDS", 0.5)
+
+    def unblock():
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+    timer = threading.Timer(20, unblock)
+    timer.start()
+    yield fifo
+    timer.cancel()
+
+
+@pytest.mark.parametrize("command", ["convert model", "convert labels", "inspect"])
+def test_convert_and_inspect_give_up_on_a_fifo_nobody_writes(command, tmp_path, onnx_file, silent_fifo, capsys):
+    import time
+
+    fifo = silent_fifo
+    argv = {"convert model": ["convert", str(fifo), "-o", str(tmp_path / "out.wvb")],
+            "convert labels": ["convert", str(onnx_file), "--labels", str(fifo), "-o", str(tmp_path / "out.wvb")],
+            "inspect": ["inspect", str(fifo)]}[command]
+    t0 = time.perf_counter()
+    assert main(argv) == 2
+    assert time.perf_counter() - t0 < 15
+    err = capsys.readouterr().err
+    assert "nothing to read for 0.5 s" in err and err.count("\n") == 1 and str(fifo) in err
+    assert not (tmp_path / "out.wvb").exists()
+
+
+def test_convert_refuses_an_onnx_file_over_its_bound_from_its_size(tmp_path, monkeypatch, capsys):
+    from wasmvision import limits
+
+    big = tmp_path / "big.onnx"
+    with big.open("wb") as f:
+        f.truncate(limits.ONNX.max_bytes + 1)  # sparse
+    assert main(["convert", str(big)]) == 2
+    assert "too large (1,073,741,825 bytes; the limit for ONNX models is 1,024 MiB)" in capsys.readouterr().err

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from . import limits
 from .bundle_schema import HeaderError, validate_header
 from .messages import clip, quote
 
@@ -50,16 +50,30 @@ STORAGE_DTYPES = {
 # out long before Python's recursion limit (a 100,000-deep header was a fatal "Maximum call stack size exceeded",
 # killing the interpreter), so the depth is measured without recursing before parsing.
 MAX_JSON_DEPTH = 32
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+# MobileNetV2's header is 57 KB with ~4,300 entries (1,000 of them labels); parsing and checking costs time and
+# memory per entry (1,000,000 empty tensors: 44 s and 3.6 GB), so size and entry count are bounded before parsing.
+MAX_HEADER_BYTES = 8 << 20
+MAX_HEADER_ENTRIES = 50_000  # JSON objects, lists and strings (keys included): room for ImageNet-21k's labels
 
 
-def json_depth(text: bytes) -> int:
-    """How deeply the arrays and objects of a JSON text nest (brackets inside strings do not count)."""
-    b = np.frombuffer(_JSON_STRING.sub(b'""', text), np.uint8)
-    if b.size == 0:
-        return 0
-    step = (b == ord("[")).astype(np.int64) + (b == ord("{")) - (b == ord("]")) - (b == ord("}"))
-    return int(np.cumsum(step).max(initial=0))
+@dataclass(frozen=True)
+class JsonShape:
+    depth: int  # how deeply arrays and objects nest
+    entries: int  # how many arrays, objects and strings (keys included) there are
+
+
+def json_shape(text: bytes) -> JsonShape:
+    """Nesting depth and entry count of a JSON text without parsing it, in a few bytes of memory per byte of text
+    (no Python object per string: a hostile header's millions of strings cost nothing extra)."""
+    plain = text.replace(b"\\\\", b"__").replace(b'\\"', b"__")  # escapes gone: every quote left delimits a string
+    b = np.frombuffer(plain, np.uint8)
+    quotes = b == ord('"')
+    outside = ~np.bitwise_xor.accumulate(quotes.view(np.uint8)).view(bool)  # False from an opening quote on
+    opening = ((b == ord("[")) | (b == ord("{"))) & outside
+    brackets = opening[opening | (((b == ord("]")) | (b == ord("}"))) & outside)]  # in order; True opens
+    steps = np.where(brackets, np.int8(1), np.int8(-1))
+    depth = int(np.cumsum(steps, dtype=np.int32).max(initial=0))
+    return JsonShape(depth, int(np.count_nonzero(quotes)) // 2 + int(np.count_nonzero(brackets)))
 
 
 class BundleError(ValueError):
@@ -211,6 +225,9 @@ def read_header(raw: bytes | memoryview, *, verify: bool = True) -> tuple[dict, 
         raise BundleError(f"not a wasmvision bundle: wrong magic bytes{hint}")
     if version != FORMAT_VERSION:
         raise BundleError(f"unsupported bundle format version {version} (this wasmvision reads {FORMAT_VERSION})")
+    if header_len > MAX_HEADER_BYTES:
+        raise BundleError(f"bundle header is too large: {header_len:,} bytes, at most {MAX_HEADER_BYTES:,} "
+                          "(a real model's header is tens of kilobytes)")
     expected_len = data_offset + data_len
     if len(view) != expected_len:
         raise BundleError(
@@ -224,10 +241,13 @@ def read_header(raw: bytes | memoryview, *, verify: bool = True) -> tuple[dict, 
         raise BundleError(f"bundle prefix is inconsistent: data offset {data_offset} lies inside the "
                           f"{header_len}-byte header")
     text = bytes(view[_PREFIX.size:_PREFIX.size + header_len])
-    depth = json_depth(text)
-    if depth > MAX_JSON_DEPTH:
-        raise BundleError(f"bundle header is not valid: its JSON is nested too deeply ({depth} levels, "
+    shape = json_shape(text)
+    if shape.depth > MAX_JSON_DEPTH:
+        raise BundleError(f"bundle header is not valid: its JSON is nested too deeply ({shape.depth} levels, "
                           f"at most {MAX_JSON_DEPTH})")
+    if shape.entries > MAX_HEADER_ENTRIES:
+        raise BundleError(f"bundle header has too many entries: {shape.entries:,} JSON objects, lists and strings, "
+                          f"at most {MAX_HEADER_ENTRIES:,} (MobileNetV2's has about 4,300)")
     try:
         header = json.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -294,9 +314,13 @@ def _from_header(header: dict, data: memoryview) -> Bundle:
 def load(path: str | Path, *, verify: bool = True) -> Bundle:
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = limits.read_path(path, limits.BUNDLE)
+    except limits.ReadLimitError as exc:
+        raise BundleError(f"model bundle {path}: {exc}") from None
     except FileNotFoundError:
         raise BundleError(f"model bundle not found: {path}") from None
     except IsADirectoryError:
         raise BundleError(f"model bundle path is a directory: {path}") from None
+    except OSError as exc:
+        raise BundleError(f"cannot read model bundle {path}: {exc.strerror or exc}") from None
     return from_bytes(raw, verify=verify)

@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--csv", dest="format", action="store_const", const="csv",
                      help="print CSV: a header, then one row per input (file, error, label/probability/class "
                           "per rank, model, total_ms)")
+    p.add_argument("--bom", action=argparse.BooleanOptionalAction, default=None,
+                   help="with --csv: start with a UTF-8 byte order mark, so spreadsheets (Excel) read non-ASCII "
+                        "names; default: only when stdout is a file (> results.csv), never into a pipe or terminal")
     p.add_argument("--engine", choices=("auto", "numpy", "simd"), default="auto",
                    help="what runs the network: auto (default; the Wasm SIMD kernels inside Pyodide, numpy "
                         "elsewhere), numpy, or simd (an error where the kernels cannot load)")
@@ -85,7 +88,8 @@ def _classify(args) -> int:
         print(f"wasmvision: note: {clf.engine_notice}", file=sys.stderr)
     inputs = cli_batch.expand(args.images, args.recursive)
     extra = ("engine",)
-    writer = cli_batch.WRITERS[args.format](sys.stdout, args.top_k, extra)
+    _never_fail_to_print()
+    writer = cli_batch.make_writer(args.format, sys.stdout, args.top_k, extra, bom=args.bom)
     progress = cli_batch.Progress(len(inputs))
     failed = 0
     progress.draw()  # 0/N at once: the first photo may take a while (the first inference warms up)
@@ -106,8 +110,19 @@ def _classify(args) -> int:
     return 1 if failed else 0
 
 
+def _never_fail_to_print() -> None:
+    """Names are shown safely (cli_batch.shown); what a narrower stdout encoding (ASCII, Latin-1) still cannot
+    write becomes a backslash escape instead of a UnicodeEncodeError that would end the batch."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):  # not a TextIOWrapper (a test's capture, a closed stream)
+            pass
+
+
 def _classify_one(clf, item, top_k: int):
     """One input -> one Result, never an exception (classify_many turns any error into ``Result.error``)."""
+    from . import limits
     from .classifier import Result, error_message
 
     if item.error is not None:
@@ -115,7 +130,7 @@ def _classify_one(clf, item, top_k: int):
     source = item.name
     if source == cli_batch.STDIN:
         try:
-            source = sys.stdin.buffer.read()
+            source = limits.read_stream(sys.stdin.buffer, limits.IMAGE)
         except Exception as exc:  # noqa: BLE001 - an unreadable stdin fails this input only
             return Result(top=[], error=f"cannot read stdin: {error_message(exc)}")
     return next(clf.classify_many([source], top_k=top_k))

@@ -162,12 +162,15 @@ def describe(bundle, file_size: int | None = None, header: dict | None = None) -
 
 
 def _inspect(args) -> int:
+    from . import limits
     from .bundle import BundleError, from_bytes, read_header
     from .classifier import load
 
     path = Path(args.bundle)
     try:
-        raw = path.read_bytes()
+        raw = limits.read_path(path, limits.BUNDLE)
+    except limits.ReadLimitError as exc:
+        return _fail(f"{path}: {exc}")
     except FileNotFoundError:
         return _fail(f"{path}: model bundle not found")
     except OSError as exc:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from . import limits
 from .preprocess import MAX_PIXELS, ImageError
 
 
@@ -37,7 +38,9 @@ def read_image(source: Any) -> np.ndarray:
         path = Path(source)
         name = str(path)
         try:
-            data = path.read_bytes()
+            data = limits.read_path(path, limits.IMAGE)
+        except limits.ReadLimitError as exc:
+            raise ImageError(f"{name}: {exc}") from None
         except FileNotFoundError:
             raise ImageError(f"{name}: file not found") from None
         except IsADirectoryError:

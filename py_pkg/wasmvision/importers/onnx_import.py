@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import bundle, preprocess
+from .. import bundle, limits, preprocess
 from ..messages import quote, short
 from .errors import ModelImportError, UnsupportedOperatorError
 from . import onnx_proto
@@ -48,7 +48,9 @@ def load_labels(labels) -> list[str]:
     if isinstance(labels, (str, os.PathLike)):
         path = Path(labels)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = limits.read_path(path, limits.LABELS).decode("utf-8")
+        except limits.ReadLimitError as exc:
+            raise ModelImportError(f"cannot read labels file {path}: {exc}") from None
         except OSError as exc:
             raise ModelImportError(f"cannot read labels file {path}: {exc.strerror or exc}") from None
         if path.suffix.lower() == ".json":
@@ -92,7 +94,9 @@ def _read_source(source) -> tuple[bytes | memoryview, str]:
         return source, ""
     path = Path(source)
     try:
-        return path.read_bytes(), path.name
+        return limits.read_path(path, limits.ONNX), path.name
+    except limits.ReadLimitError as exc:
+        raise ModelImportError(f"ONNX model {path}: {exc}") from None
     except FileNotFoundError:
         raise ModelImportError(f"ONNX model not found: {path}") from None
     except IsADirectoryError:
