@@ -51,14 +51,14 @@ def base(mobilenet_bundle):
 
 @pytest.fixture(scope="module")
 def tiny_classifier():
-    from test_classifier import tiny_bundle
+    from builders import tiny_bundle
 
     return wasmvision.load(tiny_bundle(), engine="numpy")
 
 
 @pytest.fixture
 def tiny_bundle_path(tmp_path):
-    from test_classifier import tiny_bundle
+    from builders import tiny_bundle
     from wasmvision import bundle
 
     path = tmp_path / "tiny.wvb"

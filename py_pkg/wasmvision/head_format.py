@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from . import limits
 from .bundle import BundleError, json_depth
 from .messages import clip, quote
 
@@ -33,7 +34,6 @@ MAX_HEADER_BYTES = 1 << 20  # a header is labels and a few numbers: 1 MiB holds 
 MAX_LABELS = 10_000
 MAX_LABEL_CHARS = 200
 MAX_DIM = 1 << 16
-MAX_FILE_BYTES = 256 << 20  # 10,000 labels x 4,096 features of float32 is 164 MB
 METHODS = ("ncm", "softmax")
 
 
@@ -105,8 +105,8 @@ def from_bytes(raw: bytes | memoryview) -> Head:
     view = memoryview(raw)
     if len(view) < _PREFIX.size:
         raise HeadError(f"not a wasmvision head: {len(view)} bytes, shorter than the {_PREFIX.size}-byte prefix")
-    if len(view) > MAX_FILE_BYTES:
-        raise HeadError(f"head file is too large: {len(view):,} bytes (at most {MAX_FILE_BYTES:,})")
+    if len(view) > limits.HEAD.max_bytes:
+        raise HeadError(f"head file is too large: {len(view):,} bytes (at most {limits.HEAD.max_bytes:,})")
     magic, version, header_len, digest = _PREFIX.unpack_from(view, 0)
     if magic != MAGIC:
         hint = " (it is a model bundle: pass it as the model, not the head)" if bytes(view[:8]) == b"\x89WVB\r\n\x1a\n" else ""
@@ -144,11 +144,9 @@ def from_bytes(raw: bytes | memoryview) -> Head:
 def load(path: str | Path) -> Head:
     path = Path(path)
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise HeadError(f"head file is too large: {path.stat().st_size:,} bytes (at most {MAX_FILE_BYTES:,})")
-        if not path.is_file():
-            raise HeadError(f"head path is not a regular file: {path}")
-        raw = path.read_bytes()
+        raw = limits.read_path(path, limits.HEAD)
+    except limits.ReadLimitError as exc:
+        raise HeadError(f"head file {path}: {exc}") from None
     except FileNotFoundError:
         raise HeadError(f"head file not found: {path}") from None
     except OSError as exc:

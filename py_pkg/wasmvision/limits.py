@@ -22,7 +22,8 @@ class Bound:
 IMAGE = Bound("image files", 256 << 20)  # a 50 MP photo (preprocess.MAX_PIXELS) is ~150 MB even as raw 8-bit RGB
 BUNDLE = Bound("model bundles", 1 << 30)  # far above any model we run (MobileNetV2 fp32: 14 MB); a Wasm heap is 2-4 GB
 ONNX = Bound("ONNX models", 1 << 30)  # converts to a bundle of about the same size: BUNDLE's bound
-LABELS = Bound("labels files", 64 << 20)  # ImageNet-21k's 21,843 names are ~0.5 MB
+LABELS = Bound("labels files", 64 << 20)
+HEAD = Bound("head files", 256 << 20)  # 10,000 labels x 4,096 features of float32 is 164 MB  # ImageNet-21k's 21,843 names are ~0.5 MB
 FIFO_IDLE_SECONDS = 30.0  # a pipe named on the command line that sends nothing this long is given up
 _CHUNK = 1 << 20
 
