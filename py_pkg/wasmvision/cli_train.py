@@ -23,8 +23,8 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="the head file to write (.wvh)")
     p.add_argument("--model", default=None, help="base model bundle (.wvb); default: as for classify")
     p.add_argument("--method", choices=METHODS, default=head_train.DEFAULT_METHOD,
-                   help=f"how to train (default {head_train.DEFAULT_METHOD}: nearest class mean, best with few "
-                        "photos per label; softmax: logistic regression)")
+                   help=f"how to train (default {head_train.DEFAULT_METHOD}: logistic regression; ncm: nearest "
+                        "class mean, faster, less accurate with more than a few photos per label)")
     p.add_argument("--name", default=None, help="the head's name in results (default: the output file's stem)")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import limits
-from .bundle import BundleError, json_depth
+from .bundle import BundleError, json_shape
 from .messages import clip, quote
 
 MAGIC = b"\x89WVH\r\n\x1a\n"
@@ -118,8 +118,9 @@ def from_bytes(raw: bytes | memoryview) -> Head:
     if header_len > min(MAX_HEADER_BYTES, len(view) - _PREFIX.size):
         raise HeadError(f"head header length {header_len:,} is out of range")
     text = bytes(view[_PREFIX.size:_PREFIX.size + header_len])
-    if json_depth(text) > 4:
-        raise HeadError("head header is not valid: its JSON is nested too deeply")
+    shape = json_shape(text)
+    if shape.depth > 4 or shape.entries > 2 * MAX_LABELS + 64:
+        raise HeadError("head header is not valid: its JSON is nested too deeply or has too many entries")
     try:
         header = json.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
