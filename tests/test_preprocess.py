@@ -155,7 +155,7 @@ def test_raw_kind_keeps_pixel_values_and_resizes_the_whole_image():
 # straightforward tap loop and with Pillow, and must actually be the path taken for photo downscales.
 
 def test_downscale_takes_the_two_phase_path_and_upscale_does_not():
-    from wasmvision.preprocess import _coefficients, _two_phase_plan
+    from wasmvision.resample import _two_phase_plan, coefficients as _coefficients
     for in_size, out_size in [(4000, 341), (3000, 256), (8000, 341), (640, 256), (257, 256), (900, 1), (2, 1)]:
         assert _two_phase_plan(*_coefficients(in_size, out_size), in_size) is not None, (in_size, out_size)
     for in_size, out_size in [(1, 224), (100, 400), (224, 300)]:
@@ -164,7 +164,7 @@ def test_downscale_takes_the_two_phase_path_and_upscale_does_not():
 
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
 def test_two_phase_passes_equal_the_tap_loop(channels):
-    from wasmvision.preprocess import _coefficients, _resample_axis, _resample_axis_taps
+    from wasmvision.resample import _resample_axis, _resample_axis_taps, coefficients as _coefficients
     rng = np.random.default_rng(channels)
     cases = [(1, 500, 1), (500, 1, 1), (300, 300, 1), (7, 7, 3), (2, 900, 1), (300, 301, 300)]
     cases += [(int(rng.integers(1, 400)), int(rng.integers(1, 400)), 0) for _ in range(20)]
@@ -189,7 +189,7 @@ def test_large_photo_sizes_match_pillow_exactly(width, height):
 
 
 def test_segment_sums_round_and_clip_like_pillow():
-    from wasmvision.preprocess import PRECISION_BITS, _unpack_segment_sums
+    from wasmvision.resample import PRECISION_BITS, _unpack_segment_sums
     one = 1 << PRECISION_BITS
     low = np.array([one // 2 - 1, one // 2, 255 * one, 256 * one + 5], np.uint64)  # each output's own half
     high = np.array([0, 0, 0, 0, 0], np.uint64)  # the next segment's high word: nothing
