@@ -46,6 +46,7 @@ class StoreParams(ctypes.Structure):
 
 KERNELS = {  # exported name -> its parameter struct
     "wv_resample_h_u8_c4": HParams,
+    "wv_resample_h_u8_c3": HParams,
     "wv_resample_h_u8_cn": HParams,
     "wv_resample_v_u8": VParams,
     "wv_store_f32": StoreParams,
@@ -118,14 +119,16 @@ class PreprocessKernels:
 
     # ---------------------------------------------------------------------------------------- passes
     def horizontal(self, x: np.ndarray, taps: AxisTaps, offset: int) -> np.ndarray:
-        """(R, W', P) uint8 -> (R, n, 4 if P == 4 else 3 if P == 3 else 1) uint8."""
+        """(R, W', P) uint8 -> (R, n, 4 if P >= 3 else 1) uint8 (RGB gains an unused fourth byte: the SIMD tile
+        writes whole 4-byte pixels)."""
         rows, _, pixel = x.shape
-        channels = 4 if pixel == 4 else 3 if pixel == 3 else 1
+        channels = 4 if pixel >= 3 else 1
         out = np.empty((rows, len(taps.count), channels), np.uint8)
         t, keep = taps.struct(offset)
         p = HParams(x.ctypes.data, x.strides[0], pixel, out.ctypes.data, out.strides[0], rows, out.shape[1],
                     channels, t)
-        self._fn["wv_resample_h_u8_c4" if pixel == 4 else "wv_resample_h_u8_cn"](ctypes.byref(p))
+        self._fn[{4: "wv_resample_h_u8_c4", 3: "wv_resample_h_u8_c3"}.get(pixel, "wv_resample_h_u8_cn")](
+            ctypes.byref(p))
         del keep
         return out
 

@@ -58,7 +58,28 @@ EXPORT void wv_resample_h_u8_c4(const wv_resample_h_params *p) {
   }
 }
 
-// Horizontal, any pixel stride, the first `channels` (1..4) bytes of each pixel: gray, gray+alpha, RGB.
+// Horizontal, 3-byte pixels (RGB) into 4-byte pixels (the fourth byte is not used): the c4 tile's arithmetic,
+// each pixel loaded as 4 bytes except each output's last tap, which must not read past the image's last byte.
+INLINE v128_t widen3(const uint8_t *p) { return wasm_i32x4_make(p[0], p[1], p[2], 0); }
+
+EXPORT void wv_resample_h_u8_c3(const wv_resample_h_params *p) {
+  const wv_taps *t = &p->taps;
+  for (uint32_t y = 0; y < p->rows; y++) {
+    const uint8_t *s = p->src + (uintptr_t)y * p->src_row;
+    uint8_t *d = p->dst + (uintptr_t)y * p->dst_row;
+    for (uint32_t x = 0; x < p->cols; x++) {
+      const int32_t *k = t->coeffs + (uintptr_t)x * t->ksize;
+      const uint8_t *a = s + 3 * t->first[x];
+      int32_t n = t->count[x], i = 0;
+      v128_t acc = wasm_i32x4_splat(WV_HALF);
+      for (; i + 1 < n; i++) acc = wasm_i32x4_add(acc, wasm_i32x4_mul(widen4(a + 3 * i), wasm_i32x4_splat(k[i])));
+      if (i < n) acc = wasm_i32x4_add(acc, wasm_i32x4_mul(widen3(a + 3 * i), wasm_i32x4_splat(k[i])));
+      wasm_v128_store32_lane(d + 4 * x, clip8_4(acc), 0);
+    }
+  }
+}
+
+// Horizontal, any pixel stride, the first `channels` (1..4) bytes of each pixel: gray, gray+alpha.
 EXPORT void wv_resample_h_u8_cn(const wv_resample_h_params *p) {
   const wv_taps *t = &p->taps;
   uint32_t ps = p->src_pixel, nc = p->channels;

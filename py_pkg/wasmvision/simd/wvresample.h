@@ -20,7 +20,7 @@ typedef struct {
 } wv_taps;
 
 // Horizontal pass, uint8 -> uint8. Input pixels are `src_pixel` bytes apart, output pixels `channels` bytes
-// (the c4 tile: 4 and 4, every byte filtered; the cn tile: the first `channels` bytes of each input pixel).
+// (the c4 tile: 4 and 4, every byte filtered; c3: 3 and 4; the cn tile: the first `channels` bytes of each pixel).
 typedef struct {
   const uint8_t *src;
   uint32_t src_row;    // bytes between input rows
