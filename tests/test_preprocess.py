@@ -97,6 +97,18 @@ def test_center_crop_rounding():
     np.testing.assert_array_equal(center_crop(img, 2, 4), img[2:4, 2:6])
 
 
+@pytest.mark.parametrize("h,w,ch,cw", [(5, 7, 9, 9), (5, 7, 4, 10), (8, 3, 2, 6), (1, 1, 224, 224), (6, 6, 6, 6),
+                                     (10, 4, 3, 4)])
+def test_center_crop_pads_smaller_images_like_torchvision(h, w, ch, cw):
+    img = np.arange(1, h * w * 3 + 1, dtype=np.uint8).reshape(h, w, 3)
+    # torchvision: pad (half before, the odd one after) with zeros, then crop round((size - crop) / 2)
+    pt, pb = ((ch - h) // 2, (ch - h + 1) // 2) if ch > h else (0, 0)
+    pl, pr = ((cw - w) // 2, (cw - w + 1) // 2) if cw > w else (0, 0)
+    padded = np.pad(img, ((pt, pb), (pl, pr), (0, 0)))
+    top, left = int(round((padded.shape[0] - ch) / 2.0)), int(round((padded.shape[1] - cw) / 2.0))
+    np.testing.assert_array_equal(center_crop(img, ch, cw), padded[top:top + ch, left:left + cw])
+
+
 def test_kinds():
     rgb = np.full((300, 400, 3), 255, np.uint8)
     np.testing.assert_allclose(preprocess(rgb, {"kind": "inception"}, (299, 299)), 1.0)
@@ -155,16 +167,16 @@ def test_raw_kind_keeps_pixel_values_and_resizes_the_whole_image():
 # straightforward tap loop and with Pillow, and must actually be the path taken for photo downscales.
 
 def test_downscale_takes_the_two_phase_path_and_upscale_does_not():
-    from wasmvision.preprocess import _coefficients, _two_phase_plan
+    from wasmvision.resample import _two_phase_plan, coefficients
     for in_size, out_size in [(4000, 341), (3000, 256), (8000, 341), (640, 256), (257, 256), (900, 1), (2, 1)]:
-        assert _two_phase_plan(*_coefficients(in_size, out_size), in_size) is not None, (in_size, out_size)
+        assert _two_phase_plan(*coefficients(in_size, out_size), in_size) is not None, (in_size, out_size)
     for in_size, out_size in [(1, 224), (100, 400), (224, 300)]:
-        assert _two_phase_plan(*_coefficients(in_size, out_size), in_size) is None, (in_size, out_size)
+        assert _two_phase_plan(*coefficients(in_size, out_size), in_size) is None, (in_size, out_size)
 
 
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
 def test_two_phase_passes_equal_the_tap_loop(channels):
-    from wasmvision.preprocess import _coefficients, _resample_axis, _resample_axis_taps
+    from wasmvision.resample import _resample_axis, _resample_axis_taps, coefficients
     rng = np.random.default_rng(channels)
     cases = [(1, 500, 1), (500, 1, 1), (300, 300, 1), (7, 7, 3), (2, 900, 1), (300, 301, 300)]
     cases += [(int(rng.integers(1, 400)), int(rng.integers(1, 400)), 0) for _ in range(20)]
@@ -172,7 +184,7 @@ def test_two_phase_passes_equal_the_tap_loop(channels):
         img = rng.integers(0, 256, (h, w, channels), dtype=np.uint8)
         for axis in (0, 1):
             size = out or int(rng.integers(1, 2 * img.shape[axis] + 2))  # mostly shrinking, some enlarging
-            expected = _resample_axis_taps(img, *_coefficients(img.shape[axis], size), axis)
+            expected = _resample_axis_taps(img, *coefficients(img.shape[axis], size), axis)
             np.testing.assert_array_equal(_resample_axis(img, size, axis), expected,
                                           err_msg=f"{(h, w, channels)} axis {axis} -> {size}")
 
@@ -189,7 +201,7 @@ def test_large_photo_sizes_match_pillow_exactly(width, height):
 
 
 def test_segment_sums_round_and_clip_like_pillow():
-    from wasmvision.preprocess import PRECISION_BITS, _unpack_segment_sums
+    from wasmvision.resample import PRECISION_BITS, _unpack_segment_sums
     one = 1 << PRECISION_BITS
     low = np.array([one // 2 - 1, one // 2, 255 * one, 256 * one + 5], np.uint64)  # each output's own half
     high = np.array([0, 0, 0, 0, 0], np.uint64)  # the next segment's high word: nothing

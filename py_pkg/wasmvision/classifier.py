@@ -18,6 +18,7 @@ from .plan import PROFILE_KINDS, Executor, profile_kind
 from .postprocess import softmax, top_k as _top_k
 from .preprocess import ImageError, preprocess, resolve_spec
 from .simd import EngineError, resolve_engine, warm_up
+from .simd.preprocess_ops import preprocess_kernels
 
 BATCH_CHUNK = 8  # images per network run in a batch: bounds memory (activations grow with the batch)
 
@@ -58,6 +59,7 @@ class Classifier:
     def __init__(self, bundle: Bundle, engine: str = "auto", *, warm: bool = True):
         self.bundle = bundle
         kernels, self.engine, self.engine_notice = resolve_engine(engine)
+        self._preprocess_kernels = None if kernels is None else preprocess_kernels(kernels)  # None: numpy
         if len(bundle.inputs) != 1 or len(bundle.inputs[0].shape) != 4:
             raise BundleError("a classifier bundle needs one NHWC image input")
         _, h, w, c = bundle.inputs[0].shape
@@ -95,7 +97,7 @@ class Classifier:
     # ------------------------------------------------------------------------------------------ API
     def preprocess(self, image: Any) -> np.ndarray:
         """Image -> (H, W, 3) float32 as the network expects."""
-        return preprocess(image, self.preprocess_spec, self.input_size)
+        return preprocess(image, self.preprocess_spec, self.input_size, kernels=self._preprocess_kernels)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """The raw graph on preprocessed NHWC float32 (N, H, W, C); returns the first output."""
