@@ -201,6 +201,21 @@ BAD = [
     ("bad engine", 'wv.load({engine: "gpu"})', "ArgumentError", "engine"),
     ("labels of the wrong length", 'wv.load({model: "../models/mobilenet_v2-int8.wvb", labels: ["a", "b"]})',
      "ModelError", "labels"),
+    # Hardening (issue 22, items 7 and 15): each resolved, loaded the wrong file or misworded its message before.
+    ("model on another site", 'wv.load({model: "https://cdn.example.com/models/mobilenet_v2-int8.wvb"})',
+     "PrivacyError", "cdn.example.com"),
+    ("model as a URL object on another site", 'wv.load({model: new URL("https://cdn.example.com/m.wvb")})',
+     "PrivacyError", "cdn.example.com"),
+    ("topK NaN", "clf.classify(chelsea, {topK: NaN})", "ArgumentError", "got nan."),
+    ("topK Infinity", "clf.classify(chelsea, {topK: Infinity})", "ArgumentError", "got infinity."),
+    ("undefined input", "clf.classify(undefined)", "ImageError", "got undefined."),
+    ("empty object", "clf.classify({})", "ImageError", "got an object."),
+    ("engine an object", 'wv.load({engine: {}})', "ArgumentError", "got an object."),
+    ("sparse array", "clf.classify([chelsea, , chelsea])", "ImageError", "image 2 of 3"),
+    ("long data: URL, not an image", 'clf.classify("data:text/plain;base64," + btoa("x".repeat(240000)))',
+     "ImageError", "data: url (320,023 characters)"),
+    ("revoked blob: URL", """(() => { const u = URL.createObjectURL(new Blob(["x"])); URL.revokeObjectURL(u);
+        return clf.classify(u); })()""", "ImageError", "revoked"),
 ]
 
 
@@ -222,6 +237,8 @@ def test_bad_input_is_a_wasmvision_error_and_the_page_keeps_working(example, nat
     assert err["kind"] == kind, err
     assert word in err["message"].lower(), err
     assert "\n" not in err["message"].strip(), err  # one line
+    assert len(err["message"]) <= 400, err  # nothing the caller passed is echoed whole
+    assert not re.search(r"(?<!blob:)http://\S*/[0-9a-f]{8}-[0-9a-f]{4}-", err["message"]), err  # no made-up URL
     result = page.evaluate("window.example.clf.classify(window.chelsea, {topK: 5})")
     _close(result["top"], native["chelsea.png"]["top"])
 
@@ -342,3 +359,52 @@ def test_readme_example_runs_as_shown(example):
     assert len(got) == len(expected) == 4
     for g, w in zip(got, expected):
         assert _close_value(g, w), (g, w)
+
+
+@pytest.mark.browser
+def test_a_picture_from_another_site_and_a_dispose_mid_classify_settle(browser, served, native):
+    """A cross-origin <img> and a canvas it tainted are ImageErrors (not a raw DataCloneError, nothing left
+    pending), and dispose() while classify() converts its input rejects that call when the classifier is its
+    worker's only user (it used to post to the terminated worker and wait forever)."""
+    context = browser.new_context()
+    try:
+        page, errors = bu.new_page(context, TIMEOUT_MS)
+        page.goto(served + "examples/photos/blank.html")  # a page with no classifier of its own
+        other = served.replace("127.0.0.1", "localhost") + "examples/photos/chelsea.png"
+        got = page.evaluate("""async (src) => {
+            const wv = await import("../../wasmvision.mjs");
+            const clf = await wv.load();
+            const img = new Image();
+            img.src = src;
+            await img.decode();
+            const canvas = document.createElement("canvas");
+            canvas.width = img.naturalWidth;
+            canvas.height = img.naturalHeight;
+            canvas.getContext("2d").drawImage(img, 0, 0);
+            const foreign = [];
+            for (const input of [img, canvas, [img]]) {
+                try {
+                    await clf.classify(input);
+                    foreign.push(null);
+                } catch (e) {
+                    foreign.push({isError: e instanceof wv.WasmvisionError, kind: e.kind, message: e.message});
+                }
+            }
+            const mine = await fetch("chelsea.png").then((r) => r.blob()).then(createImageBitmap);
+            const after = await clf.classify(mine, {topK: 5});
+            const own = new OffscreenCanvas(mine.width, mine.height);
+            own.getContext("2d").drawImage(mine, 0, 0);
+            const running = clf.classify(own).then(() => "resolved", (e) => e.kind);
+            const disposed = clf.dispose();
+            const settled = await Promise.race([running,
+                new Promise((r) => setTimeout(() => r("still pending after 20 s"), 20000))]);
+            await disposed;
+            return {foreign, after, settled};
+        }""", other)
+    finally:
+        context.close()
+    for err in got["foreign"]:
+        assert err is not None and err["isError"] and err["kind"] == "ImageError", got["foreign"]
+        assert "another site" in err["message"] and "\n" not in err["message"], err
+    _close(got["after"]["top"], native["chelsea.png"]["top"])
+    assert got["settled"] == "DisposedError", got

@@ -1,16 +1,17 @@
-// The demo page, built on the public module (wasmvision.mjs): input (picker, drag-and-drop, paste), the model
-// picker, and window.wasmvision, a thin alias of the module for scripts and tests. Rendering lives in app/view.js.
+// The demo page, built on the public module (wasmvision.mjs): what a chosen file does, the model picker, and
+// window.wasmvision, a thin alias of the module for scripts and tests. Rendering lives in app/view.js, the file
+// picker, drag-and-drop and paste in app/input.js.
 
 import * as wasmvision from "./wasmvision.mjs";
 import { keepOffline } from "./offline.js";
 import { modelShort } from "./app/format.js";
+import { wireInputs } from "./app/input.js";
 import { fillPicker, OPEN_OWN } from "./app/picker.js";
 import {
   adaptHints, clearError, clearResult, hidePreview, hideProgress, renderResult, renderStats, setStatus, showError,
   showModelName, showPreview, showProgress, ui,
 } from "./app/view.js";
 
-const ENGINES = ["auto", "numpy", "simd"];
 const stats = {
   readyMs: null, firstResultMs: null, bootTimings: null, bytesReceived: null, networkBytes: null,
   pyodideVersion: null, phases: null,
@@ -20,8 +21,8 @@ const classifiers = new Map(); // model key -> a wasmvision classifier (they sha
 const params = new URLSearchParams(location.search);
 const notices = [];
 let engine = params.get("engine") || "auto";
-if (!ENGINES.includes(engine)) {
-  notices.push(`There is no engine "${engine}"; using auto. Engines: ${ENGINES.join(", ")}.`);
+if (!wasmvision.ENGINES.includes(engine)) {
+  notices.push(`There is no engine "${engine}"; using auto. Engines: ${wasmvision.ENGINES.join(", ")}.`);
   engine = "auto";
 }
 const touch = adaptHints();
@@ -239,55 +240,7 @@ function handleFiles(files, { modelFiles = false } = {}) {
 
 // ------------------------------------------------------------------------------------------ input
 
-ui.fileInput.addEventListener("change", () => {
-  const files = [...ui.fileInput.files];
-  ui.fileInput.value = ""; // choosing the same file again still fires change
-  handleFiles(files);
-});
-
-ui.dropZone.addEventListener("click", (e) => {
-  if (e.target !== ui.fileInput) ui.fileInput.click();
-});
-ui.dropZone.addEventListener("keydown", (e) => {
-  if (e.key === "Enter" || e.key === " ") {
-    e.preventDefault();
-    ui.fileInput.click();
-  }
-});
-ui.chooseAnother.addEventListener("click", () => ui.fileInput.click());
-
-// A file dropped anywhere on the page (the photo, the results) is taken as input instead of the browser
-// navigating away to it.
-let dragDepth = 0;
-window.addEventListener("dragenter", (e) => {
-  if (![...(e.dataTransfer?.types || [])].includes("Files")) return;
-  dragDepth++;
-  document.body.classList.add("dragging");
-});
-window.addEventListener("dragleave", () => {
-  dragDepth = Math.max(0, dragDepth - 1);
-  if (dragDepth === 0) document.body.classList.remove("dragging");
-});
-window.addEventListener("dragover", (e) => {
-  e.preventDefault();
-  if (e.dataTransfer) e.dataTransfer.dropEffect = "copy";
-});
-window.addEventListener("drop", (e) => {
-  e.preventDefault();
-  dragDepth = 0;
-  document.body.classList.remove("dragging");
-  handleFiles(e.dataTransfer?.files);
-});
-
-document.addEventListener("paste", (e) => {
-  const items = [...(e.clipboardData?.items || [])];
-  const item = items.find((i) => i.kind === "file" && i.type.startsWith("image/")) ||
-    items.find((i) => i.kind === "file");
-  const file = item?.getAsFile();
-  if (!file) return;
-  e.preventDefault();
-  handleFiles([file]);
-});
+wireInputs(handleFiles);
 
 ui.error.querySelector("button").addEventListener("click", clearError);
 
