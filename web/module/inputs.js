@@ -31,7 +31,7 @@ function urlName(url) {
   return url.protocol === "data:" ? `data: URL (${url.href.length.toLocaleString("en")} characters)` : url.href;
 }
 
-// A data: or blob: URL read in the page (the worker's fetch knows only the site) into a named File.
+// A data: or blob: URL read in the page (the worker's fetch knows only the site's files) into a named File.
 async function readLocalUrl(url, kind) {
   const name = urlName(url);
   try {
@@ -42,6 +42,23 @@ async function readLocalUrl(url, kind) {
     const why = url.protocol === "blob:" ? "it was revoked, or it belongs to another page" : "it is malformed";
     throw new WasmvisionError(kind, `The ${name} could not be read (${err.message}): ${why}.`);
   }
+}
+
+// A data: or blob: URL of an image, decoded as an <img src> would (a page's CSP allows these for images, not always
+// for fetch); in a worker, read with fetch.
+async function localImage(url) {
+  if (typeof Image !== "function") return [{ kind: "blob", blob: await readLocalUrl(url, "ImageError") }, []];
+  const img = new Image();
+  img.src = url.href;
+  try {
+    await img.decode();
+  } catch {
+    const why = url.protocol === "blob:" ? "it is not an image, it was revoked, or it belongs to another page"
+      : "it is not an image, or it is malformed";
+    throw new WasmvisionError("ImageError", `The ${urlName(url)} could not be read as an image: ${why}.`);
+  }
+  const bitmap = await bitmapOf(img, `The ${urlName(url)}`);
+  return [{ kind: "bitmap", bitmap }, [bitmap]];
 }
 
 function toUrl(input, kind) {
@@ -57,9 +74,7 @@ export async function toMessage(input) {
   if (is(input, "Blob")) return [{ kind: "blob", blob: input }, []];
   if (typeof input === "string" || is(input, "URL")) {
     const url = toUrl(input, "ImageError");
-    if (url.protocol === "data:" || url.protocol === "blob:") {
-      return [{ kind: "blob", blob: await readLocalUrl(url, "ImageError") }, []];
-    }
+    if (url.protocol === "data:" || url.protocol === "blob:") return localImage(url);
     return [{ kind: "url", url: url.href }, []];
   }
   if (is(input, "ImageData")) return [{ kind: "imagedata", image: input }, []];
