@@ -205,7 +205,7 @@ BAD = [
     ("bad engine", 'wv.load({engine: "gpu"})', "ArgumentError", "engine"),
     ("labels of the wrong length", 'wv.load({model: "../models/mobilenet_v2-int8.wvb", labels: ["a", "b"]})',
      "ModelError", "labels"),
-    # Hardening (issue 22, items 7 and 15): each resolved, loaded the wrong file or misworded its message before.
+    # Hardening: on the previous build each of these resolved, loaded the wrong file, or misworded its message.
     ("model on another site", 'wv.load({model: "https://cdn.example.com/models/mobilenet_v2-int8.wvb"})',
      "PrivacyError", "cdn.example.com"),
     ("model as a URL object on another site", 'wv.load({model: new URL("https://cdn.example.com/m.wvb")})',

@@ -202,8 +202,7 @@ async function classifyAndRender(blob) {
     state.lastBlob = blob;
     state.shown = blob;
     const model = state.models.find((m) => m.key === result.model.key) ?? result.model;
-    // The runtime names its engine once issue 8's engines exist; before that, numpy is the only one.
-    renderResult(result, result.engine ?? classifiers.get(result.model.key)?.engine ?? "numpy");
+    renderResult(result, result.engine);
     showModelName(model);
     const best = result.top[0];
     setStatus(`Top result: ${best.label}, ${(best.probability * 100).toFixed(1)}%. ` +

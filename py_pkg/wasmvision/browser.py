@@ -245,12 +245,8 @@ def embed_rgba(key: str, rgba, width: int, height: int) -> dict:
     image, handover_ms = _rgba_image(rgba, width, height)
     t0 = time.perf_counter()
     vector = clf.infer(image, embedding=True)  # (D,)
-    out = {"embedding": _vector(vector), "model": clf.model,
-           "timings_ms": {"handover": round(handover_ms, 3), "inference": (time.perf_counter() - t0) * 1000.0}}
-    engine = getattr(clf, "engine", None)
-    if engine is not None:
-        out["engine"] = engine
-    return out
+    return {"embedding": _vector(vector), "model": clf.model, "engine": clf.engine,
+            "timings_ms": {"handover": round(handover_ms, 3), "inference": (time.perf_counter() - t0) * 1000.0}}
 
 
 @_respond
@@ -265,9 +261,6 @@ def classify_embed_rgba(key: str, rgba, width: int, height: int, top_k: int = 5)
     out = result.to_dict()
     out["timings_ms"]["handover"] = round(handover_ms, 3)
     out["embedding"] = _vector(vector)
-    engine = getattr(clf, "engine", None)
-    if engine is not None:
-        out["engine"] = engine
     return out
 
 
