@@ -90,9 +90,14 @@ class Classifier {
   async #each(inputs, type, payload) {
     const one = async (input) => {
       const [message, transfer] = await toMessage(input);
-      this.#check(); // disposed while the input was converted
-      const { rt, key } = this.#pick();
-      return rt.call(type, { input: message, model: key, engine: this.#engine, ...payload }, transfer);
+      try {
+        this.#check(); // disposed while the input was converted
+        const { rt, key } = this.#pick();
+        return await rt.call(type, { input: message, model: key, engine: this.#engine, ...payload }, transfer);
+      } catch (err) {
+        for (const bitmap of transfer) bitmap.close(); // not sent: its pixels are freed now, not at collection
+        throw err;
+      }
     };
     if (!Array.isArray(inputs)) return one(inputs);
     // Sent together so decoding overlaps Python's work on the previous one (and fills every worker).
