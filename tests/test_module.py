@@ -438,3 +438,26 @@ def test_dispose_during_classify_settles_when_the_worker_has_no_other_user(brows
     finally:
         context.close()
     assert settled == "DisposedError"
+
+
+@pytest.mark.browser
+def test_more_models_than_stay_loaded_all_keep_working(example, native):
+    """The worker's registry keeps three models in Python and releases the least recently used; a released model
+    is loaded again when next used (Python never drops one behind the worker's back), with the same results."""
+    page = example["page"]
+    got = page.evaluate("""async () => {
+        const { wasmvision: wv } = window.example;
+        const keys = ["mobilenet_v2", "mobilenet_v2-fp16", "mobilenet_v2-int8"];
+        const own = new File([await (await fetch("../models/mobilenet_v2-int8.wvb")).blob()], "fourth.wvb");
+        const clfs = [...await Promise.all(keys.map((model) => wv.load({model}))), await wv.load({model: own})];
+        const rounds = [];
+        for (let round = 0; round < 2; round++) {
+            rounds.push(await Promise.all(clfs.map(async (c) => (await c.classify(window.chelsea, {topK: 1})).top[0])));
+        }
+        await Promise.all(clfs.map((c) => c.dispose()));
+        return rounds;
+    }""")
+    want = native["chelsea.png"]["top"][0]["index"]
+    for round_ in got:
+        assert [p["index"] for p in round_] == [want] * 4, got
+    assert [p["probability"] for p in got[0]] == [p["probability"] for p in got[1]], got
