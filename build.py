@@ -952,14 +952,21 @@ def with_worker_type(module: bytes, worker_type: str) -> bytes:
 PAGE_EXTERNAL = "./wasmvision.mjs"
 
 
-def bundle_page(web: Path, entry: str, esbuild: Path) -> tuple[bytes, list[str]]:
-    """A page's script (app.js, album.js) with the modules it imports, except the public module, in one file:
-    (its bytes, the site paths it bundled). Five to nine requests for the page's code become two."""
+def bundle_page(web: Path, entry: str, esbuild: Path,
+                replaced: dict[str, bytes] | None = None) -> tuple[bytes, list[str]]:
+    """A page's script (app.js, album.js, or the public module itself) with the modules it imports, except the public
+    module, in one file: (its bytes, the site paths it bundled). Five to nine requests for the page's code become
+    two. `replaced`: site paths whose bytes are bundled instead of the source file's."""
     with tempfile.TemporaryDirectory(prefix="wasmvision-bundle-") as tmp:
         t = Path(tmp) / "web"
         shutil.copytree(web, t, ignore=shutil.ignore_patterns("*.html", "*.css", "examples"))
+        for rel, data in (replaced or {}).items():
+            (t / rel).write_bytes(data)
         out, inputs = esbuild_bundle(esbuild, t, entry, (PAGE_EXTERNAL,))
-    graph = set(module_graph(web, entry)) - {PAGE_EXTERNAL.removeprefix("./")}
+    external = PAGE_EXTERNAL.removeprefix("./")
+    graph = set(module_graph(web, entry)) - {external}
+    if entry != external:
+        graph -= set(module_graph(web, external))  # the public module's own modules ship inside it
     if graph - inputs:
         raise BuildError(f"bundling {entry} left out {', '.join(sorted(graph - inputs))}")
     return out, sorted(inputs - {entry})
@@ -981,7 +988,10 @@ def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict], si
     else:
         bundled = {f"worker/{p.name}" for p in (web / "worker").glob("*.js")}
         files["worker.js"] = bundle_worker(web, pyodide / "pyodide.mjs", esbuild)
-        files["wasmvision.mjs"] = with_worker_type((web / "wasmvision.mjs").read_bytes(), "classic")
+        # The public module's own modules (web/module/) ship inside it: one request, as before its split.
+        module = with_worker_type((web / "wasmvision.mjs").read_bytes(), "classic")
+        files["wasmvision.mjs"], inside = bundle_page(web, "wasmvision.mjs", esbuild, {"wasmvision.mjs": module})
+        bundled.update(inside)
         for entry in ("app.js", "album.js"):
             files[entry], inside = bundle_page(web, entry, esbuild)
             bundled.update(inside)

@@ -603,16 +603,18 @@ def test_glue_errors_are_reported_not_raised(glue):
     assert not reply["ok"] and reply["error"]["kind"] == "ModelNotLoaded"
 
 
-def test_glue_lru_cache_evicts_least_recently_used(glue):
+def test_glue_keeps_every_model_until_the_worker_releases_it(glue):
+    # The worker's registry (web/worker/models.js) owns the LRU: Python never drops a model behind its back.
     from wasmvision import bundle as B
 
-    for key in ("a", "b", "c"):
-        assert _ok(glue.load_model(key, B.to_bytes(_tiny_bundle(key))))["evicted"] == []
+    for key in ("a", "b", "c", "d", "e"):
+        assert "evicted" not in _ok(glue.load_model(key, B.to_bytes(_tiny_bundle(key))))
+    assert _ok(glue.cached_models())["cached"] == ["a", "b", "c", "d", "e"]
     pixels = np.zeros((4, 4, 4), np.uint8).tobytes()
-    _ok(glue.classify_rgba("a", pixels, 4, 4, 1))  # "a" becomes the most recently used
-    assert _ok(glue.load_model("d", B.to_bytes(_tiny_bundle("d"))))["evicted"] == ["b"]
-    assert _ok(glue.cached_models())["cached"] == ["c", "a", "d"]
-    assert not _ok(glue.model_status("b"))["loaded"]
+    assert _ok(glue.classify_rgba("a", pixels, 4, 4, 1))["top"]
+    assert _ok(glue.release_model("b"))["released"] and not _ok(glue.model_status("b"))["loaded"]
+    reply = json.loads(glue.classify_rgba("b", pixels, 4, 4, 1))
+    assert not reply["ok"] and reply["error"]["kind"] == "ModelNotLoaded"
 
 
 def test_glue_max_pixels_follows_the_runtime(glue):

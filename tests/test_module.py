@@ -99,6 +99,10 @@ INPUTS = {
         const ctx = c.getContext("2d"); ctx.drawImage(chelsea, 0, 0);
         return ctx.getImageData(0, 0, c.width, c.height); })()""",
     "url": '"photos/chelsea.png"',
+    "data-url": """(() => { const c = document.createElement("canvas");
+        c.width = chelsea.naturalWidth; c.height = chelsea.naturalHeight;
+        c.getContext("2d").drawImage(chelsea, 0, 0); return c.toDataURL("image/png"); })()""",
+    "blob-url": 'URL.createObjectURL(await (await fetch("photos/chelsea.png")).blob())',
     "blob": 'await (await fetch("photos/chelsea.png")).blob()',
 }
 
@@ -201,6 +205,21 @@ BAD = [
     ("bad engine", 'wv.load({engine: "gpu"})', "ArgumentError", "engine"),
     ("labels of the wrong length", 'wv.load({model: "../models/mobilenet_v2-int8.wvb", labels: ["a", "b"]})',
      "ModelError", "labels"),
+    # Hardening: on the previous build each of these resolved, loaded the wrong file, or misworded its message.
+    ("model on another site", 'wv.load({model: "https://cdn.example.com/models/mobilenet_v2-int8.wvb"})',
+     "PrivacyError", "cdn.example.com"),
+    ("model as a URL object on another site", 'wv.load({model: new URL("https://cdn.example.com/m.wvb")})',
+     "PrivacyError", "cdn.example.com"),
+    ("topK NaN", "clf.classify(chelsea, {topK: NaN})", "ArgumentError", "got nan."),
+    ("topK Infinity", "clf.classify(chelsea, {topK: Infinity})", "ArgumentError", "got infinity."),
+    ("undefined input", "clf.classify(undefined)", "ImageError", "got undefined."),
+    ("empty object", "clf.classify({})", "ImageError", "got an object."),
+    ("engine an object", 'wv.load({engine: {}})', "ArgumentError", "got an object."),
+    ("sparse array", "clf.classify([chelsea, , chelsea])", "ImageError", "image 2 of 3"),
+    ("long data: URL, not an image", 'clf.classify("data:text/plain;base64," + btoa("x".repeat(240000)))',
+     "ImageError", "data: url (320,023 characters)"),
+    ("revoked blob: URL", """(() => { const u = URL.createObjectURL(new Blob(["x"])); URL.revokeObjectURL(u);
+        return clf.classify(u); })()""", "ImageError", "revoked"),
 ]
 
 
@@ -222,6 +241,8 @@ def test_bad_input_is_a_wasmvision_error_and_the_page_keeps_working(example, nat
     assert err["kind"] == kind, err
     assert word in err["message"].lower(), err
     assert "\n" not in err["message"].strip(), err  # one line
+    assert len(err["message"]) <= 400, err  # nothing the caller passed is echoed whole
+    assert not re.search(r"(?<!blob:)http://\S*/[0-9a-f]{8}-[0-9a-f]{4}-", err["message"]), err  # no made-up URL
     result = page.evaluate("window.example.clf.classify(window.chelsea, {topK: 5})")
     _close(result["top"], native["chelsea.png"]["top"])
 
@@ -342,3 +363,101 @@ def test_readme_example_runs_as_shown(example):
     assert len(got) == len(expected) == 4
     for g, w in zip(got, expected):
         assert _close_value(g, w), (g, w)
+
+
+def _blank_page(context, served, photos_dir):
+    """A page of the site without the site's CSP (a user's own page may have none), and a picture from another
+    site that sends no CORS headers (http://other.test/chelsea.png): both answered here, nothing leaves the machine."""
+    context.route("http://other.test/chelsea.png", lambda route: route.fulfill(
+        status=200, content_type="image/png", body=(photos_dir / "chelsea.png").read_bytes()))
+    context.route(served + "examples/photos/no-csp.html", lambda route: route.fulfill(
+        status=200, content_type="text/html", body="<!doctype html><html lang=en><title>t</title></html>"))
+    page, _ = bu.new_page(context, TIMEOUT_MS)
+    page.goto(served + "examples/photos/no-csp.html")
+    return page
+
+
+@pytest.mark.browser
+def test_a_picture_from_another_site_is_an_image_error(browser, served, native, photos_dir):
+    """A cross-origin <img> and a canvas it tainted: an ImageError (not a raw DataCloneError), nothing left
+    pending, and the classifier keeps working."""
+    context = browser.new_context()
+    try:
+        page = _blank_page(context, served, photos_dir)
+        got = page.evaluate("""async () => {
+            const wv = await import("../../wasmvision.mjs");
+            const clf = await wv.load();
+            const img = new Image();
+            img.src = "http://other.test/chelsea.png";
+            await img.decode();
+            const canvas = document.createElement("canvas");
+            canvas.width = img.naturalWidth;
+            canvas.height = img.naturalHeight;
+            canvas.getContext("2d").drawImage(img, 0, 0);
+            const foreign = [];
+            for (const input of [img, canvas, [img]]) {
+                try {
+                    await clf.classify(input);
+                    foreign.push(null);
+                } catch (e) {
+                    foreign.push({isError: e instanceof wv.WasmvisionError, kind: e.kind, message: e.message});
+                }
+            }
+            const after = await clf.classify(await createImageBitmap(await (await fetch("chelsea.png")).blob()));
+            await clf.dispose();
+            return {foreign, after};
+        }""")
+    finally:
+        context.close()
+    for err in got["foreign"]:
+        assert err is not None and err["isError"] and err["kind"] == "ImageError", got["foreign"]
+        assert "another site" in err["message"] and "\n" not in err["message"], err
+    _close(got["after"]["top"], native["chelsea.png"]["top"])
+
+
+@pytest.mark.browser
+def test_dispose_during_classify_settles_when_the_worker_has_no_other_user(browser, served, photos_dir):
+    """dispose() while classify() converts its input: the call rejects with DisposedError (it used to be posted to
+    the terminated worker and wait forever)."""
+    context = browser.new_context()
+    try:
+        page = _blank_page(context, served, photos_dir)
+        settled = page.evaluate("""async () => {
+            const wv = await import("../../wasmvision.mjs");
+            const clf = await wv.load();
+            const bitmap = await createImageBitmap(await (await fetch("chelsea.png")).blob());
+            const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+            canvas.getContext("2d").drawImage(bitmap, 0, 0);
+            const running = clf.classify(canvas).then(() => "resolved", (e) => e.kind);
+            const disposed = clf.dispose();
+            const settled = await Promise.race([running,
+                new Promise((r) => setTimeout(() => r("still pending after 20 s"), 20000))]);
+            await disposed;
+            return settled;
+        }""")
+    finally:
+        context.close()
+    assert settled == "DisposedError"
+
+
+@pytest.mark.browser
+def test_more_models_than_stay_loaded_all_keep_working(example, native):
+    """The worker's registry keeps three models in Python and releases the least recently used; a released model
+    is loaded again when next used (Python never drops one behind the worker's back), with the same results."""
+    page = example["page"]
+    got = page.evaluate("""async () => {
+        const { wasmvision: wv } = window.example;
+        const keys = ["mobilenet_v2", "mobilenet_v2-fp16", "mobilenet_v2-int8"];
+        const own = new File([await (await fetch("../models/mobilenet_v2-int8.wvb")).blob()], "fourth.wvb");
+        const clfs = [...await Promise.all(keys.map((model) => wv.load({model}))), await wv.load({model: own})];
+        const rounds = [];
+        for (let round = 0; round < 2; round++) {
+            rounds.push(await Promise.all(clfs.map(async (c) => (await c.classify(window.chelsea, {topK: 1})).top[0])));
+        }
+        await Promise.all(clfs.map((c) => c.dispose()));
+        return rounds;
+    }""")
+    want = native["chelsea.png"]["top"][0]["index"]
+    for round_ in got:
+        assert [p["index"] for p in round_] == [want] * 4, got
+    assert [p["probability"] for p in got[0]] == [p["probability"] for p in got[1]], got

@@ -1,27 +1,29 @@
-// The demo page, built on the public module (wasmvision.mjs): input (picker, drag-and-drop, paste), the model
-// picker, and window.wasmvision, a thin alias of the module for scripts and tests. Rendering lives in app/view.js.
+// The demo page, built on the public module (wasmvision.mjs): what a chosen file does, the model picker, and
+// window.wasmvision, a thin alias of the module for scripts and tests. Rendering lives in app/view.js, the file
+// picker, drag-and-drop and paste in app/input.js.
 
 import * as wasmvision from "./wasmvision.mjs";
 import { keepOffline } from "./offline.js";
 import { modelShort } from "./app/format.js";
+import { wireInputs } from "./app/input.js";
 import { fillPicker, OPEN_OWN } from "./app/picker.js";
 import {
   adaptHints, clearError, clearResult, hidePreview, hideProgress, renderResult, renderStats, setStatus, showError,
   showModelName, showPreview, showProgress, ui,
 } from "./app/view.js";
 
-const ENGINES = ["auto", "numpy", "simd"];
 const stats = {
   readyMs: null, firstResultMs: null, bootTimings: null, bytesReceived: null, networkBytes: null,
   pyodideVersion: null, phases: null,
 };
-const state = { models: [], current: null, ready: false, sequence: 0, lastBlob: null, userFiles: new Map() };
-const classifiers = new Map(); // model key -> a wasmvision classifier (they share one worker)
+const state = { builtins: [], current: null, ready: false, sequence: 0, lastBlob: null, userFiles: new Map() };
+// model key -> a wasmvision classifier (they share one worker, whose registry decides which models stay loaded)
+const classifiers = new Map();
 const params = new URLSearchParams(location.search);
 const notices = [];
 let engine = params.get("engine") || "auto";
-if (!ENGINES.includes(engine)) {
-  notices.push(`There is no engine "${engine}"; using auto. Engines: ${ENGINES.join(", ")}.`);
+if (!wasmvision.ENGINES.includes(engine)) {
+  notices.push(`There is no engine "${engine}"; using auto. Engines: ${wasmvision.ENGINES.join(", ")}.`);
   engine = "auto";
 }
 const touch = adaptHints();
@@ -61,13 +63,15 @@ async function refreshStats(clf) {
 // ------------------------------------------------------------------------------------------ models
 
 function adopt(clf) {
-  const m = clf.model;
-  classifiers.set(m.key, clf);
-  const i = state.models.findIndex((x) => x.key === m.key);
-  const entry = { ...(i >= 0 ? state.models[i] : {}), ...m, loaded: true };
-  if (i >= 0) state.models[i] = entry;
-  else state.models.push(entry);
+  classifiers.set(clf.model.key, clf);
   return clf;
+}
+
+// The picker's list: the site's models (with what the runtime said of those opened), then the user's own.
+function models() {
+  const builtins = state.builtins.map((m) => ({ ...m, builtin: true, ...classifiers.get(m.key)?.model }));
+  const own = [...classifiers.values()].map((c) => c.model).filter((m) => !state.builtins.some((b) => b.key === m.key));
+  return [...builtins, ...own];
 }
 
 // One classifier per model the page has used; the worker keeps a few in memory and reloads the others on demand.
@@ -82,7 +86,7 @@ function currentClassifier() {
 }
 
 function setModels() {
-  fillPicker(state.models, state.current, state.ready);
+  fillPicker(models(), state.current, state.ready);
 }
 
 async function switchModel(key) {
@@ -200,9 +204,8 @@ async function classifyAndRender(blob) {
     if (seq !== state.sequence) return; // a newer photo was chosen meanwhile
     state.lastBlob = blob;
     state.shown = blob;
-    const model = state.models.find((m) => m.key === result.model.key) ?? result.model;
-    // The runtime names its engine once issue 8's engines exist; before that, numpy is the only one.
-    renderResult(result, result.engine ?? classifiers.get(result.model.key)?.engine ?? "numpy");
+    const model = models().find((m) => m.key === result.model.key) ?? result.model;
+    renderResult(result, result.engine);
     showModelName(model);
     const best = result.top[0];
     setStatus(`Top result: ${best.label}, ${(best.probability * 100).toFixed(1)}%. ` +
@@ -239,55 +242,7 @@ function handleFiles(files, { modelFiles = false } = {}) {
 
 // ------------------------------------------------------------------------------------------ input
 
-ui.fileInput.addEventListener("change", () => {
-  const files = [...ui.fileInput.files];
-  ui.fileInput.value = ""; // choosing the same file again still fires change
-  handleFiles(files);
-});
-
-ui.dropZone.addEventListener("click", (e) => {
-  if (e.target !== ui.fileInput) ui.fileInput.click();
-});
-ui.dropZone.addEventListener("keydown", (e) => {
-  if (e.key === "Enter" || e.key === " ") {
-    e.preventDefault();
-    ui.fileInput.click();
-  }
-});
-ui.chooseAnother.addEventListener("click", () => ui.fileInput.click());
-
-// A file dropped anywhere on the page (the photo, the results) is taken as input instead of the browser
-// navigating away to it.
-let dragDepth = 0;
-window.addEventListener("dragenter", (e) => {
-  if (![...(e.dataTransfer?.types || [])].includes("Files")) return;
-  dragDepth++;
-  document.body.classList.add("dragging");
-});
-window.addEventListener("dragleave", () => {
-  dragDepth = Math.max(0, dragDepth - 1);
-  if (dragDepth === 0) document.body.classList.remove("dragging");
-});
-window.addEventListener("dragover", (e) => {
-  e.preventDefault();
-  if (e.dataTransfer) e.dataTransfer.dropEffect = "copy";
-});
-window.addEventListener("drop", (e) => {
-  e.preventDefault();
-  dragDepth = 0;
-  document.body.classList.remove("dragging");
-  handleFiles(e.dataTransfer?.files);
-});
-
-document.addEventListener("paste", (e) => {
-  const items = [...(e.clipboardData?.items || [])];
-  const item = items.find((i) => i.kind === "file" && i.type.startsWith("image/")) ||
-    items.find((i) => i.kind === "file");
-  const file = item?.getAsFile();
-  if (!file) return;
-  e.preventDefault();
-  handleFiles([file]);
-});
+wireInputs(handleFiles);
 
 ui.error.querySelector("button").addEventListener("click", clearError);
 
@@ -298,7 +253,7 @@ window.wasmvision = Object.freeze({
   classify,
   loadModel,
   selectModel: (key) => switchModel(key),
-  models: () => ready.then(() => state.models.map((m) => ({ ...m }))),
+  models: () => ready.then(models),
   stats,
   get currentModel() {
     return state.current;
@@ -321,7 +276,7 @@ function onReady(modelError) {
   else setStatus(touch ? "Ready. Choose a photo." : "Ready. Choose, drop or paste a photo.");
   // The offline copy fills from the HTTP cache; not before the first result has had its chance.
   setTimeout(() => keepOffline({ onUpdate: showUpdateNotice }), OFFLINE_DELAY_MS);
-  resolveReady({ models: state.models, current: state.current, maxPixels: clf?.runtime.maxPixels ?? null });
+  resolveReady({ models: models(), current: state.current, maxPixels: clf?.runtime.maxPixels ?? null });
 }
 
 const OFFLINE_DELAY_MS = 1500;
@@ -358,9 +313,9 @@ function bootProgress(p) {
 
 async function listModels() {
   try {
-    state.models = (await wasmvision.listModels()).map((m) => ({ ...m, builtin: true, loaded: false }));
+    state.builtins = await wasmvision.listModels();
   } catch {
-    state.models = []; // the runtime reports what is wrong with the site
+    state.builtins = []; // the runtime reports what is wrong with the site
   }
   setModels();
 }
@@ -371,10 +326,10 @@ async function start() {
   const requested = params.get("model");
   const listed = listModels();
   if (requested) await listed;
-  const known = !requested || state.models.some((m) => m.key === requested);
+  const known = !requested || state.builtins.some((m) => m.key === requested);
   if (!known) {
     notices.push(`There is no model "${requested}" on this site; showing the default model instead.` +
-      (state.models.length ? ` Models: ${state.models.map((m) => m.key).join(", ")}.` : ""));
+      (state.builtins.length ? ` Models: ${state.builtins.map((m) => m.key).join(", ")}.` : ""));
   }
   let modelError = null;
   const first = { model: known ? requested ?? undefined : undefined, onProgress: bootProgress };
@@ -388,7 +343,6 @@ async function start() {
       engine = "auto";
       clf = await wasmvision.load({ ...first, engine });
     }
-    await listed; // the picker's list first: adopt() merges the loaded model into it
     adopt(clf);
     // "auto" without the SIMD kernels (no Wasm SIMD, a library that fails to load or to verify) runs numpy: say so.
     if (clf.model.engineNotice) notices.push(clf.model.engineNotice);

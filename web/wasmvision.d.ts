@@ -19,7 +19,8 @@ export class WasmvisionError extends Error {
   readonly index?: number;
 }
 
-/** Anything classify() and embed() accept as one image. A string is a URL on this site (relative to the page). */
+/** Anything classify() and embed() accept as one image. A string is a URL on this site (relative to the page), a
+ * data: URL or a blob: URL. */
 export type ImageInput =
   | Blob
   | HTMLImageElement
@@ -33,6 +34,12 @@ export type ImageInput =
 
 export type Engine = "auto" | "numpy" | "simd";
 
+/** Every engine load() accepts, in this order. */
+export const ENGINES: readonly Engine[];
+
+/** Every kind a WasmvisionError can have. */
+export const ERROR_KINDS: readonly ErrorKind[];
+
 export type ProgressStage = "start" | "runtime" | "packages" | "model" | "model-load" | "ready";
 
 export interface Progress {
@@ -45,8 +52,8 @@ export interface Progress {
 }
 
 export interface LoadOptions {
-  /** A key from the site's manifest.json (default: its default model), a URL of a .wvb/.onnx file on this site,
-   * or a File/Blob (.wvb or .onnx). */
+  /** A key from the site's manifest.json (default: its default model), a URL of a .wvb/.onnx file on this site
+   * (a URL on another site is a PrivacyError), a data: or blob: URL, or a File/Blob (.wvb or .onnx). */
   model?: string | URL | Blob;
   /** A display name for a model given as a URL or file. */
   name?: string;

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import time
 import traceback
-from collections import OrderedDict
 from typing import Any, Callable
 
 import numpy as np
@@ -26,40 +25,31 @@ from .preprocess import MAX_PIXELS, ImageError, check_size
 from .simd import EngineError
 
 # What the page reports as a user's mistake (a message, no traceback); anything else is a bug.
-# A malformed .onnx file a user opens is their file's problem, like a bad bundle (issue 11): no traceback.
+# A malformed .onnx file a user opens is their file's problem, like a bad bundle: no traceback.
 _USER_ERRORS = (BundleError, ImageError, UnsupportedOperatorError, ModelImportError, EngineError, MemoryError)
 
-# Models kept loaded at once. MobileNetV2 in float32 is ~14 MB of weights plus its prepared buffers, so three fit
-# comfortably in the Wasm heap while switching between a handful of models stays instant.
-CACHE_SIZE = 3
+# The public error kinds, as the page's module names them (web/module/errors.js ERROR_KINDS): every error kind
+# below reaches the page as one of these (tests/test_module_names.py).
+ERROR_KINDS = ("ImageError", "ModelError", "SetupError", "PrivacyError", "ArgumentError", "EngineError",
+               "ResourceError", "DisposedError", "InternalError")
 
 
 class ModelNotLoaded(LookupError):
-    """The model was evicted from the cache (or never loaded); the worker reloads it from its source."""
+    """The worker asked for a model it has not loaded (or has released): a bug in the worker's registry."""
 
 
 class _ModelCache:
-    """Loaded classifiers by key, least recently used evicted first."""
+    """The loaded classifiers by key. The worker's registry (web/worker/models.js) decides which stay loaded and
+    releases the others; nothing is dropped here behind its back."""
 
-    def __init__(self, capacity: int = CACHE_SIZE):
-        self.capacity = capacity
-        self._items: OrderedDict[str, Any] = OrderedDict()
+    def __init__(self):
+        self._items: dict[str, Any] = {}
 
     def get(self, key: str):
-        clf = self._items.get(key)
-        if clf is not None:
-            self._items.move_to_end(key)
-        return clf
+        return self._items.get(key)
 
-    def put(self, key: str, clf) -> list[str]:
-        """Insert ``clf``; returns the keys evicted to make room."""
+    def put(self, key: str, clf) -> None:
         self._items[key] = clf
-        self._items.move_to_end(key)
-        evicted = []
-        while len(self._items) > self.capacity:
-            old, _ = self._items.popitem(last=False)
-            evicted.append(old)
-        return evicted
 
     def drop(self, key: str) -> bool:
         return self._items.pop(key, None) is not None
@@ -178,10 +168,8 @@ def load_model(key: str, data, kind: str = "wvb", name: str | None = None, engin
         source = buf
     clf = load(source, engine=engine, verify=not (checked and kind != "onnx"), warm=warm_up)
     load_ms = (time.perf_counter() - t0) * 1000.0
-    evicted = _cache.put(key, clf)
-    info = _model_info(key, clf, len(buf), load_ms)
-    info["evicted"] = evicted
-    return info
+    _cache.put(key, clf)
+    return _model_info(key, clf, len(buf), load_ms)
 
 
 @_respond
@@ -224,10 +212,15 @@ def classify_rgba(key: str, rgba, width: int, height: int, top_k: int = 5) -> di
     if clf is None:
         raise ModelNotLoaded(f"model {key!r} is not loaded")
     image, handover_ms = _rgba_image(rgba, width, height)
-    result = clf.classify(image, top_k=int(top_k)).to_dict()
+    result = clf.classify(image, top_k=top_k).to_dict()
     timings = result.setdefault("timings_ms", {})
     timings["handover"] = round(handover_ms, 3)
     return result
+
+
+def _vector(vector) -> list[float]:
+    """An embedding as JSON numbers (float32 values): the one conversion on its way out of Python."""
+    return np.asarray(vector, dtype=np.float32).tolist()
 
 
 def _rgba_image(rgba, width: int, height: int) -> tuple[np.ndarray, float]:
@@ -252,12 +245,8 @@ def embed_rgba(key: str, rgba, width: int, height: int) -> dict:
     image, handover_ms = _rgba_image(rgba, width, height)
     t0 = time.perf_counter()
     vector = clf.infer(image, embedding=True)  # (D,)
-    out = {"embedding": [float(v) for v in np.asarray(vector, dtype=np.float32)], "model": clf.model,
-           "timings_ms": {"handover": round(handover_ms, 3), "inference": (time.perf_counter() - t0) * 1000.0}}
-    engine = getattr(clf, "engine", None)
-    if engine is not None:
-        out["engine"] = engine
-    return out
+    return {"embedding": _vector(vector), "model": clf.model, "engine": clf.engine,
+            "timings_ms": {"handover": round(handover_ms, 3), "inference": (time.perf_counter() - t0) * 1000.0}}
 
 
 @_respond
@@ -268,19 +257,16 @@ def classify_embed_rgba(key: str, rgba, width: int, height: int, top_k: int = 5)
     if clf is None:
         raise ModelNotLoaded(f"model {key!r} is not loaded")
     image, handover_ms = _rgba_image(rgba, width, height)
-    result, vector = clf.classify_and_embed(image, top_k=int(top_k))
+    result, vector = clf.classify_and_embed(image, top_k=top_k)
     out = result.to_dict()
     out["timings_ms"]["handover"] = round(handover_ms, 3)
-    out["embedding"] = [float(v) for v in np.asarray(vector, dtype=np.float32)]
-    engine = getattr(clf, "engine", None)
-    if engine is not None:
-        out["engine"] = engine
+    out["embedding"] = _vector(vector)
     return out
 
 
 @_respond
 def cached_models() -> dict:
-    return {"cached": _cache.keys(), "capacity": _cache.capacity}
+    return {"cached": _cache.keys()}
 
 
 def decode_response(text: str) -> dict:

@@ -8,6 +8,10 @@ async function main(file: File, img: HTMLImageElement, canvas: HTMLCanvasElement
   const builtins = await wasmvision.listModels({ baseUrl: "/wasmvision/" });
   const first: string = builtins[0].key;
   const sizes: number[] = builtins.map((m) => m.bytes);
+  const engines: readonly wasmvision.Engine[] = wasmvision.ENGINES;
+  const kinds: readonly ErrorKind[] = wasmvision.ERROR_KINDS;
+  // @ts-expect-error the lists are read-only
+  wasmvision.ENGINES.push("gpu");
 
   const clf = await wasmvision.load({
     model: first,

@@ -11,6 +11,7 @@ export class UserError extends Error {
 const PUBLIC_KIND = {
   BundleError: "ModelError",
   UnsupportedOperatorError: "ModelError",
+  ModelImportError: "ModelError",
   ModelNotLoaded: "ModelError",
   MemoryError: "ResourceError",
 };

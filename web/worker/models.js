@@ -1,6 +1,7 @@
-// The model registry: the site's built-in models (from the manifest) and models a caller opens (a URL on the site
-// or a File/Blob), loaded into Python on demand. Python keeps a few loaded (an LRU cache); an evicted model is
-// loaded again from its source when it is next used.
+// The model registry, the one of the page and the worker: the site's built-in models (from the manifest) and models
+// a caller opens (a URL on the site or a File/Blob), loaded into Python on demand. This registry decides which stay
+// loaded (least recently used released first); Python only holds what it is told to. The page's module checked
+// every argument before sending it (wasmvision.mjs).
 
 import { callPython } from "./boot.js";
 import { UserError } from "./errors.js";
@@ -9,7 +10,9 @@ import { fileSha256, manifest } from "./manifest.js";
 import { begin, during, end } from "./phases.js";
 import { setScope, setStage } from "./progress.js";
 
-const ENGINES = ["auto", "numpy", "simd"];
+// Models kept loaded at once. MobileNetV2 in float32 is ~14 MB of weights plus its prepared buffers, so three fit
+// comfortably in the Wasm heap while switching between a handful of models stays instant.
+export const MAX_LOADED = 3;
 
 const models = new Map(); // key -> {key, name, version, file|blob, kind, builtin, loaded, engine, info}
 const prefetched = new Map(); // key -> Promise<Uint8Array>: a model downloaded while Python boots
@@ -65,13 +68,6 @@ export function prefetch(key) {
   prefetched.set(key, early);
 }
 
-function checkEngine(engine) {
-  if (!ENGINES.includes(engine)) {
-    throw new UserError(`engine must be one of ${ENGINES.join(", ")}; got ${JSON.stringify(engine)}.`,
-      "ArgumentError");
-  }
-}
-
 // Whether the browser matched the model's bytes against the manifest: a file of this site fetched through fetch.js,
 // which gives every listed file its sha256 as integrity. Python then skips the bundle's own sha256 (the same check
 // again; browser.load_model). A File/Blob, or a file the manifest does not list, is checked by Python as always.
@@ -88,37 +84,42 @@ export function inferenceQueued(delta) {
   inferencesWaiting += delta;
 }
 
-const OPTIONAL = ["checked", "warm_up"]; // keywords a runtime older than this page may not know: dropped if refused
-
 function loadIntoPython(m, bytes, engine, forInference) {
-  const args = [m.key, bytes, m.kind, m.displayName ?? null];
-  const kwargs = { ...(engine === "auto" ? {} : { engine }), ...(checkedBySri(m) ? { checked: true } : {}),
-    ...(forInference || inferencesWaiting > 0 ? { warm_up: false } : {}) };
-  for (;;) {
-    // Without keywords: works with runtimes that predate `engine`.
-    if (!Object.keys(kwargs).length) return callPython("load_model", args);
-    try {
-      return callPython("load_model", args, kwargs);
-    } catch (err) {
-      const unknown = err.pythonKind === "TypeError" && OPTIONAL.find((k) => k in kwargs && err.message.includes(k));
-      if (unknown) {
-        delete kwargs[unknown];
-        continue;
-      }
-      if (err.pythonKind === "TypeError" && /engine/.test(err.message)) {
-        throw new UserError("This build of wasmvision cannot choose an engine; use engine \"auto\".", "EngineError");
-      }
-      throw err;
-    }
+  const kwargs = { engine, checked: checkedBySri(m), warm_up: !(forInference || inferencesWaiting > 0) };
+  return callPython("load_model", [m.key, bytes, m.kind, m.displayName ?? null], kwargs);
+}
+
+const recent = []; // keys of the models loaded in Python, least recently used first
+
+function touch(key) {
+  const i = recent.indexOf(key);
+  if (i >= 0) recent.splice(i, 1);
+  recent.push(key);
+}
+
+function forget(key) {
+  const i = recent.indexOf(key);
+  if (i >= 0) recent.splice(i, 1);
+}
+
+// Room for one more model: the least recently used ones leave Python's memory (loaded again when next used).
+function makeRoom() {
+  while (recent.length >= MAX_LOADED) {
+    const key = recent.shift();
+    const m = models.get(key);
+    if (m) m.loaded = false;
+    callPython("release_model", [key]);
   }
 }
 
 // forInference: the caller classifies as soon as the model is in (its run is the warm-up).
 export async function ensureLoaded(key, engine = "auto", forInference = false) {
-  checkEngine(engine);
   const m = models.get(key);
   if (!m) throw unknownModel(key);
-  if (m.loaded && m.engine === engine) return m;
+  if (m.loaded && m.engine === engine) {
+    touch(key);
+    return m;
+  }
   const t0 = performance.now();
   setStage("model", `Downloading the model ${m.title ?? m.name}`, m.file && !m.blob ? [m.file] : []);
   const early = prefetched.get(key);
@@ -129,6 +130,11 @@ export async function ensureLoaded(key, engine = "auto", forInference = false) {
   // Let the progress message out before Python blocks this thread.
   await new Promise((r) => setTimeout(r, 0));
   begin("model_load");
+  if (m.loaded) {
+    forget(key); // loaded with another engine: replaced
+  } else {
+    makeRoom();
+  }
   let info;
   try {
     info = loadIntoPython(m, bytes, engine, forInference);
@@ -143,22 +149,13 @@ export async function ensureLoaded(key, engine = "auto", forInference = false) {
   } finally {
     end("model_load");
   }
-  for (const evicted of info.evicted || []) {
-    const e = models.get(evicted);
-    if (e) e.loaded = false;
-  }
+  touch(key);
   Object.assign(m, { loaded: true, engine, info, name: info.name, version: info.version });
   timings.model_fetch_ms = t1 - t0;
   timings.model_load_ms = performance.now() - t1;
   setScope(null);
   setStage("ready", "Ready");
   return m;
-}
-
-// Python dropped a model from its cache behind our back (LRU): load it again.
-export function markUnloaded(key) {
-  const m = models.get(key);
-  if (m) m.loaded = false;
 }
 
 function unknownModel(key) {
@@ -183,7 +180,7 @@ function entryFor(source, name) {
       bytes: source.size };
   }
   const url = new URL(String(source), BASE);
-  const file = sitePath(url);
+  const file = url.origin === BASE.origin ? sitePath(url) : url.href; // another site's: fetch.js refuses it
   const stem = file.split("/").pop().replace(/\.(wvb|onnx)$/i, "");
   return { key: uniqueKey(name || stem), name: name || stem, displayName: name ?? null, version: "", file,
     kind: /\.onnx$/i.test(file) ? "onnx" : "wvb", builtin: false, loaded: false, bytes: 0 };
@@ -192,15 +189,11 @@ function entryFor(source, name) {
 // source: a model key, a URL on this site (contains "/" or ends in .wvb/.onnx), or a File/Blob.
 // labels: class names for a model opened from a URL or file (the page reads a labels file into lines).
 export async function openModel({ source, name, labels, engine = "auto" }) {
-  checkEngine(engine);
   if (typeof source === "string" && models.has(source)) {
     if (labels) throw new UserError(`The built-in model "${source}" has its own labels.`, "ArgumentError");
     return publicModel(await ensureLoaded(source, engine));
   }
   if (typeof source === "string" && !/[/.]/.test(source)) throw unknownModel(source);
-  if (!(source instanceof Blob) && typeof source !== "string") {
-    throw new UserError("model must be a model key, a URL on this site, or a File/Blob.", "ArgumentError");
-  }
   const m = entryFor(source, name);
   if (labels) m.labels = labels;
   const previous = models.get(m.key);
@@ -224,6 +217,7 @@ export function releaseModel(key) {
   const m = models.get(key);
   if (!m) return false;
   m.loaded = false;
+  forget(key);
   callPython("release_model", [key]);
   if (!m.builtin) models.delete(key);
   return true;
