@@ -319,12 +319,8 @@ function onReady(modelError) {
   if (problems.length) showError(problems.join(" "));
   if (!clf) setStatus("The runtime is ready, but the model could not be loaded.");
   else setStatus(touch ? "Ready. Choose a photo." : "Ready. Choose, drop or paste a photo.");
-  // The offline copy fills from the HTTP cache; not before the first result has had its chance.
-  setTimeout(() => keepOffline({ onUpdate: showUpdateNotice }), OFFLINE_DELAY_MS);
   resolveReady({ models: state.models, current: state.current, maxPixels: clf?.runtime.maxPixels ?? null });
 }
-
-const OFFLINE_DELAY_MS = 1500;
 
 function showUpdateNotice() {
   const notice = document.querySelector("#update-notice");
@@ -406,3 +402,5 @@ async function start() {
 }
 
 start();
+// Offline copy: updated at once when the site has a newer build, whether or not this start succeeds (offline.js).
+keepOffline({ ready, onUpdate: showUpdateNotice });
