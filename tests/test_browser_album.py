@@ -210,7 +210,7 @@ def test_json_export_equals_the_native_library(album, native, bundle):
 
 def test_csv_export_has_a_row_per_photo(album, native):
     path = _download(album, "album-export-csv")
-    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))  # with a BOM: spreadsheets
     assert len(rows) == N_PHOTOS
     by_file = {r["file"]: r for r in rows}
     assert by_file[BROKEN]["error"] and not by_file[BROKEN]["label"]

@@ -202,6 +202,7 @@ function unavailable(path) {
 
 async function respond(event, path) {
   const cache = await caches.open(CACHE);
+  if (path === MANIFEST) listed = null; // checked (and repaired) again at every start of the page or its worker
   const files = await listedFiles(cache);
   if (!files) return passThrough(event.request); // this cache cannot be trusted: the network, as without it
   const sha256 = files.get(path);
@@ -214,7 +215,7 @@ async function respond(event, path) {
       // Offline, or the site is down: the cached copy below.
     }
   }
-  if (hit && path === MANIFEST) return hit; // checked by listedFiles
+  if (hit && path === MANIFEST) return hit; // checked by listedFiles, just now
   if (hit && sha256) {
     const checked = await checkedHit(cache, path, sha256, hit);
     if (checked) return checked;
