@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -33,10 +32,8 @@ pytestmark = pytest.mark.browser
 # ---------------------------------------------------------------------------------------------- fixtures
 
 @pytest.fixture(scope="module")
-def site(request) -> Path:
-    override = os.environ.get("WASMVISION_DIST")
-    dist = Path(override) if override else Path(request.getfixturevalue("dist_dir"))
-    return bu.require_built(dist, "album.html", "album.js", "wasmvision.mjs", "manifest.json")
+def site(dist_dir) -> Path:
+    return bu.require_built(dist_dir, "album.html", "album.js", "wasmvision.mjs", "manifest.json")
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,13 @@
 """The album's limits and summaries in headless Chromium (issue 22, items 6 and 15): thumbnails bounded by the
 classifier's pixel limit before anything is decoded, a run's summary counting that run only (not a cancelled or a
 cleared one), and a CSV export spreadsheets read as UTF-8. One album page (one worker) serves every test; each test
-starts from Clear. WASMVISION_DIST points the tests at another built site.
+starts from Clear.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import os
 import shutil
 from pathlib import Path
 
@@ -34,10 +33,8 @@ SPY = """(() => {
 
 
 @pytest.fixture(scope="module")
-def site(request) -> Path:
-    override = os.environ.get("WASMVISION_DIST")
-    dist = Path(override) if override else Path(request.getfixturevalue("dist_dir"))
-    return bu.require_built(dist, "album.html", "album.js", "wasmvision.mjs", "manifest.json")
+def site(dist_dir) -> Path:
+    return bu.require_built(dist_dir, "album.html", "album.js", "wasmvision.mjs", "manifest.json")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 The site is served from a copy of dist/ (symlinks, plus the changed files written as real files) in a temp dir; a new
 build is made in that copy by changing files and rewriting manifest.json to match, as build.py would. Cached files
 are damaged through the page's own Cache Storage API (any script of the origin can). WASMVISION_DIST points the
-tests at another built site (e.g. the branch point's, to see them fail there).
+tests at another built site (conftest's dist_dir; e.g. the branch point's, to see them fail there).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,10 +26,8 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def site(request) -> Path:
-    override = os.environ.get("WASMVISION_DIST")
-    dist = Path(override) if override else Path(request.getfixturevalue("dist_dir"))
-    return bu.require_built(dist, "index.html", "album.html", "sw.js", "manifest.json", "pyodide/pyodide.asm.wasm")
+def site(dist_dir) -> Path:
+    return bu.require_built(dist_dir, "index.html", "album.html", "sw.js", "manifest.json", "pyodide/pyodide.asm.wasm")
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -80,6 +78,19 @@ def forged_model(data: bytes) -> bytes:
     raw[len(raw) - 100] ^= 0x01
     raw[32:64] = hashlib.sha256(bytes(raw[64:])).digest()
     return bytes(raw)
+
+
+@contextmanager
+def served_copy(browser, site: Path, tmp_path: Path, **variant):
+    """(context, base URL, the copy's folder): a fresh browser context on a served copy of the site
+    (bu.site_variant's ``drop`` and ``replace``)."""
+    copy = bu.site_variant(site, tmp_path / "site", **variant)
+    context = browser.new_context()
+    try:
+        with bu.serve(copy) as base:
+            yield context, base, copy
+    finally:
+        context.close()
 
 
 def open_page(context, url: str):
@@ -145,33 +156,28 @@ def chelsea_top1(page, chelsea: Path) -> str:
 # ---------------------------------------------------------------------------------------------- item 1: upgrades
 
 def test_a_new_runtime_does_not_strand_a_returning_visitor(browser, site, chelsea, tmp_path):
-    copy = bu.site_variant(site, tmp_path / "site")
-    context = browser.new_context()
-    try:
-        with bu.serve(copy) as base:
-            page, errors = open_page(context, base)
-            assert started(page) == "ready"
-            assert offline_state(page) == "ready"
-            # A runtime upgrade: pyodide.asm.wasm's bytes change (the tests' copy keeps the program: a custom
-            # section), the manifest with it.
-            new_wasm = with_custom_section((site / "pyodide/pyodide.asm.wasm").read_bytes(), b"build 2")
-            rebuild(copy, {"pyodide/pyodide.asm.wasm": new_wasm})
-            page.reload()
-            outcome = started(page)
-            print(f"returning visit after the upgrade: {outcome}")
-            assert outcome == "ready", outcome  # the cached build runs; nothing is called tampered with
-            notice = page.locator("[data-testid=update-notice]")
-            notice.wait_for(state="visible", timeout=TIMEOUT_MS)  # the new build replaced the offline copy
-            copies = cached(page)
-            assert len(copies) == 1, list(copies)
-            assert next(iter(copies.values()))[base + "pyodide/pyodide.asm.wasm"] == sha256(new_wasm)
-            # The next visit runs the new build (the worker fetches the Wasm with the new manifest's sha256).
-            page.reload()
-            assert started(page) == "ready"
-            assert chelsea_top1(page, chelsea) == "Egyptian cat"
-            assert errors == [], errors
-    finally:
-        context.close()
+    with served_copy(browser, site, tmp_path) as (context, base, copy):
+        page, errors = open_page(context, base)
+        assert started(page) == "ready"
+        assert offline_state(page) == "ready"
+        # A runtime upgrade: pyodide.asm.wasm's bytes change (the tests' copy keeps the program: a custom
+        # section), the manifest with it.
+        new_wasm = with_custom_section((site / "pyodide/pyodide.asm.wasm").read_bytes(), b"build 2")
+        rebuild(copy, {"pyodide/pyodide.asm.wasm": new_wasm})
+        page.reload()
+        outcome = started(page)
+        print(f"returning visit after the upgrade: {outcome}")
+        assert outcome == "ready", outcome  # the cached build runs; nothing is called tampered with
+        notice = page.locator("[data-testid=update-notice]")
+        notice.wait_for(state="visible", timeout=TIMEOUT_MS)  # the new build replaced the offline copy
+        copies = cached(page)
+        assert len(copies) == 1, list(copies)
+        assert next(iter(copies.values()))[base + "pyodide/pyodide.asm.wasm"] == sha256(new_wasm)
+        # The next visit runs the new build (the worker fetches the Wasm with the new manifest's sha256).
+        page.reload()
+        assert started(page) == "ready"
+        assert chelsea_top1(page, chelsea) == "Egyptian cat"
+        assert errors == [], errors
 
 
 # ---------------------------------------------------------------------------------------------- item 2: fail closed
@@ -183,21 +189,14 @@ def test_a_new_runtime_does_not_strand_a_returning_visitor(browser, site, chelse
     (b'{"files": [{"path": "worker.js", "bytes": 1}]}', "does not list the site's files"),
 ], ids=["garbage", "missing", "empty", "no-sha256"])
 def test_no_manifest_no_start(browser, site, tmp_path, manifest, why):
-    if manifest is None:
-        copy = bu.site_variant(site, tmp_path / "site", drop={"manifest.json"})
-    else:
-        copy = bu.site_variant(site, tmp_path / "site", replace={"manifest.json": manifest})
-    context = browser.new_context()
-    try:
-        with bu.serve(copy) as base:
-            page, _ = open_page(context, base)
-            outcome = started(page)
-            print(outcome)
-            assert outcome != "ready", "started without a manifest: nothing was checked"
-            assert "could not start" in outcome and "manifest.json" in outcome and why in outcome, outcome
-            assert "\n" not in outcome.strip() and len(outcome) < 300, outcome
-    finally:
-        context.close()
+    variant = {"drop": {"manifest.json"}} if manifest is None else {"replace": {"manifest.json": manifest}}
+    with served_copy(browser, site, tmp_path, **variant) as (context, base, _copy):
+        page, _ = open_page(context, base)
+        outcome = started(page)
+        print(outcome)
+        assert outcome != "ready", "started without a manifest: nothing was checked"
+        assert "could not start" in outcome and "manifest.json" in outcome and why in outcome, outcome
+        assert "\n" not in outcome.strip() and len(outcome) < 300, outcome
 
 
 # ---------------------------------------------------------------------------------------------- item 3: repair
@@ -209,87 +208,67 @@ def test_a_damaged_offline_copy_is_repaired(browser, site, chelsea, tmp_path, da
     bad = {"app.js": (site / "app.js").read_bytes() + b"\n/* changed in the cache */\n",
            "model": forged_model((site / model).read_bytes()),
            "manifest.json": b"{ garbage"}
-    copy = bu.site_variant(site, tmp_path / "site")
-    context = browser.new_context()
-    try:
-        with bu.serve(copy) as base:
-            page, errors = open_page(context, base)
-            assert started(page) == "ready"
-            assert offline_state(page) == "ready"
-            for what in damaged:
-                damage(page, base + (model if what == "model" else what), bad[what])
-            page.reload()
-            outcome = started(page)
-            print(f"{damaged}: {outcome}")
-            assert outcome == "ready", outcome
-            assert chelsea_top1(page, chelsea) == "Egyptian cat"
-            copies = cached(page)
-            assert len(copies) == 1, list(copies)
-            entries = next(iter(copies.values()))
-            for what in damaged:
-                rel = model if what == "model" else what
-                assert entries[base + rel] == sha256((site / rel).read_bytes()), f"{rel} was not repaired"
-            assert errors == [], errors
-    finally:
-        context.close()
+    with served_copy(browser, site, tmp_path) as (context, base, _copy):
+        page, errors = open_page(context, base)
+        assert started(page) == "ready"
+        assert offline_state(page) == "ready"
+        for what in damaged:
+            damage(page, base + (model if what == "model" else what), bad[what])
+        page.reload()
+        outcome = started(page)
+        print(f"{damaged}: {outcome}")
+        assert outcome == "ready", outcome
+        assert chelsea_top1(page, chelsea) == "Egyptian cat"
+        copies = cached(page)
+        assert len(copies) == 1, list(copies)
+        entries = next(iter(copies.values()))
+        for what in damaged:
+            rel = model if what == "model" else what
+            assert entries[base + rel] == sha256((site / rel).read_bytes()), f"{rel} was not repaired"
+        assert errors == [], errors
 
 
 # ---------------------------------------------------------------------------------------------- item 14: quota
 
 def test_a_failed_install_leaves_no_partial_cache(browser, site, tmp_path):
     # The page does not need wasmvision.d.ts, the install does: the page starts, the install fails.
-    copy = bu.site_variant(site, tmp_path / "site", drop={"wasmvision.d.ts"})
-    context = browser.new_context()
-    try:
-        with bu.serve(copy) as base:
-            page, _ = open_page(context, base)
-            assert started(page) == "ready"
-            assert offline_state(page) == "failed"
-            names = list(cached(page))
-            assert [n for n in names if n.startswith("wasmvision-")] == [], names
-    finally:
-        context.close()
+    with served_copy(browser, site, tmp_path, drop={"wasmvision.d.ts"}) as (context, base, _copy):
+        page, _ = open_page(context, base)
+        assert started(page) == "ready"
+        assert offline_state(page) == "failed"
+        names = list(cached(page))
+        assert [n for n in names if n.startswith("wasmvision-")] == [], names
 
 
 # ---------------------------------------------------------------------------------------------- item 15: tabs
 
 def test_an_old_tab_sees_a_good_update_elsewhere_as_ready(browser, site, tmp_path):
-    copy = bu.site_variant(site, tmp_path / "site")
-    context = browser.new_context()
-    try:
-        with bu.serve(copy) as base:
-            old, _ = open_page(context, base)
-            assert started(old) == "ready"
-            assert offline_state(old) == "ready"
-            rebuild(copy, {"style.css": (site / "style.css").read_bytes() + b"\n/* build 2 */\n"})
-            new, _ = open_page(context, base)
-            assert started(new) == "ready"
-            new.locator("[data-testid=update-notice]").wait_for(state="visible", timeout=TIMEOUT_MS)
-            old.wait_for_timeout(2000)  # the old tab's worker was replaced by the new build's
-            assert old.evaluate("() => document.documentElement.dataset.offline") == "ready"
-    finally:
-        context.close()
+    with served_copy(browser, site, tmp_path) as (context, base, copy):
+        old, _ = open_page(context, base)
+        assert started(old) == "ready"
+        assert offline_state(old) == "ready"
+        rebuild(copy, {"style.css": (site / "style.css").read_bytes() + b"\n/* build 2 */\n"})
+        new, _ = open_page(context, base)
+        assert started(new) == "ready"
+        new.locator("[data-testid=update-notice]").wait_for(state="visible", timeout=TIMEOUT_MS)
+        old.wait_for_timeout(2000)  # the old tab's worker was replaced by the new build's
+        assert old.evaluate("() => document.documentElement.dataset.offline") == "ready"
 
 
 # ---------------------------------------------------------------------------------------------- item 9: the album
 
 def test_the_album_keeps_the_offline_copy_current(browser, site, tmp_path):
-    copy = bu.site_variant(site, tmp_path / "site")
-    context = browser.new_context()
-    try:
-        with bu.serve(copy) as base:
-            page, errors = open_page(context, base + "album.html")
-            page.wait_for_function("() => window.wasmvisionAlbum")
-            page.evaluate("() => window.wasmvisionAlbum.ready")
-            assert offline_state(page, 90_000) == "ready"
-            copies = cached(page)
-            assert len(copies) == 1, list(copies)
-            assert {base + "album.html", base + "index.html", base + "manifest.json"} <= set(next(iter(copies.values())))
-            new_css = (site / "album.css").read_bytes() + b"\n/* build 2 */\n"
-            rebuild(copy, {"album.css": new_css})
-            page.reload()
-            page.locator("[data-testid=update-notice]").wait_for(state="visible", timeout=TIMEOUT_MS)
-            assert next(iter(cached(page).values()))[base + "album.css"] == sha256(new_css)
-            assert errors == [], errors
-    finally:
-        context.close()
+    with served_copy(browser, site, tmp_path) as (context, base, copy):
+        page, errors = open_page(context, base + "album.html")
+        page.wait_for_function("() => window.wasmvisionAlbum")
+        page.evaluate("() => window.wasmvisionAlbum.ready")
+        assert offline_state(page, 90_000) == "ready"
+        copies = cached(page)
+        assert len(copies) == 1, list(copies)
+        assert {base + "album.html", base + "index.html", base + "manifest.json"} <= set(next(iter(copies.values())))
+        new_css = (site / "album.css").read_bytes() + b"\n/* build 2 */\n"
+        rebuild(copy, {"album.css": new_css})
+        page.reload()
+        page.locator("[data-testid=update-notice]").wait_for(state="visible", timeout=TIMEOUT_MS)
+        assert next(iter(cached(page).values()))[base + "album.css"] == sha256(new_css)
+        assert errors == [], errors

@@ -402,5 +402,5 @@ async function start() {
 }
 
 start();
-// Offline copy: updated at once when the site has a newer build, whether or not this start succeeds (offline.js).
+// The offline copy is kept current after the start, whether or not it succeeds (offline.js).
 keepOffline({ ready, onUpdate: showUpdateNotice });

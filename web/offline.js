@@ -6,9 +6,9 @@
 // "unavailable" | "failed".
 
 const HASH_CHARS = 16;
-// A first visit's install reads what the page downloaded from the HTTP cache: not before the page's start has had
-// its chance (and its first result).
-const FIRST_INSTALL_DELAY_MS = 1500;
+// After the page's start, successful or not: an install reads what the page downloaded from the HTTP cache, and a
+// new build's activation takes over the page's requests (its files would not match the build the page started).
+const AFTER_START_MS = 1500;
 
 function setState(state) {
   document.documentElement.dataset.offline = state;
@@ -29,10 +29,9 @@ async function latestBuild(siteUrl) {
   }
 }
 
-// ready: the page's start (settled either way). A returning visitor's copy is brought up to date at once, whether
-// or not the page starts: the build the copy holds may no longer be the site's (and may be why the start fails).
-// onUpdate(): called once a newer build than the one this page runs has replaced the offline copy (in this tab or
-// another).
+// ready: the page's start. The copy is brought up to date once it settles, either way: the build the copy holds may
+// no longer be the site's (and may be why the start failed). onUpdate(): called once a newer build than the one
+// this page runs has replaced the offline copy (in this tab or another).
 export async function keepOffline({ ready = Promise.resolve(), onUpdate = () => {} } = {}) {
   const container = navigator.serviceWorker;
   if (!container || !window.isSecureContext) {
@@ -42,12 +41,9 @@ export async function keepOffline({ ready = Promise.resolve(), onUpdate = () => 
   const siteUrl = new URL("./", import.meta.url); // this file sits at the site root, like sw.js
   const running = buildOf(container.controller); // null: this page did not come from the offline copy
   try {
-    let registration = await container.getRegistration(siteUrl.href);
-    if (!registration?.active) {
-      await ready.catch(() => {});
-      await new Promise((resolve) => setTimeout(resolve, FIRST_INSTALL_DELAY_MS));
-      registration = await container.getRegistration(siteUrl.href);
-    }
+    await ready.catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, AFTER_START_MS));
+    const registration = await container.getRegistration(siteUrl.href);
     const installed = buildOf(registration?.active);
     const build = await latestBuild(siteUrl);
     if (!build || build === installed) {
