@@ -136,7 +136,9 @@ PUT = """async ([url, b64]) => {
   const names = (await caches.keys()).filter((n) => n.startsWith("wasmvision-"));
   if (names.length !== 1) throw new Error("expected one offline copy, got " + names);
   const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-  await (await caches.open(names[0])).put(url, new Response(bytes));
+  const cache = await caches.open(names[0]);
+  const old = await cache.match(url); // its headers (the MIME type) kept: only the bytes change
+  await cache.put(url, new Response(bytes, { headers: old ? old.headers : {} }));
 }"""
 
 
