@@ -132,7 +132,9 @@ def test_a_summary_counts_its_own_run_only(album, photos):
     assert text.startswith("Done: 2 photos"), text
     assert "could not be classified" not in text, text  # the broken photo was the cancelled run's
 
-    # Clear while a run is in the worker: the cleared run's last photos change nothing when they finish.
+
+def test_a_cleared_run_changes_nothing_when_its_last_photos_finish(album, photos):
+    page = album
     clear(page)
     add(page, [photos[f"small-{i:02d}.png"] for i in range(8)])
     page.wait_for_function("() => document.querySelectorAll('[data-testid=album-item]').length >= 1")
