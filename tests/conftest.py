@@ -47,7 +47,8 @@ def build_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def dist_dir() -> Path:
-    dist = _require(ROOT / "dist", "the built site")
+    """dist/, or the built site WASMVISION_DIST names (e.g. another branch's, to run the browser tests on it)."""
+    dist = _require(Path(os.environ.get("WASMVISION_DIST") or ROOT / "dist"), "the built site")
     _require(dist / "manifest.json", "dist/manifest.json")
     return dist
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -33,10 +32,8 @@ pytestmark = pytest.mark.browser
 # ---------------------------------------------------------------------------------------------- fixtures
 
 @pytest.fixture(scope="module")
-def site(request) -> Path:
-    override = os.environ.get("WASMVISION_DIST")
-    dist = Path(override) if override else Path(request.getfixturevalue("dist_dir"))
-    return bu.require_built(dist, "album.html", "album.js", "wasmvision.mjs", "manifest.json")
+def site(dist_dir) -> Path:
+    return bu.require_built(dist_dir, "album.html", "album.js", "wasmvision.mjs", "manifest.json")
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +207,7 @@ def test_json_export_equals_the_native_library(album, native, bundle):
 
 def test_csv_export_has_a_row_per_photo(album, native):
     path = _download(album, "album-export-csv")
-    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))  # with a BOM: spreadsheets
     assert len(rows) == N_PHOTOS
     by_file = {r["file"]: r for r in rows}
     assert by_file[BROKEN]["error"] and not by_file[BROKEN]["label"]

@@ -12,6 +12,7 @@ import { Grid } from "./album/grid.js";
 import { Queue } from "./album/queue.js";
 import { norm, similarities } from "./album/similar.js";
 import { makeThumbnail, releaseThumbnail } from "./album/thumbs.js";
+import { keepOffline } from "./offline.js";
 
 // Measured on the 2-core machine (README, "Album mode"): two workers classified 1.3-1.7x as many photos per second
 // as one (in 3 of 4 alternating rounds; one round tied), for a second Python runtime's memory. ?workers= overrides.
@@ -26,7 +27,7 @@ const ui = {
   error: $("album-error"), errorText: $("album-error-text"), errorClose: $("album-error-close"),
   count: $("album-count"), filter: $("album-filter"), sort: $("album-sort"), sortSimilar: $("album-sort-similar"),
   similarNote: $("album-similar-note"), empty: $("album-empty"), grid: $("album-grid"),
-  csv: $("album-export-csv"), json: $("album-export-json"), clear: $("album-clear"),
+  csv: $("album-export-csv"), json: $("album-export-json"), clear: $("album-clear"), update: $("album-update"),
 };
 
 const params = new URLSearchParams(location.search);
@@ -69,6 +70,16 @@ const ready = wasmvision.load({
 });
 ready.catch(() => {});
 
+// Offline copy: this page keeps it current like the single-photo page (offline.js).
+keepOffline({
+  ready,
+  onUpdate: () => {
+    ui.update.textContent = "Update applied: a new version of wasmvision is now stored for offline use. Reload " +
+      "the page to use it (the album's photos are not kept: export them first).";
+    ui.update.hidden = false;
+  },
+});
+
 // ------------------------------------------------------------------------------------------ the queue
 
 async function classifyOne(file) {
@@ -83,20 +94,28 @@ async function classifyOne(file) {
   }
 }
 
+// Only under the classifier's pixel limit: a thumbnail decodes the whole photo in this page (thumbs.js).
+async function thumbnailOf(file) {
+  const clf = await ready;
+  return makeThumbnail(file, clf.runtime.maxPixels);
+}
+
+// Resolves true when the photo was classified (the queue counts the run's failures).
 async function processPhoto({ file, name }) {
   const gen = generation;
   let result, thumb;
   try {
-    [thumb, result] = await Promise.all([makeThumbnail(file), classifyOne(file)]);
+    [thumb, result] = await Promise.all([thumbnailOf(file), classifyOne(file)]);
   } catch (err) {
     result = { error: `Could not be read: ${err.message}` };
   }
   if (gen !== generation) {
     releaseThumbnail(thumb);
-    return;
+    return false;
   }
   grid.add({ id: nextId++, name, thumb, ...result });
   updateCounts();
+  return result.error === undefined;
 }
 
 function formatSeconds(s) {
@@ -109,7 +128,7 @@ let runStarted = 0;
 let lastTextAt = 0;
 
 function showProgress(state) {
-  const { done, total, running, cancelled, rate, secondsLeft } = state;
+  const { done, failed, total, running, cancelled, rate, secondsLeft } = state;
   ui.bar.max = Math.max(total, 1);
   ui.bar.value = done;
   ui.cancel.hidden = !running;
@@ -127,7 +146,6 @@ function showProgress(state) {
     ui.text.textContent = parts.join(" · ");
     return;
   }
-  const failed = grid.photos.filter((p) => p.error !== undefined).length;
   const seconds = (now - runStarted) / 1000;
   const summary = cancelled
     ? `Cancelled: ${done.toLocaleString()} photos classified; the rest were not started.`
@@ -143,7 +161,7 @@ function addPhotos(items) {
   skipped += notImages;
   if (notImages) showError(`Skipped ${notImages} file${notImages > 1 ? "s" : ""} that ${notImages > 1 ? "are" : "is"} not an image.`);
   if (!photos.length) return;
-  if (!queue.running) {
+  if (!queue.running || queue.state().cancelled) {
     runStarted = performance.now();
     ui.announce.textContent = `Classifying ${photos.length} photos.`;
   }
@@ -224,7 +242,9 @@ function showSimilar(photo) {
 
 ui.clear.addEventListener("click", () => {
   generation += 1;
-  queue.cancel();
+  queue.clear();
+  ui.cancel.hidden = true;
+  ui.bar.value = 0;
   for (const p of grid.clear()) releaseThumbnail(p.thumb);
   ui.sortSimilar.hidden = true;
   ui.sortSimilar.disabled = true;

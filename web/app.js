@@ -274,12 +274,8 @@ function onReady(modelError) {
   if (problems.length) showError(problems.join(" "));
   if (!clf) setStatus("The runtime is ready, but the model could not be loaded.");
   else setStatus(touch ? "Ready. Choose a photo." : "Ready. Choose, drop or paste a photo.");
-  // The offline copy fills from the HTTP cache; not before the first result has had its chance.
-  setTimeout(() => keepOffline({ onUpdate: showUpdateNotice }), OFFLINE_DELAY_MS);
   resolveReady({ models: models(), current: state.current, maxPixels: clf?.runtime.maxPixels ?? null });
 }
-
-const OFFLINE_DELAY_MS = 1500;
 
 function showUpdateNotice() {
   const notice = document.querySelector("#update-notice");
@@ -360,3 +356,5 @@ async function start() {
 }
 
 start();
+// The offline copy is kept current after the start, whether or not it succeeds (offline.js).
+keepOffline({ ready, onUpdate: showUpdateNotice });

@@ -1,13 +1,21 @@
-// Offline use: registers the service worker (sw.js) for this build. The build is named by the start of
-// manifest.json's sha256, read fresh from the network (a query string the service worker passes through): when it
-// differs from the installed worker's, the new worker installs the new build's files and replaces the old cache.
+// Offline use, for every page of the site (index.html and album.html each call keepOffline): registers the service
+// worker (sw.js) for this build. The build is named by the start of manifest.json's sha256, read fresh from the
+// network (a query string the service worker passes through): when it differs from the installed worker's, the new
+// worker installs the new build's files and replaces the old cache.
 // State for scripts and tests: document.documentElement.dataset.offline = "installing" | "ready" |
 // "unavailable" | "failed".
 
 const HASH_CHARS = 16;
+// After the page's start, successful or not: an install reads what the page downloaded from the HTTP cache, and a
+// new build's activation takes over the page's requests (its files would not match the build the page started).
+const AFTER_START_MS = 1500;
 
 function setState(state) {
   document.documentElement.dataset.offline = state;
+}
+
+function buildOf(worker) {
+  return worker ? new URL(worker.scriptURL).searchParams.get("m") : null;
 }
 
 async function latestBuild(siteUrl) {
@@ -21,33 +29,44 @@ async function latestBuild(siteUrl) {
   }
 }
 
-// onUpdate(): called once a new build has replaced an older one in the offline copy.
-export async function keepOffline({ onUpdate = () => {} } = {}) {
+// ready: the page's start. The copy is brought up to date once it settles, either way: the build the copy holds may
+// no longer be the site's (and may be why the start failed). onUpdate(): called once a newer build than the one
+// this page runs has replaced the offline copy (in this tab or another).
+export async function keepOffline({ ready = Promise.resolve(), onUpdate = () => {} } = {}) {
   const container = navigator.serviceWorker;
   if (!container || !window.isSecureContext) {
     setState("unavailable");
     return;
   }
   const siteUrl = new URL("./", import.meta.url); // this file sits at the site root, like sw.js
+  const running = buildOf(container.controller); // null: this page did not come from the offline copy
   try {
+    await ready.catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, AFTER_START_MS));
     const registration = await container.getRegistration(siteUrl.href);
-    const installed = registration?.active ? new URL(registration.active.scriptURL).searchParams.get("m") : null;
+    const installed = buildOf(registration?.active);
     const build = await latestBuild(siteUrl);
     if (!build || build === installed) {
       setState(installed ? "ready" : "unavailable");
       return;
     }
     setState("installing");
+    // Any build's activation counts: another tab may have installed a newer one than this tab asked for.
     container.addEventListener("message", ({ data }) => {
-      if (data?.type !== "wasmvision-offline" || data.version !== build) return;
+      if (data?.type !== "wasmvision-offline") return;
       setState("ready");
-      if (data.updated) onUpdate();
+      if (data.updated && data.version !== running) onUpdate();
     });
     container.startMessages();
     const fresh = await container.register(new URL(`sw.js?m=${build}`, siteUrl), { scope: siteUrl.pathname });
     const worker = fresh.installing || fresh.waiting;
-    worker?.addEventListener("statechange", () => {
-      if (worker.state === "redundant") setState("failed");
+    if (!worker && buildOf(fresh.active) === build) setState("ready"); // installed meanwhile, by another tab
+    worker?.addEventListener("statechange", async () => {
+      if (worker.state !== "redundant") return;
+      // Redundant also when a newer build (another tab's) replaced it: a failure only if the copy did not move on.
+      const now = await container.getRegistration(siteUrl.href);
+      const active = buildOf(now?.active);
+      setState(active && active !== installed ? "ready" : "failed");
     });
   } catch (err) {
     console.warn("wasmvision: offline copy unavailable:", err.message);

@@ -2,10 +2,12 @@
 // so the site works under any subpath. One cache per build: the page registers `sw.js?m=<hash>` where <hash> is
 // the start of manifest.json's sha256, so a new build (a new manifest) installs a new worker and a new cache.
 // Install copies every file the page needs into that cache, each checked against the manifest's sha256 (files an
-// older cache already holds with the same hash are copied from it, not downloaded again); activation deletes the
-// older caches and tells the open pages. Requests are answered from the cache first (but for the runtime's Wasm,
-// see NETWORK_FIRST): a repeat visit, online or not, reads nothing over the network. Only same-origin requests inside the scope are handled; this worker never makes
-// a request anywhere else.
+// older cache already holds with the same hash are copied from it, not downloaded again); a failed install deletes
+// its partial cache; activation deletes the older caches and tells the open pages. Requests are answered from the
+// cache first (but for the runtime's Wasm, see NETWORK_FIRST), and every cached copy is checked against the
+// cache's own manifest before it is served: a damaged one is replaced from the network (checked the same way).
+// A repeat visit, online or not, reads nothing else over the network. Only same-origin requests inside the scope
+// are handled; this worker never makes a request anywhere else.
 
 const VERSION = new URL(self.location.href).searchParams.get("m") || "dev";
 const PREFIX = "wasmvision-";
@@ -78,8 +80,11 @@ async function install() {
       const url = urlOf(f.path);
       const old = f.sha256 && copies.get(f.sha256);
       if (old) {
-        await cache.put(url, old.clone());
-        continue;
+        const { bytes, sha256 } = await sha256Of(old.clone());
+        if (sha256 === f.sha256) { // an old copy damaged since is downloaded instead
+          await cache.put(url, new Response(bytes, { headers: old.headers }));
+          continue;
+        }
       }
       // The HTTP cache usually has the file from the visit that registered this worker; the integrity check
       // makes sure what is kept is exactly the build's file.
@@ -94,7 +99,11 @@ async function install() {
 }
 
 self.addEventListener("install", (event) => {
-  event.waitUntil(install().then(() => self.skipWaiting()));
+  // A failed install (quota, a file that does not match, the network gone) leaves no partial cache behind.
+  event.waitUntil(install().catch(async (err) => {
+    await caches.delete(CACHE);
+    throw err;
+  }).then(() => self.skipWaiting()));
 });
 
 self.addEventListener("activate", (event) => {
@@ -107,22 +116,75 @@ self.addEventListener("activate", (event) => {
   })());
 });
 
-// The files of this build listed in its manifest (path -> sha256), for keeping files installed without.
+// This cache's manifest (path -> sha256), once its bytes hash to this worker's build; null when the cached manifest
+// is damaged and the network no longer has this build's: then the cache is not used at all (requests pass through).
 let listed = null;
 
-async function listedFiles(cache) {
+function listedFiles(cache) {
   if (!listed) {
-    listed = cache.match(urlOf(MANIFEST)).then(async (r) => {
-      const { json } = await readManifest(r);
-      return new Map((json.files || []).map((f) => [f.path, f.sha256]));
-    }).catch(() => new Map());
+    listed = (async () => {
+      let manifest = await checkedManifest(await cache.match(urlOf(MANIFEST)));
+      if (!manifest) {
+        manifest = await checkedManifest(await fetch(urlOf(MANIFEST), { cache: "no-cache" }).catch(() => null));
+        if (manifest) await cache.put(urlOf(MANIFEST), new Response(manifest.bytes, { headers: JSON_HEADERS }));
+      }
+      return manifest && new Map((manifest.json.files || []).map((f) => [f.path, f.sha256]));
+    })().catch(() => null);
+    listed.then((files) => files || (listed = null)); // a damaged manifest is tried again on the next request
   }
   return listed;
 }
 
+const JSON_HEADERS = { "Content-Type": "application/json" };
+
+// The manifest of this worker's build (its sha256 starts with VERSION), or null.
+async function checkedManifest(response) {
+  if (!response?.ok) return null;
+  try {
+    const manifest = await readManifest(response);
+    return VERSION === "dev" || manifest.hash.startsWith(VERSION) ? manifest : null;
+  } catch {
+    return null; // not JSON
+  }
+}
+
+async function sha256Of(response) {
+  const bytes = await response.arrayBuffer();
+  return { bytes, sha256: hex(await crypto.subtle.digest("SHA-256", bytes)) };
+}
+
+// A cached copy of a listed file, served only when its bytes are the manifest's. A damaged copy is replaced from the
+// network (fetched with the manifest's sha256 as its integrity); null when that is not possible now (offline, or
+// the server's file is another build's).
+async function checkedHit(cache, path, sha256, hit) {
+  const { bytes, sha256: got } = await sha256Of(hit);
+  if (got === sha256) return new Response(bytes, { status: hit.status, statusText: hit.statusText, headers: hit.headers });
+  console.warn(`wasmvision offline copy: ${path} is damaged; replacing it from the network`);
+  try {
+    const fresh = await fetch(urlOf(path), { integrity: sri(sha256), cache: "no-cache" });
+    if (!fresh.ok) return null;
+    await cache.put(urlOf(path), fresh.clone());
+    return fresh;
+  } catch {
+    return null;
+  }
+}
+
+// Whether two responses for one URL carry the same file, from their validators (no hashing): the ETag when both
+// have one, else Last-Modified and Content-Length. Unknown counts as the same (the page checks the bytes anyway).
+function sameFile(a, b) {
+  const etag = [a, b].map((r) => r.headers.get("etag"));
+  if (etag[0] && etag[1]) return etag[0] === etag[1];
+  return ["last-modified", "content-length"].every((name) => {
+    const [x, y] = [a, b].map((r) => r.headers.get(name));
+    return !x || !y || x === y;
+  });
+}
+
 // The runtime's Wasm goes to the network (in practice the HTTP cache) first: V8 keeps its compiled code with the
 // HTTP cache's copy, and a visit served the Cache Storage copy instead compiled it again and ran 1.5-2x slower
-// (docs/perf.md, section 7). Offline, the cached copy serves.
+// (docs/perf.md, section 7). Offline, or when the server's file is no longer the cached build's (a new build was
+// deployed: the page runs the cached build until the new one is installed), the cached copy serves.
 const NETWORK_FIRST = new Set(["pyodide/pyodide.asm.wasm"]);
 
 // The page's own request, without its integrity: the page checks the bytes it gets against the manifest anyway.
@@ -132,28 +194,42 @@ function passThrough(request) {
   return fetch(request, request.integrity ? { integrity: "" } : undefined);
 }
 
+// Answers a file of this cache that cannot be served: offline with a damaged copy.
+function unavailable(path) {
+  return new Response(`wasmvision: the offline copy of ${path} is damaged and the site cannot be reached to ` +
+    "repair it. Connect to the internet and reload.", { status: 503, headers: { "Content-Type": "text/plain" } });
+}
+
 async function respond(event, path) {
   const cache = await caches.open(CACHE);
+  if (path === MANIFEST) listed = null; // checked (and repaired) again at every start of the page or its worker
+  const files = await listedFiles(cache);
+  if (!files) return passThrough(event.request); // this cache cannot be trusted: the network, as without it
+  const sha256 = files.get(path);
+  const hit = await cache.match(urlOf(path));
   if (NETWORK_FIRST.has(path)) {
     try {
       const response = await passThrough(event.request);
-      if (response.ok) return response;
+      if (response.ok && (!hit || sameFile(response, hit))) return response;
     } catch {
       // Offline, or the site is down: the cached copy below.
     }
   }
-  const hit = await cache.match(urlOf(path));
+  if (hit && path === MANIFEST) return hit; // checked by listedFiles, just now
+  if (hit && sha256) {
+    const checked = await checkedHit(cache, path, sha256, hit);
+    if (checked) return checked;
+    const response = await passThrough(event.request).catch(() => null);
+    return response ?? unavailable(path);
+  }
   if (hit) return hit;
   const response = await passThrough(event.request);
   // A file of this build that install left out (another model): kept once its bytes match the manifest.
-  const sha256 = (await listedFiles(cache)).get(path);
   if (response.ok && sha256 && response.type === "basic") {
     const copy = response.clone();
     event.waitUntil((async () => {
-      const bytes = await copy.arrayBuffer();
-      if (hex(await crypto.subtle.digest("SHA-256", bytes)) === sha256) {
-        await cache.put(urlOf(path), new Response(bytes, { headers: copy.headers }));
-      }
+      const { bytes, sha256: got } = await sha256Of(copy);
+      if (got === sha256) await cache.put(urlOf(path), new Response(bytes, { headers: copy.headers }));
     })().catch(() => {}));
   }
   return response;

@@ -21,8 +21,12 @@ function cell(value) {
 
 export const CSV_COLUMNS = ["file", "label", "probability", "index", "top5", "error"];
 
+// UTF-8 with a byte-order mark: spreadsheets (Excel) otherwise read the file in the system's code page and garble
+// non-ASCII file names and labels.
+const BOM = "\ufeff";
+
 export function toCSV(photos) {
-  const lines = [CSV_COLUMNS.join(",")];
+  const lines = [BOM + CSV_COLUMNS.join(",")];
   for (const p of photos) {
     const best = p.top?.[0];
     const top5 = p.top ? p.top.map((t) => `${t.label} (${t.probability.toFixed(4)})`).join("; ") : "";

@@ -1,42 +1,41 @@
 // The album's work queue: photos wait here and go to the classifier a few at a time, enough to keep every worker
 // busy (the next photo decodes while Python works on the current one) without sending a thousand files at once.
 // It measures photos per second over the recent photos and estimates the time left. Cancel drops what is waiting;
-// the few photos already in a worker finish and are kept.
+// the few photos already in a worker finish and are kept, and count in the cancelled run. Photos added after a
+// cancel or a clear start a new run: its counts are its own photos only (a cleared run's photos count nowhere).
 
 const WINDOW = 24; // photos the rate is measured over: recent enough to follow the machine's load, long enough to be steady
 
 export class Queue {
   #waiting = [];
-  #inFlight = 0;
+  #inFlight = 0; // every run's photos in a worker: what the concurrency bounds
+  #runInFlight = 0; // the current run's
+  #run = 0;
   #finishTimes = [];
   #process;
   #onProgress;
   #cancelled = false;
 
-  // process(item) -> Promise (never rejects: failures are results); onProgress(state) after every change.
+  // process(item) -> Promise of true when the photo was classified, false when it failed (never rejects);
+  // onProgress(state) after every change of the current run.
   constructor({ process, concurrency, onProgress }) {
     this.#process = process;
     this.concurrency = concurrency;
     this.#onProgress = onProgress;
     this.done = 0;
+    this.failed = 0;
     this.total = 0;
     this.startedAt = null;
   }
 
+  // Whether the current run has photos waiting or in a worker.
   get running() {
-    return this.#inFlight > 0 || this.#waiting.length > 0;
+    return this.#runInFlight > 0 || this.#waiting.length > 0;
   }
 
   add(items) {
-    if (!this.running) {
-      // A new run: counts start again; the rate is the new run's.
-      this.done = 0;
-      this.total = 0;
-      this.startedAt = null;
-      this.#finishTimes = [];
-    }
-    this.#cancelled = false;
-    this.#waiting.push(...items);
+    if (!this.running || this.#cancelled) this.#newRun();
+    this.#waiting.push(...items.map((item) => ({ item, run: this.#run })));
     this.total += items.length;
     this.#pump();
     this.#report();
@@ -50,18 +49,40 @@ export class Queue {
     this.#report();
   }
 
+  // Drops the run: what is waiting is not started, what is in a worker finishes uncounted and unreported.
+  clear() {
+    this.#waiting = [];
+    this.#newRun();
+  }
+
+  #newRun() {
+    this.#run += 1;
+    this.#runInFlight = 0;
+    this.#cancelled = false;
+    this.done = 0;
+    this.failed = 0;
+    this.total = 0;
+    this.startedAt = null;
+    this.#finishTimes = [];
+  }
+
   #pump() {
     while (this.#inFlight < this.concurrency && this.#waiting.length) {
-      const item = this.#waiting.shift();
+      const { item, run } = this.#waiting.shift();
       this.#inFlight += 1;
+      this.#runInFlight += 1;
       this.startedAt ??= performance.now();
-      this.#process(item).finally(() => {
+      this.#process(item).catch(() => false).then((ok) => {
         this.#inFlight -= 1;
-        this.done += 1;
-        this.#finishTimes.push(performance.now());
-        if (this.#finishTimes.length > WINDOW + 1) this.#finishTimes.shift();
+        if (run === this.#run) {
+          this.#runInFlight -= 1;
+          this.done += 1;
+          if (ok === false) this.failed += 1;
+          this.#finishTimes.push(performance.now());
+          if (this.#finishTimes.length > WINDOW + 1) this.#finishTimes.shift();
+        }
         this.#pump();
-        this.#report();
+        if (run === this.#run) this.#report();
       });
     }
   }
@@ -81,7 +102,7 @@ export class Queue {
     const rate = this.rate();
     const left = this.total - this.done;
     return {
-      done: this.done, total: this.total, running: this.running, cancelled: this.#cancelled,
+      done: this.done, failed: this.failed, total: this.total, running: this.running, cancelled: this.#cancelled,
       rate, secondsLeft: rate > 0 ? left / rate : null,
     };
   }

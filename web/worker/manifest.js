@@ -1,5 +1,6 @@
 // dist/manifest.json: every file of the site with its size and hash, and the built-in models.
 
+import { UserError } from "./errors.js";
 import { BASE, setExpectedHashes } from "./fetch.js";
 
 export const manifest = { files: new Map(), models: [], raw: null };
@@ -10,25 +11,42 @@ function normalizeFiles(files) {
     : Object.entries(files || {}).map(([path, v]) => (typeof v === "object" ? { path, ...v } : { path, bytes: v }));
   const out = new Map();
   for (const f of list) {
+    if (!f || typeof f !== "object") continue;
     const path = String(f.path ?? f.name ?? f.file ?? "").replace(/^\.?\//, "");
     if (path) out.set(path, { bytes: Number(f.bytes ?? f.size ?? 0), sha256: f.sha256 });
   }
   return out;
 }
 
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+// The root of trust: without a readable manifest listing every file with its sha256 nothing could be checked, so
+// nothing starts.
+function unusable(why) {
+  return new UserError(`The site's manifest.json ${why}: wasmvision checks every file against it and does not ` +
+    "start without it. Reload the page; if this persists, the site is incomplete.", "SetupError");
+}
+
 export async function loadManifest() {
   let raw;
+  let response;
   try {
-    const response = await fetch(new URL("manifest.json", BASE), { cache: "no-cache" });
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    raw = await response.json();
+    response = await fetch(new URL("manifest.json", BASE), { cache: "no-cache" });
   } catch (err) {
-    // Without a manifest the page still works with the default model; only byte totals are unknown.
-    console.warn("wasmvision: manifest.json unavailable, using defaults:", err.message);
-    raw = { files: [], models: [{ name: "mobilenet_v2", file: "models/mobilenet_v2.wvb" }] };
+    throw unusable(`could not be downloaded (${String(err.message).slice(0, 80)})`);
+  }
+  if (!response.ok) throw unusable(`could not be downloaded (HTTP ${response.status})`);
+  try {
+    raw = JSON.parse(await response.text());
+  } catch {
+    throw unusable("is not valid JSON");
+  }
+  const files = normalizeFiles(raw?.files);
+  if (!files.size || [...files.values()].some((f) => !SHA256_HEX.test(String(f.sha256)))) {
+    throw unusable("does not list the site's files with their sha256");
   }
   manifest.raw = raw;
-  manifest.files = normalizeFiles(raw.files);
+  manifest.files = files;
   // From here on every listed file is fetched with the manifest's sha256 as its integrity (fetch.js).
   setExpectedHashes(fileSha256);
   manifest.models = (raw.models || []).map((m, i) => {
