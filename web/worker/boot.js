@@ -3,15 +3,15 @@
 // pyodide-lock.json's sha256), with loadPackage and micropip as fallbacks.
 // Calls into wasmvision.browser go through callPython (JSON replies, errors as UserError).
 
-import { loadPyodide } from "../pyodide/pyodide.mjs";
 import { UserError } from "./errors.js";
-import { BASE, countAsReceived, failRuntimeFile, orRuntimeFailure, sitePath, sriFromHex } from "./fetch.js";
+import { BASE, countAsReceived, orRuntimeFailure, sriFromHex } from "./fetch.js";
 import { fileBytes, runtimeFiles, wheelFiles } from "./manifest.js";
 import { begin, during, end } from "./phases.js";
 import { setStage } from "./progress.js";
-import { cancelPreload, dylibHandles, planFromFiles, planPreload, preloadNextBoot, restoreHandles, SIMD_LIB,
-  SITE_PACKAGES, unplannedLibs } from "./dylibs.js";
-import { compiledRuntime, RUNTIME_WASM, runtimeScript } from "./runtime-start.js";
+import { planFromFiles, planPreload, preloadNextBoot, SIMD_LIB } from "./dylibs.js";
+import { cancelPreload, dylibHandles, loadPyodide, restoreHandles, runtimeScriptEvaluated, SITE_PACKAGES,
+  takeMemorySnapshot, unplannedLibs } from "./pyodide-0.27.7.js";
+import { runtimeScript } from "./runtime-start.js";
 import { packTree, writeTree } from "./sitefiles.js";
 import { forgetSnapshot, readSnapshot, snapshotKey, writeSnapshot } from "./snapshot.js";
 
@@ -40,32 +40,6 @@ export function callPython(fn, args, kwargs = null) {
   return reply.value;
 }
 
-// Pyodide 0.27 catches a failed compilation of pyodide.asm.wasm, logs "wasm instantiation failed!" and never
-// settles its promise (a page stuck on "Downloading the Python runtime…"). Wrapping the browser's call names the file
-// and ends the boot at once (CompileError: damaged bytes; TypeError: e.g. served with the wrong MIME type). Pyodide
-// calls it with the response of its own fetch, so the URL is known. When runtime-start.js already compiled the
-// runtime, that module is instantiated (and Pyodide's own request got an empty answer, not a second download).
-const instantiateStreaming = WebAssembly.instantiateStreaming;
-WebAssembly.instantiateStreaming = async function reportingInstantiateStreaming(source, imports) {
-  const early = compiledRuntime();
-  try {
-    if (early) {
-      const module = await early;
-      return { module, instance: await during("runtime_instantiate", () => WebAssembly.instantiate(module, imports)) };
-    }
-    return await instantiateStreaming.call(WebAssembly, source, imports);
-  } catch (err) {
-    // A LinkError is the imports' fault (a damaged memory snapshot), not the file's: snapshot.js handles those.
-    const response = early ? null : await Promise.resolve(source).catch(() => null);
-    const path = early ? RUNTIME_WASM : response?.url ? sitePath(new URL(response.url)) : null;
-    if (path && (err instanceof WebAssembly.CompileError || err instanceof TypeError)) {
-      failRuntimeFile(path, new UserError(`The Python runtime file ${path} could not be compiled (${err.name}: ` +
-        `${String(err.message).slice(0, 120)}): it is damaged. The site must be re-uploaded.`, "SetupError"));
-    }
-    throw err;
-  }
-};
-
 function withTimeout(promise, ms, what) {
   let timer;
   const timeout = new Promise((_, reject) => {
@@ -76,7 +50,7 @@ function withTimeout(promise, ms, what) {
 
 const bootStderr = []; // what Python printed while booting: names the stdlib when it is what failed
 
-function bootOptions(extra = {}) {
+function bootOptions() {
   return {
     indexURL: new URL("./pyodide/", BASE).href,
     stdout: (s) => console.log(s),
@@ -84,7 +58,6 @@ function bootOptions(extra = {}) {
       if (bootStderr.length < 200) bootStderr.push(s);
       console.warn(s);
     },
-    ...extra,
   };
 }
 
@@ -94,7 +67,7 @@ function namedBootFailure(err) {
   if (err instanceof UserError) return err;
   const message = String(err?.message ?? err).split("\n")[0].slice(0, 120);
   let path = null;
-  if (typeof globalThis._createPyodideModule !== "function") path = "pyodide/pyodide.asm.js";
+  if (!runtimeScriptEvaluated()) path = "pyodide/pyodide.asm.js";
   else if (err instanceof SyntaxError && /JSON/.test(message)) path = "pyodide/pyodide-lock.json";
   else if (bootStderr.some((line) => /python3\d*\.zip|zipimport|encodings/.test(line))) {
     path = "pyodide/python_stdlib.zip";
@@ -126,9 +99,9 @@ async function bootInterpreter(allowRestore, packages) {
   else if (record) {
     try {
       await preloadNextBoot(Promise.resolve(planFromFiles(record.libs, record.files)), record.libs);
-      const py = await withTimeout(orRuntimeFailure(loadPyodide(bootOptions({ _loadSnapshot: record.bytes }))),
+      const py = await withTimeout(orRuntimeFailure(loadPyodide(bootOptions(), { restore: record.bytes })),
         SNAPSHOT_RESTORE_TIMEOUT_MS, "Restoring the memory snapshot");
-      restoreHandles(py._module, record.handles);
+      restoreHandles(py, record.handles);
       await during("site_files", () => writeTree(py.FS, record.files));
       // A restored heap whose side modules sit elsewhere than when it was made fails here, not in a classify.
       await during("snapshot_check", () => py.runPython(restoredCheck(record.libs)));
@@ -143,7 +116,7 @@ async function bootInterpreter(allowRestore, packages) {
   }
   const { plan } = packages();
   if (key) await preloadNextBoot(plan);
-  const py = await orRuntimeFailure(loadPyodide(bootOptions(key ? { _makeSnapshot: true } : {})));
+  const py = await orRuntimeFailure(loadPyodide(bootOptions(), { makeSnapshot: Boolean(key) }));
   const preloaded = key ? await plan : null;
   return { pyodide: py, restored: false, snapshot: preloaded && { key, libs: preloaded.libs } };
 }
@@ -176,18 +149,10 @@ function takeSnapshot(pyodide, { key, libs }) {
     if (libs.includes(`${SITE_PACKAGES}/${SIMD_LIB}`)) {
       pyodide.runPython("from wasmvision.simd import default_library; default_library()");
     }
-    const unplanned = unplannedLibs(pyodide._module, libs);
+    const unplanned = unplannedLibs(pyodide, libs);
     if (unplanned.length) throw new Error(`side modules loaded after start-up: ${unplanned.join(", ")}`);
-    const handles = dylibHandles(pyodide._module);
-    let bytes;
-    try {
-      bytes = pyodide.makeMemorySnapshot();
-    } catch {
-      // Garbage that still holds JavaScript objects makes it refuse; a full collection (~40 ms after the imports)
-      // only then, not on every first visit.
-      pyodide.runPython("import gc; gc.collect()");
-      bytes = pyodide.makeMemorySnapshot();
-    }
+    const handles = dylibHandles(pyodide);
+    const bytes = takeMemorySnapshot(pyodide);
     timings.snapshot = timings.snapshot || "made";
     // Not through the request queue: the write needs no Python and must not hold up a classify.
     setTimeout(async () => {

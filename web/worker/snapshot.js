@@ -13,24 +13,22 @@
 // bytes, site-packages bytes]. The magic is written last, so a file whose writing stopped halfway is never taken for
 // a snapshot; one whose size does not match its meta is forgotten.
 
-import { version as pyodideVersion } from "../pyodide/pyodide.mjs";
 import { fileSha256, wheelFiles } from "./manifest.js";
+import { looksLikeSnapshot, version as pyodideVersion } from "./pyodide-0.27.7.js";
 import { treeFiles } from "./sitefiles.js";
 
 const SNAPSHOT_FILE = "wasmvision-snapshot.bin";
 const FILE_MAGIC = 0x31737677; // "wvs1", little-endian
 const LEGACY_DB = "wasmvision-snapshot"; // where earlier versions kept it (IndexedDB): deleted when a file is stored
-const SNAPSHOT_MAGIC = 0x706e7300; // first word of a Pyodide 0.27 snapshot (API.makeSnapshot)
 
 function plausibleSnapshot(value) {
   const bytes = value?.bytes;
-  if (!(bytes instanceof Uint8Array) || bytes.byteLength < (1 << 20)) return null;
+  if (!looksLikeSnapshot(bytes)) return null;
   if (!Array.isArray(value.libs) || !value.libs.every((l) => typeof l === "string")) return null;
   if (!value.handles || typeof value.handles !== "object") return null;
   const files = treeFiles(value.site);
   if (!files) return null;
-  const magic = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true);
-  return magic === SNAPSHOT_MAGIC ? { bytes, libs: value.libs, handles: value.handles, files } : null;
+  return { bytes, libs: value.libs, handles: value.handles, files };
 }
 
 // `packages`: the wheels the snapshot holds imported (their files, modules and side modules).
