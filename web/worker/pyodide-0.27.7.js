@@ -42,7 +42,8 @@ function reportingInstantiateStreaming(instantiateStreaming) {
     try {
       if (given) {
         const module = await given.module;
-        return { module, instance: await during("runtime_instantiate", () => WebAssembly.instantiate(module, imports)) };
+        const instance = await during("runtime_instantiate", () => WebAssembly.instantiate(module, imports));
+        return { module, instance };
       }
       return await instantiateStreaming.call(WebAssembly, source, imports);
     } catch (err) {
