@@ -2,8 +2,8 @@
 // loadPyodide: the Wasm compile of pyodide.asm.wasm (streaming, on the browser's compile threads, with the
 // manifest's integrity like every fetch here) and the check and evaluation of pyodide.asm.js. loadPyodide then
 // finds the script already defined, and its instantiateStreaming gets the compiled module (pyodide-0.27.7.js).
-// Measured on a cold visit: the runtime's compile started ~580 ms after the worker asked for the runtime, behind the script's
-// re-fetch, the snapshot read and the script's evaluation. The stdlib and the lock, which loadPyodide asks for only
+// Measured on a cold visit: the runtime's compile started ~580 ms after the worker asked for the runtime, behind the
+// script's re-fetch, the snapshot read and the script's evaluation. The stdlib and the lock, which loadPyodide asks for only
 // once the script has run, are fetched then too and its requests answered from memory.
 
 import { UserError } from "./errors.js";
