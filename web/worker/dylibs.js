@@ -72,6 +72,22 @@ export async function planPreload(numpyWheel, wasmvisionWheel) {
     zipMembers(numpyWheel, new Set(NUMPY_LIBS)),
     zipMembers(wasmvisionWheel, new Set([SIMD_LIB, SIMD_RECORD])),
   ]);
+  return planFrom(numpy, ours);
+}
+
+// Every file of both wheels, for a restored interpreter (its file system starts empty), and the plan from them:
+// { plan, files: Map site-packages path -> bytes }. From the wheels checked against the manifest, never from local
+// storage, which any script of this origin can write.
+export async function unpackForRestore(numpyWheel, wasmvisionWheel) {
+  const [numpy, ours] = await Promise.all([zipMembers(numpyWheel), zipMembers(wasmvisionWheel)]);
+  const files = new Map();
+  for (const members of [numpy, ours]) {
+    for (const [name, bytes] of members) files.set(`${SITE_PACKAGES}/${name}`, bytes);
+  }
+  return { plan: await planFrom(numpy, ours), files };
+}
+
+async function planFrom(numpy, ours) {
   const missing = NUMPY_LIBS.filter((name) => !numpy.has(name));
   if (missing.length) throw new Error(`the numpy wheel lacks ${missing.join(", ")}`);
   const files = new Map(NUMPY_LIBS.map((name) => [`${SITE_PACKAGES}/${name}`, numpy.get(name)]));
@@ -90,21 +106,6 @@ export async function planPreload(numpyWheel, wasmvisionWheel) {
   }
   if (!simd) files.set(`${SITE_PACKAGES}/${SIMD_LIB}`, lib);
   return { libs: [...files.keys()], files, simd };
-}
-
-// The plan a snapshot was made with, from the site-packages files kept with it (sitefiles.js): the same modules in
-// the same order, or an error when one is missing or this engine cannot compile the kernel library.
-export function planFromFiles(libs, files) {
-  const planned = new Map();
-  for (const path of libs) {
-    const bytes = files.get(path);
-    if (!bytes) throw new Error(`${path} is not kept with the snapshot`);
-    if (path.endsWith(SIMD_LIB) && !WebAssembly.validate(bytes)) {
-      throw new Error("this engine cannot compile the kernels");
-    }
-    planned.set(path, bytes);
-  }
-  return { libs, files: planned, simd: null };
 }
 
 // The next loadPyodide loads the planned side modules (the Pyodide module wraps its module factory, which exists
