@@ -2,7 +2,7 @@
 // concern in worker/ (fetch, manifest, progress, snapshot, boot, models, decode, inference, protocol).
 // The public API is wasmvision.mjs, which starts this worker.
 
-import "./worker/phases.js"; // first: it times the Wasm compiles that follow
+import { installPatches } from "./worker/pyodide-0.27.7.js";
 import { onMessage } from "./worker/protocol.js";
 // Every other module the worker runs, named here: build.py bundles this file and all of them into one dist/worker.js,
 // a classic script (and refuses a module in worker/ that is not here); where it cannot bundle, the browser still requests them all
@@ -17,6 +17,7 @@ import "./worker/fetch.js";
 import "./worker/inference.js";
 import "./worker/manifest.js";
 import "./worker/models.js";
+import "./worker/phases.js";
 import "./worker/progress.js";
 import "./worker/recovery.js";
 import "./worker/runtime-start.js";
@@ -25,4 +26,6 @@ import "./worker/snapshot.js";
 import "./worker/testhooks.js";
 import "./pyodide/pyodide.mjs";
 
+// Every global patch, in the one order that module states, before any message can start work.
+installPatches();
 self.onmessage = onMessage;

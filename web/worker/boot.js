@@ -3,16 +3,16 @@
 // pyodide-lock.json's sha256), with loadPackage and micropip as fallbacks.
 // Calls into wasmvision.browser go through callPython (JSON replies, errors as UserError).
 
-import { loadPyodide } from "../pyodide/pyodide.mjs";
 import { UserError } from "./errors.js";
-import { BASE, countAsReceived, failRuntimeFile, orRuntimeFailure, sitePath, sriFromHex } from "./fetch.js";
+import { BASE, countAsReceived, orRuntimeFailure, sriFromHex } from "./fetch.js";
 import { fileBytes, runtimeFiles, wheelFiles } from "./manifest.js";
 import { begin, during, end } from "./phases.js";
 import { setStage } from "./progress.js";
-import { cancelPreload, dylibHandles, planFromFiles, planPreload, preloadNextBoot, restoreHandles, SIMD_LIB,
-  SITE_PACKAGES, unplannedLibs } from "./dylibs.js";
-import { compiledRuntime, RUNTIME_WASM, runtimeScript } from "./runtime-start.js";
-import { packTree, writeTree } from "./sitefiles.js";
+import { planPreload, preloadNextBoot, SIMD_LIB, unpackForRestore } from "./dylibs.js";
+import { cancelPreload, dylibHandles, loadPyodide, restoreHandles, runtimeScriptEvaluated, SITE_PACKAGES,
+  takeMemorySnapshot, unplannedLibs } from "./pyodide-0.27.7.js";
+import { runtimeScript } from "./runtime-start.js";
+import { writeTree } from "./sitefiles.js";
 import { forgetSnapshot, readSnapshot, snapshotKey, writeSnapshot } from "./snapshot.js";
 
 const DEFAULT_MAX_PIXELS = 50e6;
@@ -40,32 +40,6 @@ export function callPython(fn, args, kwargs = null) {
   return reply.value;
 }
 
-// Pyodide 0.27 catches a failed compilation of pyodide.asm.wasm, logs "wasm instantiation failed!" and never
-// settles its promise (a page stuck on "Downloading the Python runtime…"). Wrapping the browser's call names the file
-// and ends the boot at once (CompileError: damaged bytes; TypeError: e.g. served with the wrong MIME type). Pyodide
-// calls it with the response of its own fetch, so the URL is known. When runtime-start.js already compiled the
-// runtime, that module is instantiated (and Pyodide's own request got an empty answer, not a second download).
-const instantiateStreaming = WebAssembly.instantiateStreaming;
-WebAssembly.instantiateStreaming = async function reportingInstantiateStreaming(source, imports) {
-  const early = compiledRuntime();
-  try {
-    if (early) {
-      const module = await early;
-      return { module, instance: await during("runtime_instantiate", () => WebAssembly.instantiate(module, imports)) };
-    }
-    return await instantiateStreaming.call(WebAssembly, source, imports);
-  } catch (err) {
-    // A LinkError is the imports' fault (a damaged memory snapshot), not the file's: snapshot.js handles those.
-    const response = early ? null : await Promise.resolve(source).catch(() => null);
-    const path = early ? RUNTIME_WASM : response?.url ? sitePath(new URL(response.url)) : null;
-    if (path && (err instanceof WebAssembly.CompileError || err instanceof TypeError)) {
-      failRuntimeFile(path, new UserError(`The Python runtime file ${path} could not be compiled (${err.name}: ` +
-        `${String(err.message).slice(0, 120)}): it is damaged. The site must be re-uploaded.`, "SetupError"));
-    }
-    throw err;
-  }
-};
-
 function withTimeout(promise, ms, what) {
   let timer;
   const timeout = new Promise((_, reject) => {
@@ -76,7 +50,7 @@ function withTimeout(promise, ms, what) {
 
 const bootStderr = []; // what Python printed while booting: names the stdlib when it is what failed
 
-function bootOptions(extra = {}) {
+function bootOptions() {
   return {
     indexURL: new URL("./pyodide/", BASE).href,
     stdout: (s) => console.log(s),
@@ -84,7 +58,6 @@ function bootOptions(extra = {}) {
       if (bootStderr.length < 200) bootStderr.push(s);
       console.warn(s);
     },
-    ...extra,
   };
 }
 
@@ -94,7 +67,7 @@ function namedBootFailure(err) {
   if (err instanceof UserError) return err;
   const message = String(err?.message ?? err).split("\n")[0].slice(0, 120);
   let path = null;
-  if (typeof globalThis._createPyodideModule !== "function") path = "pyodide/pyodide.asm.js";
+  if (!runtimeScriptEvaluated()) path = "pyodide/pyodide.asm.js";
   else if (err instanceof SyntaxError && /JSON/.test(message)) path = "pyodide/pyodide-lock.json";
   else if (bootStderr.some((line) => /python3\d*\.zip|zipimport|encodings/.test(line))) {
     path = "pyodide/python_stdlib.zip";
@@ -106,18 +79,18 @@ function namedBootFailure(err) {
 
 // Boots the interpreter: from the stored snapshot (numpy and wasmvision.browser already imported in it) when there
 // is one, else normally with numpy's and the kernels' side modules loaded first (dylibs.js), so that a snapshot can
-// be taken once the packages are imported. `packages()`: the wheels and the side modules from them (planPreload, or
-// null when they cannot be had), fetched on first call. Returns { pyodide, restored, snapshot: what takeSnapshot
-// needs, or null }.
+// be taken once the packages are imported. `packages`: the wheels and what is made from them (wheelSource).
+// Returns { pyodide, restored, snapshot: what takeSnapshot needs, or null }.
 async function bootInterpreter(allowRestore, packages) {
   const key = snapshotKey(PACKAGES);
   const reading = key && allowRestore ? during("snapshot_read", () => readSnapshot(key)) : Promise.resolve(null);
-  // Without a snapshot to restore the wheels are needed: their download starts at once, beside the runtime's. When
-  // the page saw none stored, before the snapshot read answers: on a first visit that answer came late (~250-350 ms
-  // from IndexedDB, this thread being busy with the runtime's script), and Python's start waits for the wheels' side
-  // modules.
-  if (runtime.snapshotStored === false) packages();
-  reading.then((record) => record && record !== "damaged" ? null : packages());
+  // The wheels are needed either way (a restore takes its code files from them): their download starts at once,
+  // beside the runtime's. When the page saw no snapshot stored, their side modules are extracted before the snapshot
+  // read answers: on a first visit that answer came late (~250-350 ms, this thread being busy with the runtime's
+  // script), and Python's start waits for them.
+  packages.wheels();
+  if (runtime.snapshotStored === false) packages.plan();
+  reading.then((record) => record && record !== "damaged" ? packages.site() : packages.plan()).catch(() => {});
   const scriptLoaded = runtimeScript(); // checked and evaluated beside the snapshot read (runtime-start.js)
   scriptLoaded.catch(() => {});
   const record = await reading;
@@ -125,11 +98,13 @@ async function bootInterpreter(allowRestore, packages) {
   if (record === "damaged") timings.snapshot = "failed";
   else if (record) {
     try {
-      await preloadNextBoot(Promise.resolve(planFromFiles(record.libs, record.files)), record.libs);
-      const py = await withTimeout(orRuntimeFailure(loadPyodide(bootOptions({ _loadSnapshot: record.bytes }))),
+      const site = packages.site();
+      await preloadNextBoot(site.then(({ plan }) => plan), record.libs);
+      const py = await withTimeout(orRuntimeFailure(loadPyodide(bootOptions(), { restore: record.bytes })),
         SNAPSHOT_RESTORE_TIMEOUT_MS, "Restoring the memory snapshot");
-      restoreHandles(py._module, record.handles);
-      await during("site_files", () => writeTree(py.FS, record.files));
+      restoreHandles(py, record.handles);
+      const { files } = await site;
+      await during("site_files", () => writeTree(py.FS, files));
       // A restored heap whose side modules sit elsewhere than when it was made fails here, not in a classify.
       await during("snapshot_check", () => py.runPython(restoredCheck(record.libs)));
       timings.snapshot = "restored";
@@ -141,9 +116,9 @@ async function bootInterpreter(allowRestore, packages) {
       await forgetSnapshot();
     }
   }
-  const { plan } = packages();
+  const plan = packages.plan();
   if (key) await preloadNextBoot(plan);
-  const py = await orRuntimeFailure(loadPyodide(bootOptions(key ? { _makeSnapshot: true } : {})));
+  const py = await orRuntimeFailure(loadPyodide(bootOptions(), { makeSnapshot: Boolean(key) }));
   const preloaded = key ? await plan : null;
   return { pyodide: py, restored: false, snapshot: preloaded && { key, libs: preloaded.libs } };
 }
@@ -168,7 +143,7 @@ function restoredCheck(libs) {
 }
 
 // Takes the snapshot a repeat visit restores (numpy and wasmvision.browser imported, the kernel library loaded and
-// checked) and stores it with site-packages once the page is idle. Before any model is loaded (the heap would carry
+// checked) and stores it once the page is idle. Before any model is loaded (the heap would carry
 // it) and before anything makes Python hold JS objects (makeMemorySnapshot refuses those).
 function takeSnapshot(pyodide, { key, libs }) {
   try {
@@ -176,25 +151,14 @@ function takeSnapshot(pyodide, { key, libs }) {
     if (libs.includes(`${SITE_PACKAGES}/${SIMD_LIB}`)) {
       pyodide.runPython("from wasmvision.simd import default_library; default_library()");
     }
-    const unplanned = unplannedLibs(pyodide._module, libs);
+    const unplanned = unplannedLibs(pyodide, libs);
     if (unplanned.length) throw new Error(`side modules loaded after start-up: ${unplanned.join(", ")}`);
-    const handles = dylibHandles(pyodide._module);
-    let bytes;
-    try {
-      bytes = pyodide.makeMemorySnapshot();
-    } catch {
-      // Garbage that still holds JavaScript objects makes it refuse; a full collection (~40 ms after the imports)
-      // only then, not on every first visit.
-      pyodide.runPython("import gc; gc.collect()");
-      bytes = pyodide.makeMemorySnapshot();
-    }
+    const handles = dylibHandles(pyodide);
+    const bytes = takeMemorySnapshot(pyodide);
     timings.snapshot = timings.snapshot || "made";
     // Not through the request queue: the write needs no Python and must not hold up a classify.
     setTimeout(async () => {
-      const site = packTree(pyodide.FS, SITE_PACKAGES);
-      if (await writeSnapshot(key, { bytes, libs, handles, site })) {
-        timings.snapshot_bytes = bytes.byteLength + site.data.byteLength;
-      }
+      if (await writeSnapshot(key, { bytes, libs, handles })) timings.snapshot_bytes = bytes.byteLength;
     }, SNAPSHOT_STORE_DELAY_MS);
   } catch (err) {
     console.warn("wasmvision: could not make a memory snapshot:", err.message);
@@ -250,7 +214,7 @@ async function startPythonOnce(allowRestore) {
       browser = pyodide.pyimport("wasmvision.browser");
       timings.packages_via = "snapshot";
     } else {
-      await orRuntimeFailure(unpackWheels(pyodide, await during("wheels_wait", () => packages().wheels)));
+      await orRuntimeFailure(unpackWheels(pyodide, await during("wheels_wait", () => packages.wheels())));
       timings.packages_install_ms = performance.now() - t1;
       // numpy apart from wasmvision only to time them apart; it loads the extension modules it needs.
       await during("import_numpy", () => pyodide.runPython("import numpy"));
@@ -282,23 +246,37 @@ async function startPythonOnce(allowRestore) {
   timings.packages_ms = performance.now() - t1;
 }
 
-// The wheels and the side modules to load from them, fetched on the first call only: a restored boot needs neither
-// (the snapshot has the modules and keeps their files), a normal one downloads them beside the runtime.
+// The wheels, fetched on the first call only, and made from them on first use: `plan()`, the side modules a normal
+// boot loads first (planPreload; null when they cannot be had), or `site()`, every file a restore writes and its plan
+// (unpackForRestore). Both from the checked wheels: a restore trusts no code kept in local storage.
 function wheelSource() {
-  let fetched = null;
-  return () => {
-    if (!fetched) {
-      const wheels = fetchWheels(PACKAGES);
-      wheels.catch(() => {}); // awaited later; a failure there falls back to loadPackage
-      const plan = wheels.then(([numpy, ours]) => during("dylibs_extract", () => planPreload(numpy, ours),
+  let wheels = null;
+  let plan = null;
+  let site = null;
+  const source = {
+    wheels() {
+      if (!wheels) {
+        wheels = fetchWheels(PACKAGES);
+        wheels.catch(() => {}); // awaited later; a failure there falls back to loadPackage
+      }
+      return wheels;
+    },
+    plan() {
+      plan ??= source.wheels().then(([numpy, ours]) => during("dylibs_extract", () => planPreload(numpy, ours),
         { background: true })).catch((err) => {
         console.warn("wasmvision: no memory snapshot: numpy's side modules cannot be loaded at start-up:", err.message);
         return null;
       });
-      fetched = { wheels, plan };
-    }
-    return fetched;
+      return plan;
+    },
+    site() {
+      site ??= source.wheels().then(([numpy, ours]) => during("site_extract", () => unpackForRestore(numpy, ours),
+        { background: true }));
+      site.catch(() => {}); // a restore without it fails and boots normally
+      return site;
+    },
   };
+  return source;
 }
 
 // Unpacks wheels listed in pyodide-lock.json into site-packages, checked against the lock's sha256. Why not

@@ -5,14 +5,13 @@
 // malloc exists), so the run that makes the snapshot and the run that restores it both list the same modules in the
 // same order; Python's later dlopen of the same path finds the loaded module by name.
 //
-// The bytes come from the integrity-checked wheels (no extra download). Emscripten reads `dynamicLibraries` with
-// XMLHttpRequest, and the worker's CSP (connect-src 'self') refuses blob: and data: URLs, so the requests for them
-// are answered from memory by a small XMLHttpRequest subclass that serves only those URLs.
+// The bytes come from the integrity-checked wheels (no extra download); the Pyodide module hands them to Emscripten
+// from memory.
 
-import { BASE, sha256Hex } from "./fetch.js";
+import { sha256Hex } from "./fetch.js";
+import { preloadSideModules, SITE_PACKAGES } from "./pyodide-0.27.7.js";
 import { runtimeScript } from "./runtime-start.js";
 
-export const SITE_PACKAGES = "/lib/python3.12/site-packages"; // Pyodide 0.27's; the .so names say cpython-312 too
 // Exactly the extension modules `import numpy, wasmvision.browser` and the kernel library load, in load order:
 // any other side module loaded before the snapshot (e.g. numpy.random's) makes the restored interpreter trap.
 const NUMPY_LIBS = [
@@ -22,7 +21,6 @@ const NUMPY_LIBS = [
 ];
 export const SIMD_LIB = "wasmvision/simd/libwvsimd.so";
 const SIMD_RECORD = "wasmvision/simd/libwvsimd.json";
-const URL_PREFIX = new URL("pyodide/preloaded-dylib", BASE).href; // never fetched: answered from memory
 
 async function inflateRaw(bytes) {
   const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate-raw"));
@@ -74,6 +72,22 @@ export async function planPreload(numpyWheel, wasmvisionWheel) {
     zipMembers(numpyWheel, new Set(NUMPY_LIBS)),
     zipMembers(wasmvisionWheel, new Set([SIMD_LIB, SIMD_RECORD])),
   ]);
+  return planFrom(numpy, ours);
+}
+
+// Every file of both wheels, for a restored interpreter (its file system starts empty), and the plan from them:
+// { plan, files: Map site-packages path -> bytes }. From the wheels checked against the manifest, never from local
+// storage, which any script of this origin can write.
+export async function unpackForRestore(numpyWheel, wasmvisionWheel) {
+  const [numpy, ours] = await Promise.all([zipMembers(numpyWheel), zipMembers(wasmvisionWheel)]);
+  const files = new Map();
+  for (const members of [numpy, ours]) {
+    for (const [name, bytes] of members) files.set(`${SITE_PACKAGES}/${name}`, bytes);
+  }
+  return { plan: await planFrom(numpy, ours), files };
+}
+
+async function planFrom(numpy, ours) {
   const missing = NUMPY_LIBS.filter((name) => !numpy.has(name));
   if (missing.length) throw new Error(`the numpy wheel lacks ${missing.join(", ")}`);
   const files = new Map(NUMPY_LIBS.map((name) => [`${SITE_PACKAGES}/${name}`, numpy.get(name)]));
@@ -94,108 +108,9 @@ export async function planPreload(numpyWheel, wasmvisionWheel) {
   return { libs: [...files.keys()], files, simd };
 }
 
-// The plan a snapshot was made with, from the site-packages files kept with it (sitefiles.js): the same modules in
-// the same order, or an error when one is missing or this engine cannot compile the kernel library.
-export function planFromFiles(libs, files) {
-  const planned = new Map();
-  for (const path of libs) {
-    const bytes = files.get(path);
-    if (!bytes) throw new Error(`${path} is not kept with the snapshot`);
-    if (path.endsWith(SIMD_LIB) && !WebAssembly.validate(bytes)) {
-      throw new Error("this engine cannot compile the kernels");
-    }
-    planned.set(path, bytes);
-  }
-  return { libs, files: planned, simd: null };
-}
-
-// Answers Emscripten's requests for the planned modules from memory; every other request goes to the network.
-function memoryXhr(files) {
-  const Base = globalThis.XMLHttpRequest;
-  return class PreloadRequest extends Base {
-    open(method, url, ...rest) {
-      const path = String(url).startsWith(URL_PREFIX) ? String(url).slice(URL_PREFIX.length) : null;
-      this.wvBytes = path !== null ? files.get(path) ?? null : null;
-      if (!this.wvBytes) super.open(method, url, ...rest);
-    }
-
-    send(body) {
-      if (!this.wvBytes) return super.send(body);
-      setTimeout(() => this.onload?.(), 0);
-      return undefined;
-    }
-
-    get status() {
-      return this.wvBytes ? 200 : super.status;
-    }
-
-    get response() {
-      const b = this.wvBytes;
-      if (!b) return super.response;
-      return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b.buffer : b.slice().buffer;
-    }
-  };
-}
-
-let nextBoot = null; // { plan: Promise, expect: libs or null }: read by the next _createPyodideModule call
-
-// Wraps Pyodide's module factory (defined once pyodide.asm.js ran; loadPyodide uses the global when it exists) so
-// that the next loadPyodide loads the planned side modules. `expect`: the list a snapshot being restored was made
-// with; any other plan refuses the restore (loadPyodide rejects, the caller boots normally).
+// The next loadPyodide loads the planned side modules (the Pyodide module wraps its module factory, which exists
+// once pyodide.asm.js has run). `expect`: the list a snapshot being restored was made with.
 export async function preloadNextBoot(plan, expect = null) {
   await runtimeScript(); // checked against the manifest before it runs
-  const create = globalThis._createPyodideModule;
-  if (!create.wvPreloading) {
-    const wrapped = async (settings) => {
-      const boot = nextBoot;
-      nextBoot = null;
-      if (!boot) return create(settings);
-      const planned = await boot.plan; // null: nothing to preload (a normal boot without a snapshot then)
-      if (boot.expect && JSON.stringify(boot.expect) !== JSON.stringify(planned?.libs)) {
-        throw new Error("the snapshot was made with other Wasm side modules");
-      }
-      if (!planned) return create(settings);
-      const { libs, files } = planned;
-      settings.dynamicLibraries = libs;
-      const locate = settings.locateFile;
-      settings.locateFile = (path) => (files.has(path) ? URL_PREFIX + path : locate(path));
-      const xhr = globalThis.XMLHttpRequest;
-      globalThis.XMLHttpRequest = memoryXhr(files);
-      try {
-        return await create(settings);
-      } finally {
-        globalThis.XMLHttpRequest = xhr;
-      }
-    };
-    wrapped.wvPreloading = true;
-    globalThis._createPyodideModule = wrapped;
-  }
-  nextBoot = { plan, expect };
-}
-
-export function cancelPreload() {
-  nextBoot = null;
-}
-
-// dlopen handles by module name: the C side keeps them in the heap, the JS side (LDSO) does not survive a restore.
-export function dylibHandles(module) {
-  const handles = {};
-  for (const [h, dso] of Object.entries(module.LDSO.loadedLibsByHandle)) {
-    if (Number(h)) (handles[dso.name] ??= []).push(Number(h));
-  }
-  return handles;
-}
-
-export function restoreHandles(module, handles) {
-  for (const [name, list] of Object.entries(handles)) {
-    const dso = module.LDSO.loadedLibsByName[name];
-    if (!dso) throw new Error(`${name} was loaded when the snapshot was made, not now`);
-    for (const h of list) module.LDSO.loadedLibsByHandle[h] = dso;
-  }
-}
-
-// Side modules loaded besides the main one and the planned ones: a snapshot taken now would not restore.
-export function unplannedLibs(module, libs) {
-  const planned = new Set(libs);
-  return Object.keys(module.LDSO.loadedLibsByName).filter((name) => name !== "__main__" && !planned.has(name));
+  preloadSideModules(plan, expect);
 }

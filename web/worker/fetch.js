@@ -125,7 +125,8 @@ export function answerRequests(path, makeResponse) {
   else answers.delete(path);
 }
 
-self.fetch = async function checkedFetch(input, init) {
+// The worker's fetch (installed by the Pyodide module's installPatches).
+export async function checkedFetch(input, init) {
   const url = new URL(input instanceof Request ? input.url : String(input), self.location.href);
   if (url.protocol === "blob:" || url.protocol === "data:") return nativeFetch(input, init);
   refuseOtherOrigin(url);
@@ -162,7 +163,7 @@ self.fetch = async function checkedFetch(input, init) {
     countBody(path, response.clone().body);
   }
   return response;
-};
+}
 
 // Each fetch counts its own bytes; a path fetched again (the code check, a second download) keeps its largest
 // count, so progress over a path never goes back or past the file's size, however the fetches overlap.
@@ -208,19 +209,18 @@ export function orRuntimeFailure(promise) {
 
 // XMLHttpRequest and WebSocket: the other ways code in this worker could send something. wasmvision uses neither;
 // Pyodide's synchronous loaders use XHR on this site only. Cross-origin import() cannot be intercepted from script:
-// the worker's CSP header (script-src 'self') refuses it.
-if (self.XMLHttpRequest) {
-  const open = XMLHttpRequest.prototype.open;
-  XMLHttpRequest.prototype.open = function checkedOpen(method, href, ...rest) {
+// the worker's CSP header (script-src 'self') refuses it. Both installed by the Pyodide module's installPatches.
+export function checkedXhrOpen(open) {
+  return function checkedOpen(method, href, ...rest) {
     refuseOtherOrigin(new URL(String(href), self.location.href), "an XMLHttpRequest");
     return open.call(this, method, href, ...rest);
   };
 }
-for (const name of ["WebSocket", "EventSource", "WebTransport"]) {
-  if (self[name]) {
-    self[name] = function refused(href) {
-      throw new UserError(`Blocked a ${name} to ${String(href).slice(0, 100)}: wasmvision talks to no server.`,
-        "PrivacyError");
-    };
-  }
+
+// A constructor (WebSocket, EventSource, WebTransport) that refuses every connection.
+export function refusedConnection(name) {
+  return function refused(href) {
+    throw new UserError(`Blocked a ${name} to ${String(href).slice(0, 100)}: wasmvision talks to no server.`,
+      "PrivacyError");
+  };
 }

@@ -1,4 +1,4 @@
-// Start-up phases, for the first result's budget (issue 12): named spans on the worker's clock, the Wasm compile and
+// Start-up phases, for the first result's budget: named spans on the worker's clock, the Wasm compile and
 // instantiate time spent inside each span, and every file the worker downloaded (from Resource Timing). stats()
 // hands them to the page; benchmarks/phases.py turns them into the phase table. Times are ms since the worker's
 // time origin; `origin` (epoch ms) lets a reader put them on the page's clock.
@@ -47,9 +47,9 @@ function tally(kind, t0, api) {
 }
 
 // Pyodide compiles its runtime with instantiateStreaming and numpy's extension modules (loaded by dlopen during
-// `import numpy`) with the synchronous constructors: timing them here is the only way to see that cost apart.
-function timeWasm() {
-  const W = WebAssembly;
+// `import numpy`) with the synchronous constructors: timing them is the only way to see that cost apart. Returns the
+// timed replacements for W's entry points; the Pyodide module installs them first of all patches.
+export function timedWasm(W) {
   const timed = (kind, api) => {
     const fn = W[api];
     return async function (...args) {
@@ -61,11 +61,6 @@ function timeWasm() {
       }
     };
   };
-  W.compile = timed("compile_ms", "compile");
-  W.compileStreaming = timed("compile_ms", "compileStreaming");
-  // instantiate(bytes) compiles and instantiates; reported as compile time (the part that dominates).
-  W.instantiate = timed("compile_ms", "instantiate");
-  W.instantiateStreaming = timed("compile_ms", "instantiateStreaming");
   const sync = (kind, Ctor) => new Proxy(Ctor, {
     construct(target, args, newTarget) {
       const t0 = performance.now();
@@ -76,11 +71,16 @@ function timeWasm() {
       }
     },
   });
-  W.Module = sync("compile_ms", W.Module);
-  W.Instance = sync("instantiate_ms", W.Instance);
+  return {
+    compile: timed("compile_ms", "compile"),
+    compileStreaming: timed("compile_ms", "compileStreaming"),
+    // instantiate(bytes) compiles and instantiates; reported as compile time (the part that dominates).
+    instantiate: timed("compile_ms", "instantiate"),
+    instantiateStreaming: timed("compile_ms", "instantiateStreaming"),
+    Module: sync("compile_ms", W.Module),
+    Instance: sync("instantiate_ms", W.Instance),
+  };
 }
-
-timeWasm();
 
 function round(x) {
   return x === null || x === undefined ? null : Math.round(x * 10) / 10;

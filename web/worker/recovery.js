@@ -8,18 +8,11 @@
 
 import { runtime } from "./boot.js";
 import { UserError } from "./errors.js";
+import { heapBytes } from "./pyodide-0.27.7.js";
 
 // A heap this large is left over from a runaway allocation: start afresh before the 2 GiB signed-offset trouble.
 const HEAP_LIMIT_BYTES = 1.5 * 2 ** 30;
 const BROKEN = /offset is out of bounds|memory access out of bounds|out of memory|fatally failed|fatal error|Aborted\(|unreachable/i;
-
-function heapBytes() {
-  try {
-    return runtime.pyodide?._module?.HEAPU8?.byteLength ?? 0; // private in 0.27; 0 (no restart) if it moves
-  } catch {
-    return 0;
-  }
-}
 
 function firstLine(err) {
   return `${err?.name || "Error"}: ${String(err?.message ?? err).split("\n")[0].slice(0, 120)}`;
@@ -35,7 +28,7 @@ export function brokenBy(err) {
       return firstLine(err);
     }
   }
-  const heap = heapBytes();
+  const heap = heapBytes(runtime.pyodide);
   if (heap > HEAP_LIMIT_BYTES) return `its memory grew to ${(heap / 2 ** 30).toFixed(1)} GiB`;
   try {
     runtime.pyodide.runPython("0"); // microseconds; after a fatal error Pyodide's API refuses even this

@@ -1,14 +1,15 @@
 // The runtime's two slow starts, begun as soon as the manifest is known rather than one after the other inside
 // loadPyodide: the Wasm compile of pyodide.asm.wasm (streaming, on the browser's compile threads, with the
 // manifest's integrity like every fetch here) and the check and evaluation of pyodide.asm.js. loadPyodide then
-// finds the script already defined, and its instantiateStreaming gets the compiled module (boot.js). Measured on a
-// cold visit: the runtime's compile started ~580 ms after the worker asked for the runtime, behind the script's
-// re-fetch, the snapshot read and the script's evaluation. The stdlib and the lock, which loadPyodide asks for only
+// finds the script already defined, and its instantiateStreaming gets the compiled module (pyodide-0.27.7.js).
+// Measured on a cold visit: the runtime's compile started ~580 ms after the worker asked for the runtime, behind the
+// script's re-fetch, the snapshot read and the script's evaluation. The stdlib and the lock, which loadPyodide asks for only
 // once the script has run, are fetched then too and its requests answered from memory.
 
 import { UserError } from "./errors.js";
 import { answerRequests, BASE } from "./fetch.js";
 import { during } from "./phases.js";
+import { runtimeScriptEvaluated, useCompiledRuntime } from "./pyodide-0.27.7.js";
 
 export const RUNTIME_WASM = "pyodide/pyodide.asm.wasm";
 // Asked for by loadPyodide once the script has run, even to restore a snapshot.
@@ -23,7 +24,7 @@ let data = null; // Promise<(ArrayBuffer | null)[]>: RUNTIME_DATA, checked (null
 // built site's worker is a classic script (build.py bundle_worker), and importScripts lets V8 reuse the code it
 // compiled for this script on an earlier visit; a module worker (the unbundled sources) imports it.
 async function verifiedRuntimeScript() {
-  if (typeof globalThis._createPyodideModule === "function") return; // already evaluated (a restart)
+  if (runtimeScriptEvaluated()) return; // already evaluated (a restart)
   const url = new URL("pyodide/pyodide.asm.js", BASE);
   const response = await fetch(url);
   if (!response.ok) throw new UserError(`The Python runtime file pyodide/pyodide.asm.js could not be downloaded ` +
@@ -44,8 +45,9 @@ export function startRuntime() {
   if (!compiled && typeof WebAssembly.compileStreaming === "function") {
     compiled = during("runtime_compile", () => WebAssembly.compileStreaming(fetch(new URL(RUNTIME_WASM, BASE))),
       { background: true });
-    compiled.catch(() => {}); // reported by whoever takes it (boot.js names the file)
-    // loadPyodide requests the Wasm again for its instantiateStreaming, which boot.js answers with this module:
+    compiled.catch(() => {}); // reported by whoever takes it (the Pyodide module names the file)
+    useCompiledRuntime(RUNTIME_WASM, compiled);
+    // loadPyodide requests the Wasm again for its instantiateStreaming, which is answered with this module:
     // an empty body instead of a second download.
     answerRequests(RUNTIME_WASM, () => new Response(new Uint8Array(0), {
       headers: { "Content-Type": "application/wasm" } }));

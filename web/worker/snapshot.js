@@ -1,36 +1,32 @@
 // The interpreter's memory snapshot, in one file of the origin private file system (OPFS). A repeat visit boots the
 // interpreter from a copy of its memory taken on the first visit once numpy, wasmvision.browser and the SIMD kernels
 // were loaded (Pyodide 0.27.7's underscore options: unsupported API, so every step falls back to a normal boot;
-// docs/perf.md §3). The key names
-// the exact runtime build and wheels, so a new site version never restores an old snapshot. One record:
-// { bytes, libs: the side modules loaded before Python started (dylibs.js), handles: their dlopen handles,
-// site: site-packages as it was (sitefiles.js; the heap has the modules, the file system starts empty) }.
+// docs/perf.md §3). The key names the exact runtime build and wheels, so a new site version never restores an old
+// snapshot. One record: { bytes: the heap, libs: the side modules loaded before Python started (dylibs.js),
+// handles: their dlopen handles }. No code file is kept here: a restore takes site-packages and the side modules
+// from the wheels checked against the manifest (dylibs.js unpackForRestore), since any script of this origin can
+// write this file (docs/robustness-browser.md).
 //
 // Why a file and not IndexedDB (where it was until round 5): the ~41 MB record came back as a structured clone, ~50
-// ms of this worker's thread plus the database's own reading, all while the runtime's compile and script wanted the
-// same two cores (docs/perf.md §7, round 5). A sync access handle reads it straight into this worker's buffers.
-// The file: [magic u32, meta length u32, meta JSON {key, libs, handles, index, heap, site}, zero padding to 16, heap
-// bytes, site-packages bytes]. The magic is written last, so a file whose writing stopped halfway is never taken for
-// a snapshot; one whose size does not match its meta is forgotten.
+// ms of this worker's thread plus the database's own reading (docs/perf.md §7, round 5).
+// The file: [magic u32, meta length u32, meta JSON {key, libs, handles, heap}, zero padding to 16, heap bytes].
+// Every worker of the page reads it with getFile(), which locks nothing; one writer at a time (a Web Lock) replaces it
+// through a writable stream, which the browser applies whole on close() or not at all, so a reader never sees half a
+// file and a failed write leaves the old one. One whose size does not match its meta is forgotten.
 
-import { version as pyodideVersion } from "../pyodide/pyodide.mjs";
 import { fileSha256, wheelFiles } from "./manifest.js";
-import { treeFiles } from "./sitefiles.js";
+import { looksLikeSnapshot, version as pyodideVersion } from "./pyodide-0.27.7.js";
 
 const SNAPSHOT_FILE = "wasmvision-snapshot.bin";
 const FILE_MAGIC = 0x31737677; // "wvs1", little-endian
 const LEGACY_DB = "wasmvision-snapshot"; // where earlier versions kept it (IndexedDB): deleted when a file is stored
-const SNAPSHOT_MAGIC = 0x706e7300; // first word of a Pyodide 0.27 snapshot (API.makeSnapshot)
 
 function plausibleSnapshot(value) {
   const bytes = value?.bytes;
-  if (!(bytes instanceof Uint8Array) || bytes.byteLength < (1 << 20)) return null;
+  if (!looksLikeSnapshot(bytes)) return null;
   if (!Array.isArray(value.libs) || !value.libs.every((l) => typeof l === "string")) return null;
   if (!value.handles || typeof value.handles !== "object") return null;
-  const files = treeFiles(value.site);
-  if (!files) return null;
-  const magic = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true);
-  return magic === SNAPSHOT_MAGIC ? { bytes, libs: value.libs, handles: value.handles, files } : null;
+  return { bytes, libs: value.libs, handles: value.handles };
 }
 
 // `packages`: the wheels the snapshot holds imported (their files, modules and side modules).
@@ -45,70 +41,61 @@ export function snapshotKey(packages) {
   return `pyodide-${pyodideVersion}|${wasm}|${lock}|${stdlib}|${wheels.join("|")}`;
 }
 
-// A sync access handle on the snapshot's file (dedicated workers only), or null when there is no such file.
-// Throws when the browser has no OPFS or the file is in use (another tab writing it).
-async function openFile(create) {
-  const root = await navigator.storage.getDirectory();
-  let file;
-  try {
-    file = await root.getFileHandle(SNAPSHOT_FILE, { create });
-  } catch (err) {
-    if (err?.name === "NotFoundError") return null;
-    throw err;
-  }
-  return file.createSyncAccessHandle();
-}
-
+const LOCK = "wasmvision-snapshot-write";
 const META_START = 8;
 
 function dataStart(metaLength) {
   return Math.ceil((META_START + metaLength) / 16) * 16; // Pyodide reads the heap as a Uint32Array
 }
 
-// The stored value ({bytes, libs, handles, site}) when the file holds this key's snapshot; null for another key's;
-// "damaged" when it is not a whole snapshot file.
-function readValue(access, key) {
-  const size = access.getSize();
-  const head = new DataView(new ArrayBuffer(8));
-  if (size < 8 || access.read(head, { at: 0 }) !== 8 || head.getUint32(0, true) !== FILE_MAGIC) return "damaged";
+// The snapshot's file as a File (a read that blocks no other reader or writer), or null when there is none.
+async function storedFile() {
+  const root = await navigator.storage.getDirectory();
+  try {
+    return await (await root.getFileHandle(SNAPSHOT_FILE)).getFile();
+  } catch (err) {
+    if (err?.name === "NotFoundError") return null;
+    throw err;
+  }
+}
+
+async function readBytes(file, start, length) {
+  return new Uint8Array(await file.slice(start, start + length).arrayBuffer());
+}
+
+// The file's meta when it is whole, else "damaged".
+async function readMeta(file) {
+  const size = file.size;
+  if (size < META_START) return "damaged";
+  const head = new DataView((await readBytes(file, 0, META_START)).buffer);
+  if (head.getUint32(0, true) !== FILE_MAGIC) return "damaged";
   const metaLength = head.getUint32(4, true);
   if (META_START + metaLength > size) return "damaged";
-  const metaBytes = new Uint8Array(metaLength);
-  access.read(metaBytes, { at: META_START });
   let meta;
   try {
-    meta = JSON.parse(new TextDecoder().decode(metaBytes));
+    meta = JSON.parse(new TextDecoder().decode(await readBytes(file, META_START, metaLength)));
   } catch {
     return "damaged";
   }
-  if (meta?.key !== key) return null;
   const start = dataStart(metaLength);
-  if (!Number.isInteger(meta.heap) || !Number.isInteger(meta.site) || meta.heap < 0 || meta.site < 0 ||
-    start + meta.heap + meta.site !== size) return "damaged";
-  // Two buffers: the file system keeps views into the second one (sitefiles.js), the heap's copy can go.
-  const bytes = new Uint8Array(meta.heap);
-  const data = new Uint8Array(meta.site);
-  if (access.read(bytes, { at: start }) !== meta.heap || access.read(data, { at: start + meta.heap }) !== meta.site) {
-    return "damaged";
-  }
-  return { bytes, libs: meta.libs, handles: meta.handles, site: { data, index: meta.index } };
+  if (!Number.isInteger(meta?.heap) || meta.heap < 0 || start + meta.heap !== size) return "damaged";
+  return { ...meta, start };
 }
 
 // The record for this key, null when there is none, or "damaged" (then already forgotten).
 export async function readSnapshot(key) {
-  let access = null;
-  let value;
+  let value = null;
   try {
-    access = await openFile(false);
-    if (!access) return null;
-    value = readValue(access, key);
+    const file = await storedFile();
+    if (!file) return null;
+    const meta = await readMeta(file);
+    if (meta !== "damaged" && meta.key !== key) return null;
+    value = meta === "damaged" ? "damaged" :
+      { bytes: await readBytes(file, meta.start, meta.heap), libs: meta.libs, handles: meta.handles };
   } catch (err) {
     console.warn("wasmvision: no memory snapshot:", err.message);
     return null;
-  } finally {
-    access?.close();
   }
-  if (value === null) return null;
   const record = value === "damaged" ? null : plausibleSnapshot(value);
   if (!record) {
     console.warn("wasmvision: the stored memory snapshot is damaged; discarding it");
@@ -118,37 +105,37 @@ export async function readSnapshot(key) {
   return record;
 }
 
-// Returns whether the snapshot was stored. One snapshot per origin: the new build's replaces any older one.
-export async function writeSnapshot(key, { bytes, libs, handles, site }) {
-  let access = null;
-  try {
-    const meta = new TextEncoder().encode(JSON.stringify({ key, libs, handles, index: site.index,
-      heap: bytes.byteLength, site: site.data.byteLength }));
-    const head = new DataView(new ArrayBuffer(8));
-    head.setUint32(4, meta.byteLength, true); // magic 0 until the rest is written
-    const start = dataStart(meta.byteLength);
-    access = await openFile(true);
-    access.truncate(0);
-    access.write(head, { at: 0 });
-    access.write(meta, { at: META_START });
-    access.write(bytes, { at: start });
-    access.write(site.data, { at: start + bytes.byteLength });
-    access.flush();
+// Returns whether the snapshot is stored (by this worker or, for this key, by another one). One snapshot per origin:
+// the new build's replaces any older one; while another worker writes, this one leaves it to that one.
+export async function writeSnapshot(key, { bytes, libs, handles }) {
+  const write = async () => {
+    const existing = await storedFile().then((file) => file && readMeta(file)).catch(() => null);
+    if (existing && existing !== "damaged" && existing.key === key) return true;
+    const meta = new TextEncoder().encode(JSON.stringify({ key, libs, handles, heap: bytes.byteLength }));
+    const head = new DataView(new ArrayBuffer(META_START));
     head.setUint32(0, FILE_MAGIC, true);
-    access.write(head, { at: 0 });
-    access.flush();
+    head.setUint32(4, meta.byteLength, true);
+    const start = dataStart(meta.byteLength);
+    const root = await navigator.storage.getDirectory();
+    const stream = await (await root.getFileHandle(SNAPSHOT_FILE, { create: true })).createWritable();
+    try {
+      await stream.write({ type: "write", position: 0, data: head });
+      await stream.write({ type: "write", position: META_START, data: meta });
+      await stream.write({ type: "write", position: start, data: bytes });
+      await stream.close(); // the whole file replaces the old one here, or nothing does
+    } catch (err) {
+      await stream.abort().catch(() => {});
+      throw err;
+    }
     if (typeof indexedDB !== "undefined") indexedDB.deleteDatabase(LEGACY_DB);
     return true;
+  };
+  try {
+    if (!navigator.locks) return await write();
+    return await navigator.locks.request(LOCK, { ifAvailable: true }, (lock) => (lock ? write() : false));
   } catch (err) {
     console.warn("wasmvision: could not store the memory snapshot:", err.message);
-    if (access) { // a file begun (e.g. the disk filled up): not left behind
-      access.close();
-      access = null;
-      await forgetSnapshot();
-    }
     return false;
-  } finally {
-    access?.close();
   }
 }
 

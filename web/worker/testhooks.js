@@ -5,6 +5,7 @@
 
 import { runtime } from "./boot.js";
 import { manifest } from "./manifest.js";
+import { forceFatalError } from "./pyodide-0.27.7.js";
 
 export function beforeRequest(msg) {
   const hooks = manifest.raw?.testHooks;
@@ -16,6 +17,6 @@ export function beforeRequest(msg) {
     runtime.pyodide.runPython("import builtins; builtins._wasmvision_test_ballast = [bytearray(2**29) for _ in range(5)]");
   } else {
     // Rethrows its error, as a real fatal error does from inside the call that caused it.
-    runtime.pyodide._api.fatal_error(new Error("wasmvision test hook: forced fatal error"));
+    forceFatalError(runtime.pyodide, new Error("wasmvision test hook: forced fatal error"));
   }
 }

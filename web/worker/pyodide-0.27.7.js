@@ -1,0 +1,194 @@
+// Pyodide 0.27.7's private API, in one place: every underscore option, internal field and global of Pyodide this
+// worker relies on, and every global this worker patches (installPatches, in the order stated there). Upgrading
+// Pyodide means writing this file for the new version; no other file reaches into Pyodide or replaces a global.
+
+import { loadPyodide as loadPublic, version } from "../pyodide/pyodide.mjs";
+import { UserError } from "./errors.js";
+import { BASE, checkedFetch, checkedXhrOpen, failRuntimeFile, refusedConnection, sitePath } from "./fetch.js";
+import { during, timedWasm } from "./phases.js";
+
+export { version };
+export const SITE_PACKAGES = "/lib/python3.12/site-packages"; // the .so names say cpython-312 too
+const SNAPSHOT_MAGIC = 0x706e7300; // first word of a 0.27 memory snapshot (API.makeSnapshot)
+const PRELOAD_URL = new URL("pyodide/preloaded-dylib", BASE).href; // never fetched: answered from memory
+
+// The global patches, installed once by the worker's entry before any message, in this order:
+// 1. WebAssembly's compile and instantiate entry points timed (phases.js), first so every later compile is seen;
+// 2. WebAssembly.instantiateStreaming, over the timed one: hands Pyodide the runtime compiled early and names a
+//    runtime file that cannot compile (Pyodide 0.27 logs that failure and never settles);
+// 3. fetch, XMLHttpRequest.open, WebSocket, EventSource, WebTransport: integrity and same-origin only (fetch.js);
+// 4. once pyodide.asm.js has run: its module factory _createPyodideModule, wrapped by preloadSideModules, and
+//    XMLHttpRequest swapped only while that factory runs (Emscripten reads dynamicLibraries with it).
+export function installPatches() {
+  Object.assign(WebAssembly, timedWasm(WebAssembly));
+  WebAssembly.instantiateStreaming = reportingInstantiateStreaming(WebAssembly.instantiateStreaming);
+  self.fetch = checkedFetch;
+  if (self.XMLHttpRequest) XMLHttpRequest.prototype.open = checkedXhrOpen(XMLHttpRequest.prototype.open);
+  for (const name of ["WebSocket", "EventSource", "WebTransport"]) {
+    if (self[name]) self[name] = refusedConnection(name);
+  }
+}
+
+let early = null; // { path, module: Promise<WebAssembly.Module> }: the runtime compiled before loadPyodide asked
+
+// runtime-start.js compiles the runtime's Wasm while the rest starts; Pyodide's own instantiate then uses it.
+export function useCompiledRuntime(path, module) {
+  early = { path, module };
+}
+
+function reportingInstantiateStreaming(instantiateStreaming) {
+  return async function reportingInstantiateStreaming(source, imports) {
+    const given = early;
+    try {
+      if (given) {
+        const module = await given.module;
+        const instance = await during("runtime_instantiate", () => WebAssembly.instantiate(module, imports));
+        return { module, instance };
+      }
+      return await instantiateStreaming.call(WebAssembly, source, imports);
+    } catch (err) {
+      // A LinkError is the imports' fault (a damaged memory snapshot), not the file's: the snapshot code handles it.
+      const response = given ? null : await Promise.resolve(source).catch(() => null);
+      const path = given ? given.path : response?.url ? sitePath(new URL(response.url)) : null;
+      if (path && (err instanceof WebAssembly.CompileError || err instanceof TypeError)) {
+        failRuntimeFile(path, new UserError(`The Python runtime file ${path} could not be compiled (${err.name}: ` +
+          `${String(err.message).slice(0, 120)}): it is damaged. The site must be re-uploaded.`, "SetupError"));
+      }
+      throw err;
+    }
+  };
+}
+
+// Whether pyodide.asm.js has run: loadPyodide then uses the factory it defined instead of loading the script again.
+export function runtimeScriptEvaluated() {
+  return typeof globalThis._createPyodideModule === "function";
+}
+
+// loadPyodide with the snapshot options: `restore` (heap bytes) boots from a memory snapshot, `makeSnapshot`
+// keeps what makeMemorySnapshot needs.
+export function loadPyodide(options, { restore = null, makeSnapshot = false } = {}) {
+  const extra = restore ? { _loadSnapshot: restore } : makeSnapshot ? { _makeSnapshot: true } : {};
+  return loadPublic({ ...options, ...extra });
+}
+
+// Plausible heap bytes of a 0.27 snapshot (the magic word it starts with); the restore itself finds the rest.
+export function looksLikeSnapshot(bytes) {
+  return bytes instanceof Uint8Array && bytes.byteLength >= (1 << 20) &&
+    new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true) === SNAPSHOT_MAGIC;
+}
+
+export function takeMemorySnapshot(pyodide) {
+  try {
+    return pyodide.makeMemorySnapshot();
+  } catch {
+    // Garbage that still holds JavaScript objects makes it refuse; a full collection (~40 ms after the imports)
+    // only then, not on every first visit.
+    pyodide.runPython("import gc; gc.collect()");
+    return pyodide.makeMemorySnapshot();
+  }
+}
+
+// Answers Emscripten's requests for the planned modules from memory; every other request goes to the network.
+function memoryXhr(files) {
+  const Base = globalThis.XMLHttpRequest;
+  return class PreloadRequest extends Base {
+    open(method, url, ...rest) {
+      const path = String(url).startsWith(PRELOAD_URL) ? String(url).slice(PRELOAD_URL.length) : null;
+      this.wvBytes = path !== null ? files.get(path) ?? null : null;
+      if (!this.wvBytes) super.open(method, url, ...rest);
+    }
+
+    send(body) {
+      if (!this.wvBytes) return super.send(body);
+      setTimeout(() => this.onload?.(), 0);
+      return undefined;
+    }
+
+    get status() {
+      return this.wvBytes ? 200 : super.status;
+    }
+
+    get response() {
+      const b = this.wvBytes;
+      if (!b) return super.response;
+      return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b.buffer : b.slice().buffer;
+    }
+  };
+}
+
+let nextBoot = null; // { plan: Promise, expect: libs or null }: read by the next _createPyodideModule call
+
+// The next loadPyodide loads the planned side modules ({libs, files} or null) as dynamicLibraries, in order.
+// `expect`: the list a snapshot being restored was made with; any other plan refuses the restore (loadPyodide
+// rejects, the caller boots normally). Needs pyodide.asm.js evaluated (runtimeScriptEvaluated).
+export function preloadSideModules(plan, expect = null) {
+  const create = globalThis._createPyodideModule;
+  if (!create.wvPreloading) {
+    const wrapped = async (settings) => {
+      const boot = nextBoot;
+      nextBoot = null;
+      if (!boot) return create(settings);
+      const planned = await boot.plan; // null: nothing to preload (a normal boot without a snapshot then)
+      if (boot.expect && JSON.stringify(boot.expect) !== JSON.stringify(planned?.libs)) {
+        throw new Error("the snapshot was made with other Wasm side modules");
+      }
+      if (!planned) return create(settings);
+      const { libs, files } = planned;
+      settings.dynamicLibraries = libs;
+      const locate = settings.locateFile;
+      settings.locateFile = (path) => (files.has(path) ? PRELOAD_URL + path : locate(path));
+      const xhr = globalThis.XMLHttpRequest;
+      globalThis.XMLHttpRequest = memoryXhr(files);
+      try {
+        return await create(settings);
+      } finally {
+        globalThis.XMLHttpRequest = xhr;
+      }
+    };
+    wrapped.wvPreloading = true;
+    globalThis._createPyodideModule = wrapped;
+  }
+  nextBoot = { plan, expect };
+}
+
+export function cancelPreload() {
+  nextBoot = null;
+}
+
+// dlopen handles by module name: the C side keeps them in the heap, the JS side (LDSO) does not survive a restore.
+export function dylibHandles(pyodide) {
+  const handles = {};
+  for (const [h, dso] of Object.entries(pyodide._module.LDSO.loadedLibsByHandle)) {
+    if (Number(h)) (handles[dso.name] ??= []).push(Number(h));
+  }
+  return handles;
+}
+
+export function restoreHandles(pyodide, handles) {
+  const ldso = pyodide._module.LDSO;
+  for (const [name, list] of Object.entries(handles)) {
+    const dso = ldso.loadedLibsByName[name];
+    if (!dso) throw new Error(`${name} was loaded when the snapshot was made, not now`);
+    for (const h of list) ldso.loadedLibsByHandle[h] = dso;
+  }
+}
+
+// Side modules loaded besides the main one and the planned ones: a snapshot taken now would not restore.
+export function unplannedLibs(pyodide, libs) {
+  const planned = new Set(libs);
+  return Object.keys(pyodide._module.LDSO.loadedLibsByName).filter((name) => name !== "__main__" && !planned.has(name));
+}
+
+// The Wasm heap's size in bytes; 0 when it cannot be read (then no restart is asked for).
+export function heapBytes(pyodide) {
+  try {
+    return pyodide?._module?.HEAPU8?.byteLength ?? 0;
+  } catch {
+    return 0;
+  }
+}
+
+// Ends the interpreter the way a Pyodide fatal error does (test hook); rethrows `err` as the real one does.
+export function forceFatalError(pyodide, err) {
+  pyodide._api.fatal_error(err);
+}
