@@ -78,6 +78,10 @@ def _exif(orientation: int) -> bytes:
     return exif.tobytes()
 
 
+XMP_ORIENTATION_8 = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+                     b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="8"/>'
+                     b'</rdf:RDF></x:xmpmeta>')
+
 # Stored pixels for each orientation, so that exif_transpose turns them back to the upright photo.
 _STORE = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_90",
           7: "TRANSVERSE", 8: "ROTATE_270"}
@@ -111,6 +115,9 @@ def make_photos(source: Path, dest: Path, size: tuple[int, int] = (320, 240)) ->
         stored = upright if o == 1 else upright.transpose(getattr(Image.Transpose, _STORE[o]))
         save(f"orient-{o}.jpg", stored, format="JPEG", quality=92, exif=_exif(o),
              icc_profile=icc_profile(DISPLAY_P3))
+    # No EXIF orientation, only XMP's tiff:Orientation: Pillow falls back to it, so the page must too.
+    save("orient-xmp-8.jpg", upright.transpose(Image.Transpose.ROTATE_270), format="JPEG", quality=92,
+         xmp=XMP_ORIENTATION_8)
     stored = upright.transpose(Image.Transpose.ROTATE_90)
     save("orient-6-icc.png", stored, format="PNG", exif=_exif(6), icc_profile=icc_profile(WIDE))
     save("orient-8.webp", upright.transpose(Image.Transpose.ROTATE_270), format="WEBP", quality=90,
