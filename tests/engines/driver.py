@@ -18,6 +18,10 @@ class EngineUnavailable(RuntimeError):
     """The browser (or what drives it) is not installed: the test skips with this message."""
 
 
+class EngineCallError(RuntimeError):
+    """The page's function threw (message from the browser)."""
+
+
 @dataclass(frozen=True)
 class Top:
     index: int
@@ -88,10 +92,6 @@ class EngineDriver(ABC):
             input.dispatchEvent(new Event("change", {{bubbles: true}}));
             return true;
         }}""", selector, [self.file_arg(p) for p in paths])
-
-
-class EngineCallError(RuntimeError):
-    """The page's function threw (message from the browser)."""
 
 
 def tops(result: dict) -> list[Top]:

@@ -49,9 +49,9 @@ class WebKit(EngineDriver):
             from selenium.webdriver.webkitgtk.service import Service
         except ImportError:
             raise EngineUnavailable("selenium is not installed (pip install -e .[test])") from None
-        os.environ["SE_OFFLINE"] = "true"  # selenium-manager must never try to download a driver
         self.xvfb = Xvfb()
-        env = {"DISPLAY": self.xvfb.display}
+        # SE_OFFLINE: selenium-manager must never try to download a driver or a browser.
+        env = {"DISPLAY": self.xvfb.display, "SE_OFFLINE": "true"}
         if not _user_namespaces():
             env["WEBKIT_DISABLE_SANDBOX_THIS_IS_DANGEROUS"] = "1"
         saved = {k: os.environ.get(k) for k in env}
@@ -66,7 +66,10 @@ class WebKit(EngineDriver):
             raise RuntimeError(f"WebKitWebDriver did not start a session: {exc}") from exc
         finally:
             for k, v in saved.items():
-                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
         self.driver.set_script_timeout(timeout_s)
         self.driver.set_page_load_timeout(timeout_s)
 
