@@ -30,6 +30,7 @@ import mimetypes
 import os
 import platform
 import re
+import runpy
 import shutil
 import subprocess
 import tarfile
@@ -1298,6 +1299,8 @@ def ensure_torch_extra() -> None:
 
 def cmd_test(args) -> int:
     ensure_chromium()
+    # Firefox ESR and WebKitGTK for tests/engines; their apt list lives beside those tests.
+    runpy.run_path(str(ROOT / "tests" / "engines" / "install.py"))["ensure_engines"](apt_install, log)
     ensure_torch_extra()
     cmd_build(args)
     log(f"running pytest {' '.join(args.pytest_args)}")

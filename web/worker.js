@@ -10,6 +10,7 @@ import { onMessage } from "./worker/protocol.js";
 // all, so the order they run in is unchanged.
 import "./worker/boot.js";
 import "./worker/codecheck.js";
+import "./worker/colour.js";
 import "./worker/decode.js";
 import "./worker/dylibs.js";
 import "./worker/errors.js";

@@ -1,8 +1,9 @@
 // Image decoding for every input kind the page can send: a File/Blob (encoded bytes), a URL on this site, an
 // ImageBitmap (the page turns <img>, <canvas>, OffscreenCanvas and <video> frames into one) and ImageData.
-// Returns RGBA pixels as stored, so Python sees the values PIL decodes natively. Huge images are refused before
-// they are decoded.
+// Returns RGBA pixels as stored, so Python sees the values PIL decodes natively (colour.js removes what would make
+// an engine colour-manage or rotate). Huge images are refused before they are decoded.
 
+import { neutralise, orient } from "./colour.js";
 import { UserError } from "./errors.js";
 import { sitePath } from "./fetch.js";
 import { imageHead } from "./imagehead.js";
@@ -38,11 +39,12 @@ async function decodeBlob(blob, maxPixels) {
   if (blob.size === 0) throw new UserError(`${what} is empty (0 bytes).`, "ImageError");
   const sniffed = await imageHead(blob);
   if (sniffed?.width && sniffed?.height) checkSize(sniffed.width, sniffed.height, maxPixels);
+  const plain = neutralise(new Uint8Array(await blob.arrayBuffer()), sniffed?.format);
   let bitmap;
   try {
     // Pixels exactly as stored (no colour management, no premultiplication) so the browser feeds Python the same
-    // RGB values PIL decodes natively; EXIF orientation applied as a photo viewer would.
-    bitmap = await createImageBitmap(blob, {
+    // RGB values PIL decodes natively; the EXIF orientation is applied below, as Pillow applies it.
+    bitmap = await createImageBitmap(new Blob([plain.bytes]), {
       imageOrientation: "from-image", premultiplyAlpha: "none", colorSpaceConversion: "none",
     });
   } catch {
@@ -54,7 +56,7 @@ async function decodeBlob(blob, maxPixels) {
       "photo.", "ImageError");
   }
   try {
-    return { ...bitmapPixels(bitmap, maxPixels), format: sniffed?.format ?? "" };
+    return { ...orient(bitmapPixels(bitmap, maxPixels), plain.orientation), format: sniffed?.format ?? "" };
   } finally {
     bitmap.close();
   }

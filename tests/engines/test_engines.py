@@ -1,0 +1,146 @@
+"""The built site in Chromium, Firefox ESR and WebKitGTK: the page classifies real photos, the public module and the
+album work, and every engine gives the native path's top 5 (within 1e-4) on photos with embedded colour profiles
+(sRGB, Display P3, a wide-gamut one; JPEG, PNG, WebP) and in every EXIF orientation. Needs `python3 build.py build`;
+`build.py test` installs the browsers (install.py). Timings go to build/engines/timings.json."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+import browser_util as bu
+
+from .driver import EngineUnavailable, Top, tops
+from .photos import make_photos
+
+pytestmark = pytest.mark.browser
+TOLERANCE = 1e-4
+REAL_PHOTOS = ("chelsea.png", "coffee.png", "rocket.jpg", "astronaut.png")
+TIMINGS: dict[str, dict] = {}
+
+
+def _driver(name: str):
+    if name == "chromium":
+        from .chromium import Chromium as Driver
+    elif name == "firefox":
+        from .firefox import Firefox as Driver
+    else:
+        from .webkit import WebKit as Driver
+    return Driver()
+
+
+@pytest.fixture(scope="module")
+def site(dist_dir, tmp_path_factory) -> Path:
+    """dist/ plus a page with no classifier of its own and a photo beside it, for the public module."""
+    bu.require_built(dist_dir, "index.html", "album.html", "wasmvision.mjs", "manifest.json")
+    return bu.site_variant(dist_dir, tmp_path_factory.mktemp("engines-site"), replace={
+        "examples/photos/blank.html": b"<!doctype html><html lang=en><title>blank</title></html>\n"})
+
+
+@pytest.fixture(scope="module")
+def served(site):
+    with bu.serve(site) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def photos(photos_dir, tmp_path_factory) -> dict[str, Path]:
+    made = make_photos(photos_dir / "chelsea.png", tmp_path_factory.mktemp("engine-photos"))
+    real = {n: photos_dir / n for n in REAL_PHOTOS if (photos_dir / n).exists()}
+    assert len(real) >= 3, f"build/photos/ lacks the real photos {REAL_PHOTOS}"
+    return {**real, **made}
+
+
+@pytest.fixture(scope="module")
+def native(dist_dir, photos) -> dict[str, list[Top]]:
+    """The native path on each photo file: read_image (Pillow, EXIF orientation applied) and the page's bundle."""
+    import wasmvision
+
+    manifest = json.loads((dist_dir / "manifest.json").read_text())
+    default = next(m for m in manifest["models"] if m["default"])
+    clf = wasmvision.load(dist_dir / default["file"])
+    return {name: tops(clf.classify(str(path), top_k=5).to_dict()) for name, path in photos.items()}
+
+
+@pytest.fixture(scope="module", params=["chromium", "firefox", "webkit"])
+def engine(request, served):
+    """A started browser whose page has reached ready; its ready and first-result times are recorded."""
+    t0 = time.monotonic()
+    try:
+        driver = _driver(request.param)
+    except EngineUnavailable as exc:
+        pytest.skip(f"{request.param}: {exc}")
+    timings = TIMINGS.setdefault(request.param, {})
+    timings["start_s"] = time.monotonic() - t0
+    try:
+        timings["ready_s"] = driver.open_page(served + "index.html")
+        yield driver
+    finally:
+        driver.close()
+        timings["total_s"] = time.monotonic() - t0
+        out = Path(__file__).resolve().parents[2] / "build" / "engines" / "timings.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        earlier = json.loads(out.read_text()) if out.exists() else {}  # runs of one engine at a time add up
+        out.write_text(json.dumps({**earlier, **TIMINGS}, indent=2) + "\n")
+
+
+def _assert_same_top(name: str, got: list[Top], want: list[Top], engine_name: str) -> float:
+    """Same top-5 classes as natively, each probability within TOLERANCE; returns the largest difference."""
+    assert [t.index for t in got] == [t.index for t in want], f"{engine_name} {name}: {got} vs native {want}"
+    delta = max(abs(g.probability - w.probability) for g, w in zip(got, want))
+    assert delta <= TOLERANCE, f"{engine_name} {name}: top-5 probabilities differ from native by {delta:.2e}"
+    return delta
+
+
+def test_page_classifies_real_photos(engine, photos, native):
+    deltas = {}
+    for i, name in enumerate(REAL_PHOTOS):
+        if name not in photos:
+            continue
+        t0 = time.monotonic()
+        got = engine.classify(photos[name])
+        if i == 0:
+            TIMINGS[engine.name]["first_result_s"] = time.monotonic() - t0
+        deltas[name] = _assert_same_top(name, got, native[name], engine.name)
+    TIMINGS[engine.name]["real_max_delta"] = max(deltas.values())
+
+
+def test_profiled_and_rotated_photos_give_native_numbers(engine, photos, native):
+    made = [n for n in photos if n.startswith(("icc-", "gama-", "orient-"))]
+    deltas = {n: _assert_same_top(n, engine.classify(photos[n]), native[n], engine.name) for n in made}
+    TIMINGS[engine.name]["profiled_rotated_max_delta"] = max(deltas.values())
+    # Every orientation turns back to the same upright photo: the answers agree with orient-1's.
+    upright = native["orient-1.jpg"][0].index
+    assert all(native[n][0].index == upright for n in made if n.startswith("orient-"))
+
+
+def test_public_module_classifies_a_url(engine, served, photos, native, site):
+    (site / "examples" / "photos" / "rocket.jpg").write_bytes(photos["icc-p3.jpg"].read_bytes())
+    engine.navigate(served + "examples/photos/blank.html")
+    got = engine.call("""async (url) => {
+        const wv = await import(new URL("../../wasmvision.mjs", location.href).href);
+        const clf = await wv.load();
+        try { return await clf.classify(url, {topK: 5}); } finally { await clf.dispose(); }
+    }""", served + "examples/photos/rocket.jpg")
+    _assert_same_top("module icc-p3.jpg", tops(got), native["icc-p3.jpg"], engine.name)
+
+
+def test_album_loads_and_classifies(engine, served, photos, native):
+    names = ["chelsea.png", "icc-wide.jpg", "orient-6.jpg"]
+    assert engine.open_page(served + "album.html", "wasmvisionAlbum") > 0
+    engine.set_files("[data-testid=album-files]", [photos[n] for n in names])
+    engine.wait_for(f"""() => document.querySelectorAll('[data-testid=album-item]').length === {len(names)}
+        && !window.wasmvisionAlbum.state().running""", 300, "the album's three photos")
+    items = engine.call("""async () => [...document.querySelectorAll('[data-testid=album-item]')].map((li) => ({
+        file: li.dataset.file, status: li.dataset.status, label: li.dataset.label ?? null,
+        probability: li.dataset.probability ? Number(li.dataset.probability) : null}))""")
+    by_file = {i["file"]: i for i in items}
+    for name in names:
+        item = by_file[name]
+        assert item["status"] == "ok", item
+        want = native[name][0]
+        assert item["label"] == want.label
+        assert abs(item["probability"] - want.probability) <= TOLERANCE, (engine.name, name, item, want)
