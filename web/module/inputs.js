@@ -44,10 +44,24 @@ async function readLocalUrl(url, kind) {
   }
 }
 
-// A data: or blob: URL of an image, decoded as an <img src> would (a page's CSP allows these for images, not always
-// for fetch); in a worker, read with fetch.
+// The file behind an image URL the page may read (its own site, data:, blob:), or null: sent as a file, the worker
+// strips colour profiles and orients it as natively; a bitmap made here would be colour-managed by WebKit.
+async function readableFile(url) {
+  if (url.origin !== new URL(pageUrl()).origin && url.protocol !== "data:" && url.protocol !== "blob:") return null;
+  try {
+    const response = await fetch(url);
+    return response.ok ? new File([await response.blob()], urlName(url)) : null;
+  } catch {
+    return null; // e.g. a CSP that allows data:/blob: for images only: decoded as an <img> below
+  }
+}
+
+// A data: or blob: URL of an image: its bytes when the page may fetch them, else decoded as an <img src> would (a
+// page's CSP allows these for images, not always for fetch); in a worker, read with fetch.
 async function localImage(url) {
   if (typeof Image !== "function") return [{ kind: "blob", blob: await readLocalUrl(url, "ImageError") }, []];
+  const file = await readableFile(url);
+  if (file) return [{ kind: "blob", blob: file }, []];
   const img = new Image();
   img.src = url.href;
   try {
@@ -92,6 +106,8 @@ export async function toMessage(input) {
       throw new WasmvisionError("ImageError",
         `The <img>${src ? ` ${quote(src)}` : ""} has no picture: it has not loaded, or it is broken.`);
     }
+    const file = await readableFile(new URL(input.currentSrc || input.src, pageUrl()));
+    if (file) return [{ kind: "blob", blob: file }, []];
     bitmap = await bitmapOf(input, "The <img>");
   } else if (is(input, "HTMLVideoElement")) {
     if (input.readyState < 2 || !input.videoWidth) {
