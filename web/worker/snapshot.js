@@ -117,14 +117,16 @@ export async function writeSnapshot(key, { bytes, libs, handles }) {
     head.setUint32(4, meta.byteLength, true);
     const start = dataStart(meta.byteLength);
     const root = await navigator.storage.getDirectory();
-    const stream = await (await root.getFileHandle(SNAPSHOT_FILE, { create: true })).createWritable();
+    let stream = null;
     try {
+      stream = await (await root.getFileHandle(SNAPSHOT_FILE, { create: true })).createWritable();
       await stream.write({ type: "write", position: 0, data: head });
       await stream.write({ type: "write", position: META_START, data: meta });
       await stream.write({ type: "write", position: start, data: bytes });
       await stream.close(); // the whole file replaces the old one here, or nothing does
     } catch (err) {
-      await stream.abort().catch(() => {});
+      await stream?.abort().catch(() => {});
+      if (!existing) await forgetSnapshot(); // the empty file just created, where writables are unsupported
       throw err;
     }
     if (typeof indexedDB !== "undefined") indexedDB.deleteDatabase(LEGACY_DB);
