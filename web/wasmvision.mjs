@@ -12,10 +12,10 @@
 // classifier's calls over two (each boots its own Python and holds its own copy of the model). Types: wasmvision.d.ts.
 
 const DEFAULT_BASE = new URL("./", import.meta.url);
-// How worker.js runs. The site's build writes "classic" when it ships the worker as one script (build.py
-// bundle_worker): a classic worker loads Pyodide's runtime script with importScripts, whose compiled code V8 keeps
-// across visits (a module's import() of it compiled it again on every visit).
-const WORKER_TYPE = "module"; // build.py: worker type
+// How worker.js runs. The site's build defines WASMVISION_WORKER_TYPE as "classic" (esbuild --define) when it ships
+// the worker as one script: a classic worker loads Pyodide's runtime script with importScripts, whose compiled code
+// V8 keeps across visits (a module's import() of it compiled it again on every visit). Unbuilt sources: a module.
+const WORKER_TYPE = typeof WASMVISION_WORKER_TYPE === "string" ? WASMVISION_WORKER_TYPE : "module";
 const ENGINES = ["auto", "numpy", "simd"];
 const MAX_WORKERS = 4;
 
