@@ -30,7 +30,7 @@ for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-for p in (HERE, HERE / "peers", ROOT / "py_pkg"):
+for p in (ROOT, HERE, HERE / "peers", ROOT / "py_pkg"):  # ROOT: the site's server and Chromium (buildtools)
     sys.path.insert(0, str(p))
 
 from bench import report  # noqa: E402

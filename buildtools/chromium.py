@@ -1,4 +1,5 @@
-"""The one Chromium the tests and benchmarks drive (Debian's, or $WASMVISION_CHROMIUM), its flags, its install."""
+"""The one Chromium the tests and benchmarks drive (Debian's, or $WASMVISION_CHROMIUM): its flags, its install, and
+the probe both use to see the page's stored memory snapshot."""
 
 from __future__ import annotations
 
@@ -12,6 +13,20 @@ CHROMIUM = "/usr/bin/chromium"
 # Headless in a container: no sandbox (no user namespaces), no GPU, nothing the browser would fetch on its own.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
+
+# The page's memory snapshot for the next visit (web/worker/snapshot.js: one file in the origin private file system,
+# its magic word "wvs1" written last): an async function for page.evaluate, 1 once a whole file is stored, else 0.
+SNAPSHOT_FILE = "wasmvision-snapshot.bin"
+SNAPSHOT_STORED = """async () => {
+  try {
+    const root = await navigator.storage.getDirectory();
+    const file = await (await root.getFileHandle("%s")).getFile();
+    const head = new DataView(await file.slice(0, 4).arrayBuffer());
+    return file.size > 8 && head.getUint32(0, true) === 0x31737677 ? 1 : 0;
+  } catch {
+    return 0;
+  }
+}""" % SNAPSHOT_FILE
 
 
 def chromium_path() -> str:

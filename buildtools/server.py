@@ -89,6 +89,10 @@ class SentCounter:
             self.sent[key] = self.sent.get(key, 0) + n
             self.requests.append((path, 200, n))
 
+    def bytes_sent(self) -> int:
+        with self.lock:
+            return sum(self.sent.values())
+
     def snapshot(self) -> dict:
         with self.lock:
             return {"bytes": sum(n for _, _, n in self.requests), "requests": list(self.requests)}

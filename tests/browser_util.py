@@ -20,23 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from buildtools.chromium import CHROMIUM_ARGS, chromium_path, launch  # noqa: F401 -- the tests' names for them
+from buildtools.chromium import CHROMIUM_ARGS, SNAPSHOT_FILE, SNAPSHOT_STORED, chromium_path, launch  # noqa: F401
 from buildtools.server import Background
-
-# The page's memory snapshot for the next visit (web/worker/snapshot.js: one file in the origin private file system,
-# its magic word "wvs1" written last): an async function for page.evaluate, 1 once a whole file is stored, else 0.
-SNAPSHOT_FILE = "wasmvision-snapshot.bin"
-SNAPSHOT_STORED = """async () => {
-  try {
-    const root = await navigator.storage.getDirectory();
-    const file = await (await root.getFileHandle("%s")).getFile();
-    const head = new DataView(await file.slice(0, 4).arrayBuffer());
-    return file.size > 8 && head.getUint32(0, true) === 0x31737677 ? 1 : 0;
-  } catch {
-    return 0;
-  }
-}""" % SNAPSHOT_FILE
-
 
 class ServedSite(str):
     """The base URL of a served directory (a str), plus what the server sent: ``.sent`` maps path -> bytes of

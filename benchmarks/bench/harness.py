@@ -101,11 +101,12 @@ class Bench:
     def run(self):
         from playwright.sync_api import sync_playwright
 
-        from server import Server
+        from buildtools.server import Background
         a = self.args
         self.prepare()
-        with Server(self.mounts, cache_control=a.cache_control) as plain, \
-                Server(self.mounts, isolated=True, cache_control=a.cache_control) as isolated, \
+        # csp=False: the benchmark's own pages (pages/*.html) run inline module scripts.
+        with Background(mounts=self.mounts, csp=False, cache_control=a.cache_control) as plain, \
+                Background(mounts=self.mounts, csp=False, isolate=True, cache_control=a.cache_control) as isolated, \
                 sync_playwright() as p:
             browser = p.chromium.launch(executable_path=a.chromium, args=CHROMIUM_FLAGS)
             try:
