@@ -1,4 +1,4 @@
-"""Album mode measurements (issue 10): photos per second with 1 vs 2 workers, and the tab's memory after N photos.
+"""Album mode measurements: photos per second with 1 vs 2 workers, and the tab's memory after N photos.
 
     python benchmarks/album.py [--dist dist] [--photos 1000] [--rate-photos 120] [--rounds 2] [--out FILE]
 

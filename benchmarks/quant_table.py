@@ -1,4 +1,4 @@
-"""The fp32 / fp16 / int8 table of issue 5: bundle and gzip bytes, load time (native and in the browser), and
+"""The fp32 / fp16 / int8 table: bundle and gzip bytes, load time (native and in the browser), and
 agreement with float32 on every real photo in build/photos plus 16 fixed synthetic images.
 
     python benchmarks/quant_table.py --dist dist --build build --readme README.md [--write] [--emit dist/models]

@@ -1,4 +1,4 @@
-"""Puts the run together: inputs, servers, one Chromium for the warm rounds (+ the Wasm SIMD peak), issue 12's phase
+"""Puts the run together: inputs, servers, one Chromium for the warm rounds (+ the Wasm SIMD peak), the start-up phase
 table when benchmarks/phases.py exists, fresh profiles for cold start, then native."""
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ class Bench:
                        "/work/": str(self.work), "/peers/": str(BENCH_DIR / "peers"), "/pyodide/": str(self.pyodide_dir)}
 
     def phases(self, playwright):
-        """Issue 12's phase table, when benchmarks/phases.py (written separately) exists: its
+        """The start-up phase table, when benchmarks/phases.py (written separately) exists: its
         measure_phases(dist, browser, runs) gets the started sync Playwright (it opens fresh profiles itself);
         its markdown(result), when defined, becomes result["phases"]["table"]."""
         try:

@@ -1,4 +1,4 @@
-"""The Wasm SIMD peak in this browser (issue 8's per-layer table divides each kernel's GFLOPS by it): peak/peak.c,
+"""The Wasm SIMD peak in this browser (the per-layer table divides each kernel's GFLOPS by it): peak/peak.c,
 compiled with the build's own clang flags for the kernel library, instantiated in a page of the same Chromium.
 The best of many short calls counts (the peak is what the core can do when nothing else is running)."""
 from __future__ import annotations

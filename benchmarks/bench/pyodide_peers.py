@@ -1,6 +1,6 @@
 """The benchmark's Pyodide page (benchmarks/pages/pyodide.html: the product's Pyodide and numpy on the main thread):
 the plain-numpy peer, PyPI planer, and wasmvision's graph run per engine with per-step timings — the per-kind profile
-(issue 4) and the per-layer GFLOPS table (issue 8) come from the same runs."""
+and the per-layer GFLOPS table come from the same runs."""
 from __future__ import annotations
 
 import json
