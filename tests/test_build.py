@@ -514,6 +514,30 @@ def test_server_isolation_headers(server):
     assert headers["Cross-Origin-Embedder-Policy"] == "require-corp"
 
 
+def test_the_same_server_serves_the_benchmarks_folders(dist_dir, tmp_path):
+    # The benchmarks' options of the one server: folders under URL prefixes, a fixed Cache-Control, no CSP (their
+    # pages run inline scripts), gzip -9 bodies, and a count of what was sent.
+    import gzip
+
+    (tmp_path / "input.bin").write_bytes(b"x" * 1000)
+    mounts = {"/wv/": dist_dir, "/work/": tmp_path}
+    with server_mod.Background(mounts=mounts, csp=False, cache_control="public, max-age=3600", gzip=True) as srv:
+        status, headers, body = _get(f"{srv.origin}/wv/index.html", {"Accept-Encoding": "gzip"})
+        assert status == 200 and headers["Content-Encoding"] == "gzip"
+        assert gzip.decompress(body) == (dist_dir / "index.html").read_bytes()
+        assert headers["Cache-Control"] == "public, max-age=3600" and "Content-Security-Policy" not in headers
+        status, headers, body = _get(f"{srv.origin}/work/input.bin")
+        assert status == 200 and body == b"x" * 1000 and "Content-Encoding" not in headers
+        for outside in ("/index.html", "/work/../wv/index.html", "/work/%2e%2e/%2e%2e/etc/passwd"):
+            assert _get(srv.origin + outside)[0] == 404, outside
+        assert srv.counter.sent["/work/input.bin"] == 1000
+        assert srv.counter.sent["/wv/index.html"] == len(gzip.compress((dist_dir / "index.html").read_bytes(),
+                                                                      compresslevel=9, mtime=0))
+        assert ("/index.html", 404) in srv.counter.statuses
+        srv.counter.reset()
+        assert srv.counter.bytes_sent() == 0 and not srv.counter.statuses
+
+
 def test_the_worker_requests_all_its_modules_at_once():
     # worker.js names every module of its graph, so they are requested together as soon as it arrives rather than
     # one import level per round trip; and the worker's code check counts them all as code that ran.
