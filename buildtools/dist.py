@@ -55,7 +55,7 @@ def with_modulepreloads(html: bytes, paths: list[str]) -> bytes:
 def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict], simd: dict | None = None,
                   esbuild: Path | None = None) -> dict:
     """Lay out dist/ (copying only what changed, deleting what is stale) and write manifest.json. With `esbuild`,
-    the worker and its modules ship as one dist/worker.js (bundle_worker)."""
+    the worker, the public module and each page's script ship as one file each with the modules they import."""
     files: dict[str, Path | bytes] = {}
     web = ROOT / "web"
     if not (web / "index.html").exists():
