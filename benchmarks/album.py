@@ -1,4 +1,4 @@
-"""Album mode measurements (issue 10): photos per second with 1 vs 2 workers, and the tab's memory after N photos.
+"""Album mode measurements: photos per second with 1 vs 2 workers, and the tab's memory after N photos.
 
     python benchmarks/album.py [--dist dist] [--photos 1000] [--rate-photos 120] [--rounds 2] [--out FILE]
 
@@ -26,9 +26,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
-import browser_util as bu  # noqa: E402
+from buildtools.chromium import launch  # noqa: E402 -- after the path tweak
+from buildtools.server import Background  # noqa: E402
 
 
 def make_photos(src: Path, out: Path, n: int) -> list[Path]:
@@ -167,10 +168,12 @@ def main(argv=None) -> int:
     files = make_photos(ROOT / "build" / "photos", ROOT / "bench-results" / "work" / "album",
                         max(args.photos, args.rate_photos))
     result: dict = {"photo_size": "1024x768 JPEG", "cpus": len(__import__("os").sched_getaffinity(0))}
-    with bu.serve(args.dist) as base, sync_playwright() as p:
+    with Background(args.dist) as srv, sync_playwright() as p:
+        base = srv.url
+
         @contextmanager
         def fresh_browser():
-            b = bu.launch(p)
+            b = launch(p)
             try:
                 yield b
             finally:

@@ -16,7 +16,7 @@ site has one), and a second page in the same profile is the repeat visit. Every 
 navigation start (the worker's clock is moved onto the page's). The result is JSON: medians over the runs per
 phase, plus every run's raw marks.
 
-The site is served by build.py's own handler (tests/browser_util.serve): the same Cache-Control and ETags as
+The site is served by the site's own server (buildtools.server): the same Cache-Control and ETags as
 `python3 build.py serve`.
 """
 
@@ -32,9 +32,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
-import browser_util as bu  # noqa: E402 -- after the path tweak
+from buildtools.chromium import CHROMIUM_ARGS, SNAPSHOT_STORED, chromium_path  # noqa: E402 -- after the path tweak
+from buildtools.server import Background  # noqa: E402
 
 STORE_WAIT_S = 20  # a visitor reads the first result meanwhile; the page stores the snapshot ~2 s after boot
 
@@ -86,7 +87,7 @@ STORED = """async (wantSw) => {
   }
   const offline = document.documentElement.dataset.offline || null;
   return {snapshot: snap, offline, done: snap && (!wantSw || offline === "ready" || offline === "unavailable")};
-}""" % bu.SNAPSHOT_STORED
+}""" % SNAPSHOT_STORED
 
 
 def _r(x):
@@ -251,33 +252,34 @@ def measure_phases(dist: Path, browser=None, runs: int = 3, *, photo: Path | Non
         bt = own.chromium
     raw = []
     try:
-        with bu.serve(dist) as base:
+        with Background(dist) as srv:
+            base, sent = srv.url, srv.counter
             for i in range(runs):
                 with tempfile.TemporaryDirectory(prefix="wv-phases-") as prof:
-                    ctx = bt.launch_persistent_context(prof, executable_path=chromium or bu.chromium_path(),
-                                                       args=bu.CHROMIUM_ARGS, headless=True)
+                    ctx = bt.launch_persistent_context(prof, executable_path=chromium or chromium_path(),
+                                                       args=CHROMIUM_ARGS, headless=True)
                     try:
                         ctx.add_init_script(PROGRESS_RECORDER)
-                        base.reset()
+                        sent.reset()
                         page, facts = _visit(ctx, base, photo_b64)
                         cold = visit_phases(facts)
-                        cold["bytes_sent_by_server"] = base.bytes_sent()
-                        cold["bytes_sent_by_path"] = dict(base.sent)
+                        cold["bytes_sent_by_server"] = sent.bytes_sent()
+                        cold["bytes_sent_by_path"] = dict(sent.sent)
                         deadline = time.time() + STORE_WAIT_S
                         stored = page.evaluate(STORED, want_sw)
                         while not stored["done"] and time.time() < deadline:
                             time.sleep(0.25)
                             stored = page.evaluate(STORED, want_sw)
                         cold["stored_for_next_visit"] = stored
-                        cold["bytes_sent_by_server_with_stores"] = base.bytes_sent()  # + the offline copy
+                        cold["bytes_sent_by_server_with_stores"] = sent.bytes_sent()  # + the offline copy
                         page.close()
                         later = []
                         for _ in range(repeats):
                             time.sleep(1.0)  # let cache writes settle
-                            base.reset()
+                            sent.reset()
                             page, facts = _visit(ctx, base, photo_b64)
                             later.append(visit_phases(facts))
-                            later[-1]["bytes_sent_by_server"] = base.bytes_sent()
+                            later[-1]["bytes_sent_by_server"] = sent.bytes_sent()
                             page.close()
                         repeat = later[0]
                     finally:

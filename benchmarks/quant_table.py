@@ -1,4 +1,4 @@
-"""The fp32 / fp16 / int8 table of issue 5: bundle and gzip bytes, load time (native and in the browser), and
+"""The fp32 / fp16 / int8 table: bundle and gzip bytes, load time (native and in the browser), and
 agreement with float32 on every real photo in build/photos plus 16 fixed synthetic images.
 
     python benchmarks/quant_table.py --dist dist --build build --readme README.md [--write] [--emit dist/models]
@@ -14,34 +14,31 @@ Chromium; ``--no-browser`` skips it. Nothing here asserts a timing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
-import http.server
 import json
 import shutil
-import socketserver
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "py_pkg"))
+sys.path[:0] = [str(ROOT / "py_pkg"), str(ROOT)]
 
 import wasmvision  # noqa: E402
 from wasmvision import bundle as B  # noqa: E402
 from wasmvision import quantize as Q  # noqa: E402
+from buildtools.chromium import CHROMIUM_ARGS, CHROMIUM  # noqa: E402
+from buildtools.server import Background  # noqa: E402
 
 MODEL = "mobilenet_v2"
 VARIANTS = ("fp32", "fp16", "int8", "int8-all")  # int8-all is shown, not shipped: it is what the policy avoids
 SHIPPED = ("fp16", "int8")
 START, END = "<!-- quant-table:start -->", "<!-- quant-table:end -->"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"]
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -124,51 +121,6 @@ def storage_text(bundle) -> str:
 
 # ------------------------------------------------------------------------------------------------ browser
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    """dist/ as the site; /quant-variants/* from the variants folder; /manifest.json optionally replaced."""
-
-    def __init__(self, *a, dist: Path, variants: Path, manifest: dict, **kw):
-        self.variants, self.manifest = variants, manifest
-        super().__init__(*a, directory=str(dist), **kw)
-
-    def translate_path(self, path):
-        clean = path.split("?", 1)[0]
-        if clean.startswith("/quant-variants/"):
-            return str(self.variants / Path(clean).name)
-        return super().translate_path(path)
-
-    def do_GET(self):
-        if self.path.split("?", 1)[0] == "/manifest.json" and self.manifest.get("body") is not None:
-            self._send(json.dumps(self.manifest["body"]).encode(), "application/json", None)
-            return
-        path = Path(self.translate_path(self.path))
-        if self.manifest.get("gzip") and "gzip" in self.headers.get("Accept-Encoding", "") and path.is_file():
-            # What a static host with gzip (-9) on sends; compressed once per file.
-            cache = self.manifest.setdefault("gzip_cache", {})
-            if path not in cache:
-                cache[path] = gzip.compress(path.read_bytes(), compresslevel=9, mtime=0)
-            self._send(cache[path], self.guess_type(str(path)), "gzip")
-            return
-        super().do_GET()
-
-    def _send(self, body: bytes, content_type: str, encoding: str | None) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        if encoding:
-            self.send_header("Content-Encoding", encoding)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
 def browser_measurements(dist: Path, variants: dict[str, Path], runs: int, chromium: str) -> dict:
     """Per variant: median fetch+load and Python load time of loadModel(url), and the bytes of a first visit
     (fresh browser context, empty cache) with that variant as the page's default model."""
@@ -179,16 +131,16 @@ def browser_measurements(dist: Path, variants: dict[str, Path], runs: int, chrom
     snapshot = Path(tempfile.mkdtemp(prefix="quant-dist-"))
     shutil.copytree(dist, snapshot / "site", ignore=shutil.ignore_patterns("*.tmp"))
     dist = snapshot / "site"
-    manifest_state: dict = {"body": None}
-    server = _Server(("127.0.0.1", 0), partial(_Handler, dist=dist, variants=folder, manifest=manifest_state))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    # The site's own server; the variants under /quant-variants/; the same files gzip -9 encoded from a second one.
+    mounts = {"/": dist, "/quant-variants/": folder}
+    running = contextlib.ExitStack()
+    servers = {gz: running.enter_context(Background(mounts=mounts, gzip=gz)) for gz in (False, True)}
+    base = servers[False].url
     site_manifest = json.loads((dist / "manifest.json").read_text())
     results: dict = {k: {"load_ms": [], "fetch_load_ms": []} for k in variants}
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+            browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             try:
                 # Load time: one page, every variant loaded `runs` times, interleaved.
                 page = browser.new_context().new_page()
@@ -209,20 +161,19 @@ def browser_measurements(dist: Path, variants: dict[str, Path], runs: int, chrom
                 # First visit: a fresh context per variant, the manifest naming that variant as the default;
                 # once served as stored, once gzip-encoded (bytes on the wire).
                 for (key, path), gz in [(kv, gz) for gz in (False, True) for kv in variants.items()]:
-                    manifest_state["gzip"] = gz
                     suffix = "_gzip" if gz else ""
                     body = json.loads(json.dumps(site_manifest))
                     entry = {"name": MODEL, "key": f"{MODEL}-{key}", "file": f"quant-variants/{path.name}",
                              "bytes": path.stat().st_size, "storage": key, "default": True}
                     body["models"] = [entry]
                     body["files"] = list(body.get("files", [])) + [{"path": entry["file"], "bytes": entry["bytes"]}]
-                    manifest_state["body"] = body
+                    (dist / "manifest.json").write_text(json.dumps(body))  # this copy's default: the variant
                     context = browser.new_context()
                     received: list[int] = []
                     context.on("requestfinished", lambda r: received.append(r.sizes()["responseBodySize"]))
                     page = context.new_page()
                     t0 = time.perf_counter()
-                    page.goto(base + "index.html")
+                    page.goto(servers[gz].url + "index.html")
                     page.evaluate("() => window.wasmvision.ready")
                     ready_s = time.perf_counter() - t0
                     page.wait_for_timeout(300)  # let the last requestfinished events arrive
@@ -235,8 +186,7 @@ def browser_measurements(dist: Path, variants: dict[str, Path], runs: int, chrom
             finally:
                 browser.close()
     finally:
-        server.shutdown()
-        server.server_close()
+        running.close()
         shutil.rmtree(snapshot, ignore_errors=True)
     for r in results.values():
         r["load_ms_median"] = statistics.median(r["load_ms"])
@@ -394,7 +344,7 @@ def main(argv=None) -> int:
     ap.add_argument("--emit-only", action="store_true", help="write the --emit bundles and stop (no measurements)")
     ap.add_argument("--no-browser", action="store_true", help="skip the browser measurements")
     ap.add_argument("--runs", type=int, default=5, help="load-time repetitions, native and in the browser (after one warm-up)")
-    ap.add_argument("--chromium", default="/usr/bin/chromium")
+    ap.add_argument("--chromium", default=CHROMIUM)
     ap.add_argument("--ablation", action="store_true",
                     help="also measure int8 with different layer groups kept in float16 (second table)")
     ap.add_argument("--per-layer", action="store_true",

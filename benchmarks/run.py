@@ -1,4 +1,4 @@
-"""wasmvision side-by-side benchmark (issues 4 and 8). A measurement command, not a test: nothing asserts timings.
+"""wasmvision side-by-side benchmark. A measurement command, not a test: nothing asserts timings.
 
     python benchmarks/run.py --dist dist --out bench-results/bench.json [--quick]
 
@@ -10,7 +10,7 @@ In one headless Chromium (Debian /usr/bin/chromium, Python playwright), after wa
     2 threads on MobileNetV2 (cross-origin isolated page), same ONNX and the same preprocessed input;
   * in the same Pyodide as the product: the plain-numpy peer, PyPI planer, and wasmvision's Plan.run per engine with
     per-step timings (per-kind profile, per-layer GFLOPS) and the Wasm SIMD peak (benchmarks/bench/peak/peak.c);
-then issue 12's phases (benchmarks/phases.py, when present), cold start (empty / warm HTTP cache, bytes), and
+then the start-up phases (benchmarks/phases.py, when present), cold start (empty / warm HTTP cache, bytes), and
 natively wasmvision vs onnxruntime CPU 1 thread. Prints the tables (ratios to onnxruntime-web 1 thread on the same
 model, same run) and writes JSON. The code lives in benchmarks/bench/ (one module per concern).
 """
@@ -30,7 +30,7 @@ for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-for p in (HERE, HERE / "peers", ROOT / "py_pkg"):
+for p in (ROOT, HERE, HERE / "peers", ROOT / "py_pkg"):  # ROOT: the site's server and Chromium (buildtools)
     sys.path.insert(0, str(p))
 
 from bench import report  # noqa: E402
@@ -58,7 +58,7 @@ def parse(argv=None):
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=4)
     ap.add_argument("--cold-repeats", type=int, default=3)
-    ap.add_argument("--phase-runs", type=int, default=3, help="runs per phase of issue 12's table (benchmarks/phases.py)")
+    ap.add_argument("--phase-runs", type=int, default=3, help="runs per phase of the start-up phase table (benchmarks/phases.py)")
     ap.add_argument("--engines", default="numpy,simd", help="wasmvision engines to measure (comma-separated)")
     ap.add_argument("--numpy-variants", action="store_true", help="also time the fp16/int8 bundles on numpy")
     ap.add_argument("--skip-family", action="append", choices=report.FAMILIES, help="leave out a zoo family")

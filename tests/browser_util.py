@@ -11,62 +11,17 @@ the page downloads.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
-import os
 import socket
 import statistics
 import tempfile
-import threading
 import time
 from contextlib import contextmanager
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
-# The page's memory snapshot for the next visit (web/worker/snapshot.js: one file in the origin private file system,
-# its magic word "wvs1" written last): an async function for page.evaluate, 1 once a whole file is stored, else 0.
-SNAPSHOT_FILE = "wasmvision-snapshot.bin"
-SNAPSHOT_STORED = """async () => {
-  try {
-    const root = await navigator.storage.getDirectory();
-    const file = await (await root.getFileHandle("%s")).getFile();
-    const head = new DataView(await file.slice(0, 4).arrayBuffer());
-    return file.size > 8 && head.getUint32(0, true) === 0x31737677 ? 1 : 0;
-  } catch {
-    return 0;
-  }
-}""" % SNAPSHOT_FILE
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def chromium_path() -> str:
-    return os.environ.get("WASMVISION_CHROMIUM", "/usr/bin/chromium")
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    extensions_map = {
-        **SimpleHTTPRequestHandler.extensions_map,
-        ".mjs": "text/javascript",
-        ".js": "text/javascript",
-        ".wasm": "application/wasm",
-        ".json": "application/json",
-        ".wvb": "application/octet-stream",
-        ".whl": "application/octet-stream",
-        ".zip": "application/zip",
-    }
-
-    def log_message(self, format, *args):  # noqa: A002 -- the base class's name
-        pass
-
+from buildtools.chromium import CHROMIUM_ARGS, SNAPSHOT_FILE, SNAPSHOT_STORED, chromium_path, launch  # noqa: F401
+from buildtools.server import Background
 
 class ServedSite(str):
     """The base URL of a served directory (a str), plus what the server sent: ``.sent`` maps path -> bytes of
@@ -83,35 +38,6 @@ class ServedSite(str):
         self.statuses.clear()
 
 
-def _handler_class(site: ServedSite):
-    """build.py's own static handler (MIME types, ETags, Cache-Control) when importable, so tests and
-    measurements see what `python build.py serve` sends; a plain quiet handler otherwise."""
-    import sys
-
-    root = str(Path(__file__).resolve().parent.parent)
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    try:
-        import build  # noqa: PLC0415 -- optional: only its handler is used
-        base = build.SiteHandler
-    except Exception:  # noqa: BLE001 -- any import problem falls back to the plain handler
-        base = _QuietHandler
-
-    def copyfile(self, source, outputfile):
-        before = source.tell()
-        super(handler, self).copyfile(source, outputfile)
-        path = self.path.split("?", 1)[0]
-        site.sent[path] = site.sent.get(path, 0) + source.tell() - before
-
-    def send_response(self, code, message=None):
-        site.statuses.append((self.path, int(code)))
-        super(handler, self).send_response(code, message)
-
-    handler = type("TestSiteHandler", (base,), {
-        "_etags": {}, "log_message": lambda self, *a: None, "copyfile": copyfile, "send_response": send_response})
-    return handler
-
-
 def require_built(root: Path, *paths: str) -> Path:
     """``root``, once every one of ``paths`` exists under it; otherwise the test fails with the command that
     builds them."""
@@ -125,22 +51,12 @@ def require_built(root: Path, *paths: str) -> Path:
 
 @contextmanager
 def serve(directory: str | Path, host: str = "127.0.0.1") -> Iterator[ServedSite]:
-    """Serve ``directory`` on a free port in a background thread; yields the base URL (ending in "/")."""
-    site = ServedSite("")
-    site.sent, site.statuses = {}, []
-    handler = functools.partial(_handler_class(site), directory=str(directory))
-    server = ThreadingHTTPServer((host, 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="wasmvision-test-server", daemon=True)
-    thread.start()
-    url = ServedSite(f"http://{host}:{server.server_address[1]}/")
-    url.sent, url.statuses = site.sent, site.statuses
-    try:
+    """Serve ``directory`` with the site's own server (buildtools.server) on a free port in a background thread;
+    yields the base URL (ending in "/") with what was sent."""
+    with Background(directory, host) as srv:
+        url = ServedSite(srv.url)
+        url.sent, url.statuses = srv.counter.sent, srv.counter.statuses
         yield url
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def site_variant(site: Path, dest: Path, drop=frozenset(), replace: dict | None = None) -> Path:
@@ -206,10 +122,6 @@ class RequestLog:
                 continue
             total += max(0, sizes.get("responseBodySize", 0))
         return total
-
-
-def launch(playwright, **kwargs):
-    return playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, **kwargs)
 
 
 def new_page(context, timeout_ms: int):

@@ -7,7 +7,6 @@ Playwright or Chromium is genuinely absent.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -24,15 +23,6 @@ def _require(path: Path, what: str) -> Path:
     if not path.exists():
         pytest.fail(f"{what} not found at {path}: {BUILD_HINT}", pytrace=False)
     return path
-
-
-@pytest.fixture(scope="session")
-def buildpy():
-    """build.py as a module, loaded by path: "build" is also the name of PyPA's build package."""
-    spec = importlib.util.spec_from_file_location("wasmvision_build_script", ROOT / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")

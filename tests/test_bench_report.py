@@ -162,7 +162,8 @@ def test_phases_hook_calls_measure_phases_and_keeps_its_table(tmp_path, monkeypa
 
 
 def test_trace_summary_sums_events_per_thread_and_samples_the_worker():
-    """benchmarks/trace_cold.py: scheduler wrappers are not counted; the worker's samples become self times."""
+    """benchmarks/studies/trace_cold.py: scheduler wrappers are not counted; the worker's samples become self times."""
+    sys.path.insert(0, str(ROOT / "benchmarks" / "studies"))
     import trace_cold
 
     worker, pool = (1, 10), (1, 11)

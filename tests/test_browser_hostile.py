@@ -394,8 +394,8 @@ self.postMessage(results);
 def test_the_worker_cannot_reach_another_origin(browser, site, tmp_path, monkeypatch, server_csp, worker_code):
     if not server_csp:
         # The worker's own refusals, without the header's help: a server that sends no policy.
-        import build
-        monkeypatch.setattr(build, "csp_for", lambda rel: None)
+        from buildtools import server
+        monkeypatch.setattr(server, "csp_for", lambda rel: None)
     probe = PROBE if worker_code else PROBE.replace('import "./worker.js";\n', "")
     copy = variant(site, tmp_path / "site", {"probe.js": probe.encode()})
     with other_origin() as (other, received), bu.serve(copy) as base, fresh_page(browser) as page:

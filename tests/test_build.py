@@ -23,6 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from buildtools import bundling, dist, fetch, paths, sources, util, wheel
+from buildtools import pyodide as pyodide_step
+from buildtools import server as server_mod
 from wasmvision.importers.torch_checkpoint import CheckpointError, load_state_dict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,38 +37,38 @@ def sha256(path: Path) -> str:
 
 # ----------------------------------------------------------------------------------------- pins
 
-def test_sha_mismatch_names_file_and_both_hashes(buildpy, tmp_path):
+def test_sha_mismatch_names_file_and_both_hashes(tmp_path):
     f = tmp_path / "artifact-1.0.whl"
     f.write_bytes(b"not what was pinned")
     pinned = "0" * 64
     actual = hashlib.sha256(b"not what was pinned").hexdigest()
-    with pytest.raises(buildpy.BuildError) as err:
-        buildpy.verify_sha256(f, pinned)
+    with pytest.raises(util.BuildError) as err:
+        util.verify_sha256(f, pinned)
     msg = str(err.value)
     assert "artifact-1.0.whl" in msg and pinned in msg and actual in msg
 
 
-def test_sha_match_passes(buildpy, tmp_path):
+def test_sha_match_passes(tmp_path):
     f = tmp_path / "ok.bin"
     f.write_bytes(b"abc")
-    buildpy.verify_sha256(f, hashlib.sha256(b"abc").hexdigest())
+    util.verify_sha256(f, hashlib.sha256(b"abc").hexdigest())
 
 
-def test_cached_artifact_is_used_only_when_verified(buildpy, tmp_path):
+def test_cached_artifact_is_used_only_when_verified(tmp_path):
     data = b"cached artifact"
     (tmp_path / "a.whl").write_bytes(data)
     src = {"registry": "nowhere", "spec": "a==1", "file": "a.whl", "sha256": hashlib.sha256(data).hexdigest()}
-    assert buildpy.fetch_artifact("a", src, tmp_path) == tmp_path / "a.whl"  # no download attempted
+    assert fetch.fetch_artifact("a", src, tmp_path) == tmp_path / "a.whl"  # no download attempted
     # A cached copy that no longer matches its pin is not trusted: the build tries to fetch it again
     # (and this fake registry makes that fail loudly).
     bad = dict(src, sha256="f" * 64)
-    with pytest.raises(buildpy.BuildError, match="unknown registry"):
-        buildpy.fetch_artifact("a", bad, tmp_path)
+    with pytest.raises(util.BuildError, match="unknown registry"):
+        fetch.fetch_artifact("a", bad, tmp_path)
     assert not (tmp_path / "a.whl").exists()
 
 
-def test_sources_are_all_pinned(buildpy):
-    for name, src in buildpy.all_sources().items():
+def test_sources_are_all_pinned():
+    for name, src in sources.all_sources().items():
         assert len(src["sha256"]) == 64 and int(src["sha256"], 16) >= 0, name
         assert src["registry"] in ("pypi", "npm"), name
         assert "==" in src["spec"] or "@" in src["spec"], name
@@ -350,7 +353,7 @@ def test_dist_has_the_site(dist_dir):
     assert not list(dist_dir.rglob("*.map")), "source maps are not shipped"
 
 
-def test_lock_lists_our_wheel_and_keeps_the_official_entries(dist_dir, buildpy):
+def test_lock_lists_our_wheel_and_keeps_the_official_entries(dist_dir):
     lock = json.loads((dist_dir / "pyodide" / "pyodide-lock.json").read_text())
     entry = lock["packages"]["wasmvision"]
     wheel = dist_dir / "pyodide" / entry["file_name"]
@@ -363,22 +366,22 @@ def test_lock_lists_our_wheel_and_keeps_the_official_entries(dist_dir, buildpy):
     assert any(n.startswith("wasmvision/bundle.py") for n in names)
     # The other entries are the official lock's for the packages the site ships, byte for byte as data, but numpy's
     # hash: its wheel is compiled to bytecode by the build (numpy_for_site).
-    official = json.loads((buildpy.pyodide_dir() / "pyodide-lock.json").read_text())
+    official = json.loads((pyodide_step.pyodide_dir() / "pyodide-lock.json").read_text())
     assert lock["info"] == official["info"]
     ours = {k: dict(v) for k, v in lock["packages"].items() if k != "wasmvision"}
     ours["numpy"]["sha256"] = official["packages"]["numpy"]["sha256"]
-    assert ours == {k: official["packages"][k] for k in buildpy.PYODIDE_PACKAGES}
-    for pkg in buildpy.PYODIDE_PACKAGES:
+    assert ours == {k: official["packages"][k] for k in sources.PYODIDE_PACKAGES}
+    for pkg in sources.PYODIDE_PACKAGES:
         shipped = dist_dir / "pyodide" / official["packages"][pkg]["file_name"]
         assert sha256(shipped) == lock["packages"][pkg]["sha256"], pkg
         if pkg != "numpy":
             assert sha256(shipped) == official["packages"][pkg]["sha256"], pkg
 
 
-def test_stdlib_ships_without_unused_codecs(dist_dir, buildpy):
+def test_stdlib_ships_without_unused_codecs(dist_dir):
     with zipfile.ZipFile(dist_dir / "pyodide" / "python_stdlib.zip") as zf:
         names = {n.removesuffix("c") for n in zf.namelist()}  # a module as bytecode (.pyc) or as source (.py)
-    with zipfile.ZipFile(buildpy.pyodide_dir() / "python_stdlib.zip") as zf:
+    with zipfile.ZipFile(pyodide_step.pyodide_dir() / "python_stdlib.zip") as zf:
         official = set(zf.namelist())
     dropped = official - names
     assert dropped and all(n.startswith("encodings/") for n in dropped)
@@ -418,7 +421,7 @@ def test_numpy_ships_as_bytecode_without_build_only_parts(dist_dir):
         fromnumeric, "docstrings are blanked (1/6 of the wheel); numpy still imports (the Pyodide tests)"
 
 
-def test_wheel_bytes_depend_only_on_content(buildpy, dist_dir, tmp_path):
+def test_wheel_bytes_depend_only_on_content(dist_dir, tmp_path):
     """Rebuilding at another time gives the same wheel bytes, so the lock's sha256 and caches stay valid."""
     lock = json.loads((dist_dir / "pyodide" / "pyodide-lock.json").read_text())
     shipped = dist_dir / "pyodide" / lock["packages"]["wasmvision"]["file_name"]
@@ -427,12 +430,12 @@ def test_wheel_bytes_depend_only_on_content(buildpy, dist_dir, tmp_path):
         for info in src.infolist():  # same content, stamped with another date, as a rebuild would be
             dst.writestr(zipfile.ZipInfo(info.filename, date_time=(2031, 5, 17, 12, 0, 0)), src.read(info))
     assert sha256(later) != sha256(shipped)
-    buildpy.normalize_zip(later)
+    wheel.normalize_zip(later)
     if shipped.name.endswith("-cp312-none-any.whl"):  # the py-compiled wheel is normalized by the build
         assert sha256(later) == sha256(shipped)
     again = tmp_path / "again.whl"
     again.write_bytes(later.read_bytes())
-    buildpy.normalize_zip(again)
+    wheel.normalize_zip(again)
     assert sha256(again) == sha256(later)
 
 
@@ -450,11 +453,11 @@ def test_warm_build_does_no_work(dist_dir):
 # ----------------------------------------------------------------------------------------- dev server
 
 @pytest.fixture
-def server(buildpy, dist_dir):
+def server(dist_dir):
     servers = []
 
     def start(isolate=False):
-        httpd = buildpy.make_server(dist_dir, "127.0.0.1", 0, isolate)
+        httpd = server_mod.make_server(dist_dir, "127.0.0.1", 0, isolate)
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         servers.append(httpd)
         return f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -511,12 +514,36 @@ def test_server_isolation_headers(server):
     assert headers["Cross-Origin-Embedder-Policy"] == "require-corp"
 
 
-def test_the_worker_requests_all_its_modules_at_once(buildpy):
+def test_the_same_server_serves_the_benchmarks_folders(dist_dir, tmp_path):
+    # The benchmarks' options of the one server: folders under URL prefixes, a fixed Cache-Control, no CSP (their
+    # pages run inline scripts), gzip -9 bodies, and a count of what was sent.
+    import gzip
+
+    (tmp_path / "input.bin").write_bytes(b"x" * 1000)
+    mounts = {"/wv/": dist_dir, "/work/": tmp_path}
+    with server_mod.Background(mounts=mounts, csp=False, cache_control="public, max-age=3600", gzip=True) as srv:
+        status, headers, body = _get(f"{srv.origin}/wv/index.html", {"Accept-Encoding": "gzip"})
+        assert status == 200 and headers["Content-Encoding"] == "gzip"
+        assert gzip.decompress(body) == (dist_dir / "index.html").read_bytes()
+        assert headers["Cache-Control"] == "public, max-age=3600" and "Content-Security-Policy" not in headers
+        status, headers, body = _get(f"{srv.origin}/work/input.bin")
+        assert status == 200 and body == b"x" * 1000 and "Content-Encoding" not in headers
+        for outside in ("/index.html", "/work/../wv/index.html", "/work/%2e%2e/%2e%2e/etc/passwd"):
+            assert _get(srv.origin + outside)[0] == 404, outside
+        assert srv.counter.sent["/work/input.bin"] == 1000
+        assert srv.counter.sent["/wv/index.html"] == len(gzip.compress((dist_dir / "index.html").read_bytes(),
+                                                                      compresslevel=9, mtime=0))
+        assert ("/index.html", 404) in srv.counter.statuses
+        srv.counter.reset()
+        assert srv.counter.bytes_sent() == 0 and not srv.counter.statuses
+
+
+def test_the_worker_requests_all_its_modules_at_once():
     # worker.js names every module of its graph, so they are requested together as soon as it arrives rather than
     # one import level per round trip; and the worker's code check counts them all as code that ran.
     web = ROOT / "web"
-    graph = set(buildpy.module_graph(web, "worker.js"))
-    direct = set(buildpy.STATIC_IMPORT.findall((web / "worker.js").read_text()))
+    graph = set(bundling.module_graph(web, "worker.js"))
+    direct = set(bundling.STATIC_IMPORT.findall((web / "worker.js").read_text()))
     direct = {p.removeprefix("./") for p in direct}
     missing = sorted(graph - direct)
     assert not missing, f"worker.js should import these directly: {missing}"
@@ -525,20 +552,20 @@ def test_the_worker_requests_all_its_modules_at_once(buildpy):
     assert modules <= graph, f"in web/worker/ but not run by the worker: {sorted(modules - graph)}"
 
 
-def _esbuild(buildpy):
-    src = buildpy.esbuild_source()
+def _esbuild():
+    src = sources.esbuild_source()
     if src is None:
         pytest.skip("no pinned esbuild for this machine: the worker ships unbundled")
-    tarball = buildpy.DOWNLOADS / src["file"]
+    tarball = paths.DOWNLOADS / src["file"]
     if not tarball.exists():
         pytest.fail(f"{tarball} is missing: run `python3 build.py build` first", pytrace=False)
-    return buildpy.esbuild_binary(tarball)
+    return bundling.esbuild_binary(tarball)
 
 
-def test_the_built_worker_and_pages_are_one_file_each(buildpy, dist_dir):
-    # One request for the worker's code (build.py bundle_worker): no worker/ files ship, and the bundle holds each
+def test_the_built_worker_and_pages_are_one_file_each(dist_dir):
+    # One request for the worker's code (bundling.bundle_worker): no worker/ files ship, and the bundle holds each
     # module of web/worker/ (esbuild marks each with a "// worker/<name>" line) and Pyodide's loader.
-    if buildpy.esbuild_source() is None:
+    if sources.esbuild_source() is None:
         pytest.skip("no pinned esbuild for this machine: the worker ships unbundled")
     listed = {e["path"] for e in json.loads((dist_dir / "manifest.json").read_text())["files"]}
     assert not {p for p in listed if p.startswith("worker/")}, "worker modules ship beside the bundle"
@@ -559,36 +586,45 @@ def test_the_built_worker_and_pages_are_one_file_each(buildpy, dist_dir):
     assert '<link rel="modulepreload" href="./wasmvision.mjs"' in (dist_dir / "index.html").read_text()
     # The worker is a classic script (importScripts keeps V8's compiled runtime script), and the module says so.
     assert bundle.startswith("(() => {") and not re.search(r"^(import|export)\b", bundle, re.M)
-    assert re.search(r'\b(const|var) WORKER_TYPE = "classic";', (dist_dir / "wasmvision.mjs").read_text())
-    assert 'const WORKER_TYPE = "module";' in (ROOT / "web" / "wasmvision.mjs").read_text()
+    module = (dist_dir / "wasmvision.mjs").read_text()
+    assert "WASMVISION_WORKER_TYPE" not in module and '"classic"' in module, "esbuild --define gave the worker type"
+    assert "WASMVISION_WORKER_TYPE" in (ROOT / "web" / "wasmvision.mjs").read_text()
 
 
-def test_the_module_without_its_worker_type_line_fails_the_build(buildpy):
-    with pytest.raises(buildpy.BuildError, match="worker-type line"):
-        buildpy.with_worker_type(b"const WORKER_TYPE = 'module';\n", "classic")
+def test_the_module_that_ignores_the_worker_type_fails_the_build(tmp_path):
+    esbuild = _esbuild()
+    web = tmp_path / "web"
+    shutil.copytree(ROOT / "web", web, ignore=shutil.ignore_patterns("album*", "app*", "examples"))
+    source = (web / "wasmvision.mjs").read_text()
+    (web / "wasmvision.mjs").write_text(source.replace("WASMVISION_WORKER_TYPE", "OTHER_NAME"))
+    with pytest.raises(util.BuildError, match="WASMVISION_WORKER_TYPE"):
+        bundling.bundle_module(web, esbuild)
+    (web / "wasmvision.mjs").write_text(source)
+    out, _ = bundling.bundle_module(web, esbuild)
+    assert b"WASMVISION_WORKER_TYPE" not in out and b'"classic"' in out
 
 
-def test_a_worker_module_the_entry_does_not_import_fails_the_build(buildpy, tmp_path):
-    esbuild = _esbuild(buildpy)
+def test_a_worker_module_the_entry_does_not_import_fails_the_build(tmp_path):
+    esbuild = _esbuild()
     web = tmp_path / "web"
     shutil.copytree(ROOT / "web", web, ignore=shutil.ignore_patterns("album*", "app*", "examples"))
     (web / "worker" / "forgotten.js").write_text("export const x = 1;\n")
     pyodide_mjs = ROOT / "dist" / "pyodide" / "pyodide.mjs"
-    with pytest.raises(buildpy.BuildError, match="worker/forgotten.js"):
-        buildpy.bundle_worker(web, pyodide_mjs, esbuild)
+    with pytest.raises(util.BuildError, match="worker/forgotten.js"):
+        bundling.bundle_worker(web, pyodide_mjs, esbuild)
     (web / "worker" / "forgotten.js").unlink()
-    assert b"// worker/protocol.js" in buildpy.bundle_worker(web, pyodide_mjs, esbuild)
+    assert b"// worker/protocol.js" in bundling.bundle_worker(web, pyodide_mjs, esbuild)
 
 
-def test_the_page_module_graph_is_preloaded(buildpy):
-    html = buildpy.with_modulepreloads((ROOT / "web" / "index.html").read_bytes(),
-                                       buildpy.module_graph(ROOT / "web", "app.js")).decode()
+def test_the_page_module_graph_is_preloaded():
+    html = dist.with_modulepreloads((ROOT / "web" / "index.html").read_bytes(),
+                                       bundling.module_graph(ROOT / "web", "app.js")).decode()
     for dep in ("wasmvision.mjs", "app/view.js", "app/format.js"):
         assert f'<link rel="modulepreload" href="./{dep}"' in html
     assert html.index('src="./app.js"') < html.index("<!-- preloads: written by build.py -->")
 
 
-def test_only_bundles_whose_checksum_holds_reach_the_manifest(buildpy, tmp_path):
+def test_only_bundles_whose_checksum_holds_reach_the_manifest(tmp_path):
     # The page skips a built-in model's own sha256 because the browser matched the file against the manifest:
     # that is the same check only if every bundle the manifest hashes passed it at build time.
     from builders import one_conv_bundle
@@ -596,10 +632,10 @@ def test_only_bundles_whose_checksum_holds_reach_the_manifest(buildpy, tmp_path)
 
     good = tmp_path / "good.wvb"
     good.write_bytes(B.to_bytes(one_conv_bundle()))
-    assert buildpy.checked_bundle(good) == good
+    assert dist.checked_bundle(good) == good
     raw = bytearray(good.read_bytes())
     raw[-1] ^= 1
     bad = tmp_path / "bad.wvb"
     bad.write_bytes(bytes(raw))
-    with pytest.raises(buildpy.BuildError, match="checksum"):
-        buildpy.checked_bundle(bad)
+    with pytest.raises(util.BuildError, match="checksum"):
+        dist.checked_bundle(bad)

@@ -345,17 +345,19 @@ def test_an_empty_labels_file_is_an_error(onnx_file, name, text, capsys):
     assert not onnx_file.with_suffix(".wvb").exists()
 
 
-def test_build_stamps_hash_their_outputs(buildpy, tmp_path):
+def test_build_stamps_hash_their_outputs(tmp_path):
+    from buildtools.util import outputs_current, write_outputs_stamp
+
     out = tmp_path / "model.wvb"
     out.write_bytes(b"built")
     stamp = tmp_path / "model.wvb.stamp"
-    buildpy.write_outputs_stamp(stamp, "key", out)
-    assert buildpy.outputs_current(stamp, "key", out)
-    assert not buildpy.outputs_current(stamp, "other key", out)
+    write_outputs_stamp(stamp, "key", out)
+    assert outputs_current(stamp, "key", out)
+    assert not outputs_current(stamp, "other key", out)
     out.write_bytes(b"replaced by `convert` without -o")  # same name, other content: must be rebuilt
-    assert not buildpy.outputs_current(stamp, "key", out)
+    assert not outputs_current(stamp, "key", out)
     out.unlink()
-    assert not buildpy.outputs_current(stamp, "key", out)
+    assert not outputs_current(stamp, "key", out)
 
 
 # ----------------------------------------------------------------------------------------- extreme aspect ratios at the boundaries

@@ -20,10 +20,10 @@ import { acquire } from "./module/pool.js";
 export { ENGINES, ERROR_KINDS, WasmvisionError };
 
 const DEFAULT_BASE = new URL("./", import.meta.url);
-// How worker.js runs. The site's build writes "classic" when it ships the worker as one script (build.py
-// bundle_worker): a classic worker loads Pyodide's runtime script with importScripts, whose compiled code V8 keeps
-// across visits (a module's import() of it compiled it again on every visit).
-const WORKER_TYPE = "module"; // build.py: worker type
+// How worker.js runs. The site's build defines WASMVISION_WORKER_TYPE as "classic" (esbuild --define) when it ships
+// the worker as one script: a classic worker loads Pyodide's runtime script with importScripts, whose compiled code
+// V8 keeps across visits (a module's import() of it compiled it again on every visit). Unbuilt sources: a module.
+const WORKER_TYPE = typeof WASMVISION_WORKER_TYPE === "string" ? WASMVISION_WORKER_TYPE : "module";
 const MAX_WORKERS = 4;
 
 function siteBase(baseUrl) {

@@ -3,11 +3,7 @@ model) and, through the public ES module (window.wasmvision.module), any other b
 A run is one classify(blob) round trip timed from the main thread, with the worker's stage timings."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
-import browser_util as bu  # noqa: E402 -- the browser helpers tests and benchmarks share
+from buildtools.chromium import SNAPSHOT_STORED  # noqa: F401 -- 1 once the page stored its memory snapshot
 
 WV_RUN = """async ([n, url]) => {
   if (!window.__blob) window.__blob = await (await fetch(url)).blob();
@@ -54,16 +50,13 @@ MODEL_RUN = """async ([n, url, img]) => {
   return out;
 }"""
 
-# 1 once the page stored its memory snapshot for the next visit, else 0 (tests/browser_util.py).
-SNAPSHOT_STORED = bu.SNAPSHOT_STORED
-
 IMAGE = "/work/chelsea.png"
 
 
 def open_wv(ctx, srv, engine=None):
     """(page, info) after the page's first classification; engine None = the page's default (auto)."""
     page = ctx.new_page()
-    page.goto(f"{srv.url}/wv/index.html" + (f"?engine={engine}" if engine else ""))
+    page.goto(f"{srv.origin}/wv/index.html" + (f"?engine={engine}" if engine else ""))
     page.wait_for_function("() => window.wasmvision")
     info = page.evaluate(WV_FIRST, IMAGE)
     return page, info

@@ -5,10 +5,10 @@ import statistics
 import sys
 from pathlib import Path
 
+from buildtools.chromium import CHROMIUM_ARGS as CHROMIUM_FLAGS  # noqa: F401 -- the tests' flags
+
 BENCH_DIR = Path(__file__).resolve().parent.parent  # benchmarks/
 ROOT = BENCH_DIR.parent
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"]
 BASELINE = "ort-web 1 thread"  # every browser ratio is to this system, measured in the same run
 
 

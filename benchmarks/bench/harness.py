@@ -1,4 +1,4 @@
-"""Puts the run together: inputs, servers, one Chromium for the warm rounds (+ the Wasm SIMD peak), issue 12's phase
+"""Puts the run together: inputs, servers, one Chromium for the warm rounds (+ the Wasm SIMD peak), the start-up phase
 table when benchmarks/phases.py exists, fresh profiles for cold start, then native."""
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ class Bench:
                        "/work/": str(self.work), "/peers/": str(BENCH_DIR / "peers"), "/pyodide/": str(self.pyodide_dir)}
 
     def phases(self, playwright):
-        """Issue 12's phase table, when benchmarks/phases.py (written separately) exists: its
+        """The start-up phase table, when benchmarks/phases.py (written separately) exists: its
         measure_phases(dist, browser, runs) gets the started sync Playwright (it opens fresh profiles itself);
         its markdown(result), when defined, becomes result["phases"]["table"]."""
         try:
@@ -101,11 +101,12 @@ class Bench:
     def run(self):
         from playwright.sync_api import sync_playwright
 
-        from server import Server
+        from buildtools.server import Background
         a = self.args
         self.prepare()
-        with Server(self.mounts, cache_control=a.cache_control) as plain, \
-                Server(self.mounts, isolated=True, cache_control=a.cache_control) as isolated, \
+        # csp=False: the benchmark's own pages (pages/*.html) run inline module scripts.
+        with Background(mounts=self.mounts, csp=False, cache_control=a.cache_control) as plain, \
+                Background(mounts=self.mounts, csp=False, isolate=True, cache_control=a.cache_control) as isolated, \
                 sync_playwright() as p:
             browser = p.chromium.launch(executable_path=a.chromium, args=CHROMIUM_FLAGS)
             try:

@@ -1,4 +1,4 @@
-"""Issue 8's per-layer table: each multiply-add step's GFLOPS (FLOPs from the plan's shapes / the per-step median
+"""The per-layer table: each multiply-add step's GFLOPS (FLOPs from the plan's shapes / the per-step median
 of the instrumented Plan.run) and its share of the Wasm SIMD peak measured in the same browser. Pure functions."""
 from __future__ import annotations
 

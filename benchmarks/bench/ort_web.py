@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def ort_url(srv, threads, model="/work/model.onnx", inp="/work/input.bin"):
-    return f"{srv.url}/pages/ort.html?threads={threads}&model={model}&input={inp}"
+    return f"{srv.origin}/pages/ort.html?threads={threads}&model={model}&input={inp}"
 
 
 def open_ort(ctx, srv, threads, model="/work/model.onnx"):

@@ -1,26 +1,23 @@
-"""The Wasm SIMD peak in this browser (issue 8's per-layer table divides each kernel's GFLOPS by it): peak/peak.c,
-compiled with build.py's own clang flags for the kernel library, instantiated in a page of the same Chromium.
+"""The Wasm SIMD peak in this browser (the per-layer table divides each kernel's GFLOPS by it): peak/peak.c,
+compiled with the build's own clang flags for the kernel library, instantiated in a page of the same Chromium.
 The best of many short calls counts (the peak is what the core can do when nothing else is running)."""
 from __future__ import annotations
 
-import ast
 import shutil
 import subprocess
 from pathlib import Path
 
-from .common import ROOT, log
+from .common import log
 
 SOURCE = Path(__file__).with_name("peak") / "peak.c"
 FLOPS_PER_ITERATION = 12 * 4 * 2  # accumulators x lanes x (mul + add)
 
 
 def simd_cflags() -> list[str]:
-    """build.py's SIMD_CFLAGS (read, not imported: build.py is a script)."""
-    tree = ast.parse((ROOT / "build.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "SIMD_CFLAGS" for t in node.targets):
-            return list(ast.literal_eval(node.value))
-    raise LookupError("SIMD_CFLAGS not found in build.py")
+    """The kernel library's own clang flags (buildtools.simd)."""
+    from buildtools.simd import SIMD_CFLAGS
+
+    return list(SIMD_CFLAGS)
 
 
 def compile_peak(work: Path) -> Path | None:

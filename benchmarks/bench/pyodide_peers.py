@@ -1,6 +1,6 @@
 """The benchmark's Pyodide page (benchmarks/pages/pyodide.html: the product's Pyodide and numpy on the main thread):
 the plain-numpy peer, PyPI planer, and wasmvision's graph run per engine with per-step timings — the per-kind profile
-(issue 4) and the per-layer GFLOPS table (issue 8) come from the same runs."""
+and the per-layer GFLOPS table come from the same runs."""
 from __future__ import annotations
 
 import json
@@ -106,7 +106,7 @@ def _wv_profile(key, n):
 def open_pyodide(ctx, srv, bench):
     """(page, info): the peers set up; wasmvision installed from the site's Pyodide lock when it lists it."""
     page = ctx.new_page()
-    page.goto(f"{srv.url}/pages/pyodide.html?pyodide=/pyodide/")
+    page.goto(f"{srv.origin}/pages/pyodide.html?pyodide=/pyodide/")
     page.wait_for_function("() => window.bench")
     page.evaluate("() => window.bench.ready")
     for url, path in [("/work/peer.npz", "/bench/peer.npz"), ("/work/input.npy", "/bench/input.npy"),
@@ -117,7 +117,7 @@ def open_pyodide(ctx, srv, bench):
         try:
             page.evaluate("([u, p]) => window.bench.fetchTo(u, p)", ["/work/planer_model.pla", "/bench/planer_model.pla"])
             page.evaluate("() => window.py.loadPackage('micropip', {messageCallback: () => {}})")
-            info["planer"] = py(page, PLANER_SETUP.replace("WHEEL_URL", f"{srv.url}/work/{bench.planer_wheel.name}"))
+            info["planer"] = py(page, PLANER_SETUP.replace("WHEEL_URL", f"{srv.origin}/work/{bench.planer_wheel.name}"))
         except Exception as exc:
             bench.note(f"planer in Pyodide failed: {str(exc)[-600:]}")
     if bench.bundle is not None and bench.pyodide_has_wv:

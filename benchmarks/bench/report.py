@@ -1,5 +1,5 @@
 """Tables from a result dict (pure functions: no browser, no timing): the console table and the README's Markdown
-block (with the targets of targets.py, the per-layer table of layers.py, issue 12's phase table); the block writer.
+block (with the targets of targets.py, the per-layer table of layers.py, the start-up phase table); the block writer.
 Every browser ratio is to onnxruntime-web 1 thread on the same model, measured in the same run."""
 from __future__ import annotations
 

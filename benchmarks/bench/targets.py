@@ -1,4 +1,4 @@
-"""The targets of issues 4 and 8, computed from one run's result dict only. Pure functions."""
+"""The speed targets (docs/perf.md), computed from one run's result dict only. Pure functions."""
 from __future__ import annotations
 
 from .common import BASELINE, dig, fmt_ratio, ratio
@@ -20,7 +20,7 @@ def _find(res, kind, model, engine, bundle=None):
 
 
 def wv_row(res, model, engine="simd"):
-    """The row issue 8's targets use for a model: its fp32 bundle loaded in the engine's page."""
+    """The row the SIMD targets use for a model: its fp32 bundle loaded in the engine's page."""
     name, s = _find(res, "model", model, engine, bundle=model)
     if s is None and model == V2:
         name, s = _find(res, "page", model, engine)
@@ -28,7 +28,7 @@ def wv_row(res, model, engine="simd"):
 
 
 def issue8_targets(res):
-    """[(target, this run, met)] for issue 8, from this run only."""
+    """[(target, this run, met)] for the SIMD engine's targets, from this run only."""
     systems = res.get("systems") or {}
     rows = []
 

@@ -1,4 +1,4 @@
-"""The extra families of issue 8 at 224x224 with seeded random weights (speed only; the real MobileNetV2 comes from
+"""The extra families at 224x224 with seeded random weights (speed only; the real MobileNetV2 comes from
 the build): MobileNetV3-Large, MobileNetV3-Small (torchvision's block tables) and an EfficientNet-Lite0-shaped
 network (EfficientNet-B0's stages, ReLU6, no SE, TF "SAME" padding as a Pad node). Written with the test suite's
 ONNX GraphBuilder, converted with wasmvision's own ONNX importer; onnxruntime-web runs the same .onnx file."""

@@ -1,7 +1,7 @@
 """The built site in Chromium, Firefox ESR and WebKitGTK: the page classifies real photos, the public module and the
 album work, and every engine gives the native path's top 5 (within 1e-4) on photos with embedded colour profiles
 (sRGB, Display P3, a wide-gamut one; JPEG, PNG, WebP) and in every EXIF orientation. Needs `python3 build.py build`;
-`build.py test` installs the browsers (install.py). Timings go to build/engines/timings.json."""
+`build.py test` installs the browsers (buildtools/engines.py). Timings go to build/engines/timings.json."""
 
 from __future__ import annotations
 

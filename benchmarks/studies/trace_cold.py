@@ -1,7 +1,7 @@
 """Where a cold visit's CPU goes: one Chrome trace of the page from an empty cache to the first result, summed per
 thread (the worker's, V8's background compile threads, the page's).
 
-    python benchmarks/trace_cold.py [--dist dist] [--out bench-results/work/trace-cold.json] [--keep-trace]
+    python benchmarks/studies/trace_cold.py [--dist dist] [--out bench-results/work/trace-cold.json] [--keep-trace]
 
 The phase table (phases.py) says when each step ran; this says what the threads did meanwhile: on 2 shared cores the
 first result is mostly CPU, so time spent on another thread (V8 optimizing Wasm in the background, the page) is time
@@ -21,11 +21,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "tests"))
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
 
-import browser_util as bu  # noqa: E402 -- after the path tweak
+from buildtools.chromium import launch  # noqa: E402 -- after the path tweak
+from buildtools.server import Background  # noqa: E402
 
 CATEGORIES = ["devtools.timeline", "v8", "v8.wasm", "v8.execute", "blink", "loading", "toplevel",
               "disabled-by-default-v8.cpu_profiler", "disabled-by-default-devtools.timeline"]
@@ -39,8 +39,9 @@ WRAPPERS = {"RunTask", "ThreadControllerImpl::RunTask", "ThreadPool_RunTask", "R
 def record(dist: Path, photo: Path, trace_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    with bu.serve(dist) as base, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=bu.chromium_path(), args=bu.CHROMIUM_ARGS, headless=True)
+    with Background(dist) as srv, sync_playwright() as p:
+        base = srv.url
+        browser = launch(p, headless=True)
         try:
             page = browser.new_context().new_page()
             browser.start_tracing(page=page, path=str(trace_path), categories=CATEGORIES)

@@ -1,6 +1,6 @@
 """Does Pyodide 0.27.7's memory snapshot work in Chromium, how big is it and what does it save on a repeat visit?
 
-    python benchmarks/snapshot/browser_snapshot.py [--pyodide DIR] [--repeats 3]
+    python benchmarks/studies/snapshot/browser_snapshot.py [--pyodide DIR] [--repeats 3]
 
 One browser profile (disk HTTP cache warm after the first visit): a snapshot is made once and kept in IndexedDB,
 then fresh pages alternate between a normal boot and a boot from the snapshot, each followed by loadPackage("numpy").
@@ -14,8 +14,9 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-from server import Server  # noqa: E402
+BENCH = HERE.parent.parent  # benchmarks/
+sys.path.insert(0, str(BENCH.parent))
+from buildtools.server import Background  # noqa: E402
 
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--no-first-run"]
@@ -23,22 +24,22 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--pyodide", default=str(HERE.parent.parent / "dist" / "pyodide"), help="Pyodide folder (the built site's)")
+    ap.add_argument("--pyodide", default=str(BENCH.parent / "dist" / "pyodide"), help="Pyodide folder (the built site's)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--chromium", default="/usr/bin/chromium")
-    ap.add_argument("--out", default=str(HERE.parent.parent / "bench-results" / "snapshot" / "chromium.json"))
+    ap.add_argument("--out", default=str(BENCH.parent / "bench-results" / "snapshot" / "chromium.json"))
     a = ap.parse_args()
     from playwright.sync_api import sync_playwright
-    mounts = {"/pages/": str(HERE.parent / "pages"), "/pyodide/": a.pyodide}
+    mounts = {"/pages/": str(BENCH / "pages"), "/pyodide/": a.pyodide}
     res = {"plain": [], "restore": []}
-    with Server(mounts, cache_control="public, max-age=3600") as srv, sync_playwright() as p, \
+    with Background(mounts=mounts, csp=False, cache_control="public, max-age=3600") as srv, sync_playwright() as p, \
             tempfile.TemporaryDirectory(prefix="wv-snap-") as prof:
         ctx = p.chromium.launch_persistent_context(prof, executable_path=a.chromium, args=FLAGS, headless=True)
         try:
             def visit(mode):
                 page = ctx.new_page()
                 try:
-                    page.goto(f"{srv.url}/pages/snapshot.html?mode={mode}&pyodide=/pyodide/")
+                    page.goto(f"{srv.origin}/pages/snapshot.html?mode={mode}&pyodide=/pyodide/")
                     page.wait_for_function("() => window.probe")
                     return page.evaluate("() => window.probe")
                 except Exception as exc:

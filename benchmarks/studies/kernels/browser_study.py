@@ -1,6 +1,6 @@
 """Run study.py inside Pyodide in headless Chromium (the engine users have), to confirm the Node figures.
 
-    python benchmarks/kernels/browser_study.py [--only pointwise,depthwise,stem] [--quick] [--out FILE]
+    python benchmarks/studies/kernels/browser_study.py [--only pointwise,depthwise,stem] [--quick] [--out FILE]
 """
 import argparse
 import json
@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-from server import Server  # noqa: E402
+BENCH = HERE.parent.parent  # benchmarks/
+sys.path.insert(0, str(BENCH.parent))
+from buildtools.server import Background  # noqa: E402
 
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--no-first-run"]
@@ -28,18 +29,18 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default="pointwise,depthwise,stem")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--pyodide", default=str(HERE.parent.parent / "dist" / "pyodide"), help="Pyodide folder (the built site's)")
+    ap.add_argument("--pyodide", default=str(BENCH.parent / "dist" / "pyodide"), help="Pyodide folder (the built site's)")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
-    ap.add_argument("--out", default=str(HERE.parent.parent / "bench-results" / "study" / "chromium.json"))
+    ap.add_argument("--out", default=str(BENCH.parent / "bench-results" / "study" / "chromium.json"))
     a = ap.parse_args()
     from playwright.sync_api import sync_playwright
-    mounts = {"/pages/": str(HERE.parent / "pages"), "/kernels/": str(HERE), "/pyodide/": a.pyodide}
+    mounts = {"/pages/": str(BENCH / "pages"), "/kernels/": str(HERE), "/pyodide/": a.pyodide}
     argv = ["study.py", "--only", a.only] + (["--quick"] if a.quick else [])
-    with Server(mounts) as srv, sync_playwright() as p:
+    with Background(mounts=mounts, csp=False) as srv, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=a.chromium, args=FLAGS)
         try:
             page = browser.new_page()
-            page.goto(f"{srv.url}/pages/pyodide.html?pyodide=/pyodide/")
+            page.goto(f"{srv.origin}/pages/pyodide.html?pyodide=/pyodide/")
             page.wait_for_function("() => window.bench")
             page.evaluate("() => window.bench.ready")
             page.evaluate("([u, p]) => window.bench.fetchTo(u, p)", ["/kernels/study.py", "/bench/study.py"])

@@ -1,4 +1,4 @@
-"""Markdown tables from study.json (benchmarks/kernels/study.py output): python report.py study.json [chromium.json]"""
+"""Markdown tables from study.json (benchmarks/studies/kernels/study.py output): python report.py study.json [chromium.json]"""
 import json
 import sys
 

@@ -1,5 +1,5 @@
 // A/B timing of runtime variants inside Pyodide under Node (V8, the engine of Chromium).
-// usage: node benchmarks/ab/ab_node.mjs VARIANT_DIR... [-- args for ab.py]
+// usage: node benchmarks/studies/ab/ab_node.mjs VARIANT_DIR... [-- args for ab.py]
 //   each VARIANT_DIR is a copy of py_pkg/wasmvision (any folder name); "current" means py_pkg/wasmvision.
 // Pyodide comes from dist/pyodide (python3 build.py build), or $PYODIDE_DIR.
 import path from "node:path";
@@ -7,7 +7,7 @@ import fs from "node:fs";
 import {fileURLToPath, pathToFileURL} from "node:url";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, "..", "..");
+const root = path.resolve(here, "..", "..", "..");
 const indexURL = path.resolve(process.env.PYODIDE_DIR || path.join(root, "dist", "pyodide")) + "/";
 const {loadPyodide} = await import(pathToFileURL(indexURL + "pyodide.mjs").href);
 
@@ -29,6 +29,6 @@ variants.forEach((v, i) => {
 py.globals.set("VARIANTS", py.toPy(names));
 py.globals.set("ARGS", py.toPy(rest));
 await py.runPythonAsync(`
-import sys; sys.path.insert(0, "/ab"); sys.path.insert(0, "/repo/benchmarks/ab")
+import sys; sys.path.insert(0, "/ab"); sys.path.insert(0, "/repo/benchmarks/studies/ab")
 import ab; ab.main(list(VARIANTS), list(ARGS))
 `);

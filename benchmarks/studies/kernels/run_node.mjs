@@ -4,7 +4,7 @@ import path from "node:path";
 import {fileURLToPath, pathToFileURL} from "node:url";
 // Pyodide from the built site (python3 build.py build), or $PYODIDE_DIR.
 const indexURL = path.resolve(process.env.PYODIDE_DIR ||
-  path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "dist", "pyodide")) + "/";
+  path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "dist", "pyodide")) + "/";
 const {loadPyodide} = await import(pathToFileURL(indexURL + "pyodide.mjs").href);
 import fs from "node:fs";
 

@@ -1,6 +1,6 @@
 """Repeat-visit first result of the wasmvision page, A/B: two copies of the site in one persistent Chromium profile.
 
-    python benchmarks/snapshot/repeat_visit.py --dist dist --before-worker OLD_worker.js [--visits 5]
+    python benchmarks/studies/snapshot/repeat_visit.py --dist dist --before-worker OLD_worker.js [--visits 5]
 
 Site B is --dist as built; site A is the same files with worker.js replaced by --before-worker (e.g.
 `git show HEAD:web/worker.js > old.js`). Both are served under one /wv/ by its own server (separate origins: separate IndexedDB). Each repeat: a fresh profile directory (empty disk cache), a first visit of each site
@@ -19,13 +19,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-sys.path.insert(0, str(HERE.parent))
+ROOT = HERE.parents[2]
+sys.path[:0] = [str(ROOT), str(HERE.parents[1])]  # buildtools, benchmarks' bench
 
 from bench.browser_page import SNAPSHOT_STORED, WV_FIRST  # noqa: E402
 from bench.common import CHROMIUM_FLAGS  # noqa: E402
 from bench.inputs import find_image  # noqa: E402
-from server import Server  # noqa: E402
+from buildtools.server import Background  # noqa: E402
 
 
 
@@ -48,7 +48,7 @@ def visit(ctx, srv, photo_url, wait_snapshot=0.0):
     page.set_default_timeout(240_000)
     warnings = []
     page.on("console", lambda m: warnings.append(m.text[:300]) if m.type in ("warning", "error") else None)
-    page.goto(f"{srv.url}/wv/index.html")
+    page.goto(f"{srv.origin}/wv/index.html")
     page.wait_for_function("() => window.wasmvision")
     info = page.evaluate(WV_FIRST, photo_url)
     stored = None
@@ -93,8 +93,8 @@ def main(argv=None):
         (work / photo.name).write_bytes(photo.read_bytes())
     res = {"before": {"first": [], "repeat": []}, "after": {"first": [], "repeat": []}}
     cache = "public, max-age=3600"
-    with Server({"/wv/": str(site_a), "/work/": str(work)}, cache_control=cache) as sa, \
-            Server({"/wv/": str(dist), "/work/": str(work)}, cache_control=cache) as sb, sync_playwright() as p:
+    with Background(mounts={"/wv/": site_a, "/work/": work}, csp=False, cache_control=cache) as sa, \
+            Background(mounts={"/wv/": dist, "/work/": work}, csp=False, cache_control=cache) as sb, sync_playwright() as p:
         sites = [("before", sa), ("after", sb)]
         for rep in range(a.repeats):
             with tempfile.TemporaryDirectory(prefix="wv-repeat-profile-") as prof:

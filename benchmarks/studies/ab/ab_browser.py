@@ -1,6 +1,6 @@
 """The A/B runtime timing of ab.py inside Pyodide in headless Chromium (the product's engine and numpy).
 
-    python benchmarks/ab/ab_browser.py VARIANT_DIR... [-- args for ab.py]
+    python benchmarks/studies/ab/ab_browser.py VARIANT_DIR... [-- args for ab.py]
 
 Each VARIANT_DIR is a copy of py_pkg/wasmvision ("current" = py_pkg/wasmvision). Pyodide from dist/pyodide; the
 model defaults to dist/models/mobilenet_v2.wvb. Prints ab.py's tables. Nothing asserts a timing.
@@ -14,10 +14,11 @@ import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-sys.path.insert(0, str(HERE.parent))
+BENCH = HERE.parent.parent  # benchmarks/
+ROOT = BENCH.parent
+sys.path[:0] = [str(ROOT), str(BENCH)]
 from bench.common import CHROMIUM_FLAGS  # noqa: E402
-from server import Server  # noqa: E402
+from buildtools.server import Background  # noqa: E402
 
 
 def zipped(folder: Path) -> bytes:
@@ -40,7 +41,7 @@ def main(argv=None):
         (work / f"wv_{i}.zip").write_bytes(zipped(folder))
         names.append([f"wv_{i}", v])
     model = ROOT / "dist" / "models" / "mobilenet_v2.wvb"
-    mounts = {"/pages/": str(HERE.parent / "pages"), "/pyodide/": str(ROOT / "dist" / "pyodide"),
+    mounts = {"/pages/": str(BENCH / "pages"), "/pyodide/": str(ROOT / "dist" / "pyodide"),
               "/work/": str(work), "/ab/": str(HERE), "/model/": str(model.parent)}
     extra = []
     if "--input" in rest:
@@ -50,13 +51,13 @@ def main(argv=None):
         rest[k + 1] = "/bench/input.npy"
         extra.append(("/work/input.npy", "/bench/input.npy"))
     from playwright.sync_api import sync_playwright
-    with Server(mounts) as srv, sync_playwright() as p:
+    with Background(mounts=mounts, csp=False) as srv, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"),
                                     args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page()
             page.set_default_timeout(1_800_000)
-            page.goto(f"{srv.url}/pages/pyodide.html?pyodide=/pyodide/")
+            page.goto(f"{srv.origin}/pages/pyodide.html?pyodide=/pyodide/")
             page.wait_for_function("() => window.bench")
             page.evaluate("() => window.bench.ready")
             files = [(f"/work/{n}.zip", f"/bench/{n}.zip") for n, _ in names] + extra + [

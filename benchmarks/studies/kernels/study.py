@@ -1,7 +1,7 @@
 """Kernel-formulation study: which numpy formulation of each MobileNetV2 layer is fastest in Pyodide (Wasm).
 
-Run inside Pyodide (Node: `node benchmarks/kernels/run_node.mjs benchmarks/kernels/study.py [--quick] [--only KIND]`,
-or in Chromium via benchmarks/kernels/browser_study.py). Running it natively measures OpenBLAS numpy, which says
+Run inside Pyodide (Node: `node benchmarks/studies/kernels/run_node.mjs benchmarks/studies/kernels/study.py [--quick] [--only KIND]`,
+or in Chromium via benchmarks/studies/kernels/browser_study.py). Running it natively measures OpenBLAS numpy, which says
 nothing about Wasm speed.
 
 Method: every candidate of one shape is checked against a reference once, warmed up twice, then timed call by

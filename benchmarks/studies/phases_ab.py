@@ -1,7 +1,7 @@
 """Before/after of start-up levers in one session: the phase table for several versions of the site, interleaved.
 
-    python benchmarks/phases_ab.py --rounds 4 NAME=SITE_DIR NAME=SITE_DIR ... [--out bench-results/phases-ab.json]
-    python benchmarks/phases_ab.py --rounds 4 --web-rev before=61cc23d:-sw.js sw=61cc23d current=dist
+    python benchmarks/studies/phases_ab.py --rounds 4 NAME=SITE_DIR NAME=SITE_DIR ... [--out bench-results/phases-ab.json]
+    python benchmarks/studies/phases_ab.py --rounds 4 --web-rev before=61cc23d:-sw.js sw=61cc23d current=dist
 
 A SITE_DIR is a built site; `--web-rev NAME=REV[:-file,...]` makes one from dist/ with web/ as of git REV (files
 prefixed `-` removed, e.g. `-sw.js` for "no service worker"), the manifest's entries updated to match. Each round
@@ -20,9 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
+BENCH = Path(__file__).resolve().parent.parent  # benchmarks/
+ROOT = BENCH.parent
+sys.path[:0] = [str(BENCH), str(ROOT)]
 
 from phases import _median_table, markdown, measure_phases  # noqa: E402
 
