@@ -1,4 +1,4 @@
-"""The album's limits and summaries in headless Chromium (issue 22, items 6 and 15): thumbnails bounded by the
+"""The album's limits and summaries in headless Chromium: thumbnails bounded by the
 classifier's pixel limit before anything is decoded, a run's summary counting that run only (not a cancelled or a
 cleared one), and a CSV export spreadsheets read as UTF-8. One album page (one worker) serves every test; each test
 starts from Clear.

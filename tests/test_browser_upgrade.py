@@ -1,4 +1,4 @@
-"""Upgrades and a damaged offline copy, end to end in headless Chromium (issue 22, items 1, 2, 3, 9, 14, 15).
+"""Upgrades and a damaged offline copy, end to end in headless Chromium.
 
 The site is served from a copy of dist/ (symlinks, plus the changed files written as real files) in a temp dir; a new
 build is made in that copy by changing files and rewriting manifest.json to match, as build.py would. Cached files

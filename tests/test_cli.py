@@ -325,7 +325,7 @@ def test_piped_json_lines_survive_a_closed_pipe(files, album):
 
 
 # ------------------------------------------------------------------------------------------- hostile names and inputs
-# (issue 22: 8 a batch never aborts on one input, 11 names shown safely and CSV cells never run, 12 bounded reads)
+# (a batch never aborts on one input, names shown safely and CSV cells never run, bounded reads)
 
 def run_bytes(*args, cwd=None, env=None, stdout=subprocess.PIPE, input=None, timeout=120):
     """The CLI with bytes arguments (file names that are not UTF-8) and a strict UTF-8 stdout."""

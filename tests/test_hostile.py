@@ -384,7 +384,7 @@ def test_cli_reports_a_strip_png_in_one_line(tmp_path, tiny_bundle, capsys):
     assert "strip_20000x1.png" in err and "aspect ratio of 20000:1" in err and "Traceback" not in err
 
 
-# ----------------------------------------------------------------------------------------- issue 22: header caps, FIFOs
+# ------------------------------------------------------------------------------------------------ header caps, FIFOs
 
 def _flooded(raw: bytes, tensors: int) -> bytes:
     """The bundle with ``tensors`` extra empty tensors in its header (each a few JSON entries, zero data bytes)."""

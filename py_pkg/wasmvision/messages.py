@@ -5,7 +5,7 @@ user-supplied strings through ``quote`` and every reader error is capped by ``cl
 
 from __future__ import annotations
 
-MAX_MESSAGE = 300  # characters in any reader error (issue 11): enough for a field name, a value and a hint
+MAX_MESSAGE = 300  # characters in any reader error: enough for a field name, a value and a hint
 MAX_QUOTED = 60  # characters of a user-supplied string (op name, tensor name) shown in a message
 
 
