@@ -5,7 +5,6 @@ ONNX GraphBuilder, converted with wasmvision's own ONNX importer; onnxruntime-we
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +29,8 @@ LITE0 = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
 
 
 def _builders():
-    sys.path.insert(0, str(ROOT / "tests"))
-    import onnx_builders
-    return onnx_builders
+    from buildtools import onnx_graph
+    return onnx_graph
 
 
 def mobilenet_v3(cfg, last_conv, hidden, name, size=224, classes=1000, seed=3):
