@@ -203,8 +203,12 @@ def to_bytes(bundle: Bundle) -> bytes:
 
 def save(bundle: Bundle, path: str | Path) -> int:
     """Write ``bundle`` to ``path`` atomically; returns the number of bytes written."""
+    return write_atomic(path, to_bytes(bundle))
+
+
+def write_atomic(path: str | Path, raw: bytes) -> int:
+    """A temporary file renamed over ``path``: a reader never sees half a file. Returns the byte count."""
     path = Path(path)
-    raw = to_bytes(bundle)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(raw)
     tmp.replace(path)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import limits
-from .bundle import BundleError, json_shape
+from .bundle import BundleError, json_shape, write_atomic
 from .messages import clip, quote
 
 MAGIC = b"\x89WVH\r\n\x1a\n"
@@ -91,13 +91,8 @@ def to_bytes(head: Head) -> bytes:
 
 
 def save(head: Head, path: str | Path) -> int:
-    """Write atomically (a temporary file renamed over the target); returns the byte count."""
-    path = Path(path)
-    raw = to_bytes(head)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(raw)
-    tmp.replace(path)
-    return len(raw)
+    """Write atomically; returns the byte count."""
+    return write_atomic(path, to_bytes(head))
 
 
 def from_bytes(raw: bytes | memoryview) -> Head:
