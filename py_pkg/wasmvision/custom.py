@@ -112,10 +112,16 @@ def train(base, examples: Mapping[str, Sequence[Any]], *, method: str = head_tra
             targets.append(i)
             if progress is not None:
                 progress(len(vectors), total)
-    x = np.stack(vectors)
+    return fit(base, np.stack(vectors), targets, labels, method=method, name=name)
+
+
+def fit(base, embeddings: np.ndarray, targets: Sequence[int], labels: list[str], *,
+        method: str = head_train.DEFAULT_METHOD, name: str = "custom") -> CustomClassifier:
+    """(N, D) embeddings from ``base.infer(image, embedding=True)`` and their label indices -> a CustomClassifier
+    (the browser embeds its images one message at a time, then fits here: wasmvision.browser_heads)."""
     info = base_model(base)
-    trained = head_train.train(x, targets, labels, BaseModel(**{**info.__dict__, "dim": int(x.shape[1])}),
-                               method=method, name=name)
+    trained = head_train.train(embeddings, targets, labels,
+                               BaseModel(**{**info.__dict__, "dim": int(embeddings.shape[1])}), method=method, name=name)
     return CustomClassifier(base, trained.head)
 
 

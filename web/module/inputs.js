@@ -162,3 +162,28 @@ export async function readLabels(labels) {
   throw new WasmvisionError("ArgumentError",
     `labels must be an array of strings or a text file; got ${describe(labels)}.`);
 }
+
+// A head option (a .wvh File/Blob, a URL on this site, a data: or blob: URL) -> a Blob for the worker; `site` is the
+// site's base URL. Its contents are Python's to check (head_format.from_bytes).
+export async function headSource(head, site) {
+  if (is(head, "Blob")) return head;
+  if (typeof head !== "string" && !is(head, "URL")) {
+    throw new WasmvisionError("ArgumentError", `head must be a .wvh File/Blob or a URL; got ${describe(head)}.`);
+  }
+  const url = toUrl(head, "ModelError");
+  if (url.protocol === "data:" || url.protocol === "blob:") return readLocalUrl(url, "ModelError");
+  if (url.origin !== site.origin) {
+    throw new WasmvisionError("PrivacyError", `Blocked a head from ${url.origin}: wasmvision only loads files ` +
+      "from its own site (copy the head file there, or pass it as a File).");
+  }
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (err) {
+    throw new WasmvisionError("ModelError", `The head file ${quote(url.href)} could not be downloaded (${err.message}).`);
+  }
+  if (!response.ok) {
+    throw new WasmvisionError("ModelError", `The head file ${quote(url.href)} could not be downloaded (HTTP ${response.status}).`);
+  }
+  return new File([await response.blob()], url.pathname.split("/").pop() || "head.wvh");
+}

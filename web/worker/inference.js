@@ -3,6 +3,7 @@
 
 import { callPython, runtime } from "./boot.js";
 import { decodeInput } from "./decode.js";
+import { headEntry } from "./heads.js";
 import { ensureLoaded, modelEntry } from "./models.js";
 import { during } from "./phases.js";
 
@@ -14,21 +15,24 @@ function vector(list) {
   return Float32Array.from(list);
 }
 
-// classify, plus the embedding when `embedding` is true (one pass of the network: browser.classify_embed_rgba).
+// classify, plus the embedding when `embedding` is true (one pass of the network: browser.classify_embed_rgba);
+// with `head` (a custom head's key), the head's labels (browser.head_classify_rgba).
 export function classify(request) {
   if (classified) return classifyOnce(request);
   classified = true;
   return during("first_classify", () => classifyOnce(request));
 }
 
-async function classifyOnce({ input, topK = 5, model, engine = "auto", embedding = false }) {
+async function classifyOnce({ input, topK = 5, model, engine = "auto", embedding = false, head = null }) {
   const t0 = performance.now();
   const m = modelEntry(model);
+  if (head) headEntry(head);
   const image = await decodeInput(input, runtime.maxPixels);
   const decodeMs = performance.now() - t0;
   await ensureLoaded(m.key, engine, true);
-  const entry = embedding ? "classify_embed_rgba" : "classify_rgba";
-  const result = callPython(entry, [m.key, image.pixels, image.width, image.height, topK]);
+  const pixels = [image.pixels, image.width, image.height, topK];
+  const result = head ? callPython("head_classify_rgba", [head, m.key, ...pixels])
+    : callPython(embedding ? "classify_embed_rgba" : "classify_rgba", [m.key, ...pixels]);
   if (embedding) result.embedding = vector(result.embedding);
   const t = result.timings_ms || {};
   result.timings_ms = {
