@@ -61,7 +61,7 @@ def train(embeddings: np.ndarray, targets: Sequence[int], labels: list[str], bas
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     x = np.asarray(embeddings, dtype=np.float64)
-    y = np.asarray(targets, dtype=np.int64)
+    y = np.asarray(targets, dtype=np.intp)  # np.bincount takes the platform index type (32 bits in Wasm)
     check_examples({lab: int((y == i).sum()) for i, lab in enumerate(labels)})
     center = x.mean(axis=0)
     z = _normalise(x - center)
