@@ -204,3 +204,35 @@ def test_every_bad_input_has_its_kind_and_the_page_keeps_working(page, native, c
 def test_no_foreign_requests_and_no_page_errors(page):
     assert page["log"].foreign(page["base"]) == []
     assert page["errors"] == []
+
+
+@pytest.mark.browser
+def test_embeddings_train_and_classify_as_their_images_do(page, native, crops):
+    """An embedding the page kept (embed()) stands for its image: the same head, the same scores, no network run."""
+    p = page["page"]
+    got = p.evaluate(f"""async () => {{
+        const clf = window.example.clf;
+        const examples = {_urls(range(TRAIN))};
+        for (const label in examples) examples[label] = await clf.embed(examples[label]);
+        const fromVectors = await clf.train(examples);
+        try {{
+            const v = await clf.embed("crops/rocket_{TRAIN}.png");
+            return {{byImage: (await fromVectors.classify("crops/rocket_{TRAIN}.png", {{topK: 3}})).top,
+                     byVector: (await fromVectors.classify(v, {{topK: 3}})).top,
+                     accuracy: fromVectors.head.accuracy}};
+        }} finally {{ await fromVectors.dispose(); }}
+    }}""")
+    want = native.classify(crops["rocket"][TRAIN], top_k=3).to_dict()["top"]
+    _agree(got["byImage"], want)
+    _agree(got["byVector"], want)
+    assert got["accuracy"] == pytest.approx(native.head.accuracy)
+    bad = p.evaluate("""async () => {
+        const errs = [];
+        for (const call of [() => window.example.clf.classify(new Float32Array(1280)),
+                            () => window.custom.classify(new Float32Array(3), {topK: 3})]) {
+            try { await call(); errs.push(null); } catch (err) { errs.push({kind: err.kind, message: err.message}); }
+        }
+        return errs;
+    }""")
+    assert bad[0]["kind"] == "ArgumentError" and "custom head" in bad[0]["message"], bad
+    assert bad[1]["kind"] == "ImageError" and "embedding of this model" in bad[1]["message"], bad

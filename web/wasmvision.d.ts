@@ -169,8 +169,12 @@ export interface TrainOptions {
   name?: string;
 }
 
-/** Each label with its example images (at least two labels, at least two images each). */
-export type Examples = Record<string, ImageInput[]> | Map<string, ImageInput[]>;
+/** An example or input for a custom head: an image, or an embedding of its model (from embed() or
+ * classify(..., {embedding: true})), which skips the network. */
+export type HeadInput = ImageInput | Float32Array;
+
+/** Each label with its examples (at least two labels, at least two examples each). */
+export type Examples = Record<string, HeadInput[]> | Map<string, HeadInput[]>;
 
 export interface HeadInfo {
   key: string;
@@ -195,6 +199,8 @@ export interface Classifier {
 
 /** A model plus a custom head: classify() ranks the head's labels, with ClassifyResult's shape. */
 export interface CustomClassifier extends Classifier {
+  classify(input: HeadInput, options?: ClassifyOptions): Promise<ClassifyResult>;
+  classify(inputs: HeadInput[], options?: ClassifyOptions): Promise<ClassifyResult[]>;
   readonly labels: readonly string[];
   readonly head: Readonly<HeadInfo>;
   /** The head's .wvh file (a few kilobytes): load({model, head}) opens it again. */

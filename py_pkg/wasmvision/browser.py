@@ -328,6 +328,23 @@ def train_add_rgba(session: str, label_index: int, rgba, width: int, height: int
 
 
 @_respond
+def train_add_embedding(session: str, label_index: int, vector) -> dict:
+    """One example given by its embedding (from ``embed_rgba`` or ``classify_embed_rgba`` on the same model)."""
+    state = _sessions[session]
+    state["vectors"].append(_embedding(state["model"], vector))
+    state["targets"].append(int(label_index))
+    return {"done": len(state["vectors"])}
+
+
+def _embedding(model_key: str, vector) -> np.ndarray:
+    x = np.frombuffer(_as_buffer(vector), dtype=np.float32)
+    dim = custom.base_model(_base(model_key)).dim
+    if x.shape != (dim,) or not np.isfinite(x).all():
+        raise ImageError(f"an embedding of this model has {dim} finite numbers; got {x.size}")
+    return x.copy()
+
+
+@_respond
 def train_finish(session: str, head_key: str, name: str = "custom") -> dict:
     """Fit the head on the session's embeddings (custom.fit, as ``Classifier.train``) and keep it as ``head_key``."""
     state = _sessions.pop(session)
@@ -358,6 +375,12 @@ def head_classify_rgba(head_key: str, model_key: str, rgba, width: int, height: 
     result = clf.classify(image, top_k=top_k).to_dict()
     result.setdefault("timings_ms", {})["handover"] = round(handover_ms, 3)
     return result
+
+
+@_respond
+def head_classify_embedding(head_key: str, model_key: str, vector, top_k: int = 5) -> dict:
+    """The head alone on an embedding the page kept (the album re-labels its photos without running the network)."""
+    return _custom(head_key, model_key).classify_embedding(_embedding(model_key, vector), top_k).to_dict()
 
 
 @_respond

@@ -47,6 +47,8 @@ async function main(file: File, img: HTMLImageElement, canvas: HTMLCanvasElement
     onProgress: (p: wasmvision.TrainProgress) => console.log(p.stage, p.loaded, p.total),
   });
   const mine: ClassifyResult = await custom.classify(video, { topK: 2 });
+  const fromVectors: ClassifyResult[] = await custom.classify([v, await clf.embed(canvas)]);
+  await clf.train({ cat: [v, v], dog: [img, canvas] });
   const names: readonly string[] = custom.labels;
   const estimate: number | null = custom.head.accuracy;
   const saved: Blob = await custom.save();
@@ -88,7 +90,7 @@ async function main(file: File, img: HTMLImageElement, canvas: HTMLCanvasElement
   clf.model.key = "other";
   await clf.dispose();
   return [first, sizes, best, ms, engine, key, many, one, v, vs, classes, running, pyodide, downloaded, wrong, badKind,
-    mine, names, estimate, trainKind];
+    mine, names, estimate, trainKind, fromVectors];
 }
 
 export { main };

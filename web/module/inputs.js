@@ -83,9 +83,11 @@ function toUrl(input, kind) {
   }
 }
 
-// One image -> [message for the worker, buffers to transfer].
+// One image -> [message for the worker, buffers to transfer]. A Float32Array is an embedding of the model (from
+// embed() or classify({embedding: true})): a custom head takes it instead of an image (copied: the caller keeps it).
 export async function toMessage(input) {
   if (is(input, "Blob")) return [{ kind: "blob", blob: input }, []];
+  if (is(input, "Float32Array")) return [{ kind: "embedding", vector: input }, []];
   if (typeof input === "string" || is(input, "URL")) {
     const url = toUrl(input, "ImageError");
     if (url.protocol === "data:" || url.protocol === "blob:") return localImage(url);

@@ -31,7 +31,12 @@ export async function trainBegin({ session, model, engine = "auto", labels, coun
   return callPython("train_begin", [session, key, JSON.stringify(labels), JSON.stringify(counts)]);
 }
 
+// input: an image message (decode.js), or {kind: "embedding", vector} kept from an earlier classify or embed.
 export async function trainAdd({ session, label, input, model, engine = "auto" }) {
+  if (input?.kind === "embedding") {
+    await loadedBase(model, engine);
+    return callPython("train_add_embedding", [session, label, input.vector]);
+  }
   const image = await decodeInput(input, runtime.maxPixels);
   await loadedBase(model, engine);
   return callPython("train_add_rgba", [session, label, image.pixels, image.width, image.height]);
