@@ -75,9 +75,7 @@ def measure_training(pw, dist: Path, work: Path, sizes: list[int]) -> list[dict]
     site = work / "site"
     if site.exists():
         shutil.rmtree(site)
-    site.mkdir(parents=True)
-    for src in dist.iterdir():
-        (site / src.name).symlink_to(src.resolve())
+    bu.site_variant(dist, site)
     out = []
     browser = bu.launch(pw)
     try:

@@ -26,21 +26,17 @@ def crops(photos_dir):
 @pytest.fixture(scope="module")
 def site(dist_dir, crops, tmp_path_factory) -> Path:
     """dist/ (as symlinks) plus the crops as PNG files under examples/crops/<label>_<i>.png."""
+    import io
+
     Image = pytest.importorskip("PIL.Image")
     bu.require_built(dist_dir, "wasmvision.mjs", "worker.js", "examples/index.html", "manifest.json")
-    root = tmp_path_factory.mktemp("heads-site")
-    for src in sorted(dist_dir.rglob("*")):
-        if src.is_file():
-            out = root / src.relative_to(dist_dir)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.symlink_to(src.resolve())
-    folder = root / "examples" / "crops"
-    folder.mkdir()
+    files = {"examples/crops/notes.txt": b"not an image\n"}
     for label, images in crops.items():
         for i, image in enumerate(images):
-            Image.fromarray(image).save(folder / f"{label}_{i}.png")
-    (folder / "notes.txt").write_text("not an image\n")
-    return root
+            png = io.BytesIO()
+            Image.fromarray(image).save(png, format="PNG")
+            files[f"examples/crops/{label}_{i}.png"] = png.getvalue()
+    return bu.site_variant(dist_dir, tmp_path_factory.mktemp("heads-site"), replace=files)
 
 
 @pytest.fixture(scope="module")
