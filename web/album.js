@@ -11,6 +11,7 @@ import { fromDrop, fromInput, isImage } from "./album/files.js";
 import { Grid } from "./album/grid.js";
 import { Queue } from "./album/queue.js";
 import { norm, similarities } from "./album/similar.js";
+import { Teach } from "./album/teach.js";
 import { makeThumbnail, releaseThumbnail } from "./album/thumbs.js";
 import { keepOffline } from "./offline.js";
 
@@ -113,7 +114,9 @@ async function processPhoto({ file, name }) {
     releaseThumbnail(thumb);
     return false;
   }
-  grid.add({ id: nextId++, name, thumb, ...result });
+  const photo = { id: nextId++, name, thumb, ...result };
+  grid.add(photo);
+  await teach.photoAdded(photo).catch((err) => showError(`Your labels could not be applied: ${err.message}`));
   updateCounts();
   return result.error === undefined;
 }
@@ -206,7 +209,13 @@ document.addEventListener("drop", async (e) => {
 // ------------------------------------------------------------------------------------------ the grid
 
 const detail = new Detail($("album-detail"), { onSimilar: showSimilar });
-const grid = new Grid(ui.grid, { onOpen: (photo, button) => detail.open(photo, button) });
+const grid = new Grid(ui.grid, {
+  onOpen: (photo, button) => (teach.selecting ? teach.toggle(photo) : detail.open(photo, button)),
+});
+const teach = new Teach({
+  grid, classifier: () => ready, load: wasmvision.load, showError,
+  say: (text) => { ui.announce.textContent = text; },
+});
 
 function updateCounts() {
   const n = grid.photos.length;
@@ -246,6 +255,7 @@ ui.clear.addEventListener("click", () => {
   ui.cancel.hidden = true;
   ui.bar.value = 0;
   for (const p of grid.clear()) releaseThumbnail(p.thumb);
+  teach.cleared();
   ui.sortSimilar.hidden = true;
   ui.sortSimilar.disabled = true;
   if (ui.sort.value === "similar") ui.sort.value = "added";

@@ -4,6 +4,7 @@
 
 import * as wasmvision from "./wasmvision.mjs";
 import { keepOffline } from "./offline.js";
+import { wireCamera } from "./app/camera.js";
 import { modelShort } from "./app/format.js";
 import { wireInputs } from "./app/input.js";
 import { fillPicker, OPEN_OWN } from "./app/picker.js";
@@ -246,6 +247,13 @@ wireInputs(handleFiles);
 
 ui.error.querySelector("button").addEventListener("click", clearError);
 
+// The camera uses the current model, or a custom head (.wvh) on it.
+const camera = wireCamera({
+  classifier: currentClassifier,
+  openHead: async (file) => wasmvision.load({ model: currentClassifier().model.key, head: file, engine }),
+  onError: showError,
+});
+
 // ------------------------------------------------------------------------------------------ API + start
 
 window.wasmvision = Object.freeze({
@@ -255,6 +263,7 @@ window.wasmvision = Object.freeze({
   selectModel: (key) => switchModel(key),
   models: () => ready.then(models),
   stats,
+  camera,
   get currentModel() {
     return state.current;
   },

@@ -10,7 +10,11 @@ export type ErrorKind =
   | "EngineError" // the requested engine cannot run here
   | "ResourceError" // out of memory or a broken Python runtime: the worker is replaced and the models reopened; try again
   | "DisposedError" // the classifier was disposed
-  | "InternalError"; // a bug: the message says what failed, the console has the details
+  | "InternalError" // a bug: the message says what failed, the console has the details
+  | "EmptyLabelError" // train(): a label has no examples
+  | "SingleLabelError" // train(): fewer than two labels
+  | "TooFewExamplesError" // train(): a label has fewer than two examples
+  | "WrongModelError"; // a custom head trained on another base model than the one it is opened with
 
 export class WasmvisionError extends Error {
   readonly name: "WasmvisionError";
@@ -68,6 +72,9 @@ export interface LoadOptions {
   /** How many workers (each its own Python runtime) share the calls: an integer from 1 to 4 (default 1). Two were
    * faster than one for an album on a 2-core machine; each costs its own runtime's memory. */
   workers?: number;
+  /** A custom head (.wvh) trained on this model by train(): a File/Blob, a URL on this site, a data: or blob: URL.
+   * load() then resolves to a CustomClassifier; a head trained on another model is a WrongModelError. */
+  head?: string | URL | Blob;
 }
 
 export interface ModelInfo {
@@ -115,7 +122,8 @@ export interface ClassifyResult {
 }
 
 export interface ClassifyOptions {
-  /** How many classes to return: an integer from 1 to model.classes (default 5). */
+  /** How many classes to return: an integer from 1 to model.classes, or to labels.length for a custom head
+   * (default 5). */
   topK?: number;
   /** Also return the embedding (`result.embedding`), from the same pass of the network (default false). */
   embedding?: boolean;
@@ -144,6 +152,61 @@ export interface Classifier {
   dispose(): Promise<void>;
 }
 
+export type TrainStage = "embed" | "fit" | "ready";
+
+export interface TrainProgress {
+  stage: TrainStage;
+  /** Examples embedded so far, out of `total`. */
+  loaded: number;
+  total: number;
+  label: string;
+}
+
+export interface TrainOptions {
+  /** Called after each example is embedded, then as the head is fitted. */
+  onProgress?: (progress: TrainProgress) => void;
+  /** A name for the head (kept in its file; default "custom"). */
+  name?: string;
+}
+
+/** An example or input for a custom head: an image, or an embedding of its model (from embed() or
+ * classify(..., {embedding: true})), which skips the network. */
+export type HeadInput = ImageInput | Float32Array;
+
+/** Each label with its examples (at least two labels, at least two examples each). */
+export type Examples = Record<string, HeadInput[]> | Map<string, HeadInput[]>;
+
+export interface HeadInfo {
+  key: string;
+  name: string;
+  labels: readonly string[];
+  method: "softmax" | "ncm";
+  /** How many examples each label was trained on. */
+  examples: Record<string, number>;
+  /** The cross-validated accuracy estimate from training (0..1), when known. */
+  accuracy: number | null;
+  /** The base model the head was trained on. */
+  base: { name: string; version: string; sha256: string };
+  /** Milliseconds fitting the head took (after embedding), for a head trained here. */
+  train_ms?: number;
+}
+
+export interface Classifier {
+  /** A head on this model's embeddings with your own labels; nothing leaves the device. Errors: EmptyLabelError,
+   * SingleLabelError, TooFewExamplesError, ImageError (naming the example). */
+  train(examples: Examples, options?: TrainOptions): Promise<CustomClassifier>;
+}
+
+/** A model plus a custom head: classify() ranks the head's labels, with ClassifyResult's shape. */
+export interface CustomClassifier extends Classifier {
+  classify(input: HeadInput, options?: ClassifyOptions): Promise<ClassifyResult>;
+  classify(inputs: HeadInput[], options?: ClassifyOptions): Promise<ClassifyResult[]>;
+  readonly labels: readonly string[];
+  readonly head: Readonly<HeadInfo>;
+  /** The head's .wvh file (a few kilobytes): load({model, head}) opens it again. */
+  save(): Promise<Blob>;
+}
+
 export interface BuiltinModel {
   key: string;
   name: string;
@@ -157,6 +220,7 @@ export interface BuiltinModel {
   file: string;
 }
 
+export function load(options: LoadOptions & { head: string | URL | Blob }): Promise<CustomClassifier>;
 export function load(options?: LoadOptions): Promise<Classifier>;
 
 /** The site's built-in models, read from its manifest.json (no runtime is started). */

@@ -5,6 +5,9 @@
 //   const r = await clf.classify(img, { topK: 5 });   // {top: [{index, label, probability}], timings_ms, model}
 //   const v = await clf.embed(img);                   // Float32Array
 //   const both = await clf.classify(img, { embedding: true }); // result plus .embedding, from one pass
+//   const custom = await clf.train({ cat: [a, b], dog: [c, d] }); // a head on the embeddings: your own labels
+//   await custom.classify(img);  const file = await custom.save();  // a Blob (.wvh)
+//   const again = await wasmvision.load({ head: file });
 //   await clf.dispose();
 //
 // Python (Pyodide) and numpy run in a Web Worker (worker.js beside this file); images are decoded in the browser and
@@ -14,7 +17,8 @@
 // options below; the worker pool is module/pool.js.
 
 import { ENGINES, ERROR_KINDS, WasmvisionError, argumentError, describe } from "./module/errors.js";
-import { modelSource, pageUrl, readLabels, toMessage } from "./module/inputs.js";
+import { train as trainHead, newKey } from "./module/heads.js";
+import { headSource, modelSource, pageUrl, readLabels, toMessage } from "./module/inputs.js";
 import { acquire } from "./module/pool.js";
 
 export { ENGINES, ERROR_KINDS, WasmvisionError };
@@ -45,8 +49,17 @@ function checkInteger(name, value, max, maxText = max) {
   }
 }
 
+let firstSlot; // (classifier) -> its first worker's slot, once checked not disposed: for CustomClassifier.save
+
 class Classifier {
-  #slots; // [{rt, key}]: one per worker, the model opened in each
+  static {
+    firstSlot = (clf) => {
+      clf.#check();
+      return clf.#slots[0];
+    };
+  }
+
+  #slots; // [{rt, key, head?}]: one per worker, the model opened in each (and a custom head's key)
   #engine;
   #disposed = false;
 
@@ -92,8 +105,8 @@ class Classifier {
       const [message, transfer] = await toMessage(input);
       try {
         this.#check(); // disposed while the input was converted
-        const { rt, key } = this.#pick();
-        return await rt.call(type, { input: message, model: key, engine: this.#engine, ...payload }, transfer);
+        const { rt, key, head } = this.#pick();
+        return await rt.call(type, { input: message, model: key, head, engine: this.#engine, ...payload }, transfer);
       } catch (err) {
         for (const bitmap of transfer) bitmap.close(); // not sent: its pixels are freed now, not at collection
         throw err;
@@ -110,11 +123,12 @@ class Classifier {
   async classify(input, options) {
     this.#check();
     const { topK = 5, embedding = false } = checkOptions(options);
-    const classes = this.model.classes;
+    const classes = this.labels?.length ?? this.model.classes; // a custom head ranks its own labels
     checkInteger("topK", topK, classes, classes || "the number of classes");
     if (typeof embedding !== "boolean") {
       throw argumentError(`embedding must be true or false; got ${describe(embedding)}.`);
     }
+    if (embedding && this.labels) throw argumentError("embedding: true is for the base model; call embed() instead.");
     return this.#each(input, "classify", { topK, embedding });
   }
 
@@ -124,18 +138,63 @@ class Classifier {
     return Array.isArray(results) ? results.map((r) => r.embedding) : results.embedding;
   }
 
+  // examples: {label: [images…]} (every image kind classify() takes). A CustomClassifier with those labels, trained
+  // in the first worker and opened in the others.
+  async train(examples, options) {
+    this.#check();
+    const { onProgress, name } = checkOptions(options);
+    const [first, ...others] = this.#slots;
+    const open = (rt, key) => ({ ...rt.models.get(key)?.open, source: key, engine: this.#engine });
+    const info = await trainHead(first.rt, { model: first.key, engine: this.#engine }, examples, { onProgress, name });
+    const { bytes } = await first.rt.call("headSave", { head: info.key });
+    const blob = new Blob([bytes], { type: "application/octet-stream" });
+    const head = { key: info.key, blob };
+    await Promise.all(others.map(({ rt, key }) => rt.call("open", { ...open(rt, key), head })));
+    const slots = this.#slots.map(({ rt, key }) => {
+      rt.users += 1;
+      rt.useModel(key, open(rt, key));
+      rt.useModel(info.key, { ...open(rt, key), head });
+      return { rt, key, head: info.key };
+    });
+    return new CustomClassifier(slots, this.model, this.#engine, info);
+  }
+
   async dispose() {
     if (this.#disposed) return;
     this.#disposed = true;
-    await Promise.all(this.#slots.map(async ({ rt, key }) => {
+    await Promise.all(this.#slots.map(async ({ rt, key, head }) => {
+      if (head) await rt.dropModel(head);
       await rt.dropModel(key);
       rt.release();
     }));
   }
 }
 
+// A base model plus a person's head: classify() ranks the head's labels; save() gives its .wvh file.
+class CustomClassifier extends Classifier {
+  #head;
+
+  constructor(slots, model, engine, head) {
+    super(slots, model, engine);
+    this.#head = Object.freeze({ ...head, labels: Object.freeze([...head.labels]) });
+    this.head = this.#head;
+  }
+
+  get labels() {
+    return this.#head.labels;
+  }
+
+  // The head file (.wvh, a few kilobytes): wasmvision.load({model, head}) opens it again.
+  async save() {
+    const { rt } = firstSlot(this);
+    const { bytes } = await rt.call("headSave", { head: this.#head.key });
+    return new Blob([bytes], { type: "application/octet-stream" });
+  }
+}
+
 export async function load(options) {
-  const { model, name, labels: labelsOption, engine = "auto", onProgress, baseUrl, workers = 1 } = checkOptions(options);
+  const { model, name, labels: labelsOption, engine = "auto", onProgress, baseUrl, workers = 1, head: headOption } =
+    checkOptions(options);
   if (!ENGINES.includes(engine)) {
     throw argumentError(`engine must be one of ${ENGINES.join(", ")}; got ${describe(engine)}.`);
   }
@@ -146,6 +205,8 @@ export async function load(options) {
   const base = siteBase(baseUrl);
   const source = await modelSource(model, base);
   const labels = await readLabels(labelsOption);
+  const head = headOption === undefined || headOption === null ? null
+    : { key: newKey("head"), blob: await headSource(headOption, base) };
   // Download a built-in model while Python boots; a URL or file is opened once it is up.
   const prefetch = source === undefined || typeof source === "string" && !source.includes("/") ? source : null;
   const rts = Array.from({ length: workers }, (_, slot) => acquire(base, { prefetch, slot, workerType: WORKER_TYPE }));
@@ -169,14 +230,20 @@ export async function load(options) {
         throw new WasmvisionError("ModelError", "This site lists no models; pass model: a URL or a File.");
       }
       const open = { source: chosen, name, labels, engine };
-      const { model: m } = await rt.call("open", open);
+      const { model: m, head: headInfo } = await rt.call("open", head ? { ...open, head } : open);
       rt.useModel(m.key, open);
-      opened.push({ rt, key: m.key, model: m });
+      if (head) rt.useModel(head.key, { ...open, head });
+      opened.push({ rt, key: m.key, model: m, headInfo });
     }));
     opened.sort((a, b) => rts.indexOf(a.rt) - rts.indexOf(b.rt));
-    return new Classifier(opened.map(({ rt, key }) => ({ rt, key })), opened[0].model, engine);
+    const slots = opened.map(({ rt, key }) => ({ rt, key, head: head?.key }));
+    if (head) return new CustomClassifier(slots, opened[0].model, engine, opened[0].headInfo);
+    return new Classifier(slots, opened[0].model, engine);
   } catch (err) {
-    for (const { rt, key } of opened) rt.dropModel(key, false);
+    for (const { rt, key } of opened) {
+      if (head) rt.dropModel(head.key, false);
+      rt.dropModel(key, false);
+    }
     for (const rt of rts) rt.release();
     throw err instanceof WasmvisionError ? err : new WasmvisionError("InternalError", err.message);
   } finally {

@@ -15,6 +15,8 @@ import "./worker/decode.js";
 import "./worker/dylibs.js";
 import "./worker/errors.js";
 import "./worker/fetch.js";
+import "./worker/heads.js";
+import "./worker/imagehead.js";
 import "./worker/inference.js";
 import "./worker/manifest.js";
 import "./worker/models.js";

@@ -11,6 +11,7 @@ checks them without a browser.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import traceback
@@ -18,20 +19,29 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import custom, head_format
 from .bundle import BundleError
 from .classifier import load
+from .head_train import TrainingError, check_examples
 from .importers import ModelImportError, UnsupportedOperatorError
 from .preprocess import MAX_PIXELS, ImageError, check_size
 from .simd import EngineError
 
 # What the page reports as a user's mistake (a message, no traceback); anything else is a bug.
 # A malformed .onnx file a user opens is their file's problem, like a bad bundle: no traceback.
-_USER_ERRORS = (BundleError, ImageError, UnsupportedOperatorError, ModelImportError, EngineError, MemoryError)
+_USER_ERRORS = (BundleError, ImageError, UnsupportedOperatorError, ModelImportError, EngineError, MemoryError,
+                TrainingError)
 
 # The public error kinds, as the page's module names them (web/module/errors.js ERROR_KINDS): every error kind
 # below reaches the page as one of these (tests/test_module_names.py).
 ERROR_KINDS = ("ImageError", "ModelError", "SetupError", "PrivacyError", "ArgumentError", "EngineError",
-               "ResourceError", "DisposedError", "InternalError")
+               "ResourceError", "DisposedError", "InternalError", "EmptyLabelError", "SingleLabelError",
+               "TooFewExamplesError", "WrongModelError")
+
+# Training and head errors name their case (TrainingError.kind, HeadError.kind): the public kind of each.
+_CASE_KINDS = {"empty-label": "EmptyLabelError", "single-label": "SingleLabelError",
+               "too-few-examples": "TooFewExamplesError", "bad-label": "ArgumentError",
+               "wrong-model": "WrongModelError", "invalid-head": "ModelError", "no-embedding": "ModelError"}
 
 
 class ModelNotLoaded(LookupError):
@@ -76,6 +86,8 @@ def _as_buffer(data) -> memoryview:
 
 
 def _error_kind(exc: BaseException) -> str:
+    if isinstance(exc, (TrainingError, head_format.HeadError)) and exc.kind in _CASE_KINDS:
+        return _CASE_KINDS[exc.kind]
     for cls in _USER_ERRORS:
         if isinstance(exc, cls):
             return cls.__name__
@@ -262,6 +274,127 @@ def classify_embed_rgba(key: str, rgba, width: int, height: int, top_k: int = 5)
     out["timings_ms"]["handover"] = round(handover_ms, 3)
     out["embedding"] = _vector(vector)
     return out
+
+
+# ----------------------------------------------------------------------------------------------- custom heads
+# The worker owns heads like models (web/worker/heads.js): it names them, and releases them with their classifier.
+# Training embeds one image per call (the worker decodes each in turn), so only the embeddings are kept.
+
+_heads: dict[str, head_format.Head] = {}
+_sessions: dict[str, dict] = {}  # session key -> {"model", "labels", "vectors", "targets"}
+
+
+def _base(key: str):
+    clf = _cache.get(key)
+    if clf is None:
+        raise ModelNotLoaded(f"model {key!r} is not loaded")
+    return clf
+
+
+def _custom(head_key: str, model_key: str) -> custom.CustomClassifier:
+    """The head on the loaded model (checked again: the model may have been released and loaded since)."""
+    head = _heads.get(head_key)
+    if head is None:
+        raise ModelNotLoaded(f"head {head_key!r} is not loaded")
+    return custom.CustomClassifier(_base(model_key), head)
+
+
+def _head_info(key: str, head: head_format.Head) -> dict:
+    return {"key": key, "name": head.name, "labels": list(head.labels), "method": head.method,
+            "examples": dict(head.examples), "accuracy": head.accuracy,
+            "base": {"name": head.base.name, "version": head.base.version, "sha256": head.base.sha256}}
+
+
+@_respond
+def train_begin(session: str, model_key: str, labels_json: str, counts_json: str) -> dict:
+    """Start training on ``model_key``: the labels and how many images each will get, checked before any image."""
+    labels, counts = json.loads(labels_json), json.loads(counts_json)
+    check_examples(dict(zip(labels, counts)))
+    if len(set(labels)) != len(labels):
+        raise TrainingError("labels repeat", "bad-label")
+    _base(model_key)
+    _sessions[session] = {"model": model_key, "labels": labels, "vectors": [], "targets": []}
+    return {"session": session, "total": sum(counts)}
+
+
+@_respond
+def train_add_rgba(session: str, label_index: int, rgba, width: int, height: int) -> dict:
+    """One example: its embedding, as ``infer(image, embedding=True)`` computes it natively."""
+    state = _sessions[session]
+    image, _ = _rgba_image(rgba, width, height)
+    state["vectors"].append(np.asarray(_base(state["model"]).infer(image, embedding=True), dtype=np.float32))
+    state["targets"].append(int(label_index))
+    return {"done": len(state["vectors"])}
+
+
+@_respond
+def train_add_embedding(session: str, label_index: int, vector) -> dict:
+    """One example given by its embedding (from ``embed_rgba`` or ``classify_embed_rgba`` on the same model)."""
+    state = _sessions[session]
+    state["vectors"].append(_embedding(state["model"], vector))
+    state["targets"].append(int(label_index))
+    return {"done": len(state["vectors"])}
+
+
+def _embedding(model_key: str, vector) -> np.ndarray:
+    x = np.frombuffer(_as_buffer(vector), dtype=np.float32)
+    dim = custom.base_model(_base(model_key)).dim
+    if x.shape != (dim,) or not np.isfinite(x).all():
+        raise ImageError(f"an embedding of this model has {dim} finite numbers; got {x.size}")
+    return x.copy()
+
+
+@_respond
+def train_finish(session: str, head_key: str, name: str = "custom") -> dict:
+    """Fit the head on the session's embeddings (custom.fit, as ``Classifier.train``) and keep it as ``head_key``."""
+    state = _sessions.pop(session)
+    t0 = time.perf_counter()
+    clf = custom.fit(_base(state["model"]), np.stack(state["vectors"]), state["targets"], state["labels"], name=name)
+    _heads[head_key] = clf.head
+    return {**_head_info(head_key, clf.head), "train_ms": (time.perf_counter() - t0) * 1e3}
+
+
+@_respond
+def train_cancel(session: str) -> dict:
+    return {"session": session, "cancelled": _sessions.pop(session, None) is not None}
+
+
+@_respond
+def head_open(head_key: str, model_key: str, data) -> dict:
+    """A .wvh file's bytes, checked as a head and against the loaded model (HeadError "wrong-model" otherwise)."""
+    head = head_format.from_bytes(_as_buffer(data))
+    custom.CustomClassifier(_base(model_key), head)
+    _heads[head_key] = head
+    return _head_info(head_key, head)
+
+
+@_respond
+def head_classify_rgba(head_key: str, model_key: str, rgba, width: int, height: int, top_k: int = 5) -> dict:
+    clf = _custom(head_key, model_key)
+    image, handover_ms = _rgba_image(rgba, width, height)
+    result = clf.classify(image, top_k=top_k).to_dict()
+    result.setdefault("timings_ms", {})["handover"] = round(handover_ms, 3)
+    return result
+
+
+@_respond
+def head_classify_embedding(head_key: str, model_key: str, vector, top_k: int = 5) -> dict:
+    """The head alone on an embedding the page kept (the album re-labels its photos without running the network)."""
+    return _custom(head_key, model_key).classify_embedding(_embedding(model_key, vector), top_k).to_dict()
+
+
+@_respond
+def head_save(head_key: str) -> dict:
+    """The .wvh file's bytes (base64: the replies are JSON)."""
+    head = _heads.get(head_key)
+    if head is None:
+        raise ModelNotLoaded(f"head {head_key!r} is not loaded")
+    return {"base64": base64.b64encode(head_format.to_bytes(head)).decode("ascii")}
+
+
+@_respond
+def release_head(head_key: str) -> dict:
+    return {"key": head_key, "released": _heads.pop(head_key, None) is not None}
 
 
 @_respond

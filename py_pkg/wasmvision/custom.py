@@ -66,17 +66,25 @@ class CustomClassifier:
         return softmax(self.head.logits(self.embed(image))[0])
 
     def classify(self, image: Any, top_k: int = 5):
-        from .classifier import Prediction, Result, _is_batch, _require_positive_int
+        from .classifier import _is_batch, _require_positive_int
 
         _require_positive_int("top_k", top_k)
         if _is_batch(image):
             return [self.classify(img, top_k) for img in np.asarray(image)]
         t0 = time.perf_counter()
         vector = self.embed(image)
-        t1 = time.perf_counter()
+        return self.classify_embedding(vector, top_k, {"inference": (time.perf_counter() - t0) * 1e3})
+
+    def classify_embedding(self, vector: np.ndarray, top_k: int = 5, timings: dict | None = None):
+        """The head alone on an embedding of the base model (what ``embed`` returns): the page keeps its photos'
+        embeddings and re-labels them without running the network again."""
+        from .classifier import Prediction, Result, _require_positive_int
+
+        _require_positive_int("top_k", top_k)
+        t0 = time.perf_counter()
         probs = softmax(self.head.logits(vector)[0])
         top = [Prediction(int(i), self.head.labels[int(i)], float(probs[i])) for i in _top_k(probs, top_k)]
-        timings = {"inference": (t1 - t0) * 1e3, "postprocess": (time.perf_counter() - t1) * 1e3}
+        timings = {**(timings or {}), "postprocess": (time.perf_counter() - t0) * 1e3}
         return Result(top=top, timings_ms=timings, model=self.model, engine=self.engine)
 
     def classify_many(self, images: Iterable[Any], top_k: int = 5) -> Iterator:
@@ -112,10 +120,16 @@ def train(base, examples: Mapping[str, Sequence[Any]], *, method: str = head_tra
             targets.append(i)
             if progress is not None:
                 progress(len(vectors), total)
-    x = np.stack(vectors)
+    return fit(base, np.stack(vectors), targets, labels, method=method, name=name)
+
+
+def fit(base, embeddings: np.ndarray, targets: Sequence[int], labels: list[str], *,
+        method: str = head_train.DEFAULT_METHOD, name: str = "custom") -> CustomClassifier:
+    """(N, D) embeddings from ``base.infer(image, embedding=True)`` and their label indices -> a CustomClassifier
+    (the browser embeds its images one message at a time, then fits here: wasmvision.browser_heads)."""
     info = base_model(base)
-    trained = head_train.train(x, targets, labels, BaseModel(**{**info.__dict__, "dim": int(x.shape[1])}),
-                               method=method, name=name)
+    trained = head_train.train(embeddings, targets, labels,
+                               BaseModel(**{**info.__dict__, "dim": int(embeddings.shape[1])}), method=method, name=name)
     return CustomClassifier(base, trained.head)
 
 

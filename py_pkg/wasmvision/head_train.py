@@ -61,15 +61,16 @@ def train(embeddings: np.ndarray, targets: Sequence[int], labels: list[str], bas
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     x = np.asarray(embeddings, dtype=np.float64)
-    y = np.asarray(targets, dtype=np.int64)
+    y = np.asarray(targets, dtype=np.intp)  # np.bincount takes the platform index type (32 bits in Wasm)
     check_examples({lab: int((y == i).sum()) for i, lab in enumerate(labels)})
     center = x.mean(axis=0)
     z = _normalise(x - center)
     if method == "ncm":
         weight, bias, scale, accuracy = _ncm(z, y, len(labels))
     else:
-        weight, bias = _softmax(z, y, len(labels))
-        scale, accuracy = 1.0, _kfold_accuracy(z, y, len(labels))
+        gram = z @ z.T  # (N, N), shared with the k-fold estimate's fits (each a sub-matrix of it)
+        weight, bias = _softmax(z, y, len(labels), gram)
+        scale, accuracy = 1.0, _kfold_accuracy(z, y, len(labels), gram)
     counts = {lab: int((y == i).sum()) for i, lab in enumerate(labels)}
     head = Head(base=base, labels=list(labels), method=method, center=center.astype(np.float32),
                 weight=weight.astype(np.float32), bias=bias.astype(np.float32), scale=scale, name=name,
@@ -102,9 +103,9 @@ def _nll(logits: np.ndarray, y: np.ndarray) -> float:
     return float(-logp[np.arange(len(y)), y].mean())
 
 
-def _softmax(z: np.ndarray, y: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray]:
+def _softmax(z: np.ndarray, y: np.ndarray, classes: int, gram: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``gram`` = z @ z.T (N, N)."""
     n = len(z)
-    gram = z @ z.T  # (N, N)
     onehot = np.eye(classes)[y]
     alpha = np.zeros((classes, n))  # weight = alpha @ z
     bias = np.zeros(classes)
@@ -124,7 +125,7 @@ def _softmax(z: np.ndarray, y: np.ndarray, classes: int) -> tuple[np.ndarray, np
     return alpha @ z, bias
 
 
-def _kfold_accuracy(z: np.ndarray, y: np.ndarray, classes: int) -> float:
+def _kfold_accuracy(z: np.ndarray, y: np.ndarray, classes: int, gram: np.ndarray) -> float:
     """Stratified k-fold: the i-th example of each label goes to fold i mod k (no shuffling)."""
     k = int(min(FOLDS, np.bincount(y, minlength=classes).min()))
     fold = np.zeros(len(y), dtype=np.int64)
@@ -134,7 +135,7 @@ def _kfold_accuracy(z: np.ndarray, y: np.ndarray, classes: int) -> float:
     correct = 0
     for f in range(k):
         train_mask = fold != f
-        weight, bias = _softmax(z[train_mask], y[train_mask], classes)
+        weight, bias = _softmax(z[train_mask], y[train_mask], classes, gram[np.ix_(train_mask, train_mask)])
         pred = (z[~train_mask] @ weight.T + bias).argmax(axis=1)
         correct += int((pred == y[~train_mask]).sum())
     return correct / len(y)

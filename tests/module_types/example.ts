@@ -42,6 +42,26 @@ async function main(file: File, img: HTMLImageElement, canvas: HTMLCanvasElement
   const pyodide: string = clf.runtime.pyodideVersion;
   const stats = await clf.stats();
   const downloaded: number = stats.bytesReceived;
+  const custom: wasmvision.CustomClassifier = await clf.train({ cat: [img, file], dog: [canvas, "dog.jpg"] }, {
+    name: "pets",
+    onProgress: (p: wasmvision.TrainProgress) => console.log(p.stage, p.loaded, p.total),
+  });
+  const mine: ClassifyResult = await custom.classify(video, { topK: 2 });
+  const fromVectors: ClassifyResult[] = await custom.classify([v, await clf.embed(canvas)]);
+  await clf.train({ cat: [v, v], dog: [img, canvas] });
+  const names: readonly string[] = custom.labels;
+  const estimate: number | null = custom.head.accuracy;
+  const saved: Blob = await custom.save();
+  const again: wasmvision.CustomClassifier = await wasmvision.load({ model: first, head: saved });
+  const byUrl: wasmvision.CustomClassifier = await wasmvision.load({ head: "heads/pets.wvh" });
+  await again.dispose();
+  await byUrl.dispose();
+  await custom.dispose();
+  // @ts-expect-error: each label maps to an array of images
+  await clf.train({ cat: img });
+  // @ts-expect-error: a plain classifier has no labels of a head to save
+  await clf.save();
+  const trainKind: ErrorKind = "TooFewExamplesError";
   await own.dispose();
   await fromUrl.dispose();
 
@@ -69,7 +89,8 @@ async function main(file: File, img: HTMLImageElement, canvas: HTMLCanvasElement
   // @ts-expect-error: the model is read-only
   clf.model.key = "other";
   await clf.dispose();
-  return [first, sizes, best, ms, engine, key, many, one, v, vs, classes, running, pyodide, downloaded, wrong, badKind];
+  return [first, sizes, best, ms, engine, key, many, one, v, vs, classes, running, pyodide, downloaded, wrong, badKind,
+    mine, names, estimate, trainKind, fromVectors];
 }
 
 export { main };

@@ -73,6 +73,19 @@ export class Grid {
     return photos;
   }
 
+  // After the photos' labels changed (a custom head shown, or the model's own again): labels, scores, filter, order.
+  relabelled() {
+    for (const p of this.#photos) {
+      if (p.error !== undefined) continue;
+      p.el.dataset.label = p.top[0].label;
+      p.el.dataset.probability = String(p.top[0].probability);
+      p.el.querySelector(".album-label").textContent = p.top[0].label;
+      this.#caption(p);
+      p.el.hidden = !this.#matches(p);
+    }
+    this.#reorder();
+  }
+
   setFilter(text) {
     this.#filter = text.trim().toLowerCase();
     for (const p of this.#photos) p.el.hidden = !this.#matches(p);

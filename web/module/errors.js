@@ -5,7 +5,8 @@ export const ENGINES = Object.freeze(["auto", "numpy", "simd"]);
 
 // The public error kinds (wasmvision.d.ts: ErrorKind).
 export const ERROR_KINDS = Object.freeze(["ImageError", "ModelError", "SetupError", "PrivacyError", "ArgumentError",
-  "EngineError", "ResourceError", "DisposedError", "InternalError"]);
+  "EngineError", "ResourceError", "DisposedError", "InternalError", "EmptyLabelError", "SingleLabelError",
+  "TooFewExamplesError", "WrongModelError"]);
 
 export class WasmvisionError extends Error {
   constructor(kind, message, extra = {}) {

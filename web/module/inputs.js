@@ -83,9 +83,11 @@ function toUrl(input, kind) {
   }
 }
 
-// One image -> [message for the worker, buffers to transfer].
+// One image -> [message for the worker, buffers to transfer]. A Float32Array is an embedding of the model (from
+// embed() or classify({embedding: true})): a custom head takes it instead of an image (copied: the caller keeps it).
 export async function toMessage(input) {
   if (is(input, "Blob")) return [{ kind: "blob", blob: input }, []];
+  if (is(input, "Float32Array")) return [{ kind: "embedding", vector: input }, []];
   if (typeof input === "string" || is(input, "URL")) {
     const url = toUrl(input, "ImageError");
     if (url.protocol === "data:" || url.protocol === "blob:") return localImage(url);
@@ -161,4 +163,29 @@ export async function readLabels(labels) {
   }
   throw new WasmvisionError("ArgumentError",
     `labels must be an array of strings or a text file; got ${describe(labels)}.`);
+}
+
+// A head option (a .wvh File/Blob, a URL on this site, a data: or blob: URL) -> a Blob for the worker; `site` is the
+// site's base URL. Its contents are Python's to check (head_format.from_bytes).
+export async function headSource(head, site) {
+  if (is(head, "Blob")) return head;
+  if (typeof head !== "string" && !is(head, "URL")) {
+    throw new WasmvisionError("ArgumentError", `head must be a .wvh File/Blob or a URL; got ${describe(head)}.`);
+  }
+  const url = toUrl(head, "ModelError");
+  if (url.protocol === "data:" || url.protocol === "blob:") return readLocalUrl(url, "ModelError");
+  if (url.origin !== site.origin) {
+    throw new WasmvisionError("PrivacyError", `Blocked a head from ${url.origin}: wasmvision only loads files ` +
+      "from its own site (copy the head file there, or pass it as a File).");
+  }
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (err) {
+    throw new WasmvisionError("ModelError", `The head file ${quote(url.href)} could not be downloaded (${err.message}).`);
+  }
+  if (!response.ok) {
+    throw new WasmvisionError("ModelError", `The head file ${quote(url.href)} could not be downloaded (HTTP ${response.status}).`);
+  }
+  return new File([await response.blob()], url.pathname.split("/").pop() || "head.wvh");
 }

@@ -14,6 +14,7 @@ const PUBLIC_KIND = {
   ModelImportError: "ModelError",
   ModelNotLoaded: "ModelError",
   MemoryError: "ResourceError",
+  TrainingError: "ArgumentError",
 };
 
 export function publicKind(kind) {

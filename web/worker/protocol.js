@@ -10,6 +10,7 @@ import { compiledRuntime, startRuntime } from "./runtime-start.js";
 import { UserError, errorPayload } from "./errors.js";
 import { BASE, networkBytes, sitePath, totalReceived } from "./fetch.js";
 import { defaultModel, loadManifest, runtimeFiles, wheelFiles } from "./manifest.js";
+import { isHead, openHead, releaseHead, saveHead, trainAdd, trainBegin, trainCancel, trainFinish } from "./heads.js";
 import { classify, embed } from "./inference.js";
 import {
   allModels, builtin, inferenceQueued, openModel, prefetch, registerBuiltins, releaseModel, timings as modelTimings,
@@ -55,15 +56,26 @@ async function boot({ prefetch: first, restarts = 0, ranOnPage = [], snapshotSto
 }
 
 const handlers = {
-  open: ({ source, name, labels, engine }) => openModel({ source, name, labels, engine }).then((model) => ({ model, ...stats() })),
+  // head: {key, blob}: a custom head opened on the model (wasmvision.load({head})).
+  open: async ({ source, name, labels, engine, head }) => {
+    const model = await openModel({ source, name, labels, engine });
+    const opened = head ? await openHead({ ...head, model: model.key, engine }) : undefined;
+    return { model, head: opened, ...stats() };
+  },
   classify,
   embed,
-  release: async ({ model }) => releaseModel(model),
+  release: async ({ model }) => (isHead(model) ? releaseHead(model) : releaseModel(model)),
+  trainBegin,
+  trainAdd,
+  trainFinish,
+  trainCancel,
+  headSave: saveHead,
   models: async () => ({ models: allModels(), defaultModel: defaultModel()?.key ?? null }),
   stats: async () => stats(),
 };
 
-const PYTHON_REQUESTS = new Set(["open", "classify", "embed", "release"]);
+const PYTHON_REQUESTS = new Set(["open", "classify", "embed", "release", "trainBegin", "trainAdd", "trainFinish",
+  "trainCancel", "headSave"]);
 let lastModel = null; // the model the page last used: the one a replacement worker loads first
 let replacement = null; // set once the interpreter is broken: {type: "replace", reason, model} (recovery.js)
 let replacementSent = false;
@@ -95,7 +107,8 @@ function fatal(err) {
 
 // Values whose buffers move to the page instead of being copied.
 function transferables(value) {
-  return value?.embedding instanceof Float32Array ? [value.embedding.buffer] : [];
+  if (value?.embedding instanceof Float32Array) return [value.embedding.buffer];
+  return value?.bytes instanceof Uint8Array ? [value.bytes.buffer] : [];
 }
 
 let booted = null;
@@ -121,7 +134,7 @@ export function onMessage(event) {
     return;
   }
   // Counted from arrival until it starts (or fails before starting: a failed boot): models.js reads the count.
-  let waiting = msg.type === "classify" || msg.type === "embed";
+  let waiting = msg.type === "classify" || msg.type === "embed" || msg.type === "trainAdd";
   const started = () => {
     if (waiting) inferenceQueued(-1);
     waiting = false;
