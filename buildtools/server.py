@@ -120,16 +120,21 @@ class SharedLink:
     """One download rate shared by every connection of a server, and a delay before each response.
 
     Each body chunk reserves the next free slot of the link (first come, first served) and is written when its slot
-    ends, so concurrent downloads split the rate. ``clock`` and ``sleep`` are injectable (tests use a fake clock).
+    ends, so concurrent downloads split the rate. URL paths starting with one of ``exempt`` skip the link (a benchmark's
+    inputs that stand for the visitor's own files). ``clock`` and ``sleep`` are injectable (tests use a fake clock).
     """
 
     CHUNK = 16 * 1024
 
-    def __init__(self, profile: LinkProfile = UNTHROTTLED, clock=time.monotonic, sleep=time.sleep):
-        self.profile = profile
+    def __init__(self, profile: LinkProfile = UNTHROTTLED, clock=time.monotonic, sleep=time.sleep,
+                 exempt: tuple[str, ...] = ()):
+        self.profile, self.exempt = profile, tuple(exempt)
         self.clock, self.sleep = clock, sleep
         self.lock = threading.Lock()
         self.free_at = 0.0  # clock time at which the link has sent everything reserved so far
+
+    def applies(self, url_path: str) -> bool:
+        return not url_path.startswith(self.exempt) if self.exempt else True
 
     def set_profile(self, profile: LinkProfile) -> None:
         with self.lock:
@@ -203,7 +208,7 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
         return tag
 
     def send_head(self):
-        if self.link is not None:
+        if self.link is not None and self.link.applies(self.path):
             self.link.before_response()
         path = self.translate_path(self.path)
         if os.path.isdir(path):
@@ -252,7 +257,7 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
 
     def copyfile(self, source, outputfile):
         before = source.tell()
-        if self.link is not None:
+        if self.link is not None and self.link.applies(self.path):
             self.link.send(source, outputfile.write)
         else:
             super().copyfile(source, outputfile)

@@ -32,9 +32,9 @@ class FakeClock:
             self.t += s
 
 
-def link(mbit_s=None, delay_ms=0.0):
+def link(mbit_s=None, delay_ms=0.0, exempt=()):
     clock = FakeClock()
-    return SharedLink(LinkProfile("test", mbit_s, delay_ms), clock=clock.now, sleep=clock.sleep), clock
+    return SharedLink(LinkProfile("test", mbit_s, delay_ms), clock=clock.now, sleep=clock.sleep, exempt=exempt), clock
 
 
 def _counted(counter, timeout=5.0):
@@ -91,7 +91,8 @@ def test_server_gzips_compressible_types_only_and_counts_what_it_sent(tmp_path):
     payload = b"0123456789abcdef" * 4096  # 64 KiB, compresses well
     for name in ("a.wasm", "b.js", "c.onnx", "d.zip", "e.png"):
         (tmp_path / name).write_bytes(payload)
-    lk, clock = link(mbit_s=8.0, delay_ms=20.0)
+    (tmp_path / "own.bin").write_bytes(payload)
+    lk, clock = link(mbit_s=8.0, delay_ms=20.0, exempt=("/own",))
     with server_mod.Background(tmp_path, gzip=True, link=lk, csp=False, cache_control="public, max-age=60") as srv:
         for name, compressed in (("a.wasm", True), ("b.js", True), ("c.onnx", True), ("d.zip", False),
                                  ("e.png", False)):
@@ -107,3 +108,9 @@ def test_server_gzips_compressible_types_only_and_counts_what_it_sent(tmp_path):
             # The delay first, then the body's slots: the sleeps add up to delay + bytes over the rate.
             assert clock.sleeps[0] == pytest.approx(0.02)
             assert sum(clock.sleeps[1:]) == pytest.approx(len(body) / 1e6)
+        # The visitor's own file skips the link: no delay, no slots (still counted).
+        srv.counter.reset()
+        clock.sleeps.clear()
+        with urllib.request.urlopen(f"{srv.origin}/own.bin", timeout=10) as r:
+            assert r.read() == payload
+        assert _counted(srv.counter) == len(payload) and clock.sleeps == []

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .common import BASELINE, dig, fmt_ratio, ratio
 from .layers import graph_systems, per_layer_markdown, per_layer_text
+from .links_report import links_markdown, links_text
 from .targets import FAMILIES, issue4_targets, issue8_targets, targets_markdown  # noqa: F401 (FAMILIES: run.py)
 
 README_START, README_END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
@@ -105,6 +106,7 @@ def table(res):
     lines.append("")
     lines += per_layer_text(res)
     lines += phases_lines(res)
+    lines += links_text(res)
     return "\n".join(lines)
 
 
@@ -121,6 +123,7 @@ def markdown_table(res):
     if graph_systems(res):
         lines += [""] + per_layer_markdown(res)
     lines += phases_lines(res)
+    lines += links_markdown(res)
     model = dig(res, "page_info", "wasmvision page (simd)", "model") or \
         dig(res, "page_info", "wasmvision page (numpy)", "model") or {}
     if model.get("key"):
