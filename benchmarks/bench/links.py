@@ -86,11 +86,18 @@ def visit(ctx, opener, srv, wait_snapshot):
 
 
 def per_file(snap):
+    """{path without query: [bodies sent, bytes]} of one visit."""
     out = {}
     for p, _, n in snap["requests"]:
-        key = p.split("?", 1)[0]
-        out[key] = out.get(key, 0) + n
+        seen = out.setdefault(p.split("?", 1)[0], [0, 0])
+        seen[0] += 1
+        seen[1] += n
     return out
+
+
+def downloaded_twice(files, min_bytes=1):
+    """The paths of a visit's per_file sent more than once (each body at least `min_bytes`, on average)."""
+    return sorted(p for p, (count, n) in files.items() if count > 1 and n >= count * min_bytes)
 
 
 def session(pw, browser, storage, a):
@@ -114,7 +121,8 @@ def summary(runs):
         return {}
     med = lambda k: stats([r[k] for r in runs])["median"]  # noqa: E731
     return {"first_result_ms": stats([r["first_result_ms"] for r in runs]), "bytes": med("bytes"),
-            "bytes_to_first_result": med("bytes_to_first_result"), "per_file": runs[-1]["per_file"], "runs": [
+            "bytes_to_first_result": med("bytes_to_first_result"), "per_file": runs[-1]["per_file"],
+            "downloaded_twice": downloaded_twice(runs[-1]["per_file"], min_bytes=100_000), "runs": [
                 {k: v for k, v in r.items() if k != "per_file"} for r in runs]}
 
 
