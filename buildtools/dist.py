@@ -99,7 +99,7 @@ def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict], si
     # The runtime's smaller files only: the worker asks for the wheels and the model itself as soon as it has the
     # manifest, and every preloaded byte also passes through the page's main thread. Not the runtime's Wasm: a
     # private window's memory-only HTTP cache keeps no entry over ~6 MB, so its preload was downloaded a second
-    # time by the worker's compile (docs/perf.md: link profiles).
+    # time by the worker's compile (benchmarks/README.md: link profiles).
     files["index.html"] = with_preloads(index, PRELOADS)
     for generated in ("manifest.json", "package.json"):
         if generated in files:
