@@ -4,6 +4,8 @@ downloaded twice there (once by the preload, once by the worker)."""
 
 from __future__ import annotations
 
+import pytest
+
 from buildtools import dist
 from buildtools.paths import DIST
 
@@ -20,7 +22,6 @@ def test_preloads_are_written_into_the_page():
 def test_every_preloaded_file_fits_a_private_windows_cache_uncompressed():
     # Uncompressed: a host without gzip sends the file as it is.
     if not (DIST / "index.html").exists():
-        import pytest
         pytest.skip("no dist/: run build.py build")
     html = (DIST / "index.html").read_text()
     for p in dist.PRELOADS:
