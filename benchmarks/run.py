@@ -105,9 +105,13 @@ def emit(res, args):
         print("note:", n)
     print()
     md = report.markdown_table(res)
-    print(md)
+    links = report.links_block(res)
+    print(md + ("\n\n" + links if links else ""))
     if args.write:
-        report.write_readme(args.readme or ROOT / "README.md", md)
+        if any(res.get(k) for k in ("systems", "cold_start", "native", "phases")):  # not a links-only run
+            report.write_readme(args.readme or ROOT / "README.md", md)
+        if links:
+            report.write_readme(args.readme or ROOT / "README.md", links, report.LINKS_MARKERS)
     elif args.readme:
         print("note: --readme without --write: README not changed")
 
@@ -121,6 +125,7 @@ def main(argv=None):
     res = Bench(args).run()
     res["table"] = report.table(res)
     res["markdown_table"] = report.markdown_table(res)
+    res["links_table"] = report.links_block(res)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1, default=str))

@@ -84,10 +84,23 @@ def test_link_tables_in_the_console_and_the_readme_block(res):
     text = report.table(res)
     assert "Link profiles" in text and "median of 1-3 visits" in text
     assert "20 Mbit/s + 40 ms  persistent  cold" in text
-    md = report.markdown_table(res)
-    assert "| unthrottled | persistent | cold | 1400 | 1000 | 1.40x | 700 | 2.00x | 13.1 | 16.6 | 7.1 |" in md
-    assert md.count("|---|---|---|") == 1
-    assert links_report.links_text({}) == [] and "Link profiles" not in report.markdown_table({"systems": {}})
+    block = report.links_block(res)
+    assert "| unthrottled | persistent | cold | 1400 | 1000 | 1.40x | 700 | 2.00x | 13.1 | 16.6 | 7.1 |" in block
+    assert block.count("|---|---|---|") == 1 and block.startswith("Link profiles")
+    assert "Link profiles" not in report.markdown_table(res)  # its own README block
+    assert links_report.links_text({}) == [] and report.links_block({"systems": {}}) == ""
+
+
+def test_links_block_goes_between_its_own_markers(res, tmp_path):
+    start, end = report.LINKS_MARKERS
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.README_START}\nold bench\n{report.README_END}\n{start}\nold links\n{end}\ntail\n")
+    assert report.write_readme(readme, report.links_block(res), report.LINKS_MARKERS)
+    text = readme.read_text()
+    assert "old links" not in text and "old bench" in text and text.endswith(f"{end}\ntail\n")
+    assert text.index(start) < text.index("| unthrottled | persistent | cold |") < text.index(end)
+    readme.write_text("no markers\n")
+    assert not report.write_readme(readme, "x", report.LINKS_MARKERS) and readme.read_text() == "no markers\n"
 
 
 def test_run_options_only_links_and_skip_links():

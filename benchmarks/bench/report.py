@@ -11,6 +11,7 @@ from .links_report import links_markdown, links_text
 from .targets import FAMILIES, issue4_targets, issue8_targets, targets_markdown  # noqa: F401 (FAMILIES: run.py)
 
 README_START, README_END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
+LINKS_MARKERS = ("<!-- link-table:start -->", "<!-- link-table:end -->")  # its own block: `--only links` writes it
 
 
 # ------------------------------------------------------------------------------------------------ ratios
@@ -123,7 +124,6 @@ def markdown_table(res):
     if graph_systems(res):
         lines += [""] + per_layer_markdown(res)
     lines += phases_lines(res)
-    lines += links_markdown(res)
     model = dig(res, "page_info", "wasmvision page (simd)", "model") or \
         dig(res, "page_info", "wasmvision page (numpy)", "model") or {}
     if model.get("key"):
@@ -134,14 +134,21 @@ def markdown_table(res):
     return "\n".join(lines)
 
 
-def write_readme(readme: Path, block: str) -> bool:
-    """Replace the text between the bench-table markers; False (and a note) when the markers are missing."""
+def links_block(res):
+    """The README's link-table block (empty when the run measured no link profile)."""
+    lines = links_markdown(res)
+    return "\n".join(lines[1:] + ["", footer(res)]) if lines else ""
+
+
+def write_readme(readme: Path, block: str, markers: tuple[str, str] = (README_START, README_END)) -> bool:
+    """Replace the text between the markers; False (and a note) when the markers are missing."""
     text = readme.read_text(encoding="utf-8") if readme.exists() else ""
-    start, end = text.find(README_START), text.find(README_END)
+    start_mark, end_mark = markers
+    start, end = text.find(start_mark), text.find(end_mark)
     if start < 0 or end < start:
-        print(f"note: {readme} has no {README_START} ... {README_END} block; table not written")
+        print(f"note: {readme} has no {start_mark} ... {end_mark} block; table not written")
         return False
-    new = text[:start + len(README_START)] + "\n" + block.strip() + "\n" + text[end:]
+    new = text[:start + len(start_mark)] + "\n" + block.strip() + "\n" + text[end:]
     readme.write_text(new, encoding="utf-8")
     print(f"updated the benchmark table in {readme}")
     return True
