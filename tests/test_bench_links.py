@@ -88,6 +88,8 @@ def test_link_tables_in_the_console_and_the_readme_block(res):
     assert "| unthrottled | persistent | cold | 1400 | 1000 | 1.40x | 700 | 2.00x | 13.1 | 16.6 | 7.1 |" in block
     assert block.count("|---|---|---|") == 1 and block.startswith("Link profiles")
     assert "Link profiles" not in report.markdown_table(res)  # its own README block
+    assert "`python3 build.py bench`" in block
+    assert "`python benchmarks/run.py --only links`" in report.links_block({**res, "args": {"only": "links"}})
     assert links_report.links_text({}) == [] and report.links_block({"systems": {}}) == ""
 
 

@@ -65,3 +65,13 @@ def links_markdown(res):
         return []
     return ["", caption(res), "", "| " + " | ".join(HEADER) + " |", "|---|---|---|" + "---:|" * (len(HEADER) - 3)] + \
         ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def links_footer(res):
+    m = res.get("machine") or {}
+    load = m.get("loadavg_start")
+    how = "python benchmarks/run.py --only links" if dig(res, "args", "only") == "links" else "python3 build.py bench"
+    return (f"One run of `{how}`, {res.get('started', '?')}, {res.get('browser', 'Chromium')} headless, "
+            f"{m.get('cpus', '?')} shared cores" + (f", load average {load[0]:.1f} at the start" if load else "") +
+            ". The page ran the site's default model; onnxruntime-web the float32 ONNX and an int8 ONNX of it "
+            "(onnxruntime.quantization, static QDQ, per channel). Times move with the machine's load; bytes do not.")

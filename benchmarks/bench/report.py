@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .common import BASELINE, dig, fmt_ratio, ratio
 from .layers import graph_systems, per_layer_markdown, per_layer_text
-from .links_report import links_markdown, links_text
+from .links_report import links_footer, links_markdown, links_text
 from .targets import FAMILIES, issue4_targets, issue8_targets, targets_markdown  # noqa: F401 (FAMILIES: run.py)
 
 README_START, README_END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
@@ -137,7 +137,7 @@ def markdown_table(res):
 def links_block(res):
     """The README's link-table block (empty when the run measured no link profile)."""
     lines = links_markdown(res)
-    return "\n".join(lines[1:] + ["", footer(res)]) if lines else ""
+    return "\n".join(lines[1:] + ["", links_footer(res)]) if lines else ""
 
 
 def write_readme(readme: Path, block: str, markers: tuple[str, str] = (README_START, README_END)) -> bool:
