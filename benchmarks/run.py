@@ -10,7 +10,8 @@ In one headless Chromium (Debian /usr/bin/chromium, Python playwright), after wa
     2 threads on MobileNetV2 (cross-origin isolated page), same ONNX and the same preprocessed input;
   * in the same Pyodide as the product: the plain-numpy peer, PyPI planer, and wasmvision's Plan.run per engine with
     per-step timings (per-kind profile, per-layer GFLOPS) and the Wasm SIMD peak (benchmarks/bench/peak/peak.c);
-then the start-up phases (benchmarks/phases.py, when present), cold start (empty / warm HTTP cache, bytes), and
+then the start-up phases (benchmarks/phases.py, when present), cold start (empty / warm HTTP cache, bytes), the link
+profiles (a CDN-like server at 3 link speeds, cold/repeat visits, persistent/private storage, bytes per visit), and
 natively wasmvision vs onnxruntime CPU 1 thread. Prints the tables (ratios to onnxruntime-web 1 thread on the same
 model, same run) and writes JSON. The code lives in benchmarks/bench/ (one module per concern).
 """
@@ -36,7 +37,10 @@ for p in (ROOT, HERE, HERE / "peers", ROOT / "py_pkg"):  # ROOT: the site's serv
 from bench import report  # noqa: E402
 
 QUICK = {"runs": 10, "rounds": 2, "warmup": 2, "peer_runs": 2, "planer_runs": 0, "native_runs": 20,
-         "cold_repeats": 1, "phase_runs": 1}
+         "cold_repeats": 1, "phase_runs": 1, "link_repeats": 1}
+# --only PART: what the other parts' options become (only the link profiles: no warm rounds, zoo, peers, ...).
+ONLY = {"links": {"skip_warm": True, "skip_cold": True, "skip_native": True, "skip_phases": True, "no_peak": True,
+                  "no_planer": True, "skip_family": list(report.FAMILIES)}}
 
 
 def parse(argv=None):
@@ -70,6 +74,11 @@ def parse(argv=None):
     ap.add_argument("--skip-cold", action="store_true")
     ap.add_argument("--skip-native", action="store_true")
     ap.add_argument("--skip-phases", action="store_true")
+    ap.add_argument("--skip-links", action="store_true", help="skip the link profiles")
+    ap.add_argument("--only", choices=sorted(ONLY), help="measure only this part (links: the link-profile table)")
+    ap.add_argument("--link-repeats", type=int, default=3, help="visits per link-profile cell (the median is shown)")
+    ap.add_argument("--link-profiles", default="",
+                    help="comma-separated subset of the link profiles by first word (unthrottled,50,20; default all)")
     ap.add_argument("--readme", type=Path, default=None,
                     help="with --write: the README whose bench-table block gets the Markdown table (default README.md)")
     ap.add_argument("--write", action="store_true", help="replace the bench-table block of --readme")
@@ -82,7 +91,11 @@ def parse(argv=None):
             if f"--{k.replace('_', '-')}" not in given:
                 setattr(args, k, v)
         args.no_planer = args.no_planer or args.planer_runs == 0
+    if args.only:
+        for k, v in ONLY[args.only].items():
+            setattr(args, k, v)
     args.engines = [e for e in args.engines.split(",") if e]
+    args.link_profiles = [x.strip() for x in args.link_profiles.split(",") if x.strip()]
     return args
 
 
@@ -92,9 +105,13 @@ def emit(res, args):
         print("note:", n)
     print()
     md = report.markdown_table(res)
-    print(md)
+    links = report.links_block(res)
+    print(md + ("\n\n" + links if links else ""))
     if args.write:
-        report.write_readme(args.readme or ROOT / "README.md", md)
+        if any(res.get(k) for k in ("systems", "cold_start", "native", "phases")):  # not a links-only run
+            report.write_readme(args.readme or ROOT / "README.md", md)
+        if links:
+            report.write_readme(args.readme or ROOT / "README.md", links, report.LINKS_MARKERS)
     elif args.readme:
         print("note: --readme without --write: README not changed")
 
@@ -108,6 +125,7 @@ def main(argv=None):
     res = Bench(args).run()
     res["table"] = report.table(res)
     res["markdown_table"] = report.markdown_table(res)
+    res["links_table"] = report.links_block(res)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1, default=str))

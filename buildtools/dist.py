@@ -15,6 +15,7 @@ from .wheel import lock_entry, project_version, wheel_member_sha256
 # Where index.html gets its <link> hints: HTML has no bundler of its own, so the build fills these two comments.
 PRELOAD_MARKER = b"<!-- preloads: written by build.py -->"
 MODULEPRELOAD_MARKER = b"<!-- modulepreloads: written by build.py -->"
+PRELOADS = ("pyodide/python_stdlib.zip", "pyodide/pyodide.asm.js")  # each stays under a private window's cache cap
 
 
 def with_preloads(html: bytes, paths: list[str]) -> bytes:
@@ -95,11 +96,11 @@ def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict], si
     for m in models:
         files[f"models/{m['path'].name}"] = checked_bundle(m["path"])
     index = with_modulepreloads((web / "index.html").read_bytes(), preloads)
-    # The runtime's files only: the worker asks for the wheels and the model itself as soon as it has the manifest,
-    # long before Python can use them, while every preloaded byte also passes through the page's main thread
-    # (phases_ab "rtpre", 5 rounds: worker start 281 -> 206 ms, runtime's Wasm compile 780 -> 734 ms, cold).
-    files["index.html"] = with_preloads(index, [
-        "pyodide/pyodide.asm.wasm", "pyodide/python_stdlib.zip", "pyodide/pyodide.asm.js"])
+    # The runtime's smaller files only: the worker asks for the wheels and the model itself as soon as it has the
+    # manifest, and every preloaded byte also passes through the page's main thread. Not the runtime's Wasm: a
+    # private window's memory-only HTTP cache keeps no entry over ~6 MB, so its preload was downloaded a second
+    # time by the worker's compile (benchmarks/README.md: link profiles).
+    files["index.html"] = with_preloads(index, PRELOADS)
     for generated in ("manifest.json", "package.json"):
         if generated in files:
             raise BuildError(f"web/{generated} would be overwritten by the generated one")

@@ -2,8 +2,9 @@
 
 What a static host must send for the site (README): MIME types, Cache-Control by file, strong ETags with conditional
 GET, the Content-Security-Policy headers, and on request cross-origin isolation. The tests and benchmarks add what
-only they need through make_server's options: several folders under URL prefixes, a fixed Cache-Control, gzip, and a
-count of the statuses and body bytes sent.
+only they need through make_server's options: several folders under URL prefixes, a fixed Cache-Control, gzip of
+compressible bodies, a count of the statuses and body bytes sent, and a link (SharedLink: one download rate shared by
+every connection and a delay before each response), which together make it behave like a CDN on a real link.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import mimetypes
 import os
 import sys
 import threading
+import time
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 
 from .util import BuildError, sha256_file
@@ -27,6 +30,9 @@ MIME_TYPES = {
     ".whl": "application/octet-stream", ".zip": "application/zip", ".onnx": "application/octet-stream",
     ".png": "image/png", ".jpg": "image/jpeg", ".svg": "image/svg+xml", ".ico": "image/x-icon",
 }
+# What a CDN gzips: text, JSON, JavaScript, Wasm and the model files (.onnx, .wvb: float weights shrink a little);
+# never what is compressed already (zip, wheels, images).
+COMPRESSIBLE = ("text/", "application/json", "application/wasm", "application/octet-stream", "image/svg+xml")
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 
@@ -98,13 +104,75 @@ class SentCounter:
             return {"bytes": sum(n for _, _, n in self.requests), "requests": list(self.requests)}
 
 
+@dataclass(frozen=True)
+class LinkProfile:
+    """A network link: ``mbit_s`` download rate (None: unthrottled) and ``delay_ms`` before each response."""
+
+    name: str
+    mbit_s: float | None = None
+    delay_ms: float = 0.0
+
+
+UNTHROTTLED = LinkProfile("unthrottled")
+
+
+class SharedLink:
+    """One download rate shared by every connection of a server, and a delay before each response.
+
+    Each body chunk reserves the next free slot of the link (first come, first served) and is written when its slot
+    ends, so concurrent downloads split the rate. URL paths starting with one of ``exempt`` skip the link (a benchmark's
+    inputs that stand for the visitor's own files). ``clock`` and ``sleep`` are injectable (tests use a fake clock).
+    """
+
+    CHUNK = 16 * 1024
+
+    def __init__(self, profile: LinkProfile = UNTHROTTLED, clock=time.monotonic, sleep=time.sleep,
+                 exempt: tuple[str, ...] = ()):
+        self.profile, self.exempt = profile, tuple(exempt)
+        self.clock, self.sleep = clock, sleep
+        self.lock = threading.Lock()
+        self.free_at = 0.0  # clock time at which the link has sent everything reserved so far
+
+    def applies(self, url_path: str) -> bool:
+        return not url_path.startswith(self.exempt) if self.exempt else True
+
+    def set_profile(self, profile: LinkProfile) -> None:
+        with self.lock:
+            self.profile, self.free_at = profile, 0.0
+
+    def reserve(self, n: int) -> float:
+        """The clock time at which `n` more bytes have left the link (now, when unthrottled)."""
+        with self.lock:
+            now = self.clock()
+            if not self.profile.mbit_s:
+                return now
+            self.free_at = max(now, self.free_at) + n * 8 / (self.profile.mbit_s * 1e6)
+            return self.free_at
+
+    def before_response(self) -> None:
+        if self.profile.delay_ms > 0:
+            self.sleep(self.profile.delay_ms / 1e3)
+
+    def send(self, source, write) -> int:
+        """Copy file-like `source` to `write` at the link's rate; returns the bytes written."""
+        sent = 0
+        while chunk := source.read(self.CHUNK):
+            wait = self.reserve(len(chunk)) - self.clock()
+            if wait > 0:
+                self.sleep(wait)
+            write(chunk)
+            sent += len(chunk)
+        return sent
+
+
 class SiteHandler(http.server.SimpleHTTPRequestHandler):
     """Static files with correct MIME types, Cache-Control, strong ETags and conditional GET."""
 
     isolate = False
     csp = True  # send PAGE_CSP / WORKER_CSP (csp_for)
     cache_control: str | None = None  # None: cache_policy per file
-    gzip = False  # gzip -9 a body when the client accepts it (what a static host with compression sends)
+    gzip = False  # gzip -9 a COMPRESSIBLE body when the client accepts it (what a static host with compression sends)
+    link: SharedLink | None = None  # None: as fast as the loopback goes
     mounts: dict[str, str] = {}  # {"/prefix/": folder}, the longest prefix wins; empty: `directory` at "/"
     counter: SentCounter | None = None
     quiet = False
@@ -140,6 +208,8 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
         return tag
 
     def send_head(self):
+        if self.link is not None and self.link.applies(self.path):
+            self.link.before_response()
         path = self.translate_path(self.path)
         if os.path.isdir(path):
             index = os.path.join(path, "index.html")
@@ -159,7 +229,8 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
                 self.send_header("Last-Modified", email.utils.formatdate(os.stat(path).st_mtime, usegmt=True))
                 self.end_headers()
                 return None
-            if self.gzip and "gzip" in self.headers.get("Accept-Encoding", ""):
+            if self.gzip and "gzip" in self.headers.get("Accept-Encoding", "") and \
+                    self.guess_type(path).startswith(COMPRESSIBLE):
                 return self._send_gzipped(path)
         return super().send_head()
 
@@ -186,7 +257,10 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
 
     def copyfile(self, source, outputfile):
         before = source.tell()
-        super().copyfile(source, outputfile)
+        if self.link is not None and self.link.applies(self.path):
+            self.link.send(source, outputfile.write)
+        else:
+            super().copyfile(source, outputfile)
         if self.counter is not None:
             self.counter.body(self.path, source.tell() - before)
 
@@ -208,10 +282,12 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
 
 def make_server(directory: Path, host: str = "127.0.0.1", port: int = 8000, isolate: bool = False, *,
                 mounts: dict[str, str | Path] | None = None, csp: bool = True, cache_control: str | None = None,
-                gzip: bool = False, counter: SentCounter | None = None, quiet: bool = False):
+                gzip: bool = False, counter: SentCounter | None = None, quiet: bool = False,
+                link: SharedLink | None = None):
     """A threading HTTP server of SiteHandler for `directory` (or `mounts`), not yet serving."""
     handler = type("Handler", (SiteHandler,), {
         "isolate": isolate, "csp": csp, "cache_control": cache_control, "gzip": gzip, "counter": counter,
+        "link": link,
         "quiet": quiet, "mounts": {k: str(v) for k, v in (mounts or {}).items()}, "_etags": {}, "_gzipped": {}})
     handler_factory = lambda *a, **kw: handler(*a, directory=str(directory), **kw)  # noqa: E731
     try:

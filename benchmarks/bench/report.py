@@ -7,9 +7,11 @@ from pathlib import Path
 
 from .common import BASELINE, dig, fmt_ratio, ratio
 from .layers import graph_systems, per_layer_markdown, per_layer_text
+from .links_report import links_footer, links_markdown, links_text
 from .targets import FAMILIES, issue4_targets, issue8_targets, targets_markdown  # noqa: F401 (FAMILIES: run.py)
 
 README_START, README_END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
+LINKS_MARKERS = ("<!-- link-table:start -->", "<!-- link-table:end -->")  # its own block: `--only links` writes it
 
 
 # ------------------------------------------------------------------------------------------------ ratios
@@ -105,6 +107,7 @@ def table(res):
     lines.append("")
     lines += per_layer_text(res)
     lines += phases_lines(res)
+    lines += links_text(res)
     return "\n".join(lines)
 
 
@@ -131,14 +134,21 @@ def markdown_table(res):
     return "\n".join(lines)
 
 
-def write_readme(readme: Path, block: str) -> bool:
-    """Replace the text between the bench-table markers; False (and a note) when the markers are missing."""
+def links_block(res):
+    """The README's link-table block (empty when the run measured no link profile)."""
+    lines = links_markdown(res)
+    return "\n".join(lines[1:] + ["", links_footer(res)]) if lines else ""
+
+
+def write_readme(readme: Path, block: str, markers: tuple[str, str] = (README_START, README_END)) -> bool:
+    """Replace the text between the markers; False (and a note) when the markers are missing."""
     text = readme.read_text(encoding="utf-8") if readme.exists() else ""
-    start, end = text.find(README_START), text.find(README_END)
+    start_mark, end_mark = markers
+    start, end = text.find(start_mark), text.find(end_mark)
     if start < 0 or end < start:
-        print(f"note: {readme} has no {README_START} ... {README_END} block; table not written")
+        print(f"note: {readme} has no {start_mark} ... {end_mark} block; table not written")
         return False
-    new = text[:start + len(README_START)] + "\n" + block.strip() + "\n" + text[end:]
+    new = text[:start + len(start_mark)] + "\n" + block.strip() + "\n" + text[end:]
     readme.write_text(new, encoding="utf-8")
     print(f"updated the benchmark table in {readme}")
     return True
