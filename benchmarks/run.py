@@ -36,7 +36,7 @@ for p in (ROOT, HERE, HERE / "peers", ROOT / "py_pkg"):  # ROOT: the site's serv
 from bench import report  # noqa: E402
 
 QUICK = {"runs": 10, "rounds": 2, "warmup": 2, "peer_runs": 2, "planer_runs": 0, "native_runs": 20,
-         "cold_repeats": 1, "phase_runs": 1}
+         "cold_repeats": 1, "phase_runs": 1, "engine_runs": 1}
 
 
 def parse(argv=None):
@@ -70,6 +70,11 @@ def parse(argv=None):
     ap.add_argument("--skip-cold", action="store_true")
     ap.add_argument("--skip-native", action="store_true")
     ap.add_argument("--skip-phases", action="store_true")
+    ap.add_argument("--skip-engines", action="store_true", help="skip the per-engine visits (Chromium, Firefox, WebKit)")
+    ap.add_argument("--browser-engines", type=lambda s: [e for e in s.split(",") if e], default=None,
+                    help="engines for the per-engine visits (default: chromium,firefox,webkit,webkit-storage)")
+    ap.add_argument("--engine-runs", type=int, default=3, help="fresh browsers (first + repeat visit) per engine")
+    ap.add_argument("--engine-warm", type=int, default=5, help="warm classify round trips per engine run")
     ap.add_argument("--readme", type=Path, default=None,
                     help="with --write: the README whose bench-table block gets the Markdown table (default README.md)")
     ap.add_argument("--write", action="store_true", help="replace the bench-table block of --readme")
