@@ -6,7 +6,9 @@
 // - opfs: a file in the origin private file system, written through a writable stream (Chromium, Firefox, Safari).
 // - indexeddb: one record holding a Blob, for browsers whose OPFS cannot write (WebKitGTK has no navigator.storage
 //   by default and no OPFS writes with Safari's storage features on: docs/perf.md "Engines"). A Blob, not an
-//   ArrayBuffer: the record is a reference to the stored bytes, so a read costs no ~41 MB structured clone.
+//   ArrayBuffer: the record is a reference to the stored bytes, so a read costs no ~41 MB structured clone. Where
+//   Blobs cannot be stored (WebKit's ephemeral sessions: "Error preparing Blob/File data"), the record is the
+//   file's ArrayBuffer; read() then returns that (snapshot.js reads both).
 
 const SNAPSHOT_FILE = "wasmvision-snapshot.bin";
 const DB_NAME = "wasmvision-snapshot-blob"; // not "wasmvision-snapshot": that name is the legacy record snapshot.js deletes
@@ -81,7 +83,7 @@ const indexeddb = {
   usable: () => typeof indexedDB !== "undefined" && typeof Blob !== "undefined",
   async read() {
     const value = await inTransaction("readonly", (s) => s.get(DB_KEY));
-    return value instanceof Blob ? value : null;
+    return value instanceof Blob || value instanceof ArrayBuffer ? value : null;
   },
   async replace(parts) {
     const end = Math.max(...parts.map((p) => p.position + p.data.byteLength));
@@ -94,7 +96,12 @@ const indexeddb = {
     }
     const blob = new Blob(pieces);
     if (blob.size !== end) throw new Error("snapshot parts overlap");
-    await inTransaction("readwrite", (s) => s.put(blob, DB_KEY)); // one put: the old record or the new, whole
+    try {
+      await inTransaction("readwrite", (s) => s.put(blob, DB_KEY)); // one put: the old record or the new, whole
+    } catch {
+      const buffer = await blob.arrayBuffer(); // before the transaction: an await inside one would end it
+      await inTransaction("readwrite", (s) => s.put(buffer, DB_KEY));
+    }
   },
   async remove() {
     await inTransaction("readwrite", (s) => s.delete(DB_KEY));

@@ -49,13 +49,15 @@ function dataStart(metaLength) {
   return Math.ceil((META_START + metaLength) / 16) * 16; // Pyodide reads the heap as a Uint32Array
 }
 
+// `file`: a Blob (read without blocking anyone) or the ArrayBuffer a store could keep instead (a view, no copy).
 async function readBytes(file, start, length) {
+  if (file instanceof ArrayBuffer) return new Uint8Array(file, start, length);
   return new Uint8Array(await file.slice(start, start + length).arrayBuffer());
 }
 
 // The file's meta when it is whole, else "damaged".
 async function readMeta(file) {
-  const size = file.size;
+  const size = file.size ?? file.byteLength;
   if (size < META_START) return "damaged";
   const head = new DataView((await readBytes(file, 0, META_START)).buffer);
   if (head.getUint32(0, true) !== FILE_MAGIC) return "damaged";
