@@ -40,7 +40,8 @@ def one_run(name: str, options: dict, base: str, photo, warm: int) -> dict:
     return {"ready_ms": first.ready_ms, "first_result_ms": first.first_result_ms, "repeat_ready_ms": second.ready_ms,
             "repeat_first_result_ms": second.first_result_ms, "warm_ms": first.warm_median_ms,
             "snapshot_first": first.snapshot, "snapshot_repeat": second.snapshot, "store": first.snapshot_store,
-            "top1": [first.top[0].index, round(first.top[0].probability, 6)], "phases_first": spans_ms(first),
+            "top1": [first.top[0].index, round(first.top[0].probability, 6)], "warm_stages_ms": first.stages_ms,
+            "phases_first": spans_ms(first),
             "phases_repeat": spans_ms(second)}
 
 
@@ -83,7 +84,7 @@ def measure(bench) -> None:
 
 
 def lines(res) -> list[str]:
-    """The per-engine table (markdown), for report.py."""
+    """The per-engine table (markdown), then the first visit's start-up spans per engine, for report.py."""
     eng = res.get("engines") or {}
     if not eng:
         return []
@@ -100,4 +101,33 @@ def lines(res) -> list[str]:
         out.append(f"| {name} | {med(s, 'ready_ms')} | {med(s, 'first_result_ms')} | {med(s, 'repeat_ready_ms')} | "
                    f"{ratio} | {'-' if warm is None else f'{warm:.1f}'} | {', '.join(s['store']) or 'none'} | "
                    f"{s['restored']}/{len(s['runs'])} |")
+    spans = phase_lines(res)
+    if spans:
+        out += ["", "First visit's start-up spans (ms; in brackets the Wasm compile inside the span):", ""] + spans
+    return out
+
+
+def phase_lines(res, visit: str = "phases_first") -> list[str]:
+    """The worker's start-up spans per engine (medians over runs, ms; in brackets the Wasm compile inside the span):
+    where each engine's first visit goes."""
+    eng = res.get("engines") or {}
+    names = [n for n in eng if any(r.get(visit) for r in eng[n]["runs"])]
+    if not names:
+        return []
+    spans = []
+    for n in names:
+        for r in eng[n]["runs"]:
+            spans += [k for k in r[visit] if k not in spans]
+
+    def cell(n, span):
+        rows = [r[visit][span] for r in eng[n]["runs"] if span in r[visit]]
+        if not rows:
+            return "-"
+        key = "ms" if rows[0]["ms"] is not None else "start"
+        v = stats([x[key] for x in rows])["median"]
+        wasm = [x.get("wasm_compile_ms") for x in rows if x.get("wasm_compile_ms")]
+        text = f"{v:.0f}" if key == "ms" else f"at {v:.0f}"
+        return text + (f" ({stats(wasm)['median']:.0f})" if wasm else "")
+    out = ["| span | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    out += [f"| {span} | " + " | ".join(cell(n, span) for n in names) + " |" for span in spans]
     return out

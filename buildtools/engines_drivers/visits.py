@@ -21,9 +21,10 @@ _VISIT = """async (moduleUrl, f, warm, storeWaitMs) => {
   const first = await clf.classify(file, {topK: 5});
   const firstAt = performance.now();
   const warmMs = [];
+  let stages = first.timings_ms ?? null;
   for (let i = 0; i < warm; i++) {
     const t0 = performance.now();
-    await clf.classify(file, {topK: 5});
+    stages = (await clf.classify(file, {topK: 5})).timings_ms ?? null;
     warmMs.push(performance.now() - t0);
   }
   let s = await clf.stats();
@@ -33,7 +34,7 @@ _VISIT = """async (moduleUrl, f, warm, storeWaitMs) => {
     s = await clf.stats();
   }
   await clf.dispose();
-  return {ready, firstAt, first, warmMs, timings: s.timings, phases: s.phases ?? null, origin: performance.timeOrigin};
+  return {ready, firstAt, first, warmMs, stages, timings: s.timings, phases: s.phases ?? null, origin: performance.timeOrigin};
 }""" % FILE_FROM_ARG
 
 
@@ -42,6 +43,7 @@ class Visit:
     ready_ms: float  # load() resolved, from the page's navigation start
     first_result_ms: float  # the first classify answered, same clock
     warm_ms: tuple[float, ...]  # classify round trips after the first (same photo)
+    stages_ms: dict | None  # the worker's stage timings of the last classify (decode, preprocess, run, ...)
     top: list[Top]
     snapshot: str | None  # how the worker started: "restored", "made" (booted, snapshot made), "failed", None
     snapshot_store: str | None  # where the snapshot was read from or stored ("opfs", "indexeddb"), None: nowhere
@@ -63,5 +65,6 @@ def module_visit(driver: EngineDriver, page_url: str, module_url: str, photo: Pa
     out = driver.call(_VISIT, module_url, driver.file_arg(photo), warm, store_wait_s * 1000)
     timings = out["timings"] or {}
     return Visit(ready_ms=out["ready"], first_result_ms=out["firstAt"], warm_ms=tuple(out["warmMs"]),
+                 stages_ms=out["stages"],
                  top=tops(out["first"]), snapshot=timings.get("snapshot"),
                  snapshot_store=timings.get("snapshot_store"), timings=timings, phases=out["phases"], page_origin=out["origin"])
