@@ -51,6 +51,14 @@ class Visit:
     phases: dict | None  # the worker's start-up phases (web/worker/phases.js), on the worker's clock
     page_origin: float  # the page's performance.timeOrigin (epoch ms): phases["origin"] minus it moves them here
 
+    def span_ms(self, name: str) -> float | None:
+        """How long the worker's start-up span ``name`` took (e.g. "python": the interpreter up with numpy and
+        wasmvision imported, the part a restored snapshot replaces); None when it did not run."""
+        for s in (self.phases or {}).get("spans", []):
+            if s["name"] == name and s["end"] is not None:
+                return s["end"] - s["start"]
+        return None
+
     @property
     def warm_median_ms(self) -> float | None:
         ordered = sorted(self.warm_ms)

@@ -159,7 +159,7 @@ def _fresh(variant: str):
 @pytest.mark.parametrize("variant", VISIT_ENGINES)
 def test_repeat_visit_restores_the_snapshot(variant, served, photos, native):
     """First visit boots Python and stores the memory snapshot; the second restores it (the worker says so), gives
-    the same numbers and is ready sooner."""
+    the same numbers and starts Python sooner (in WebKit in at most 0.6x the time)."""
     page, module, photo = served + "examples/photos/blank.html", served + "wasmvision.mjs", photos["chelsea.png"]
     with _fresh(variant) as driver:
         first = module_visit(driver, page, module, photo)
@@ -169,13 +169,17 @@ def test_repeat_visit_restores_the_snapshot(variant, served, photos, native):
     assert second.snapshot_store == first.snapshot_store
     for visit in (first, second):
         _assert_same_top("chelsea.png", visit.top, native["chelsea.png"], variant)
-    ratio = second.ready_ms / first.ready_ms
+    # The snapshot replaces the interpreter's boot ("python": runtime, numpy and wasmvision imported); ready also
+    # holds the model's load, which no snapshot holds and which on a loaded machine varies by seconds.
+    boot_ratio = second.span_ms("python") / first.span_ms("python")
     TIMINGS.setdefault(variant, {})["visits"] = {
         "store": first.snapshot_store, "first_ready_ms": round(first.ready_ms),
         "first_result_ms": round(first.first_result_ms), "repeat_ready_ms": round(second.ready_ms),
-        "warm_ms": round(first.warm_median_ms, 1), "repeat_over_first": round(ratio, 2)}
+        "warm_ms": round(first.warm_median_ms, 1), "repeat_over_first": round(second.ready_ms / first.ready_ms, 2),
+        "python_first_ms": round(first.span_ms("python")), "python_repeat_ms": round(second.span_ms("python")),
+        "python_repeat_over_first": round(boot_ratio, 2)}
     _write_timings()
-    assert ratio <= REPEAT_TARGET.get(variant, 1.0), f"{variant}: repeat visit {ratio:.2f}x the first"
+    assert boot_ratio <= REPEAT_TARGET.get(variant, 1.0), f"{variant}: the restore took {boot_ratio:.2f}x the boot"
 
 
 @pytest.mark.parametrize("variant", VISIT_ENGINES[:3])
