@@ -37,10 +37,10 @@ for p in (ROOT, HERE, HERE / "peers", ROOT / "py_pkg"):  # ROOT: the site's serv
 from bench import report  # noqa: E402
 
 QUICK = {"runs": 10, "rounds": 2, "warmup": 2, "peer_runs": 2, "planer_runs": 0, "native_runs": 20,
-         "cold_repeats": 1, "phase_runs": 1, "link_repeats": 1}
+         "cold_repeats": 1, "phase_runs": 1, "link_repeats": 1, "engine_runs": 1}
 # --only PART: what the other parts' options become (only the link profiles: no warm rounds, zoo, peers, ...).
-ONLY = {"links": {"skip_warm": True, "skip_cold": True, "skip_native": True, "skip_phases": True, "no_peak": True,
-                  "no_planer": True, "skip_family": list(report.FAMILIES)}}
+ONLY = {"links": {"skip_warm": True, "skip_cold": True, "skip_native": True, "skip_phases": True, "skip_engines": True,
+                  "no_peak": True, "no_planer": True, "skip_family": list(report.FAMILIES)}}
 
 
 def parse(argv=None):
@@ -79,6 +79,11 @@ def parse(argv=None):
     ap.add_argument("--link-repeats", type=int, default=3, help="visits per link-profile cell (the median is shown)")
     ap.add_argument("--link-profiles", default="",
                     help="comma-separated subset of the link profiles by first word (unthrottled,50,20; default all)")
+    ap.add_argument("--skip-engines", action="store_true", help="skip the per-engine visits (Chromium, Firefox, WebKit)")
+    ap.add_argument("--browser-engines", type=lambda s: [e for e in s.split(",") if e], default=None,
+                    help="engines for the per-engine visits (default: chromium,firefox,webkit,webkit-storage)")
+    ap.add_argument("--engine-runs", type=int, default=3, help="fresh browsers (first + repeat visit) per engine")
+    ap.add_argument("--engine-warm", type=int, default=5, help="warm classify round trips per engine run")
     ap.add_argument("--readme", type=Path, default=None,
                     help="with --write: the README whose bench-table block gets the Markdown table (default README.md)")
     ap.add_argument("--write", action="store_true", help="replace the bench-table block of --readme")

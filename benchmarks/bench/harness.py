@@ -1,5 +1,6 @@
 """Puts the run together: inputs, servers, one Chromium for the warm rounds (+ the Wasm SIMD peak), the start-up phase
-table when benchmarks/phases.py exists, fresh profiles for cold start, the link profiles, then native."""
+table when benchmarks/phases.py exists, fresh profiles for cold start, the link profiles, each engine's visits, then
+native."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cold, inputs, links, native, peak, warm, zoo
+from . import cold, engines, inputs, links, native, peak, warm, zoo
 from .common import BENCH_DIR, CHROMIUM_FLAGS, log
 
 
@@ -123,6 +124,8 @@ class Bench:
                 cold.measure(p, plain, self)
             if not a.skip_links:
                 links.measure(p, self)
+        if not a.skip_engines:
+            engines.measure(self)
         if not a.skip_native:
             native.measure(self)
         self.result["machine"]["loadavg_end"] = os.getloadavg()

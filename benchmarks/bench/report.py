@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .common import BASELINE, dig, fmt_ratio, ratio
+from .engines import lines as engine_table
 from .layers import graph_systems, per_layer_markdown, per_layer_text
 from .links_report import links_footer, links_markdown, links_text
 from .targets import FAMILIES, issue4_targets, issue8_targets, targets_markdown  # noqa: F401 (FAMILIES: run.py)
@@ -81,6 +82,12 @@ def phases_lines(res):
     return ["", "Phases (issue 12): " + ", ".join(f"{k}={v}" for k, v in ph.items() if not isinstance(v, (dict, list)))]
 
 
+def engine_lines(res):
+    """Per engine (benchmarks/bench/engines.py): ready, first result, repeat visit, warm round trip."""
+    rows = engine_table(res)
+    return ["", "Per engine (first and repeat visit of the public module, same photo):", ""] + rows if rows else []
+
+
 def footer(res):
     m = res.get("machine") or {}
     load = m.get("loadavg_start")
@@ -108,6 +115,7 @@ def table(res):
     lines += per_layer_text(res)
     lines += phases_lines(res)
     lines += links_text(res)
+    lines += engine_lines(res)
     return "\n".join(lines)
 
 
@@ -124,6 +132,7 @@ def markdown_table(res):
     if graph_systems(res):
         lines += [""] + per_layer_markdown(res)
     lines += phases_lines(res)
+    lines += engine_lines(res)
     model = dig(res, "page_info", "wasmvision page (simd)", "model") or \
         dig(res, "page_info", "wasmvision page (numpy)", "model") or {}
     if model.get("key"):

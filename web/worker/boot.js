@@ -108,6 +108,7 @@ async function bootInterpreter(allowRestore, packages) {
       // A restored heap whose side modules sit elsewhere than when it was made fails here, not in a classify.
       await during("snapshot_check", () => py.runPython(restoredCheck(record.libs)));
       timings.snapshot = "restored";
+      timings.snapshot_store = record.store;
       return { pyodide: py, restored: true, snapshot: null };
     } catch (err) {
       cancelPreload();
@@ -158,7 +159,8 @@ function takeSnapshot(pyodide, { key, libs }) {
     timings.snapshot = timings.snapshot || "made";
     // Not through the request queue: the write needs no Python and must not hold up a classify.
     setTimeout(async () => {
-      if (await writeSnapshot(key, { bytes, libs, handles })) timings.snapshot_bytes = bytes.byteLength;
+      const store = await writeSnapshot(key, { bytes, libs, handles });
+      if (store) Object.assign(timings, { snapshot_bytes: bytes.byteLength, snapshot_store: store });
     }, SNAPSHOT_STORE_DELAY_MS);
   } catch (err) {
     console.warn("wasmvision: could not make a memory snapshot:", err.message);

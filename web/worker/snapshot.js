@@ -7,17 +7,18 @@
 // from the wheels checked against the manifest (dylibs.js unpackForRestore), since any script of this origin can
 // write this file (docs/robustness-browser.md).
 //
-// Why a file and not IndexedDB (where it was until round 5): the ~41 MB record came back as a structured clone, ~50
-// ms of this worker's thread plus the database's own reading (docs/perf.md §7, round 5).
+// Why a file and not an IndexedDB record of the heap (where it was until round 5): the ~41 MB record came back as a
+// structured clone, ~50 ms of this worker's thread plus the database's own reading (docs/perf.md §7, round 5). Where
+// OPFS cannot write (WebKitGTK), the same file is kept as a Blob in IndexedDB (snapshot-stores.js), read the same way.
 // The file: [magic u32, meta length u32, meta JSON {key, libs, handles, heap}, zero padding to 16, heap bytes].
-// Every worker of the page reads it with getFile(), which locks nothing; one writer at a time (a Web Lock) replaces it
-// through a writable stream, which the browser applies whole on close() or not at all, so a reader never sees half a
-// file and a failed write leaves the old one. One whose size does not match its meta is forgotten.
+// Every worker of the page reads it as a Blob (getFile(), an IndexedDB get), which locks nothing; one writer at a time
+// (a Web Lock) replaces it whole or not at all, so a reader never sees half a file and a failed write leaves the old
+// one. One whose size does not match its meta is forgotten.
 
 import { fileSha256, wheelFiles } from "./manifest.js";
 import { looksLikeSnapshot, version as pyodideVersion } from "./pyodide-0.27.7.js";
+import { STORES } from "./snapshot-stores.js";
 
-const SNAPSHOT_FILE = "wasmvision-snapshot.bin";
 const FILE_MAGIC = 0x31737677; // "wvs1", little-endian
 const LEGACY_DB = "wasmvision-snapshot"; // where earlier versions kept it (IndexedDB): deleted when a file is stored
 
@@ -48,24 +49,15 @@ function dataStart(metaLength) {
   return Math.ceil((META_START + metaLength) / 16) * 16; // Pyodide reads the heap as a Uint32Array
 }
 
-// The snapshot's file as a File (a read that blocks no other reader or writer), or null when there is none.
-async function storedFile() {
-  const root = await navigator.storage.getDirectory();
-  try {
-    return await (await root.getFileHandle(SNAPSHOT_FILE)).getFile();
-  } catch (err) {
-    if (err?.name === "NotFoundError") return null;
-    throw err;
-  }
-}
-
+// `file`: a Blob (read without blocking anyone) or the ArrayBuffer a store could keep instead (a view, no copy).
 async function readBytes(file, start, length) {
+  if (file instanceof ArrayBuffer) return new Uint8Array(file, start, length);
   return new Uint8Array(await file.slice(start, start + length).arrayBuffer());
 }
 
 // The file's meta when it is whole, else "damaged".
 async function readMeta(file) {
-  const size = file.size;
+  const size = file.size ?? file.byteLength;
   if (size < META_START) return "damaged";
   const head = new DataView((await readBytes(file, 0, META_START)).buffer);
   if (head.getUint32(0, true) !== FILE_MAGIC) return "damaged";
@@ -82,55 +74,71 @@ async function readMeta(file) {
   return { ...meta, start };
 }
 
-// The record for this key, null when there is none, or "damaged" (then already forgotten).
-export async function readSnapshot(key) {
-  let value = null;
-  try {
-    const file = await storedFile();
-    if (!file) return null;
-    const meta = await readMeta(file);
-    if (meta !== "damaged" && meta.key !== key) return null;
-    value = meta === "damaged" ? "damaged" :
-      { bytes: await readBytes(file, meta.start, meta.heap), libs: meta.libs, handles: meta.handles };
-  } catch (err) {
-    console.warn("wasmvision: no memory snapshot:", err.message);
-    return null;
-  }
-  const record = value === "damaged" ? null : plausibleSnapshot(value);
-  if (!record) {
-    console.warn("wasmvision: the stored memory snapshot is damaged; discarding it");
-    await forgetSnapshot();
-    return "damaged";
-  }
-  return record;
+function usableStores() {
+  return STORES.filter((store) => store.usable());
 }
 
-// Returns whether the snapshot is stored (by this worker or, for this key, by another one). One snapshot per origin:
-// the new build's replaces any older one; while another worker writes, this one leaves it to that one.
+// The record for this key ({bytes, libs, handles, store}), null when there is none, or "damaged" (then forgotten).
+export async function readSnapshot(key) {
+  for (const store of usableStores()) {
+    let value = null;
+    try {
+      const file = await store.read();
+      if (!file) continue;
+      const meta = await readMeta(file);
+      if (meta !== "damaged" && meta.key !== key) continue;
+      value = meta === "damaged" ? "damaged" :
+        { bytes: await readBytes(file, meta.start, meta.heap), libs: meta.libs, handles: meta.handles };
+    } catch (err) {
+      console.warn(`wasmvision: no memory snapshot (${store.name}):`, err.message);
+      continue;
+    }
+    const record = value === "damaged" ? null : plausibleSnapshot(value);
+    if (!record) {
+      console.warn("wasmvision: the stored memory snapshot is damaged; discarding it");
+      await forgetSnapshot();
+      return "damaged";
+    }
+    return { ...record, store: store.name };
+  }
+  return null;
+}
+
+// The stored file's meta in `store` (null: none, "damaged"), never throwing.
+function storedMeta(store) {
+  return store.read().then((file) => file && readMeta(file)).catch(() => null);
+}
+
+// Returns the store's name when the snapshot is stored (by this worker or, for this key, by another one), else
+// false. One snapshot per origin: the new build's replaces any older one in every store; the first store that can
+// write it keeps it. While another worker writes, this one leaves it to that one.
 export async function writeSnapshot(key, { bytes, libs, handles }) {
   const write = async () => {
-    const existing = await storedFile().then((file) => file && readMeta(file)).catch(() => null);
-    if (existing && existing !== "damaged" && existing.key === key) return true;
+    const stores = usableStores();
+    const existing = await Promise.all(stores.map(storedMeta));
+    const have = stores.find((_, i) => existing[i] && existing[i] !== "damaged" && existing[i].key === key);
+    if (have) return have.name;
     const meta = new TextEncoder().encode(JSON.stringify({ key, libs, handles, heap: bytes.byteLength }));
     const head = new DataView(new ArrayBuffer(META_START));
     head.setUint32(0, FILE_MAGIC, true);
     head.setUint32(4, meta.byteLength, true);
-    const start = dataStart(meta.byteLength);
-    const root = await navigator.storage.getDirectory();
-    let stream = null;
-    try {
-      stream = await (await root.getFileHandle(SNAPSHOT_FILE, { create: true })).createWritable();
-      await stream.write({ type: "write", position: 0, data: head });
-      await stream.write({ type: "write", position: META_START, data: meta });
-      await stream.write({ type: "write", position: start, data: bytes });
-      await stream.close(); // the whole file replaces the old one here, or nothing does
-    } catch (err) {
-      await stream?.abort().catch(() => {});
-      if (!existing) await forgetSnapshot(); // the empty file just created, where writables are unsupported
-      throw err;
+    const parts = [{ position: 0, data: new Uint8Array(head.buffer) }, { position: META_START, data: meta },
+      { position: dataStart(meta.byteLength), data: bytes }];
+    let failure = null;
+    for (const [i, store] of stores.entries()) {
+      try {
+        await store.replace(parts, { existed: Boolean(existing[i]) });
+      } catch (err) {
+        failure = failure ?? err;
+        console.warn(`wasmvision: the memory snapshot cannot be stored in ${store.name}:`, err.message);
+        continue;
+      }
+      // The others' older snapshots go: one per origin.
+      await Promise.all(stores.filter((s, j) => j !== i && existing[j]).map((s) => s.remove().catch(() => {})));
+      if (typeof indexedDB !== "undefined") indexedDB.deleteDatabase(LEGACY_DB);
+      return store.name;
     }
-    if (typeof indexedDB !== "undefined") indexedDB.deleteDatabase(LEGACY_DB);
-    return true;
+    throw failure ?? new Error("no storage for it in this browser");
   };
   try {
     if (!navigator.locks) return await write();
@@ -142,10 +150,6 @@ export async function writeSnapshot(key, { bytes, libs, handles }) {
 }
 
 export async function forgetSnapshot() {
-  try {
-    const root = await navigator.storage.getDirectory();
-    await root.removeEntry(SNAPSHOT_FILE);
-  } catch {
-    // Nothing stored, nothing to forget.
-  }
+  // Nothing stored, nothing to forget: a store that fails here has nothing to forget either.
+  await Promise.all(usableStores().map((store) => store.remove().catch(() => {})));
 }

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import browser_util as bu
-
+from ..chromium import CHROMIUM_ARGS, chromium_path
 from .driver import EngineCallError, EngineDriver, EngineUnavailable, js_args, js_wrap
 
 
@@ -17,11 +16,11 @@ class Chromium(EngineDriver):
     def __init__(self, timeout_s: float = 300):
         from playwright.sync_api import sync_playwright
 
-        path = bu.chromium_path()
+        path = chromium_path()
         if not Path(path).exists():
             raise EngineUnavailable(f"{path} is not installed (apt-get install chromium)")
         self.pw = sync_playwright().start()
-        self.browser = self.pw.chromium.launch(executable_path=path, args=bu.CHROMIUM_ARGS)
+        self.browser = self.pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
         self.page = self.browser.new_page()
         self.page.set_default_timeout(timeout_s * 1000)
 

@@ -1,4 +1,4 @@
-"""The one interface the engine tests use: open a page, wait for it to be ready, classify a photo, read the top 5.
+"""The one interface the engine tests and benchmarks use: open a page, wait for it to be ready, classify a photo, read the top 5.
 
 A driver implements two primitives, ``navigate(url)`` and ``call(function_source, *args)`` (an async JavaScript
 function run in the page, its JSON-able result returned); everything else is built on them here, in JavaScript that
@@ -29,7 +29,8 @@ class Top:
     probability: float
 
 
-_FILE = "(f) => new File([Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0))], f.name)"
+# A {name, b64} argument as a File in the page.
+FILE_FROM_ARG = "(f) => new File([Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0))], f.name)"
 
 
 class EngineDriver(ABC):
@@ -78,7 +79,7 @@ class EngineDriver(ABC):
 
     def classify(self, path: Path, top_k: int = 5) -> list[Top]:
         """The page's window.wasmvision.classify on ``path`` (as a File), its top ``top_k``."""
-        result = self.call(f"async (f, k) => window.wasmvision.classify(({_FILE})(f), {{topK: k}})",
+        result = self.call(f"async (f, k) => window.wasmvision.classify(({FILE_FROM_ARG})(f), {{topK: k}})",
                            self.file_arg(path), top_k)
         return tops(result)
 
@@ -87,7 +88,7 @@ class EngineDriver(ABC):
         self.call(f"""async (sel, files) => {{
             const input = document.querySelector(sel);
             const dt = new DataTransfer();
-            for (const f of files) dt.items.add(({_FILE})(f));
+            for (const f of files) dt.items.add(({FILE_FROM_ARG})(f));
             input.files = dt.files;
             input.dispatchEvent(new Event("change", {{bubbles: true}}));
             return true;

@@ -40,7 +40,7 @@ class Xvfb:
 class WebKit(EngineDriver):
     name = "webkit"
 
-    def __init__(self, timeout_s: float = 300):
+    def __init__(self, timeout_s: float = 300, features: tuple[str, ...] = ()):
         for path, package in ((WEBDRIVER, "webkit2gtk-driver"), (MINIBROWSER, "webkit2gtk-driver")):
             if not Path(path).exists():
                 raise EngineUnavailable(f"{path} is not installed (apt-get install {package})")
@@ -60,6 +60,8 @@ class WebKit(EngineDriver):
             options = webdriver.WebKitGTKOptions()
             options.binary_location = MINIBROWSER
             options.add_argument("--automation")
+            if features:  # e.g. Safari's storage features, which WebKitGTK leaves off
+                options.add_argument("--features=" + ",".join("+" + f for f in features))
             self.driver = webdriver.WebKitGTK(options=options, service=Service(executable_path=WEBDRIVER))
         except Exception as exc:
             self.xvfb.close()
