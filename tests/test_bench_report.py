@@ -97,6 +97,28 @@ def test_issue8_targets(res):
     assert not any(k.startswith("mobilenet_v3_large") for k in rows)  # no measurement, no row
 
 
+def test_issue18_targets(res):
+    page = res["systems"]["wasmvision page (simd)"]
+    page["stages_ms"] = {"decode": s(4.0), "preprocess": s(6.0), "inference": s(21.0), "postprocess": s(0.5),
+                         "total": s(32.0)}
+    res["page_info"] = {"wasmvision page (simd)": {"timings_ms": {"decode": 9.0, "preprocess": 30.0, "inference": 22.0,
+                                                                  "postprocess": 1.0, "total": 64.0}}}
+    res["inputs"] = {"image": "/x/chelsea.png"}
+    rows = {a: (b, c) for a, b, c in targets.issue18_targets(res)}
+    assert rows["mobilenet_v2: SIMD inference stage <= 0.5x onnxruntime-web 1 thread"] == ("0.70x (21.0 vs 30.0 ms)",
+                                                                                             "no")
+    assert rows["mobilenet_v3_small: classify round trip <= 1.25x onnxruntime-web 1 thread session.run"][1] == "no"
+    assert rows["preprocess stage <= 0.1x onnxruntime-web mobilenet_v2 session.run"] == (
+        "0.20x (6.0 vs 30.0 ms, chelsea.png)", "no")
+    first = next(v for k, v in rows.items() if k.startswith("first classify after ready"))
+    assert first[1] == "no" and first[0].startswith("2.00x of the median") and "preprocess 30.0 (median 6.0)" in first[0]
+    dw = next(v for k, v in rows.items() if k.startswith("depthwise kxk"))
+    # 2*56*56*144*9 FLOP in 0.5 ms = 16.3 GFLOPS: 25 % of the 64.0 peak, 20 % of the FMA one
+    assert dw[1] == "no" and dw[0].startswith("25% (16.3 of 64.0 GFLOPS, 20% of the FMA peak 80.0")
+    assert "| target (issue 18) | this run | met |" in report.markdown_table(res)
+    assert "target (issue 18): first classify after ready" in report.table(res)
+
+
 def test_per_layer_gflops_and_peak_share(res):
     assert layers.peak_gflops(res) == 64.0 and layers.peak_gflops(res, fma=True) == 80.0
     prof = res["systems"]["wasmvision graph run (Pyodide, simd)"]["profile"]
