@@ -12,6 +12,11 @@ NUMPY_BEFORE_RATIO = 3.95
 NOISE = 0.10  # the margin "no slower" and "same speed" allow on 2 shared cores
 
 
+def yes(ok):
+    """A target's "met" cell: yes, no, or - when this run did not measure it."""
+    return "-" if ok is None else ("yes" if ok else "no")
+
+
 def _find(res, kind, model, engine, bundle=None):
     for name, s in (res.get("systems") or {}).items():
         if s.get("kind") == kind and s.get("model") == model and s.get("engine") == engine and \
@@ -32,9 +37,6 @@ def issue8_targets(res):
     """[(target, this run, met)] for the SIMD engine's targets, from this run only."""
     systems = res.get("systems") or {}
     rows = []
-
-    def yes(ok):
-        return "-" if ok is None else ("yes" if ok else "no")
 
     for model in (V2,) + FAMILIES:
         base = dig(systems, BASELINE if model == V2 else f"{BASELINE} {model}", "latency_ms", "median")
@@ -128,9 +130,6 @@ def issue18_targets(res):
     """[(target, this run, met)] for issue 18's rows (docs/perf.md), from this run only."""
     systems = res.get("systems") or {}
     rows = []
-
-    def yes(ok):
-        return "-" if ok is None else ("yes" if ok else "no")
 
     base = dig(systems, BASELINE, "latency_ms", "median")
     _, v2 = wv_row(res, V2)
