@@ -1,6 +1,7 @@
 """The page with each engine: ?engine=simd and ?engine=numpy give the native top-5 and say which engine
 ran; a site whose kernel library cannot load (or does not match its recorded hash) falls back to numpy with a
-one-line notice and the same answers; one whose relaxed-SIMD build cannot compile runs the plain build. Needs the built site (python3 build.py build) and Chromium."""
+one-line notice and the same answers; one whose relaxed-SIMD build cannot compile runs the plain build. Needs the
+built site (python3 build.py build) and Chromium."""
 
 from __future__ import annotations
 

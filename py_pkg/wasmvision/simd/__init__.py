@@ -112,7 +112,7 @@ def load_library(path: Path = LIBRARY, info: Path = LIBRARY_INFO) -> tuple[Libra
 
 def engine_validates(path: Path) -> bool:
     """Whether this engine compiles the module (feature detection for relaxed SIMD): WebAssembly.validate, so an
-    unsupported build is never handed to the dynamic loader (a failed load would leave a half-registered library)."""
+    unsupported build is never handed to the dynamic loader (a failed load leaves a half-registered library)."""
     import js  # Pyodide's bridge to the engine
     from pyodide.ffi import to_js
 
@@ -131,10 +131,12 @@ def default_library() -> tuple[Library | None, str | None]:
     build where the engine validates it, else the plain one."""
     builds = chosen_builds()
     if not builds:
-        return None, f"{BUILD_ENV}={os.environ[BUILD_ENV]!r} names no build (choose {', '.join(b.name for b in BUILDS)})"
+        names = ", ".join(b.name for b in BUILDS)
+        return None, f"{BUILD_ENV}={os.environ[BUILD_ENV]!r} names no build (choose {names})"
     why = None
     for build in builds:
-        if build.code == 1 and sys.platform == "emscripten" and build.path.exists() and not engine_validates(build.path):
+        relaxed = build.code == 1 and sys.platform == "emscripten" and build.path.exists()
+        if relaxed and not engine_validates(build.path):
             why = f"this engine has no relaxed SIMD ({build.path.name})"
             continue
         lib, why = load_library(build.path, build.info)

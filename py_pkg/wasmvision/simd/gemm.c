@@ -74,7 +74,8 @@ static void gemm_rows(const f32 *A, int lda, const f32 *Bp, const f32 *bias, f32
   for (int m = 0; m < M; m++) {
     const f32 *a = A + (long)m * lda;
     int p = 0;
-    for (; (p + 4) * NR <= N; p += 4) row1x32(a, Bp + (long)p * K * NR, K, bias + p * NR, C + (long)m * ldc + p * NR, act);
+    for (; (p + 4) * NR <= N; p += 4)
+      row1x32(a, Bp + (long)p * K * NR, K, bias + p * NR, C + (long)m * ldc + p * NR, act);
     for (; p < panels; p++) {
       int n0 = p * NR, ncols = N - n0 < NR ? N - n0 : NR;
       tile1x8(A, lda, Bp + (long)p * K * NR, K, C + n0, ldc, m, ncols, wasm_v128_load(bias + n0),
