@@ -53,7 +53,7 @@ def with_modulepreloads(html: bytes, paths: list[str]) -> bytes:
     return html.replace(MODULEPRELOAD_MARKER, links.encode())
 
 
-def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict], simd: dict | None = None,
+def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict], simd: list[dict] | None = None,
                   esbuild: Path | None = None) -> dict:
     """Lay out dist/ (copying only what changed, deleting what is stale) and write manifest.json. With `esbuild`,
     the worker, the public module and each page's script ship as one file each with the modules they import."""
@@ -138,13 +138,15 @@ def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict], si
                    for m in models],
         "files": entries,
     }
-    if simd is not None:
-        # The kernel library travels inside the wheel (package data); the page can show which one it runs.
-        member = "wasmvision/simd/" + simd["file"]
-        if wheel_member_sha256(wheel, member) != simd["sha256"]:
-            raise BuildError(f"{wheel.name} does not contain {member} with sha256 {simd['sha256']}")
-        manifest["kernels"] = [{"name": "wasm-simd", "file": simd["file"], "wheel": f"pyodide/{wheel.name}",
-                                "member": member, "bytes": simd["bytes"], "sha256": simd["sha256"]}]
+    if simd:
+        # The kernel libraries travel inside the wheel (package data); the page can show which one it runs.
+        manifest["kernels"] = []
+        for build in simd:
+            member = "wasmvision/simd/" + build["file"]
+            if wheel_member_sha256(wheel, member) != build["sha256"]:
+                raise BuildError(f"{wheel.name} does not contain {member} with sha256 {build['sha256']}")
+            manifest["kernels"].append({"name": build["name"], "file": build["file"], "wheel": f"pyodide/{wheel.name}",
+                                        "member": member, "bytes": build["bytes"], "sha256": build["sha256"]})
     write_if_changed(DIST / "manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
     return manifest
 

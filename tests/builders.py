@@ -470,23 +470,26 @@ def assert_reader_agrees(model: onnx.ModelProto) -> None:
 # ----------------------------------------------------------------------------------------- site variants
 
 LIBRARY = "wasmvision/simd/libwvsimd.so"
-RECORD = "wasmvision/simd/libwvsimd.json"
+RELAXED_LIBRARY = "wasmvision/simd/libwvsimd_relaxed.so"
+LIBRARIES = (RELAXED_LIBRARY, LIBRARY)  # every build of the kernel library; each has a .json record beside it
 BROKEN = b"\x00asm\x01\x00\x00\x00" + b"\xff" * 64  # a Wasm header, then nothing a loader can read
 
 
-def site_with_library(dist_dir: Path, dest: Path, library: bytes, recorded_sha256: str) -> Path:
-    """A copy of the site whose wasmvision wheel carries ``library`` as the kernel file and ``recorded_sha256`` as
-    its recorded hash; the lock and the manifest list the new wheel (so the site's own checks accept it, and only
-    the kernel loader can object)."""
+def site_with_library(dist_dir: Path, dest: Path, library: bytes, recorded_sha256: str,
+                      members: tuple[str, ...] = LIBRARIES) -> Path:
+    """A copy of the site whose wasmvision wheel carries ``library`` as the kernel file of each build in ``members``
+    (default: every build) and ``recorded_sha256`` as its recorded hash; the lock and the manifest list the new wheel
+    (so the site's own checks accept it, and only the kernel loader can object)."""
+    records = {m[:-3] + ".json" for m in members}
     manifest = json.loads((dist_dir / "manifest.json").read_text())
     wheel_path = manifest["wasmvision"]["wheel"]
     out = io.BytesIO()
     with zipfile.ZipFile(dist_dir / wheel_path) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
         for item in src.infolist():
             data = src.read(item.filename)
-            if item.filename == LIBRARY:
+            if item.filename in members:
                 data = library
-            elif item.filename == RECORD:
+            elif item.filename in records:
                 record = json.loads(data)
                 record.update(bytes=len(library), sha256=recorded_sha256)
                 data = json.dumps(record).encode()

@@ -51,6 +51,10 @@ for (const name of py.FS.readdir("/work/out")) {
 """
 
 
+# Node 20's V8 has relaxed SIMD behind this flag (Chromium has it on): runs that must load the relaxed build pass it.
+RELAXED_SIMD = ("--experimental-wasm-relaxed-simd",)
+
+
 def pyodide_dir() -> Path | None:
     candidates = [os.environ.get("WASMVISION_PYODIDE_DIR"), ROOT / "dist" / "pyodide", "/tmp/pyodide-0.27.7"]
     for c in candidates:
@@ -66,8 +70,10 @@ def require_pyodide() -> Path:
     return pyodide
 
 
-def run_in_pyodide(work: Path, code: str, inputs: dict[str, bytes] | None = None, timeout: int = 600) -> dict:
-    """Run ``code`` in a fresh Pyodide; returns {file name: bytes} of what it wrote to /work/out."""
+def run_in_pyodide(work: Path, code: str, inputs: dict[str, bytes] | None = None, timeout: int = 600,
+                   node_args: tuple[str, ...] = ()) -> dict:
+    """Run ``code`` in a fresh Pyodide; returns {file name: bytes} of what it wrote to /work/out.
+    ``node_args``: V8 flags for this run (e.g. RELAXED_SIMD)."""
     pyodide = require_pyodide()
     (work / "in").mkdir(parents=True, exist_ok=True)
     for name, data in (inputs or {}).items():
@@ -75,7 +81,7 @@ def run_in_pyodide(work: Path, code: str, inputs: dict[str, bytes] | None = None
     (work / "main.py").write_text(code)
     script = work / "run.mjs"
     script.write_text(RUNNER % {"pyodide": pyodide, "package": PACKAGE, "work": work})
-    r = subprocess.run(["node", str(script)], capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(["node", *node_args, str(script)], capture_output=True, text=True, timeout=timeout)
     if r.returncode != 0:
         at = r.stderr.find("PYTHON-ERROR")
         pytest.fail(f"Pyodide run failed:\n{r.stdout[-1000:]}\n" + (r.stderr[at:][-4000:] if at >= 0 else

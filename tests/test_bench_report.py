@@ -54,7 +54,7 @@ def res():
                                               "layers": layers, "graph_run_median_ms": 1.7}},
     }
     return {"started": "2026-11-29T16:00:00Z", "browser": "156.0", "machine": {"cpus": 2, "loadavg_start": [1.5]},
-            "systems": systems, "peak": [{"best_gflops": 50.0}, {"best_gflops": 64.0}],
+            "systems": systems, "peak": [{"best_gflops": 50.0, "fma": {"best_gflops": 80.0}}, {"best_gflops": 64.0, "fma": None}],
             "cold_start": {"ort-web 1 thread": {"empty_cache": {"first_result_ms": s(1000.0), "bytes_page": 28e6,
                                                                 "bytes_bench_inputs": 6e5, "requests": 5}},
                            "wasmvision": {"empty_cache": {"first_result_ms": s(3000.0), "bytes_page": 21e6,
@@ -97,13 +97,38 @@ def test_issue8_targets(res):
     assert not any(k.startswith("mobilenet_v3_large") for k in rows)  # no measurement, no row
 
 
+def test_issue18_targets(res):
+    page = res["systems"]["wasmvision page (simd)"]
+    page["stages_ms"] = {"decode": s(4.0), "preprocess": s(6.0), "inference": s(21.0), "postprocess": s(0.5),
+                         "total": s(32.0)}
+    res["page_info"] = {"wasmvision page (simd)": {"timings_ms": {"decode": 9.0, "preprocess": 30.0, "inference": 22.0,
+                                                                  "postprocess": 1.0, "total": 64.0}}}
+    res["inputs"] = {"image": "/x/chelsea.png"}
+    rows = {a: (b, c) for a, b, c in targets.issue18_targets(res)}
+    assert rows["mobilenet_v2: SIMD inference stage <= 0.5x onnxruntime-web 1 thread"] == ("0.70x (21.0 vs 30.0 ms)",
+                                                                                             "no")
+    assert rows["mobilenet_v3_small: classify round trip <= 1.25x onnxruntime-web 1 thread session.run"][1] == "no"
+    assert rows["preprocess stage <= 0.1x onnxruntime-web mobilenet_v2 session.run"] == (
+        "0.20x (6.0 vs 30.0 ms, chelsea.png)", "no")
+    first = next(v for k, v in rows.items() if k.startswith("first classify after ready"))
+    assert first[1] == "no" and first[0].startswith("2.00x of the median") and "preprocess 30.0 (median 6.0)" in first[0]
+    dw = next(v for k, v in rows.items() if k.startswith("depthwise kxk"))
+    # 2*56*56*144*9 FLOP in 0.5 ms = 16.3 GFLOPS: 25 % of the 64.0 peak, 20 % of the FMA one
+    assert dw[1] == "no" and dw[0].startswith("25% (16.3 of 64.0 GFLOPS, 20% of the FMA peak 80.0")
+    assert "| target (issue 18) | this run | met |" in report.markdown_table(res)
+    assert "target (issue 18): first classify after ready" in report.table(res)
+
+
 def test_per_layer_gflops_and_peak_share(res):
-    assert layers.peak_gflops(res) == 64.0
+    assert layers.peak_gflops(res) == 64.0 and layers.peak_gflops(res, fma=True) == 80.0
     prof = res["systems"]["wasmvision graph run (Pyodide, simd)"]["profile"]
     rows = {r["kernel"]: r for r in layers.kernel_rows(prof, 64.0)}
     assert set(rows) == {"sgemm 1x1 conv", "depthwise kxk"}  # no FLOPs, no row
     assert rows["sgemm 1x1 conv"]["gflops"] == pytest.approx(2 * 112 * 112 * 96 * 16 / 1e6)
     assert rows["sgemm 1x1 conv"]["peak_share"] == pytest.approx(rows["sgemm 1x1 conv"]["gflops"] / 64.0)
+    assert rows["sgemm 1x1 conv"]["fma_peak_share"] is None  # no FMA peak given, no share
+    fma_rows = {r["kernel"]: r for r in layers.kernel_rows(prof, 64.0, 80.0)}
+    assert fma_rows["sgemm 1x1 conv"]["fma_peak_share"] == pytest.approx(rows["sgemm 1x1 conv"]["gflops"] / 80.0)
     assert [r["name"] for r in layers.layer_rows(prof, 64.0)] == ["pw1", "dw1"]
 
 
@@ -114,7 +139,7 @@ def test_tables_render(res):
         assert "wasmvision mobilenet_v2 (simd), inference stage" in out
         assert "| boot | 900 |" in out  # the phase table passes through
     assert "| sgemm 1x1 conv | 38.5, 60% (1, 1.00) |" in md and "| 1.6 / 1.7 |" in md
-    assert "**64.0 GFLOPS**" in md and "per-step medians" in md and "3.0 min wall" in md and "`python3 build.py bench --quick`" in md
+    assert "mul+add 64.0 GFLOPS, relaxed_madd 80.0 GFLOPS" in md and "per-step medians" in md and "3.0 min wall" in md and "`python3 build.py bench --quick`" in md
     assert "| first result, empty cache: wasmvision, 21.0 MB downloaded | 3000.0 | 3600.0 | 3.00x |" in md
     assert "| first result, empty cache <= 2.0x onnxruntime-web | 3.00x (3000 vs 1000 ms) | no |" in md
     assert report.table({"systems": {}}).strip()  # an empty run still prints

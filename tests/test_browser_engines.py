@@ -1,6 +1,7 @@
 """The page with each engine: ?engine=simd and ?engine=numpy give the native top-5 and say which engine
 ran; a site whose kernel library cannot load (or does not match its recorded hash) falls back to numpy with a
-one-line notice and the same answers. Needs the built site (python3 build.py build) and Chromium."""
+one-line notice and the same answers; one whose relaxed-SIMD build cannot compile runs the plain build. Needs the
+built site (python3 build.py build) and Chromium."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 import browser_util as bu
-from builders import BROKEN, site_with_library
+from builders import BROKEN, RELAXED_LIBRARY, site_with_library
 
 pytestmark = pytest.mark.browser
 TIMEOUT_MS = 300_000
@@ -79,3 +80,32 @@ def test_a_kernel_library_that_cannot_be_used_falls_back_to_numpy(browser, dist_
     assert result["engine"] == "numpy" and "numpy engine" in label
     assert "libwvsimd.so" in notice and "numpy" in notice.lower(), notice
     _same_top(result, native_top)
+
+
+def test_the_plain_build_runs_where_the_relaxed_one_cannot(browser, dist_dir, chelsea, native_top, tmp_path):
+    """The page end to end on the plain SIMD128 build: the wheel's relaxed build cannot compile here (as in an
+    engine without relaxed SIMD), so the worker and Python both take the plain one: SIMD engine, no notice."""
+    site = site_with_library(dist_dir, tmp_path, BROKEN, hashlib.sha256(BROKEN).hexdigest(),
+                             members=(RELAXED_LIBRARY,))
+    with bu.serve(site) as base:
+        result, label, notice = _classify_on_page(browser, base, "?engine=simd", chelsea)
+    assert result["engine"] == "simd" and "simd engine" in label, (result["engine"], label)
+    assert notice == ""
+    _same_top(result, native_top)
+
+
+def test_the_first_photos_stage_timings_say_so(browser, served, chelsea):
+    """The first photo after ready: its stage timings are labelled as the first photo's, beside every stage."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(served)
+        bu.wait_ready(page, TIMEOUT_MS)
+        page.set_input_files("[data-testid=file-input]", str(chelsea))
+        page.wait_for_selector("[data-testid=result-item]")
+        stages = page.eval_on_selector_all("[data-testid=timings] [data-stage]", "els => els.map(e => e.dataset.stage)")
+        assert stages == ["first", "decode", "preprocess", "inference", "postprocess", "total"], stages
+        assert "first since ready" in page.inner_text("[data-testid=timings] [data-stage=first]")
+    finally:
+        context.close()

@@ -68,8 +68,9 @@ CHANGE = """async (how) => {
   return [libs];
 }""" % SNAPSHOT_FILE
 
-# Every side module the restore loads first: numpy's four that `import numpy` uses, then the kernel library.
-PRELOADED = ["_multiarray_umath", "_multiarray_tests", "_umath_linalg", "libwvsimd"]
+# Every side module the restore loads first: numpy's four that `import numpy` uses, then the kernel library (its
+# relaxed-SIMD build: Chromium has relaxed SIMD).
+PRELOADED = ["_multiarray_umath", "_multiarray_tests", "_umath_linalg", "libwvsimd_relaxed"]
 
 
 @pytest.fixture(scope="module")

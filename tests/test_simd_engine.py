@@ -17,7 +17,7 @@ import pytest
 import wasmvision
 from wasmvision import browser
 from wasmvision import bundle as wvb
-from wasmvision.simd import LIBRARY, LIBRARY_INFO, load_library
+from wasmvision.simd import BUILDS, load_library
 
 sys.path.insert(0, str(Path(__file__).parent))
 from builders import tiny_bundle  # noqa: E402
@@ -92,39 +92,47 @@ def test_browser_entry_points_report_the_engine(image):
 
 # ------------------------------------------------------------------------------------------- the build
 
-def test_library_is_built_with_its_recorded_sha256():
-    if not LIBRARY.exists():
-        pytest.fail(f"{LIBRARY} missing: run `python3 build.py build`", pytrace=False)
-    info = json.loads(LIBRARY_INFO.read_text())
-    assert info["file"] == LIBRARY.name
-    assert hashlib.sha256(LIBRARY.read_bytes()).hexdigest() == info["sha256"]
-    assert LIBRARY.read_bytes()[:4] == b"\0asm"
+@pytest.mark.parametrize("build", BUILDS, ids=lambda b: b.name)
+def test_library_is_built_with_its_recorded_sha256(build):
+    if not build.path.exists():
+        pytest.fail(f"{build.path} missing: run `python3 build.py build`", pytrace=False)
+    info = json.loads(build.info.read_text())
+    assert info["file"] == build.path.name
+    assert hashlib.sha256(build.path.read_bytes()).hexdigest() == info["sha256"]
+    assert build.path.read_bytes()[:4] == b"\0asm"
 
 
-def test_wheel_and_manifest_carry_the_library(dist_dir):
-    info = json.loads(LIBRARY_INFO.read_text())
+def test_wheel_and_manifest_carry_both_builds(dist_dir):
     manifest = json.loads((dist_dir / "manifest.json").read_text())
-    (entry,) = manifest["kernels"]
-    assert entry["sha256"] == info["sha256"] and entry["bytes"] == info["bytes"]
-    with zipfile.ZipFile(dist_dir / entry["wheel"]) as z:
-        assert hashlib.sha256(z.read(entry["member"])).hexdigest() == info["sha256"]
-        assert json.loads(z.read("wasmvision/simd/libwvsimd.json"))["sha256"] == info["sha256"]
+    entries = {e["file"]: e for e in manifest["kernels"]}
+    assert set(entries) == {b.path.name for b in BUILDS}
+    for build in BUILDS:
+        info, entry = json.loads(build.info.read_text()), entries[build.path.name]
+        assert entry["sha256"] == info["sha256"] and entry["bytes"] == info["bytes"] and entry["name"] == info["name"]
+        with zipfile.ZipFile(dist_dir / entry["wheel"]) as z:
+            assert hashlib.sha256(z.read(entry["member"])).hexdigest() == info["sha256"]
+            assert json.loads(z.read(entry["member"][:-3] + ".json"))["sha256"] == info["sha256"]
 
 
-def test_same_sources_same_bytes(tmp_path):
+@pytest.mark.parametrize("variant", ["PLAIN", "RELAXED"])
+def test_same_sources_same_bytes(tmp_path, variant):
     """Compile twice, in two other directories, with the build's own flags: identical to the shipped library."""
     from buildtools import simd as build
 
-    if not (shutil.which("clang") and shutil.which("wasm-ld")):
-        pytest.skip("clang/wasm-ld not installed (`python3 build.py build` installs them)")
+    spec = getattr(build, variant)
+    tools = ("clang", "wasm-ld") if spec is build.PLAIN else (str(build.RELAXED_LLVM / "clang"),
+                                                               str(build.RELAXED_LLVM / "wasm-ld"))
+    if not all(shutil.which(t) for t in tools):
+        pytest.skip(f"{tools} not installed (`python3 build.py build` installs them)")
     outputs = []
     for run in ("a", "b"):
         src = tmp_path / run / "src"
         shutil.copytree(build.SIMD_DIR, src, ignore=shutil.ignore_patterns("*.so", "*.json", "*.py", "__pycache__"))
         objs = []
         for c in sorted(src.glob("*.c")):
-            subprocess.run(["clang", *build.SIMD_CFLAGS, "-c", c.name, "-o", f"../{c.stem}.o"], cwd=src, check=True)
+            subprocess.run([tools[0], *build.SIMD_CFLAGS, *spec.extra_cflags, "-c", c.name, "-o", f"../{c.stem}.o"],
+                           cwd=src, check=True)
             objs.append(f"{c.stem}.o")
-        subprocess.run(["wasm-ld", *build.SIMD_LDFLAGS, "-o", "lib.so", *objs], cwd=tmp_path / run, check=True)
+        subprocess.run([tools[1], *build.SIMD_LDFLAGS, "-o", "lib.so", *objs], cwd=tmp_path / run, check=True)
         outputs.append((tmp_path / run / "lib.so").read_bytes())
-    assert outputs[0] == outputs[1] == LIBRARY.read_bytes()
+    assert outputs[0] == outputs[1] == spec.lib.read_bytes()

@@ -6,7 +6,9 @@ symmetric, TF-style bottom/right, asymmetric, padding larger than the kernel rea
 3x3 / 5x5 / 7x7 (the generic path), dilation 2 (im2col), C not a multiple of 4 or 16, batch 2, every fused activation, and the
 conv strategies that feed the GEMM (strided pointwise, the im2col stem, grouped convolutions), dense,
 and the global average pool.
-The reference is numpy (float64 for the raw GEMM, the numpy engine's own kernels for the ops).
+The reference is numpy (float64 for the raw GEMM, the numpy engine's own kernels for the ops). Every case runs
+with both builds of the library (plain SIMD128 forced in plain Node; relaxed SIMD in Node with V8's flag), each
+against numpy and the two against each other.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import json
 
 import pytest
 
-from pyodide_harness import run_in_pyodide
+import numpy as np
+
+from pyodide_harness import RELAXED_SIMD, run_in_pyodide
 
 ACTS = {
     "none": None,
@@ -84,14 +88,20 @@ CASES = _cases()
 
 CODE = r"""
 import json
+import os
 import numpy as np
 from wasmvision import simd
 from wasmvision.kernels import get_op
 from wasmvision.kernels.base import make_activation
 from wasmvision.simd.ops import gemm_call, prepare_simd, split_activation
 
+build = open("/work/in/build.txt").read()
+if build == "plain":
+    os.environ[simd.BUILD_ENV] = "plain"
 lib, why = simd.default_library()
 assert lib is not None, why
+assert lib.build == build, f"loaded the {lib.build} build, not the {build} one"
+outputs = {}
 cases = json.load(open("/work/in/cases.json"))
 acts = json.load(open("/work/in/acts.json"))
 rng = np.random.default_rng(0)
@@ -166,18 +176,35 @@ for c in cases:
         ref = op.compute(*arrays)
         got = run_simd(op, arrays, None)
     err = float(np.abs(got.astype(np.float64) - ref).max()) if got.size else 0.0
+    outputs[c["name"]] = got
     results[c["name"]] = {"err": err, "scale": float(np.abs(ref).max()), "shape": list(got.shape),
                           "ref_shape": list(ref.shape), "nan": bool(np.isnan(got).any())}
 json.dump(results, open("/work/out/results.json", "w"))
 json.dump(lib.layout, open("/work/out/layout.json", "w"))
+np.savez("/work/out/outputs.npz", **outputs)
 """
 
+BUILDS = {"plain": (), "relaxed": RELAXED_SIMD}
 
-@pytest.fixture(scope="module")
-def pyodide_out(tmp_path_factory):
-    work = tmp_path_factory.mktemp("simd-kernels")
-    return run_in_pyodide(work, CODE, {"cases.json": json.dumps(CASES).encode(),
-                                       "acts.json": json.dumps(ACTS).encode()})
+
+@pytest.fixture(scope="module", params=list(BUILDS))
+def pyodide_out(request, tmp_path_factory):
+    return _run_build(tmp_path_factory, request.param)
+
+
+_RUNS: dict[str, dict] = {}  # one Node run per build, shared by the per-build tests and the cross-build one
+
+
+def _run_build(tmp_path_factory, build):
+    if build not in _RUNS:
+        work = tmp_path_factory.mktemp(f"simd-kernels-{build}")
+        _RUNS[build] = _run_in(work, build)
+    return _RUNS[build]
+
+
+def _run_in(work, build):
+    return run_in_pyodide(work, CODE, {"cases.json": json.dumps(CASES).encode(), "acts.json": json.dumps(ACTS).encode(),
+                                       "build.txt": build.encode()}, node_args=BUILDS[build])
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +228,14 @@ def test_simd_kernel_matches_numpy(results, case):
     assert not r["nan"], "the kernel left unwritten (NaN) outputs"
     # float32 sums in another order: a few ulps of the largest partial sums
     assert r["err"] <= 2e-5 * max(1.0, r["scale"]) * max(1, case.get("k", 1) ** 0.5 / 4), r
+
+
+def test_relaxed_and_plain_builds_agree(tmp_path_factory):
+    """The fused multiply-adds change roundings only: every case within 1e-4 of its output scale of the plain build."""
+    import io
+
+    plain, relaxed = (np.load(io.BytesIO(_run_build(tmp_path_factory, b)["outputs.npz"])) for b in ("plain", "relaxed"))
+    assert sorted(plain.files) == sorted(relaxed.files) == sorted(c["name"] for c in CASES)
+    worst = max(((float(np.abs(plain[n].astype(np.float64) - relaxed[n]).max(initial=0.0))
+                  / max(1.0, float(np.abs(plain[n]).max(initial=0.0))), n) for n in plain.files))
+    assert worst[0] <= 1e-4, worst

@@ -2,7 +2,8 @@
 onnxruntime (native): every importer family, the real MobileNetV2 on real photos, and the fallbacks
 (a library that fails to load, a library whose sha256 does not match: numpy, with a notice naming the file).
 
-Parity: max|Δ| <= 1e-4 of the output scale (max(1, max|ref|)) and the same top-5.
+Parity: max|Δ| <= 1e-4 of the output scale (max(1, max|ref|)) and the same top-5. Every network test runs with
+both builds of the kernel library: plain SIMD128 (plain Node) and relaxed SIMD (Node with V8's flag).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ pytest.importorskip("onnxruntime")
 Image = pytest.importorskip("PIL.Image")
 
 import onnx_builders as B  # noqa: E402
-from pyodide_harness import run_in_pyodide  # noqa: E402
+from pyodide_harness import RELAXED_SIMD, run_in_pyodide  # noqa: E402
 from builders import PHOTOS, torchvision_preprocess  # noqa: E402
 
 FAMILIES = {
@@ -41,8 +42,10 @@ import numpy as np
 import wasmvision
 from wasmvision import bundle
 
+from wasmvision.simd import default_library
+
 names = json.load(open("/work/in/names.json"))
-report = {}
+report = {"simd_build": default_library()[0].build}
 for name in names:
     b = bundle.from_bytes(open(f"/work/in/{name}.wvb", "rb").read())
     x = np.load(f"/work/in/{name}.x.npy")
@@ -90,8 +93,11 @@ def _rel(got: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
     return float(np.abs(got.astype(np.float64) - ref).max()) / scale, scale
 
 
-@pytest.fixture(scope="module")
-def networks(tmp_path_factory, mobilenet_bundle, mobilenet_onnx, photos_dir):
+BUILDS = {"plain": (), "relaxed": RELAXED_SIMD}  # the kernel build each run loads: V8 flags for its Node
+
+
+@pytest.fixture(scope="module", params=list(BUILDS))
+def networks(request, tmp_path_factory, mobilenet_bundle, mobilenet_onnx, photos_dir):
     from wasmvision import bundle as _bundle
     from wasmvision.importers.onnx_import import import_onnx
     import onnxruntime as ort
@@ -115,9 +121,16 @@ def networks(tmp_path_factory, mobilenet_bundle, mobilenet_onnx, photos_dir):
     inputs["real_mobilenet_v2.wvb"] = mobilenet_bundle.read_bytes()
     inputs["names.json"] = json.dumps(list(FAMILIES)).encode()
     inputs["photos.json"] = json.dumps(list(PHOTOS)).encode()
-    out = run_in_pyodide(tmp_path_factory.mktemp("simd-networks"), NETWORK_CODE, inputs)
+    out = run_in_pyodide(tmp_path_factory.mktemp(f"simd-networks-{request.param}"), NETWORK_CODE, inputs,
+                         node_args=BUILDS[request.param])
     got = {k[:-4]: np.load(io.BytesIO(v)) for k, v in out.items() if k.endswith(".npy")}
     return refs, got, json.loads(out["report.json"])
+
+
+def test_each_run_loaded_its_build(networks, request):
+    """Feature detection: the relaxed build where the engine validates it, else the plain one."""
+    build = request.node.callspec.params["networks"]
+    assert networks[2]["simd_build"] == build
 
 
 def test_a_model_loaded_without_warm_up_gives_the_same_answers(networks):

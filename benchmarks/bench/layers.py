@@ -8,10 +8,20 @@ def pct(share, suffix="%"):
     return "-" if share is None else f"{100 * share:.0f}{suffix}"
 
 
-def peak_gflops(res):
-    vals = [p.get("best_gflops") for p in res.get("peak") or []]
+def peak_gflops(res, fma=False):
+    """The best plain (mul+add) peak of the run, or with fma=True the relaxed-SIMD (fused multiply-add) one."""
+    vals = [(p.get("fma") or {}).get("best_gflops") if fma else p.get("best_gflops") for p in res.get("peak") or []]
     vals = [v for v in vals if v]
     return max(vals) if vals else None
+
+
+def peak_line(res):
+    """Both peaks of the run in one sentence."""
+    peak, fma = peak_gflops(res), peak_gflops(res, fma=True)
+    if not peak:
+        return "Wasm SIMD peak: not measured"
+    return (f"Wasm SIMD peak in this Chromium (f32x4 loop, same clang flags): mul+add {peak:.1f} GFLOPS, relaxed_madd "
+            + (f"{fma:.1f} GFLOPS" if fma else "not measured"))
 
 
 def kernel_name(layer):
@@ -23,8 +33,8 @@ def kernel_name(layer):
     return f"numpy {label}"
 
 
-def kernel_rows(profile, peak):
-    """Per kernel: layers, GFLOP, ms, GFLOPS, share of the peak (only steps that do multiply-adds)."""
+def kernel_rows(profile, peak, fma_peak=None):
+    """Per kernel: layers, GFLOP, ms, GFLOPS, share of the peak and of the FMA peak (only multiply-add steps)."""
     agg = {}
     for lay in profile.get("layers") or []:
         if not lay.get("flops"):
@@ -37,7 +47,8 @@ def kernel_rows(profile, peak):
     rows = []
     for a in sorted(agg.values(), key=lambda a: -a["ms"]):
         g = a["flops"] / a["ms"] / 1e6 if a["ms"] > 0 else None
-        rows.append({**a, "gflops": g, "peak_share": g / peak if g and peak else None})
+        rows.append({**a, "gflops": g, "peak_share": g / peak if g and peak else None,
+                     "fma_peak_share": g / fma_peak if g and fma_peak else None})
     return rows
 
 
@@ -68,9 +79,7 @@ def per_layer_markdown(res):
     console table and the JSON have every layer."""
     peak = peak_gflops(res)
     graphs = graph_systems(res)
-    head = f"Wasm SIMD peak in this Chromium (f32x4 mul+add loop, same clang flags): **{peak:.1f} GFLOPS**" \
-        if peak else "Wasm SIMD peak: not measured"
-    lines = [head + ". Per kernel, SIMD engine in Pyodide (main thread), per-step medians: GFLOPS, share of "
+    lines = [peak_line(res) + ". Per kernel, SIMD engine in Pyodide (main thread), per-step medians: GFLOPS, share of "
              "the peak (layers, ms per run)."]
     if not graphs:
         return lines
@@ -95,16 +104,17 @@ def per_layer_markdown(res):
 
 
 def per_layer_text(res, top=10):
-    peak = peak_gflops(res)
-    out = [f"Wasm SIMD peak (same Chromium): {peak:.1f} GFLOPS" if peak else "Wasm SIMD peak: not measured"]
+    peak, fma = peak_gflops(res), peak_gflops(res, fma=True)
+    out = [peak_line(res)]
     for name, s in graph_systems(res) + graph_systems(res, "numpy"):
         prof = s["profile"]
         out.append(f"{name}: sum of per-step medians {steps_ms(prof):.1f} ms, Plan.run median "
-                   f"{prof['graph_run_median_ms']:.1f} ms")
-        out.append(f"  {'kernel':<22}{'layers':>7}{'GFLOP':>8}{'ms':>8}{'GFLOPS':>8}{'%peak':>7}")
-        for r in kernel_rows(prof, peak):
+                   f"{prof['graph_run_median_ms']:.1f} ms" + (f", {s['simd_build']} kernel build"
+                                                             if s.get("simd_build") else ""))
+        out.append(f"  {'kernel':<22}{'layers':>7}{'GFLOP':>8}{'ms':>8}{'GFLOPS':>8}{'%peak':>7}{'%fma':>6}")
+        for r in kernel_rows(prof, peak, fma):
             out.append(f"  {r['kernel']:<22}{r['layers']:>7}{r['flops'] / 1e9:>8.3f}{r['ms']:>8.2f}"
-                       f"{r['gflops']:>8.1f}{pct(r['peak_share'], ''):>7}")
+                       f"{r['gflops']:>8.1f}{pct(r['peak_share'], ''):>7}{pct(r['fma_peak_share'], ''):>6}")
         out.append(f"  slowest {top} layers:")
         for r in layer_rows(prof, peak, top):
             out.append(f"    {r['name'][:28]:<28} {r['kernel']:<18} out {'x'.join(map(str, r['out'])):<14} "

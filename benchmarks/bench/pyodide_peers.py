@@ -83,6 +83,7 @@ def _wv_open(key, path, engine):
         layers.append({"name": name, "label": label, "engine": eng, "out": list(out), "w": list(w) if w else None, "flops": flops})
     _plans[key] = (plan, layers)
     return json.dumps({"engine": ran, "notice": notice, "steps": len(plan.steps),
+                       "simd_build": getattr(kernels, "build", None),
                        "simd_steps": sum(e == "simd" for e in plan.engines),
                        "top5": [int(i) for i in np.argsort(-logits.reshape(-1))[:5]],
                        "version": getattr(wasmvision, "__version__", None), "layers": layers})

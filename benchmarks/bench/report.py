@@ -9,7 +9,8 @@ from .common import BASELINE, dig, fmt_ratio, ratio
 from .engines import lines as engine_table
 from .layers import graph_systems, per_layer_markdown, per_layer_text
 from .links_report import links_footer, links_markdown, links_text
-from .targets import FAMILIES, issue4_targets, issue8_targets, targets_markdown  # noqa: F401 (FAMILIES: run.py)
+from .targets import (FAMILIES, issue4_targets, issue8_targets, issue18_targets,  # noqa: F401 (FAMILIES: run.py)
+                      targets_markdown)
 
 README_START, README_END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
 LINKS_MARKERS = ("<!-- link-table:start -->", "<!-- link-table:end -->")  # its own block: `--only links` writes it
@@ -106,7 +107,8 @@ def table(res):
     cells = [hdr] + [(a, f"{b:.1f}", f"{c:.1f}", d) for a, b, c, d in rows]
     w = [max(len(r[i]) for r in cells) for i in range(4)]
     lines = ["  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r)) for r in cells]
-    for title, tr in (("issue 8", issue8_targets(res)), ("issue 4", issue4_targets(res))):
+    for title, tr in (("issue 8", issue8_targets(res)), ("issue 4", issue4_targets(res)),
+                      ("issue 18", issue18_targets(res))):
         if tr:
             lines.append("")
             lines += [f"target ({title}): {a}: {b} -> met: {c}" for a, b, c in tr]
@@ -123,7 +125,8 @@ def markdown_table(res):
     """The README block."""
     lines = ["| system | median ms | p90 ms | vs onnxruntime-web 1 thread (same model) |", "|---|---:|---:|---:|"]
     lines += [f"| {a} | {b:.1f} | {c:.1f} | {d} |" for a, b, c, d in system_rows(res)]
-    for title, tr in (("issue 8", issue8_targets(res)), ("issue 4", issue4_targets(res))):
+    for title, tr in (("issue 8", issue8_targets(res)), ("issue 4", issue4_targets(res)),
+                      ("issue 18", issue18_targets(res))):
         if tr:
             lines += [""] + targets_markdown(title, tr)
     stages = stage_lines(res)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .common import BASELINE, dig, fmt_ratio, ratio
+from .layers import graph_systems, kernel_rows, peak_gflops
 
 V2 = "mobilenet_v2"
 FAMILIES = ("mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_lite0")
@@ -9,6 +10,11 @@ FAMILIES = ("mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_lite0")
 # run of 2026-11-21 (before the SIMD engine); a ratio to a peer of the same run travels better than milliseconds.
 NUMPY_BEFORE_RATIO = 3.95
 NOISE = 0.10  # the margin "no slower" and "same speed" allow on 2 shared cores
+
+
+def yes(ok):
+    """A target's "met" cell: yes, no, or - when this run did not measure it."""
+    return "-" if ok is None else ("yes" if ok else "no")
 
 
 def _find(res, kind, model, engine, bundle=None):
@@ -31,9 +37,6 @@ def issue8_targets(res):
     """[(target, this run, met)] for the SIMD engine's targets, from this run only."""
     systems = res.get("systems") or {}
     rows = []
-
-    def yes(ok):
-        return "-" if ok is None else ("yes" if ok else "no")
 
     for model in (V2,) + FAMILIES:
         base = dig(systems, BASELINE if model == V2 else f"{BASELINE} {model}", "latency_ms", "median")
@@ -104,3 +107,63 @@ def targets_markdown(title, rows):
     if not rows:
         return []
     return [f"| target ({title}) | this run | met |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
+
+
+FIRST_PHOTO_MARGIN = 0.25  # "the first photo is as fast as the tenth": first classify total within 25 % of the median
+ROUND_TRIP_18 = {V2: 0.8, "mobilenet_v3_large": 0.8, "efficientnet_lite0": 0.8, "mobilenet_v3_small": 1.25}
+SHARE_18 = {"depthwise kxk": 0.40, "sgemm dense": 0.30}  # of the Wasm SIMD peak (mul+add), per kernel
+
+
+def first_photo_line(res, engine="simd"):
+    """The first classify after ready, stage by stage, beside the same page's stage medians: (text, total ratio)."""
+    first = dig(res, "page_info", f"wasmvision page ({engine})", "timings_ms") or {}
+    _, page = _find(res, "page", V2, engine)
+    warm = (page or {}).get("stages_ms") or {}
+    if not first:
+        return None, None
+    parts = [f"{k} {first[k]:.1f}" + (f" (median {warm[k]['median']:.1f})" if dig(warm, k, "median") else "")
+             for k in ("decode", "preprocess", "inference", "postprocess", "total") if first.get(k) is not None]
+    return ", ".join(parts), ratio(first.get("total"), dig(warm, "total", "median"))
+
+
+def issue18_targets(res):
+    """[(target, this run, met)] for issue 18's rows (docs/perf.md), from this run only."""
+    systems = res.get("systems") or {}
+    rows = []
+
+    base = dig(systems, BASELINE, "latency_ms", "median")
+    _, v2 = wv_row(res, V2)
+    inf = ratio(dig(v2, "inference_ms"), base)
+    if inf is not None:
+        rows.append(("mobilenet_v2: SIMD inference stage <= 0.5x onnxruntime-web 1 thread",
+                     f"{fmt_ratio(inf)} ({v2['inference_ms']['median']:.1f} vs {base:.1f} ms)", yes(inf <= 0.5)))
+    for model, limit in ROUND_TRIP_18.items():
+        b = dig(systems, BASELINE if model == V2 else f"{BASELINE} {model}", "latency_ms", "median")
+        _, s = wv_row(res, model)
+        trip = ratio(dig(s, "latency_ms"), b)
+        if trip is not None:
+            rows.append((f"{model}: classify round trip <= {limit}x onnxruntime-web 1 thread session.run",
+                         f"{fmt_ratio(trip)} ({s['latency_ms']['median']:.1f} vs {b:.1f} ms)", yes(trip <= limit)))
+    _, page = _find(res, "page", V2, "simd")
+    pre = dig(page, "stages_ms", "preprocess", "median")
+    if pre is not None and base:
+        image = (dig(res, "inputs", "image") or "the bench image").rsplit("/", 1)[-1]
+        rows.append(("preprocess stage <= 0.1x onnxruntime-web mobilenet_v2 session.run",
+                     f"{pre / base:.2f}x ({pre:.1f} vs {base:.1f} ms, {image})", yes(pre / base <= 0.1)))
+    text, first = first_photo_line(res)
+    if text:
+        rows.append((f"first classify after ready as fast as the later ones (total within {FIRST_PHOTO_MARGIN:.0%})",
+                     f"{fmt_ratio(first)} of the median; first photo: {text} ms",
+                     yes(None if first is None else first <= 1 + FIRST_PHOTO_MARGIN)))
+    peak, fma = peak_gflops(res), peak_gflops(res, fma=True)
+    graphs = [s for _, s in graph_systems(res) if s.get("model") == V2] or [s for _, s in graph_systems(res)]
+    if graphs and peak:
+        by_kernel = {r["kernel"]: r for r in kernel_rows(graphs[0]["profile"], peak, fma)}
+        for kernel, share in SHARE_18.items():
+            r = by_kernel.get(kernel)
+            if r and r["peak_share"] is not None:
+                fma_txt = f", {r['fma_peak_share']:.0%} of the FMA peak {fma:.1f}" if r["fma_peak_share"] else ""
+                rows.append((f"{kernel}: >= {share:.0%} of the Wasm SIMD peak ({graphs[0].get('simd_build') or '?'} "
+                             "build)", f"{r['peak_share']:.0%} ({r['gflops']:.1f} of {peak:.1f} GFLOPS{fma_txt})",
+                             yes(r["peak_share"] >= share)))
+    return rows

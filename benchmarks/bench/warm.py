@@ -140,7 +140,8 @@ def measure(browser, plain, isolated, bench):
         elif s.kind == "graph":
             layers = info["pyodide"]["wasmvision"][s.meta["plan"]]["layers"]
             prof = pyodide_peers.summarize_profile(samples[s.name], layers, bench.kind_of, stats)
-            out[s.name] = {**head, "latency_ms": prof.pop("latency_ms"), "profile": prof}
+            out[s.name] = {**head, "latency_ms": prof.pop("latency_ms"), "profile": prof,
+                           "simd_build": info["pyodide"]["wasmvision"][s.meta["plan"]].get("simd_build")}
         else:
             out[s.name] = {**head, "latency_ms": stats([x for chunk in samples[s.name] for x in chunk])}
     ctx.close()

@@ -220,6 +220,11 @@ class Plan:
         if tuple(x.shape) != self.input_shape:
             raise ValueError(f"plan was built for input shape {self.input_shape}, got {tuple(x.shape)}")
         np.copyto(self.input_buffer, x, casting="same_kind")
+        return self.execute()
+
+    def execute(self) -> list[np.ndarray]:
+        """Execute on what ``input_buffer`` holds (a caller that writes its input there saves run()'s copy);
+        returns fresh copies of the targets."""
         for step in self.steps:
             step()
         return [np.array(o, dtype=np.float32, copy=True) for o in self.outputs]

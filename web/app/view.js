@@ -135,7 +135,19 @@ export function renderResult(result, engine) {
   const t = result.timings_ms;
   const rows = [["Decode", t.decode], ["Preprocess", t.preprocess], ["Inference", t.inference],
     ["Postprocess", t.postprocess], ["Total", t.total]];
-  ui.timings.replaceChildren(...rows.map(([name, ms]) => {
+  const note = [];
+  if (result.first) { // the first photo after ready: its stages say whether it paid for anything the tenth does not
+    const div = document.createElement("div");
+    div.className = "timing first";
+    div.dataset.stage = "first";
+    const dt = document.createElement("dt");
+    dt.textContent = "Photo";
+    const dd = document.createElement("dd");
+    dd.textContent = "first since ready";
+    div.append(dt, dd);
+    note.push(div);
+  }
+  ui.timings.replaceChildren(...note, ...rows.map(([name, ms]) => {
     const div = document.createElement("div");
     div.className = name === "Total" ? "timing total" : "timing";
     div.dataset.stage = name.toLowerCase();

@@ -8,8 +8,8 @@ import { BASE, countAsReceived, orRuntimeFailure, sriFromHex } from "./fetch.js"
 import { fileBytes, runtimeFiles, wheelFiles } from "./manifest.js";
 import { begin, during, end } from "./phases.js";
 import { setStage } from "./progress.js";
-import { planPreload, preloadNextBoot, SIMD_LIB, unpackForRestore } from "./dylibs.js";
-import { cancelPreload, dylibHandles, loadPyodide, restoreHandles, runtimeScriptEvaluated, SITE_PACKAGES,
+import { planPreload, plansKernels, preloadNextBoot, unpackForRestore } from "./dylibs.js";
+import { cancelPreload, dylibHandles, loadPyodide, restoreHandles, runtimeScriptEvaluated,
   takeMemorySnapshot, unplannedLibs } from "./pyodide-0.27.7.js";
 import { runtimeScript } from "./runtime-start.js";
 import { writeTree } from "./sitefiles.js";
@@ -135,7 +135,7 @@ function restoredCheck(libs) {
     "    if isinstance(_f, FileFinder): _f.invalidate_caches()",
     "assert float(numpy.arange(4.0) @ numpy.ones(4)) == 6.0, 'numpy after restore'",
   ];
-  if (libs.includes(`${SITE_PACKAGES}/${SIMD_LIB}`)) {
+  if (plansKernels(libs)) {
     lines.push("from wasmvision.simd import default_library", "from wasmvision.simd.ops import self_check",
       "_lib, _why = default_library()", "assert _lib is not None and self_check(_lib) is None, 'kernels after restore'",
       "del _lib, _why");
@@ -149,7 +149,7 @@ function restoredCheck(libs) {
 function takeSnapshot(pyodide, { key, libs }) {
   try {
     begin("snapshot_make");
-    if (libs.includes(`${SITE_PACKAGES}/${SIMD_LIB}`)) {
+    if (plansKernels(libs)) {
       pyodide.runPython("from wasmvision.simd import default_library; default_library()");
     }
     const unplanned = unplannedLibs(pyodide, libs);

@@ -19,8 +19,15 @@ const NUMPY_LIBS = [
   "numpy/_core/_multiarray_tests.cpython-312-wasm32-emscripten.so",
   "numpy/linalg/_umath_linalg.cpython-312-wasm32-emscripten.so",
 ];
-export const SIMD_LIB = "wasmvision/simd/libwvsimd.so";
-const SIMD_RECORD = "wasmvision/simd/libwvsimd.json";
+// The kernel library's builds, best first (wasmvision.simd.BUILDS): relaxed SIMD where this engine validates it,
+// else plain SIMD128. Each has its sha256 record beside it.
+export const SIMD_LIBS = ["wasmvision/simd/libwvsimd_relaxed.so", "wasmvision/simd/libwvsimd.so"];
+const record = (lib) => lib.replace(/\.so$/, ".json");
+
+// Whether a preload list (planFrom's libs) holds a kernel library.
+export function plansKernels(libs) {
+  return SIMD_LIBS.some((lib) => libs.includes(`${SITE_PACKAGES}/${lib}`));
+}
 
 async function inflateRaw(bytes) {
   const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate-raw"));
@@ -70,7 +77,7 @@ export async function zipMembers(zip, wanted = null) {
 export async function planPreload(numpyWheel, wasmvisionWheel) {
   const [numpy, ours] = await Promise.all([
     zipMembers(numpyWheel, new Set(NUMPY_LIBS)),
-    zipMembers(wasmvisionWheel, new Set([SIMD_LIB, SIMD_RECORD])),
+    zipMembers(wasmvisionWheel, new Set(SIMD_LIBS.flatMap((lib) => [lib, record(lib)]))),
   ]);
   return planFrom(numpy, ours);
 }
@@ -91,21 +98,31 @@ async function planFrom(numpy, ours) {
   const missing = NUMPY_LIBS.filter((name) => !numpy.has(name));
   if (missing.length) throw new Error(`the numpy wheel lacks ${missing.join(", ")}`);
   const files = new Map(NUMPY_LIBS.map((name) => [`${SITE_PACKAGES}/${name}`, numpy.get(name)]));
-  let simd = null;
-  const lib = ours.get(SIMD_LIB);
-  if (!lib || !ours.has(SIMD_RECORD)) simd = "not in the wheel";
-  else if (!WebAssembly.validate(lib)) simd = "this engine cannot compile it (no Wasm SIMD?)";
-  else {
-    let recorded = null;
-    try {
-      recorded = JSON.parse(new TextDecoder().decode(ours.get(SIMD_RECORD))).sha256;
-    } catch {
-      // an unreadable record: Python names the problem when it tries the library
+  let simd = "not in the wheel";
+  for (const name of SIMD_LIBS) {
+    const why = await simdProblem(ours, name);
+    if (!why) {
+      files.set(`${SITE_PACKAGES}/${name}`, ours.get(name));
+      simd = null;
+      break;
     }
-    if (recorded !== await sha256Hex(lib)) simd = "does not match its recorded sha256";
+    if (ours.has(name)) simd = why; // the last build present names the reason
   }
-  if (!simd) files.set(`${SITE_PACKAGES}/${SIMD_LIB}`, lib);
   return { libs: [...files.keys()], files, simd };
+}
+
+// Why the build `name` of the kernel library cannot be preloaded here, or null.
+async function simdProblem(ours, name) {
+  const lib = ours.get(name);
+  if (!lib || !ours.has(record(name))) return "not in the wheel";
+  if (!WebAssembly.validate(lib)) return "this engine cannot compile it (no Wasm SIMD?)";
+  let recorded = null;
+  try {
+    recorded = JSON.parse(new TextDecoder().decode(ours.get(record(name)))).sha256;
+  } catch {
+    // an unreadable record: Python names the problem when it tries the library
+  }
+  return recorded !== await sha256Hex(lib) ? "does not match its recorded sha256" : null;
 }
 
 // The next loadPyodide loads the planned side modules (the Pyodide module wraps its module factory, which exists

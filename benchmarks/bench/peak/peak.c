@@ -1,9 +1,15 @@
-/* The Wasm SIMD peak of this browser for the kernels' instruction mix: f32x4 mul then add (Wasm SIMD has no fused
- * multiply-add without relaxed-simd, which V8 rejects from clang 14), 12 independent accumulators so the loop is
- * bound by throughput, not by the mul->add latency chain. 8 FLOPs per accumulator per iteration (4 lanes x 2). */
+/* The Wasm SIMD peak of this browser for the kernels' instruction mix, 12 independent accumulators so the loop is
+ * bound by throughput, not by the latency chain. 8 FLOPs per accumulator per iteration (4 lanes x 2). Compiled twice,
+ * like the kernels: f32x4 mul then add (plain SIMD128), and f32x4.relaxed_madd (-mrelaxed-simd, clang 16), which is
+ * one fused instruction where the engine and CPU have FMA. */
 #include <wasm_simd128.h>
 
+#ifdef __wasm_relaxed_simd__
+typedef float f32x4 __attribute__((__vector_size__(16)));
+#define STEP(x) x = (v128_t)__builtin_wasm_relaxed_madd_f32x4((f32x4)x, (f32x4)m, (f32x4)c)
+#else
 #define STEP(x) x = wasm_f32x4_add(wasm_f32x4_mul(x, m), c)
+#endif
 
 __attribute__((visibility("default"))) float wv_peak(int iterations, float scale, float offset) {
     const v128_t m = wasm_f32x4_splat(scale), c = wasm_f32x4_splat(offset);

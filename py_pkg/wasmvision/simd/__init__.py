@@ -9,7 +9,9 @@ node the kernels do not cover, and whenever the library cannot load. Choosing an
 * ``"numpy"`` -> numpy; ``"simd"`` -> the library or :class:`EngineError`.
 
 The library is loaded once per process and checked first against the sha256 build.py recorded beside it
-(libwvsimd.json): a file that does not match is refused, by name.
+(libwvsimd.json): a file that does not match is refused, by name. It comes in two builds of the same sources
+(BUILDS): relaxed SIMD (libwvsimd_relaxed.so, fused multiply-adds) where the engine validates it, else plain
+SIMD128 (libwvsimd.so). ``WASMVISION_SIMD_BUILD=plain`` (or ``relaxed``) forces one.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import ctypes
 import functools
 import hashlib
 import json
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +33,22 @@ ENGINES = ("auto", "numpy", "simd")
 LIBRARY = Path(__file__).with_name("libwvsimd.so")
 LIBRARY_INFO = Path(__file__).with_name("libwvsimd.json")
 INTERFACE_VERSION = 2  # wv_version() of the C sources this binding is written for
+BUILD_ENV = "WASMVISION_SIMD_BUILD"
+
+
+@dataclass(frozen=True)
+class Build:
+    """One build of the library (buildtools/simd.py makes both): its name, wv_build() value and file."""
+    name: str
+    code: int
+    path: Path
+
+    @property
+    def info(self) -> Path:
+        return self.path.with_suffix(".json")
+
+
+BUILDS = (Build("relaxed", 1, LIBRARY.with_name("libwvsimd_relaxed.so")), Build("plain", 0, LIBRARY))
 
 
 class EngineError(RuntimeError):
@@ -46,6 +66,8 @@ class Library:
         if version != INTERFACE_VERSION:
             raise OSError(f"interface version {version}, this binding needs {INTERFACE_VERSION}")
         lib.wv_layout.restype, lib.wv_layout.argtypes = ctypes.c_size_t, []
+        lib.wv_build.restype, lib.wv_build.argtypes = ctypes.c_int, []
+        self.build = {b.code: b.name for b in BUILDS}.get(lib.wv_build(), "unknown")
         self.layout = read_layout(lib.wv_layout())  # the C side's sizes, offsets and enum values, by name
         problems = layout_problems(self.layout)
         if problems:
@@ -88,10 +110,39 @@ def load_library(path: Path = LIBRARY, info: Path = LIBRARY_INFO) -> tuple[Libra
     return lib, None
 
 
+def engine_validates(path: Path) -> bool:
+    """Whether this engine compiles the module (feature detection for relaxed SIMD): WebAssembly.validate, so an
+    unsupported build is never handed to the dynamic loader (a failed load leaves a half-registered library)."""
+    import js  # Pyodide's bridge to the engine
+    from pyodide.ffi import to_js
+
+    return bool(js.WebAssembly.validate(to_js(path.read_bytes())))
+
+
+def chosen_builds() -> tuple[Build, ...]:
+    """The builds to try, best first: BUILDS, or the one WASMVISION_SIMD_BUILD names."""
+    forced = os.environ.get(BUILD_ENV, "").strip()
+    return tuple(b for b in BUILDS if b.name == forced) if forced else BUILDS
+
+
 @functools.lru_cache(maxsize=1)
 def default_library() -> tuple[Library | None, str | None]:
-    """The packaged library, loaded once per process (``default_library.cache_clear()`` forgets it)."""
-    return load_library()
+    """The packaged library, loaded once per process (``default_library.cache_clear()`` forgets it): the relaxed
+    build where the engine validates it, else the plain one."""
+    builds = chosen_builds()
+    if not builds:
+        names = ", ".join(b.name for b in BUILDS)
+        return None, f"{BUILD_ENV}={os.environ[BUILD_ENV]!r} names no build (choose {names})"
+    why = None
+    for build in builds:
+        relaxed = build.code == 1 and sys.platform == "emscripten" and build.path.exists()
+        if relaxed and not engine_validates(build.path):
+            why = f"this engine has no relaxed SIMD ({build.path.name})"
+            continue
+        lib, why = load_library(build.path, build.info)
+        if lib is not None:
+            return lib, None
+    return None, why
 
 
 def resolve_engine(engine: str) -> tuple[Library | None, str, str | None]:
@@ -114,4 +165,4 @@ def warm_up(run, shape) -> None:
     run(np.zeros(shape, np.float32))
 
 
-__all__ = ["ENGINES", "EngineError", "Library", "default_library", "load_library", "resolve_engine", "warm_up"]
+__all__ = ["BUILDS", "ENGINES", "EngineError", "Library", "default_library", "load_library", "resolve_engine", "warm_up"]

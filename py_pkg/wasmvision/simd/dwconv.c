@@ -6,7 +6,7 @@
 // pressure), and keeping the activation in the store beat a separate pass per row (MobileNetV2's 3x3 layers).
 #include "wvsimd.h"
 
-#define TAP(V, OFS) V = wasm_f32x4_add(V, wasm_f32x4_mul(wasm_v128_load(xp + (OFS)), wasm_v128_load(wp + (OFS))));
+#define TAP(V, OFS) V = MADD4(V, wasm_v128_load(xp + (OFS)), wasm_v128_load(wp + (OFS)));
 
 // One output pixel, every channel, taps [ky0,ky1) x [kx0,kx1) of the KH x KW kernel (all inside the image).
 INLINE void dw_pixel(const f32 *x, int W, int C, const f32 *w, int KW, const f32 *bias, f32 *y,

@@ -24,8 +24,8 @@ INLINE void store8(f32 *c, int ncols, v128_t lo, v128_t hi) {
 #define ROW_DECL(R) const f32 *a##R = A + (long)(m + R) * lda; \
   v128_t c##R##0 = b0, c##R##1 = b1;
 #define ROW_STEP(R) { v128_t a = wasm_v128_load32_splat(a##R + k); \
-    c##R##0 = wasm_f32x4_add(c##R##0, wasm_f32x4_mul(a, p0)); \
-    c##R##1 = wasm_f32x4_add(c##R##1, wasm_f32x4_mul(a, p1)); }
+    c##R##0 = MADD4(c##R##0, a, p0); \
+    c##R##1 = MADD4(c##R##1, a, p1); }
 #define ROW_STORE(R) store8(C + (long)(m + R) * ldc, ncols, act4(c##R##0, act), act4(c##R##1, act));
 
 #define TILE(NAME, ROWS, STEPS, STORES) \
@@ -47,11 +47,52 @@ TILE(tile4x8, ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3),
 TILE(tile2x8, ROW_DECL(0) ROW_DECL(1), ROW_STEP(0) ROW_STEP(1), ROW_STORE(0) ROW_STORE(1))
 TILE(tile1x8, ROW_DECL(0), ROW_STEP(0), ROW_STORE(0))
 
+// One row against four full panels (32 columns): 8 independent accumulators, so a single row (a dense layer at
+// batch 1) is bound by the loads of B, not by the latency of two multiply-add chains as with tile1x8.
+INLINE void row1x32(const f32 *a, const f32 *bp, int K, const f32 *bias, f32 *c, const Act *act) {
+  const f32 *q1 = bp + (long)K * NR, *q2 = q1 + (long)K * NR, *q3 = q2 + (long)K * NR;
+  v128_t c0 = wasm_v128_load(bias), c1 = wasm_v128_load(bias + 4), c2 = wasm_v128_load(bias + 8);
+  v128_t c3 = wasm_v128_load(bias + 12), c4 = wasm_v128_load(bias + 16), c5 = wasm_v128_load(bias + 20);
+  v128_t c6 = wasm_v128_load(bias + 24), c7 = wasm_v128_load(bias + 28);
+  for (int k = 0; k < K; k++) {
+    v128_t x = wasm_v128_load32_splat(a + k);
+    c0 = MADD4(c0, x, wasm_v128_load(bp + k * NR)); c1 = MADD4(c1, x, wasm_v128_load(bp + k * NR + 4));
+    c2 = MADD4(c2, x, wasm_v128_load(q1 + k * NR)); c3 = MADD4(c3, x, wasm_v128_load(q1 + k * NR + 4));
+    c4 = MADD4(c4, x, wasm_v128_load(q2 + k * NR)); c5 = MADD4(c5, x, wasm_v128_load(q2 + k * NR + 4));
+    c6 = MADD4(c6, x, wasm_v128_load(q3 + k * NR)); c7 = MADD4(c7, x, wasm_v128_load(q3 + k * NR + 4));
+  }
+  wasm_v128_store(c, act4(c0, act)); wasm_v128_store(c + 4, act4(c1, act));
+  wasm_v128_store(c + 8, act4(c2, act)); wasm_v128_store(c + 12, act4(c3, act));
+  wasm_v128_store(c + 16, act4(c4, act)); wasm_v128_store(c + 20, act4(c5, act));
+  wasm_v128_store(c + 24, act4(c6, act)); wasm_v128_store(c + 28, act4(c7, act));
+}
+
+// Few rows (M < 4, e.g. a dense layer): each row against four panels at a time, the rest one panel at a time.
+static void gemm_rows(const f32 *A, int lda, const f32 *Bp, const f32 *bias, f32 *C, int ldc, int M, int K, int N,
+                      const Act *act) {
+  int panels = (N + NR - 1) / NR;
+  for (int m = 0; m < M; m++) {
+    const f32 *a = A + (long)m * lda;
+    int p = 0;
+    for (; (p + 4) * NR <= N; p += 4)
+      row1x32(a, Bp + (long)p * K * NR, K, bias + p * NR, C + (long)m * ldc + p * NR, act);
+    for (; p < panels; p++) {
+      int n0 = p * NR, ncols = N - n0 < NR ? N - n0 : NR;
+      tile1x8(A, lda, Bp + (long)p * K * NR, K, C + n0, ldc, m, ncols, wasm_v128_load(bias + n0),
+              wasm_v128_load(bias + n0 + 4), act);
+    }
+  }
+}
+
 // mc: rows per block, so a block of A stays in cache while every panel of
 // B passes over it (each panel, K x 8 floats, stays in L1 across the block's tiles).
 static void gemm(const f32 *A, int lda, const f32 *Bp, const f32 *bias, f32 *C, int ldc, int M, int K, int N,
                  int mc, const Act *act) {
   int panels = (N + NR - 1) / NR;
+  if (M < 4) {
+    gemm_rows(A, lda, Bp, bias, C, ldc, M, K, N, act);
+    return;
+  }
   if (mc <= 0) mc = 64;
   for (int m0 = 0; m0 < M; m0 += mc) {
     int m1 = m0 + mc < M ? m0 + mc : M;

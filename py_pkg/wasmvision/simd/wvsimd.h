@@ -11,6 +11,17 @@
 
 typedef float f32;
 
+// acc + a*b. The relaxed build (-mrelaxed-simd, clang >= 16) uses f32x4.relaxed_madd: one fused instruction where the
+// engine and CPU have FMA, mul+add elsewhere; either rounding is within the kernels' tolerance of numpy.
+#ifdef __wasm_relaxed_simd__
+typedef float wv_f32x4 __attribute__((__vector_size__(16)));
+#define MADD4(acc, a, b) ((v128_t)__builtin_wasm_relaxed_madd_f32x4((wv_f32x4)(a), (wv_f32x4)(b), (wv_f32x4)(acc)))
+#define WV_BUILD 1
+#else
+#define MADD4(acc, a, b) wasm_f32x4_add((acc), wasm_f32x4_mul((a), (b)))
+#define WV_BUILD 0
+#endif
+
 // Pointers travel as uint32_t wasm32 addresses in the parameter structs.
 #define PTR(addr) ((f32 *)(uintptr_t)(addr))
 
