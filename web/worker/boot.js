@@ -5,13 +5,14 @@
 
 import { UserError } from "./errors.js";
 import { BASE, countAsReceived, orRuntimeFailure, sriFromHex } from "./fetch.js";
-import { fileBytes, runtimeFiles, wheelFiles } from "./manifest.js";
+import { fileBytes, runtimeFiles, shippedSnapshotFile, wheelFiles } from "./manifest.js";
 import { begin, during, end } from "./phases.js";
 import { setStage } from "./progress.js";
 import { planPreload, preloadNextBoot, SIMD_LIB, unpackForRestore } from "./dylibs.js";
 import { cancelPreload, dylibHandles, loadPyodide, restoreHandles, runtimeScriptEvaluated, SITE_PACKAGES,
   takeMemorySnapshot, unplannedLibs } from "./pyodide-0.27.7.js";
 import { runtimeScript } from "./runtime-start.js";
+import { fetchShipped, parseShipped, RESEED } from "./shipped.js";
 import { writeTree } from "./sitefiles.js";
 import { forgetSnapshot, readSnapshot, snapshotKey, writeSnapshot } from "./snapshot.js";
 
@@ -20,10 +21,11 @@ const SNAPSHOT_STORE_DELAY_MS = 2000; // after boot: keep the ~41 MB write off t
 const SNAPSHOT_RESTORE_TIMEOUT_MS = 15000; // a restore takes ~0.3-0.7 s; a wedged one must not keep the page waiting
 const PACKAGES = ["numpy", "wasmvision"];
 
-// The interpreter, the wasmvision.browser module (a PyProxy), and what the boot measured. snapshotStored: whether
+// The interpreter, the wasmvision.browser module (a PyProxy), and what the boot measured. made: how a normal boot
+// loaded its side modules ({key, libs, plan, options}), what a snapshot of it needs (shipmaker.js). snapshotStored: whether
 // the page saw a snapshot stored on an earlier visit (true, false, or null: it cannot tell); only a hint.
 export const runtime = { pyodide: null, browser: null, maxPixels: DEFAULT_MAX_PIXELS, timings: {},
-  snapshotStored: null };
+  snapshotStored: null, made: null };
 const timings = runtime.timings;
 
 export function callPython(fn, args, kwargs = null) {
@@ -89,8 +91,12 @@ async function bootInterpreter(allowRestore, packages) {
   // read answers: on a first visit that answer came late (~250-350 ms, this thread being busy with the runtime's
   // script), and Python's start waits for them.
   packages.wheels();
-  if (runtime.snapshotStored === false) packages.plan();
-  reading.then((record) => record && record !== "damaged" ? packages.site() : packages.plan()).catch(() => {});
+  // The build's snapshot (shipped.js) serves when none is stored here: fetched at once unless the page saw one.
+  const shipped = allowRestore && key && shippedSnapshotFile() ? shippedSnapshotFile() : null;
+  if (shipped && runtime.snapshotStored !== true) fetchShipped();
+  if (runtime.snapshotStored === false) shipped ? packages.site() : packages.plan();
+  reading.then((record) => record && record !== "damaged" || shipped ? packages.site() : packages.plan())
+    .catch(() => {});
   const scriptLoaded = runtimeScript(); // checked and evaluated beside the snapshot read (runtime-start.js)
   scriptLoaded.catch(() => {});
   const record = await reading;
@@ -108,6 +114,7 @@ async function bootInterpreter(allowRestore, packages) {
       // A restored heap whose side modules sit elsewhere than when it was made fails here, not in a classify.
       await during("snapshot_check", () => py.runPython(restoredCheck(record.libs)));
       timings.snapshot = "restored";
+      if (shipped) countAsReceived(shipped, fileBytes(shipped)); // in the progress scope, not needed now
       return { pyodide: py, restored: true, snapshot: null };
     } catch (err) {
       cancelPreload();
@@ -116,11 +123,38 @@ async function bootInterpreter(allowRestore, packages) {
       await forgetSnapshot();
     }
   }
+  if (shipped) {
+    try {
+      const py = await during("shipped_restore", () => restoreShipped(key, packages));
+      timings.snapshot = "shipped";
+      return { pyodide: py, restored: true, snapshot: null };
+    } catch (err) {
+      cancelPreload();
+      console.warn("wasmvision: the site's memory snapshot is unusable, booting normally:", err.message);
+      timings.shipped_failed = String(err.message).slice(0, 200);
+    }
+  }
   const plan = packages.plan();
   if (key) await preloadNextBoot(plan);
   const py = await orRuntimeFailure(loadPyodide(bootOptions(), { makeSnapshot: Boolean(key) }));
   const preloaded = key ? await plan : null;
+  if (preloaded) runtime.made = { key, libs: preloaded.libs, plan, options: bootOptions() };
   return { pyodide: py, restored: false, snapshot: preloaded && { key, libs: preloaded.libs } };
+}
+
+// Boots from the build's snapshot (shipped.js): the fresh heap with the delta applied, code files from the wheels as
+// for a stored snapshot, then what must differ per visitor reseeded.
+async function restoreShipped(key, packages) {
+  const { libs, handles, total, delta } = parseShipped(await fetchShipped(), key);
+  const site = packages.site();
+  await preloadNextBoot(site.then(({ plan }) => plan), libs, delta);
+  const py = await withTimeout(orRuntimeFailure(loadPyodide(bootOptions(), { restore: new Uint8Array(total) })),
+    SNAPSHOT_RESTORE_TIMEOUT_MS, "Restoring the site's memory snapshot");
+  restoreHandles(py, handles);
+  const { files } = await site;
+  await during("site_files", () => writeTree(py.FS, files));
+  await during("snapshot_check", () => py.runPython(`${restoredCheck(libs)}\n${RESEED}`));
+  return py;
 }
 
 // Python run right after a restore. The files are new: the import system must list site-packages again. numpy's
@@ -180,11 +214,11 @@ async function startPythonWithFallback() {
   try {
     await startPythonOnce(true);
   } catch (err) {
-    if (timings.snapshot !== "restored") throw err;
+    if (timings.snapshot !== "restored" && timings.snapshot !== "shipped") throw err;
     // The restored interpreter booted but could not load the packages: never trust that snapshot again.
     console.warn("wasmvision: booting from the memory snapshot failed, booting normally:", err.message);
+    if (timings.snapshot === "restored") await forgetSnapshot();
     timings.snapshot = "failed";
-    await forgetSnapshot();
     await startPythonOnce(false);
   }
 }

@@ -109,8 +109,9 @@ async function planFrom(numpy, ours) {
 }
 
 // The next loadPyodide loads the planned side modules (the Pyodide module wraps its module factory, which exists
-// once pyodide.asm.js has run). `expect`: the list a snapshot being restored was made with.
-export async function preloadNextBoot(plan, expect = null) {
+// once pyodide.asm.js has run). `expect`: the list a snapshot being restored was made with; `delta`: a shipped
+// snapshot's changed blocks (shipped.js).
+export async function preloadNextBoot(plan, expect = null, delta = null) {
   await runtimeScript(); // checked against the manifest before it runs
-  preloadSideModules(plan, expect);
+  preloadSideModules(plan, expect, delta);
 }

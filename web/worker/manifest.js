@@ -86,9 +86,16 @@ export function codeFiles() {
   return out;
 }
 
+// The memory snapshot made at build time (shipped.js), when this build ships one: its site path, else null.
+export function shippedSnapshotFile() {
+  const file = manifest.raw?.snapshot?.file;
+  return typeof file === "string" && manifest.files.has(file) ? file : null;
+}
+
 export function runtimeFiles() {
+  const shipped = shippedSnapshotFile();
   return ["pyodide/pyodide.asm.wasm", "pyodide/python_stdlib.zip", "pyodide/pyodide-lock.json",
-    "pyodide/pyodide.mjs", "pyodide/pyodide.asm.js"];
+    "pyodide/pyodide.mjs", "pyodide/pyodide.asm.js", ...(shipped ? [shipped] : [])];
 }
 
 export function wheelFiles(prefixes) {

@@ -17,6 +17,7 @@ import {
 import { during, phaseReport } from "./phases.js";
 import { setScope } from "./progress.js";
 import { brokenBy, brokenError } from "./recovery.js";
+import { makeShippedSnapshot } from "./shipmaker.js";
 import { beforeRequest } from "./testhooks.js";
 
 function stats() {
@@ -61,6 +62,7 @@ const handlers = {
   release: async ({ model }) => releaseModel(model),
   models: async () => ({ models: allModels(), defaultModel: defaultModel()?.key ?? null }),
   stats: async () => stats(),
+  makeShippedSnapshot, // the build's (buildtools/snapshot.py), before any model is opened
 };
 
 const PYTHON_REQUESTS = new Set(["open", "classify", "embed", "release"]);
