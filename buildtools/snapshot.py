@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,17 @@ from .paths import BUILD
 from .util import log, sha256_file, stage
 
 SITE_PATH = "snapshot/wasmvision-snapshot.bin"  # not under pyodide/: a failure there is no runtime failure (fetch.js)
+STDLIB_PATH = "snapshot/python_stdlib.zip"  # the stdlib members the snapshot has not imported (stdLibURL)
+PACKAGES_PATH = "snapshot/site-packages.zip"  # what a restore writes to site-packages (web/worker/dylibs.js)
+STDLIB_IN_HEAP = "/lib/python312.zip/"  # where the imported stdlib modules' __file__ point
+SITE_IN_HEAP = "/lib/python3.12/site-packages/"
+# Not in what a restore downloads either: what neither wasmvision (grep its imports), nor numpy's core, nor Pyodide's
+# start imports in a browser: network, mail, XML, debugging and test tooling, numpy's masked arrays, polynomials and
+# test helpers. Everything else the heap does not hold stays, so any other later import still works.
+NEVER_IMPORTED = re.compile(
+    r"^(email|multiprocessing|xml|xmlrpc|unittest|http|urllib|wsgiref|html|pydoc_data|imaplib|poplib|smtplib|"
+    r"nntplib|ftplib|mailbox|pydoc|doctest|pdb|tarfile|pickletools|turtle|turtledemo|idlelib|lib2to3|"
+    r"numpy/(ma|polynomial|testing))(/|\.py|\.pyc|$)")
 MAGIC = 0x31647677  # "wvd1", little-endian; shipped.js reads the same layout
 BLOCK_SIZES = (64, 32, 16, 8, 4)  # candidate delta granularities; the smallest gzip wins
 TIMEOUT_MS = 240_000
@@ -52,6 +64,17 @@ MAKE = """async () => {
 
 
 @dataclass(frozen=True)
+class Shipped:
+    """The files a first visit restoring the shipped snapshot downloads instead of the stdlib and the wheels."""
+    snapshot: Path
+    stdlib: Path
+    packages: Path
+
+    def site_files(self) -> dict[str, Path]:
+        return {SITE_PATH: self.snapshot, STDLIB_PATH: self.stdlib, PACKAGES_PATH: self.packages}
+
+
+@dataclass(frozen=True)
 class Delta:
     block: int
     runs: list[tuple[int, int]]  # (offset, length) in the heap
@@ -67,16 +90,18 @@ def inputs_key(dist: Path) -> str:
     return "".join(sha256_file(dist / p) for p in INPUTS) + Path(__file__).read_text()
 
 
-def shipped_snapshot(dist: Path) -> Path | None:
-    """The delta file for the site in `dist` (made again only when its inputs changed), or None (said why)."""
+def shipped_snapshot(dist: Path, wheels: list[Path]) -> Shipped | None:
+    """The delta file for the site in `dist` and the small zips a restore reads (made again only when their inputs
+    changed), or None (said why). `wheels`: numpy's and ours as the site ships them."""
     if not wanted():
         log("no shipped memory snapshot (WASMVISION_SHIPPED_SNAPSHOT=0)")
         return None
-    out = BUILD / "snapshot" / "wasmvision-snapshot.bin"
+    folder = BUILD / "snapshot"
+    shipped = Shipped(folder / "wasmvision-snapshot.bin", folder / "python_stdlib.zip", folder / "site-packages.zip")
     stamp = BUILD / "snapshot.stamp"
-    key = inputs_key(dist)
-    if stamp.exists() and stamp.read_text() == key and out.exists():
-        return out
+    key = inputs_key(dist) + "".join(sha256_file(w) for w in wheels)
+    if stamp.exists() and stamp.read_text() == key and all(p.exists() for p in shipped.site_files().values()):
+        return shipped
     try:
         with stage("memory snapshot for first visitors (headless Chromium)"):
             meta, raw = take_in_chromium(dist)
@@ -85,8 +110,11 @@ def shipped_snapshot(dist: Path) -> Path | None:
             snap = raw[:meta["total"]]
             fresh = raw[meta["total"]:]
             delta = best_delta(snap[meta["header"]:], fresh)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(encode(meta, snap[:meta["header"]], delta))
+            folder.mkdir(parents=True, exist_ok=True)
+            shipped.snapshot.write_bytes(encode(meta, snap[:meta["header"]], delta))
+            imported = set(meta["imported"])
+            write_without(dist / "pyodide/python_stdlib.zip", shipped.stdlib, imported, STDLIB_IN_HEAP)
+            write_without(wheels, shipped.packages, imported, SITE_IN_HEAP, set(meta["libs"]))
             log(f"  heap {meta['heap'] / 1e6:.1f} MB, {meta['zeroed'] / 1e6:.1f} MB of free memory zeroed; delta in "
                 f"{delta.block}-byte blocks: {len(delta.data) / 1e6:.2f} MB, {delta.gzip_bytes / 1e6:.2f} MB gzip")
     except Exception as exc:  # any failure here only costs first visitors the shipped snapshot
@@ -94,7 +122,29 @@ def shipped_snapshot(dist: Path) -> Path | None:
             "first visitors normally")
         return None
     stamp.write_text(key)
-    return out
+    return shipped
+
+
+def write_without(sources, dest: Path, imported: set[str], prefix: str, libs: set[str] | None = None) -> None:
+    """The members of `sources` (a zip or a list of them) as one stored zip, without the modules the snapshot has
+    imported (their code is in the heap), without NEVER_IMPORTED and, with `libs`, without extension modules other
+    than those preloaded (nothing in the product imports numpy.random, numpy.fft or numpy's test modules)."""
+    import zipfile
+
+    kept = dropped = 0
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED) as out:
+        for source in sources if isinstance(sources, list) else [sources]:
+            with zipfile.ZipFile(source) as z:
+                for info in z.infolist():
+                    path = prefix + info.filename
+                    is_lib = info.filename.endswith(".so")
+                    if info.is_dir() or (path in imported and not is_lib) or NEVER_IMPORTED.match(info.filename) or \
+                            (libs is not None and is_lib and path not in libs):
+                        dropped += info.file_size
+                        continue
+                    kept += info.file_size
+                    out.writestr(info.filename, z.read(info), zipfile.ZIP_STORED)
+    log(f"  {dest.name}: {kept / 1e6:.2f} MB kept, {dropped / 1e6:.2f} MB left out (in the heap or never loaded)")
 
 
 def take_in_chromium(dist: Path) -> tuple[dict, bytes]:

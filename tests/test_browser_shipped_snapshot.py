@@ -31,8 +31,9 @@ def site() -> Path:
     return dist
 
 
-def _visit(pw, site: Path, photos: list[Path]) -> tuple[dict, list, list[str]]:
-    """One first visit in a new profile: its boot timings, the top-5 of each photo, the worker's console lines."""
+def _visit(pw, site: Path, photos: list[Path], then=None) -> tuple[dict, list, list[str]]:
+    """One first visit in a new profile: its boot timings, the top-5 of each photo, the worker's console lines.
+    `then(page)`: more to do on the page before it closes."""
     with bu.serve(site) as base:
         browser = bu.launch(pw)
         try:
@@ -42,6 +43,8 @@ def _visit(pw, site: Path, photos: list[Path]) -> tuple[dict, list, list[str]]:
             page.goto(base)
             bu.wait_ready(page, TIMEOUT_MS)
             tops = [bu.classify_in_page(page, p)["top"] for p in photos]
+            if then:
+                then(page)
             boot = page.evaluate("() => window.wasmvision.stats.bootTimings") or {}
             assert errors == [], errors
         finally:
@@ -76,10 +79,38 @@ def _changed(data: bytes, how: str) -> bytes:
     return head + data[header_at:]
 
 
+def _later_imports(onnx_path: Path, photo: Path, expect_top: list):
+    """What a restored interpreter imports only later: an ONNX model's importer, a bad photo's error path."""
+    def run(page):
+        got = page.evaluate(f"""async () => {{
+          await window.wasmvision.loadModel(new File([{bu.put_blob(page, onnx_path)}], "tiny_net.onnx"));
+          return (await window.wasmvision.classify({bu.put_blob(page, photo, "__photo")}, {{topK: 5}})).top;
+        }}""")
+        assert [p["index"] for p in got] == [p["index"] for p in expect_top]
+        error = page.evaluate(f"""async () => {{
+          try {{ await window.wasmvision.classify({bu.put_blob(page, onnx_path, "__bad")}); return null; }}
+          catch (err) {{ return [err.name, err.kind, err.message]; }}
+        }}""")
+        assert error and error[1] != "InternalError", error
+    return run
+
+
 @pytest.mark.browser
 def test_shipped_snapshot_classifies_like_a_normal_boot(pw, site, photos_dir, tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    pytest.importorskip("onnx")
+    import numpy as np
+    import onnx_builders as B
+    import wasmvision
+    from wasmvision.importers.onnx_import import import_onnx
+
     photos = [photos_dir / p for p in PHOTOS]
-    boot, shipped, lines = _visit(pw, site, photos)
+    onnx_bytes = B.concat_net(size=64, classes=10).SerializeToString()
+    onnx_path = tmp_path / "tiny_net.onnx"
+    onnx_path.write_bytes(onnx_bytes)
+    rgb = np.asarray(Image.open(photos[0]).convert("RGB"))
+    onnx_top = wasmvision.load(import_onnx(onnx_bytes, name="tiny_net")).classify(rgb, top_k=5).to_dict()["top"]
+    boot, shipped, lines = _visit(pw, site, photos, _later_imports(onnx_path, photos[0], onnx_top))
     assert boot.get("snapshot") == "shipped", boot
     assert boot.get("packages_via") == "snapshot", boot
     assert not any(NOTICE in line for line in lines), lines

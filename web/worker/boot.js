@@ -5,14 +5,14 @@
 
 import { UserError } from "./errors.js";
 import { BASE, countAsReceived, orRuntimeFailure, sriFromHex } from "./fetch.js";
-import { fileBytes, runtimeFiles, shippedSnapshotFile, wheelFiles } from "./manifest.js";
+import { fileBytes, runtimeFiles, shippedSnapshotFiles, STDLIB, wheelFiles } from "./manifest.js";
 import { begin, during, end } from "./phases.js";
 import { setStage } from "./progress.js";
 import { planPreload, preloadNextBoot, SIMD_LIB, unpackForRestore } from "./dylibs.js";
 import { cancelPreload, dylibHandles, loadPyodide, restoreHandles, runtimeScriptEvaluated, SITE_PACKAGES,
   takeMemorySnapshot, unplannedLibs } from "./pyodide-0.27.7.js";
 import { runtimeScript } from "./runtime-start.js";
-import { fetchShipped, parseShipped, RESEED } from "./shipped.js";
+import { fetchShipped, parseShipped, RESEED, shippedSite } from "./shipped.js";
 import { writeTree } from "./sitefiles.js";
 import { forgetSnapshot, readSnapshot, snapshotKey, writeSnapshot } from "./snapshot.js";
 
@@ -52,9 +52,21 @@ function withTimeout(promise, ms, what) {
 
 const bootStderr = []; // what Python printed while booting: names the stdlib when it is what failed
 
-function bootOptions() {
+// The stdlib zip this boot most likely reads: the shipped snapshot's small one when the page saw no stored snapshot.
+export function bootStdlib() {
+  const shipped = shippedSnapshotFiles();
+  return shipped && runtime.snapshotStored !== true ? shipped.stdlib : STDLIB;
+}
+
+// Files of the progress scope this boot did not need: counted as in, so the bar still ends full.
+function settleScope(paths) {
+  for (const path of paths) countAsReceived(path, fileBytes(path));
+}
+
+function bootOptions(stdlib = STDLIB) {
   return {
     indexURL: new URL("./pyodide/", BASE).href,
+    stdLibURL: new URL(stdlib, BASE).href,
     stdout: (s) => console.log(s),
     stderr: (s) => {
       if (bootStderr.length < 200) bootStderr.push(s);
@@ -90,12 +102,16 @@ async function bootInterpreter(allowRestore, packages) {
   // beside the runtime's. When the page saw no snapshot stored, their side modules are extracted before the snapshot
   // read answers: on a first visit that answer came late (~250-350 ms, this thread being busy with the runtime's
   // script), and Python's start waits for them.
-  packages.wheels();
-  // The build's snapshot (shipped.js) serves when none is stored here: fetched at once unless the page saw one.
-  const shipped = allowRestore && key && shippedSnapshotFile() ? shippedSnapshotFile() : null;
-  if (shipped && runtime.snapshotStored !== true) fetchShipped();
-  if (runtime.snapshotStored === false) shipped ? packages.site() : packages.plan();
-  reading.then((record) => record && record !== "damaged" || shipped ? packages.site() : packages.plan())
+  // The build's snapshot (shipped.js) serves when none is stored here: its files are fetched at once, instead of
+  // the wheels, unless the page saw a stored one.
+  const shipped = allowRestore && key ? shippedSnapshotFiles() : null;
+  const expectShipped = shipped && runtime.snapshotStored !== true;
+  if (expectShipped) {
+    fetchShipped();
+    shippedSite();
+  } else packages.wheels();
+  if (runtime.snapshotStored === false && !expectShipped) packages.plan();
+  reading.then((record) => record && record !== "damaged" ? packages.site() : expectShipped ? null : packages.plan())
     .catch(() => {});
   const scriptLoaded = runtimeScript(); // checked and evaluated beside the snapshot read (runtime-start.js)
   scriptLoaded.catch(() => {});
@@ -114,7 +130,7 @@ async function bootInterpreter(allowRestore, packages) {
       // A restored heap whose side modules sit elsewhere than when it was made fails here, not in a classify.
       await during("snapshot_check", () => py.runPython(restoredCheck(record.libs)));
       timings.snapshot = "restored";
-      if (shipped) countAsReceived(shipped, fileBytes(shipped)); // in the progress scope, not needed now
+      settleScope(Object.values(shippedSnapshotFiles() ?? {}));
       return { pyodide: py, restored: true, snapshot: null };
     } catch (err) {
       cancelPreload();
@@ -125,8 +141,9 @@ async function bootInterpreter(allowRestore, packages) {
   }
   if (shipped) {
     try {
-      const py = await during("shipped_restore", () => restoreShipped(key, packages));
+      const py = await during("shipped_restore", () => restoreShipped(key, shipped.stdlib));
       timings.snapshot = "shipped";
+      settleScope([STDLIB]);
       return { pyodide: py, restored: true, snapshot: null };
     } catch (err) {
       cancelPreload();
@@ -134,6 +151,7 @@ async function bootInterpreter(allowRestore, packages) {
       timings.shipped_failed = String(err.message).slice(0, 200);
     }
   }
+  settleScope(Object.values(shippedSnapshotFiles() ?? {}));
   const plan = packages.plan();
   if (key) await preloadNextBoot(plan);
   const py = await orRuntimeFailure(loadPyodide(bootOptions(), { makeSnapshot: Boolean(key) }));
@@ -142,13 +160,14 @@ async function bootInterpreter(allowRestore, packages) {
   return { pyodide: py, restored: false, snapshot: preloaded && { key, libs: preloaded.libs } };
 }
 
-// Boots from the build's snapshot (shipped.js): the fresh heap with the delta applied, code files from the wheels as
-// for a stored snapshot, then what must differ per visitor reseeded.
-async function restoreShipped(key, packages) {
+// Boots from the build's snapshot (shipped.js): the fresh heap with the delta applied, its small stdlib, the files
+// of site-packages the heap does not hold, then what must differ per visitor reseeded.
+async function restoreShipped(key, stdlib) {
   const { libs, handles, total, delta } = parseShipped(await fetchShipped(), key);
-  const site = packages.site();
+  const site = shippedSite();
   await preloadNextBoot(site.then(({ plan }) => plan), libs, delta);
-  const py = await withTimeout(orRuntimeFailure(loadPyodide(bootOptions(), { restore: new Uint8Array(total) })),
+  const options = bootOptions(stdlib);
+  const py = await withTimeout(orRuntimeFailure(loadPyodide(options, { restore: new Uint8Array(total) })),
     SNAPSHOT_RESTORE_TIMEOUT_MS, "Restoring the site's memory snapshot");
   restoreHandles(py, handles);
   const { files } = await site;
@@ -226,7 +245,7 @@ async function startPythonWithFallback() {
 async function startPythonOnce(allowRestore) {
   const t0 = performance.now();
   setStage("runtime", "Downloading the Python runtime", runtimeFiles(),
-    ["Starting Python", ["pyodide/pyodide.asm.wasm", "pyodide/python_stdlib.zip"]]);
+    ["Starting Python", ["pyodide/pyodide.asm.wasm", bootStdlib()]]);
   const packages = wheelSource();
   const { pyodide, restored, snapshot } = await during("runtime", () => bootInterpreter(allowRestore, packages));
   runtime.pyodide = pyodide;

@@ -87,6 +87,14 @@ export async function unpackForRestore(numpyWheel, wasmvisionWheel) {
   return { plan: await planFrom(numpy, ours), files };
 }
 
+// The same from one zip holding both packages' files (a shipped snapshot's site-packages zip).
+export async function siteFromZip(zip) {
+  const members = await zipMembers(zip);
+  const files = new Map();
+  for (const [name, bytes] of members) files.set(`${SITE_PACKAGES}/${name}`, bytes);
+  return { plan: await planFrom(members, members), files };
+}
+
 async function planFrom(numpy, ours) {
   const missing = NUMPY_LIBS.filter((name) => !numpy.has(name));
   if (missing.length) throw new Error(`the numpy wheel lacks ${missing.join(", ")}`);

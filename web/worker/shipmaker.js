@@ -8,6 +8,9 @@ import { dylibHandles, freshHeap, SITE_PACKAGES, takeMemorySnapshot, unplannedLi
   from "./pyodide-0.27.7.js";
 import { BEFORE_SHIPPING } from "./shipped.js";
 
+const IMPORTED = `import sys, json
+json.dumps(sorted({getattr(m, "__file__", None) or "" for m in list(sys.modules.values())} - {""}))`;
+
 export async function makeShippedSnapshot() {
   const py = runtime.pyodide;
   const made = runtime.made;
@@ -18,6 +21,8 @@ export async function makeShippedSnapshot() {
   const unplanned = unplannedLibs(py, made.libs);
   if (unplanned.length) throw new Error(`side modules loaded after start-up: ${unplanned.join(", ")}`);
   const handles = dylibHandles(py);
+  // The files whose modules the snapshot holds: the build leaves them out of what a restore downloads.
+  const imported = JSON.parse(py.runPython(IMPORTED));
   py.runPython(BEFORE_SHIPPING);
   const zeroed = zeroFreeMemory(py);
   const snapshot = takeMemorySnapshot(py);
@@ -28,6 +33,6 @@ export async function makeShippedSnapshot() {
   const again = await freshHeap(made.options, made.plan, snapshot.byteLength, heap);
   let differ = 0;
   for (let i = 0; i < fresh.length; i++) differ += fresh[i] !== again[i];
-  return { key: made.key, libs: made.libs, handles, header, heap, total: snapshot.byteLength, zeroed, differ,
+  return { key: made.key, libs: made.libs, handles, imported, header, heap, total: snapshot.byteLength, zeroed, differ,
     snapshot, fresh };
 }

@@ -7,24 +7,35 @@
 // zero padding to 4, Pyodide's snapshot header (header bytes), padding to 4, runs (u32 offset, u32 length) x runs,
 // the runs' bytes (data bytes)].
 
-import { shippedSnapshotFile } from "./manifest.js";
+import { siteFromZip } from "./dylibs.js";
 import { BASE } from "./fetch.js";
+import { shippedSnapshotFiles } from "./manifest.js";
 
 const MAGIC = 0x31647677; // "wvd1", little-endian
 const pad4 = (n) => Math.ceil(n / 4) * 4;
 
 let download = null;
+let site = null;
+
+async function bytesOf(file) {
+  const r = await fetch(new URL(file, BASE));
+  if (!r.ok) throw new Error(`${file}: HTTP ${r.status}`);
+  return new Uint8Array(await r.arrayBuffer());
+}
 
 // Starts the download (once); resolves to the file's bytes, or rejects (a wrong hash, a failed request).
 export function fetchShipped() {
-  const file = shippedSnapshotFile();
-  if (!file) return Promise.resolve(null);
-  download ??= fetch(new URL(file, BASE)).then(async (r) => {
-    if (!r.ok) throw new Error(`${file}: HTTP ${r.status}`);
-    return new Uint8Array(await r.arrayBuffer());
-  });
+  download ??= bytesOf(shippedSnapshotFiles().file);
   download.catch(() => {}); // awaited by the boot, which falls back and says why
   return download;
+}
+
+// What a restore from it writes to site-packages, and its side-module plan: { plan, files } (dylibs.js), from the
+// site-packages zip the build made for it (the modules the heap holds left out), not from the wheels.
+export function shippedSite() {
+  site ??= bytesOf(shippedSnapshotFiles().packages).then(siteFromZip);
+  site.catch(() => {});
+  return site;
 }
 
 // The parsed delta for a build whose snapshot key is `key`: {libs, handles, total, delta: {header, runs, data}}.
