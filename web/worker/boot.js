@@ -12,7 +12,7 @@ import { planPreload, preloadNextBoot, SIMD_LIB, unpackForRestore } from "./dyli
 import { cancelPreload, dylibHandles, loadPyodide, restoreHandles, runtimeScriptEvaluated, SITE_PACKAGES,
   takeMemorySnapshot, unplannedLibs } from "./pyodide-0.27.7.js";
 import { runtimeScript } from "./runtime-start.js";
-import { fetchShipped, parseShipped, RESEED, shippedSite } from "./shipped.js";
+import { fetchShipped, parseShipped, RESEED, shippedKey, shippedSite } from "./shipped.js";
 import { writeTree } from "./sitefiles.js";
 import { forgetSnapshot, readSnapshot, snapshotKey, writeSnapshot } from "./snapshot.js";
 
@@ -52,10 +52,10 @@ function withTimeout(promise, ms, what) {
 
 const bootStderr = []; // what Python printed while booting: names the stdlib when it is what failed
 
-// The stdlib zip this boot most likely reads: the shipped snapshot's small one when the page saw no stored snapshot.
+// The stdlib zip this boot most likely reads: a build with a shipped snapshot restores it, or the visitor's stored
+// copy of it, from its small stdlib.
 export function bootStdlib() {
-  const shipped = shippedSnapshotFiles();
-  return shipped && runtime.snapshotStored !== true ? shipped.stdlib : STDLIB;
+  return shippedSnapshotFiles()?.stdlib ?? STDLIB;
 }
 
 // Files of the progress scope this boot did not need: counted as in, so the bar still ends full.
@@ -97,22 +97,29 @@ function namedBootFailure(err) {
 // Returns { pyodide, restored, snapshot: what takeSnapshot needs, or null }.
 async function bootInterpreter(allowRestore, packages) {
   const key = snapshotKey(PACKAGES);
-  const reading = key && allowRestore ? during("snapshot_read", () => readSnapshot(key)) : Promise.resolve(null);
-  // The wheels are needed either way (a restore takes its code files from them): their download starts at once,
-  // beside the runtime's. When the page saw no snapshot stored, their side modules are extracted before the snapshot
-  // read answers: on a first visit that answer came late (~250-350 ms, this thread being busy with the runtime's
-  // script), and Python's start waits for them.
-  // The build's snapshot (shipped.js) serves when none is stored here: its files are fetched at once, instead of
-  // the wheels, unless the page saw a stored one.
+  // The build's snapshot (shipped.js) serves when none is stored here; a visitor restored from it stores it as
+  // restored (under shippedKey), and restores that copy from the same small zips. Those, not the wheels, are fetched
+  // at once on such a build; the wheels only for a normal boot or a snapshot stored after one.
   const shipped = allowRestore && key ? shippedSnapshotFiles() : null;
-  const expectShipped = shipped && runtime.snapshotStored !== true;
-  if (expectShipped) {
-    fetchShipped();
+  const read = async () => {
+    const own = await readSnapshot(key);
+    if (own !== null || !shipped) return own;
+    const copy = await readSnapshot(shippedKey(key));
+    return copy && copy !== "damaged" ? { ...copy, shipped: true } : copy;
+  };
+  const reading = key && allowRestore ? during("snapshot_read", read) : Promise.resolve(null);
+  if (shipped) {
+    if (runtime.snapshotStored !== true) fetchShipped();
     shippedSite();
-  } else packages.wheels();
-  if (runtime.snapshotStored === false && !expectShipped) packages.plan();
-  reading.then((record) => record && record !== "damaged" ? packages.site() : expectShipped ? null : packages.plan())
-    .catch(() => {});
+  } else {
+    // The wheels are needed either way (a restore takes its code files from them): their download starts at once,
+    // beside the runtime's. When the page saw no snapshot stored, their side modules are extracted before the
+    // snapshot read answers: on a first visit that answer came late (~250-350 ms, this thread being busy with the
+    // runtime's script), and Python's start waits for them.
+    packages.wheels();
+    if (runtime.snapshotStored === false) packages.plan();
+    reading.then((record) => record && record !== "damaged" ? packages.site() : packages.plan()).catch(() => {});
+  }
   const scriptLoaded = runtimeScript(); // checked and evaluated beside the snapshot read (runtime-start.js)
   scriptLoaded.catch(() => {});
   const record = await reading;
@@ -120,17 +127,10 @@ async function bootInterpreter(allowRestore, packages) {
   if (record === "damaged") timings.snapshot = "failed";
   else if (record) {
     try {
-      const site = packages.site();
-      await preloadNextBoot(site.then(({ plan }) => plan), record.libs);
-      const py = await withTimeout(orRuntimeFailure(loadPyodide(bootOptions(), { restore: record.bytes })),
-        SNAPSHOT_RESTORE_TIMEOUT_MS, "Restoring the memory snapshot");
-      restoreHandles(py, record.handles);
-      const { files } = await site;
-      await during("site_files", () => writeTree(py.FS, files));
-      // A restored heap whose side modules sit elsewhere than when it was made fails here, not in a classify.
-      await during("snapshot_check", () => py.runPython(restoredCheck(record.libs)));
+      const py = await (record.shipped ? restore(record, shippedSite(), shipped.stdlib) :
+        restore(record, packages.site(), STDLIB));
       timings.snapshot = "restored";
-      settleScope(Object.values(shippedSnapshotFiles() ?? {}));
+      settleScope(record.shipped ? [STDLIB] : Object.values(shippedSnapshotFiles() ?? {}));
       return { pyodide: py, restored: true, snapshot: null };
     } catch (err) {
       cancelPreload();
@@ -141,9 +141,15 @@ async function bootInterpreter(allowRestore, packages) {
   }
   if (shipped) {
     try {
-      const py = await during("shipped_restore", () => restoreShipped(key, shipped.stdlib));
+      const { libs, handles, total, delta } = parseShipped(await during("shipped_fetch", fetchShipped), key);
+      let kept = null;
+      delta.keep = (bytes) => { kept = bytes; };
+      const py = await during("shipped_restore", () => restore({ libs, handles, total, delta }, shippedSite(),
+        shipped.stdlib));
       timings.snapshot = "shipped";
       settleScope([STDLIB]);
+      // This visitor's own copy: a repeat visit restores it from local storage (measured faster than the delta).
+      if (kept) storeLater(shippedKey(key), { bytes: kept, libs, handles });
       return { pyodide: py, restored: true, snapshot: null };
     } catch (err) {
       cancelPreload();
@@ -160,18 +166,17 @@ async function bootInterpreter(allowRestore, packages) {
   return { pyodide: py, restored: false, snapshot: preloaded && { key, libs: preloaded.libs } };
 }
 
-// Boots from the build's snapshot (shipped.js): the fresh heap with the delta applied, its small stdlib, the files
-// of site-packages the heap does not hold, then what must differ per visitor reseeded.
-async function restoreShipped(key, stdlib) {
-  const { libs, handles, total, delta } = parseShipped(await fetchShipped(), key);
-  const site = shippedSite();
+// A restore: from stored bytes (`bytes`) or the shipped delta (`delta`, `total`: the snapshot's size), with the
+// side modules and site-packages from `site` ({plan, files}: the checked wheels or the shipped zip) and `stdlib`;
+// then what must differ per visitor reseeded (a stored copy of the shipped snapshot holds the build's seeds).
+async function restore({ libs, handles, bytes = null, delta = null, total = 0 }, site, stdlib) {
   await preloadNextBoot(site.then(({ plan }) => plan), libs, delta);
-  const options = bootOptions(stdlib);
-  const py = await withTimeout(orRuntimeFailure(loadPyodide(options, { restore: new Uint8Array(total) })),
-    SNAPSHOT_RESTORE_TIMEOUT_MS, "Restoring the site's memory snapshot");
+  const py = await withTimeout(orRuntimeFailure(loadPyodide(bootOptions(stdlib),
+    { restore: bytes ?? new Uint8Array(total) })), SNAPSHOT_RESTORE_TIMEOUT_MS, "Restoring the memory snapshot");
   restoreHandles(py, handles);
   const { files } = await site;
   await during("site_files", () => writeTree(py.FS, files));
+  // A restored heap whose side modules sit elsewhere than when it was made fails here, not in a classify.
   await during("snapshot_check", () => py.runPython(`${restoredCheck(libs)}\n${RESEED}`));
   return py;
 }
@@ -209,15 +214,19 @@ function takeSnapshot(pyodide, { key, libs }) {
     const handles = dylibHandles(pyodide);
     const bytes = takeMemorySnapshot(pyodide);
     timings.snapshot = timings.snapshot || "made";
-    // Not through the request queue: the write needs no Python and must not hold up a classify.
-    setTimeout(async () => {
-      if (await writeSnapshot(key, { bytes, libs, handles })) timings.snapshot_bytes = bytes.byteLength;
-    }, SNAPSHOT_STORE_DELAY_MS);
+    storeLater(key, { bytes, libs, handles });
   } catch (err) {
     console.warn("wasmvision: could not make a memory snapshot:", err.message);
   } finally {
     end("snapshot_make");
   }
+}
+
+// Not through the request queue: the write needs no Python and must not hold up a classify.
+function storeLater(key, record) {
+  setTimeout(async () => {
+    if (await writeSnapshot(key, record)) timings.snapshot_bytes = record.bytes.byteLength;
+  }, SNAPSHOT_STORE_DELAY_MS);
 }
 
 export async function startPython() {

@@ -18,7 +18,10 @@ const PRELOAD_URL = new URL("pyodide/preloaded-dylib", BASE).href; // never fetc
 //    runtime file that cannot compile (Pyodide 0.27 logs that failure and never settles);
 // 3. fetch, XMLHttpRequest.open, WebSocket, EventSource, WebTransport: integrity and same-origin only (fetch.js);
 // 4. once pyodide.asm.js has run: its module factory _createPyodideModule, wrapped by preloadSideModules, and
-//    XMLHttpRequest swapped only while that factory runs (Emscripten reads dynamicLibraries with it).
+//    XMLHttpRequest swapped only while that factory runs (Emscripten reads dynamicLibraries with it); for a shipped
+//    snapshot, API.restoreSnapshot replaced for the one call that follows (restoreFromDelta).
+// Internals read besides: API.restoreSnapshot's header check, Module._sbrk and _emscripten_builtin_malloc (zeroing
+// free memory at build time), LDSO's handle tables.
 export function installPatches() {
   Object.assign(WebAssembly, timedWasm(WebAssembly));
   WebAssembly.instantiateStreaming = reportingInstantiateStreaming(WebAssembly.instantiateStreaming);
@@ -160,7 +163,8 @@ export function preloadSideModules(plan, expect = null, delta = null) {
 // Pyodide's restoreSnapshot(bytes) checks the header (magic, build id), reads its JSON and copies the heap after it.
 // Here the heap is already the fresh one: given the header alone it checks and copies nothing; the changed blocks
 // are then written in place (no 40 MB copy).
-function restoreFromDelta(api, module, { header, runs, data }) {
+// `keep(bytes)`, if given, gets the whole snapshot as restored (header and heap), for the visitor's own store.
+function restoreFromDelta(api, module, { header, runs, data, heap: heapLength, keep }) {
   const restore = api.restoreSnapshot;
   api.restoreSnapshot = () => {
     api.restoreSnapshot = restore;
@@ -169,6 +173,12 @@ function restoreFromDelta(api, module, { header, runs, data }) {
     for (let i = 0, at = 0; i < runs.length; i += 2) {
       heap.set(data.subarray(at, at + runs[i + 1]), runs[i]);
       at += runs[i + 1];
+    }
+    if (keep) {
+      const whole = new Uint8Array(header.byteLength + heapLength);
+      whole.set(header);
+      whole.set(heap.subarray(0, heapLength), header.byteLength);
+      keep(whole);
     }
     return json;
   };

@@ -38,7 +38,10 @@ export function shippedSite() {
   return site;
 }
 
-// The parsed delta for a build whose snapshot key is `key`: {libs, handles, total, delta: {header, runs, data}}.
+// The key under which a visitor stores the shipped snapshot as restored: its restore reads the shipped zips.
+export const shippedKey = (key) => `${key}|shipped`;
+
+// The parsed delta for a build whose snapshot key is `key`: {libs, handles, total, delta: {header, runs, data, heap}}.
 // Throws on anything that does not add up (another build's file, a truncated one).
 export function parseShipped(bytes, key) {
   if (bytes.byteLength < 8) throw new Error("the shipped snapshot is truncated");
@@ -69,7 +72,8 @@ export function parseShipped(bytes, key) {
   if (sum !== meta.data) throw new Error("the shipped snapshot's runs do not match its data");
   return {
     libs: meta.libs, handles: meta.handles, total: meta.total,
-    delta: { header: bytes.subarray(headerAt, headerAt + meta.header), runs, data: bytes.subarray(dataAt) },
+    delta: { header: bytes.subarray(headerAt, headerAt + meta.header), runs, data: bytes.subarray(dataAt),
+      heap: meta.heap },
   };
 }
 
