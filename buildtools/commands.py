@@ -19,6 +19,7 @@ from .paths import BUILD, CACHE, DIST, ROOT, VENV_PY312
 from .pyodide import extract_photos, unpack_pyodide
 from .server import serve
 from .simd import build_simd
+from .snapshot import shipped_snapshot
 from .toolchain import ensure_npm, ensure_torch_extra
 from .util import BuildError, log, stage
 from .wheel import build_wheel, pyodide_wheel
@@ -43,6 +44,10 @@ def cmd_build(_args) -> int:
         log(f"no esbuild for {platform.machine()}: the worker's modules ship as separate files")
     with stage("assembling dist/"):
         manifest = assemble_dist(pyodide, lock, wheel, models, simd, esbuild)
+    shipped = shipped_snapshot(DIST, [DIST / e["path"] for e in manifest["files"] if e["path"].endswith(".whl")
+                                      and e["path"].split("/")[-1].startswith(("numpy-", "wasmvision-"))])
+    if shipped is not None:
+        manifest = assemble_dist(pyodide, lock, wheel, models, simd, esbuild, shipped)
     print_sizes(manifest)
     log(f"build finished in {time.perf_counter() - t0:.1f} s → {DIST}")
     return 0

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from .bundling import PAGE_EXTERNAL, bundle_module, bundle_page, bundle_worker, module_graph
 from .paths import DIST, ROOT
+from .snapshot import PACKAGES_PATH as SHIPPED_PACKAGES, SITE_PATH as SHIPPED_SNAPSHOT, STDLIB_PATH as SHIPPED_STDLIB
+from .snapshot import Shipped
 from .sitezips import numpy_for_site, stdlib_for_site
 from .sources import PYODIDE_CORE_FILES, PYODIDE_PACKAGES
 from .util import BuildError, copy_if_changed, log, sha256_file, write_if_changed
@@ -54,9 +56,10 @@ def with_modulepreloads(html: bytes, paths: list[str]) -> bytes:
 
 
 def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict], simd: list[dict] | None = None,
-                  esbuild: Path | None = None) -> dict:
+                  esbuild: Path | None = None, shipped: Shipped | None = None) -> dict:
     """Lay out dist/ (copying only what changed, deleting what is stale) and write manifest.json. With `esbuild`,
-    the worker, the public module and each page's script ship as one file each with the modules they import."""
+    the worker, the public module and each page's script ship as one file each with the modules they import.
+    `shipped`: the memory snapshot for first visitors (snapshot.py), made from a site assembled without it."""
     files: dict[str, Path | bytes] = {}
     web = ROOT / "web"
     if not (web / "index.html").exists():
@@ -95,12 +98,16 @@ def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict], si
     files["pyodide/pyodide-lock.json"] = json.dumps(our_lock, separators=(",", ":"), sort_keys=True).encode()
     for m in models:
         files[f"models/{m['path'].name}"] = checked_bundle(m["path"])
+    if shipped is not None:
+        files.update(shipped.site_files())
     index = with_modulepreloads((web / "index.html").read_bytes(), preloads)
     # The runtime's smaller files only: the worker asks for the wheels and the model itself as soon as it has the
     # manifest, and every preloaded byte also passes through the page's main thread. Not the runtime's Wasm: a
     # private window's memory-only HTTP cache keeps no entry over ~6 MB, so its preload was downloaded a second
-    # time by the worker's compile (benchmarks/README.md: link profiles).
-    files["index.html"] = with_preloads(index, PRELOADS)
+    # time by the worker's compile (benchmarks/README.md: link profiles). A first visit restoring the shipped
+    # snapshot reads its small stdlib instead of the full one (snapshot.py).
+    preloads = [SHIPPED_STDLIB if shipped is not None and p == "pyodide/python_stdlib.zip" else p for p in PRELOADS]
+    files["index.html"] = with_preloads(index, preloads)
     for generated in ("manifest.json", "package.json"):
         if generated in files:
             raise BuildError(f"web/{generated} would be overwritten by the generated one")
@@ -138,6 +145,9 @@ def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict], si
                    for m in models],
         "files": entries,
     }
+    if shipped is not None:
+        manifest["snapshot"] = {"file": SHIPPED_SNAPSHOT, "stdlib": SHIPPED_STDLIB, "packages": SHIPPED_PACKAGES,
+                                **{k: by_path[SHIPPED_SNAPSHOT][k] for k in ("bytes", "sha256")}}
     if simd:
         # The kernel libraries travel inside the wheel (package data); the page can show which one it runs.
         manifest["kernels"] = []
@@ -181,7 +191,7 @@ def print_sizes(manifest: dict) -> None:
         path = e["path"]
         group = ("pyodide core" if path.startswith("pyodide/") and not path.endswith(".whl")
                  else "pyodide wheels" if path.endswith(".whl") else "models" if path.startswith("models/")
-                 else "page")
+                 else "shipped snapshot" if path.startswith("snapshot/") else "page")
         groups[group] = groups.get(group, 0) + e["bytes"]
     total = sum(groups.values())
     log("dist/ sizes: " + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in groups.items())

@@ -77,6 +77,14 @@ def site_variant(site: Path, dest: Path, drop=frozenset(), replace: dict | None 
     return dest
 
 
+def without_shipped_snapshot(site: Path, dest: Path) -> Path:
+    """The site as a build without its shipped memory snapshot serves it: first visits boot normally and store
+    the per-visitor snapshot (what the repeat-visit tests exercise)."""
+    from buildtools.snapshot import SITE_PATH
+
+    return site_variant(site, dest, drop={SITE_PATH.split("/")[0]})
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -84,8 +84,12 @@ def default_model(site: Path) -> dict:
 def variant(site: Path, dest: Path, replace: dict[str, bytes], *, consistent: bool = False,
             manifest_extra: dict | None = None) -> Path:
     """A copy of the site (symlinks) with ``replace`` {path: bytes}. ``consistent`` rewrites manifest.json to list the
-    new files' hashes too (a site built from damaged files, rather than files changed after the build)."""
+    new files' hashes too (a site built from damaged files, rather than files changed after the build). A replaced
+    file that a restore from the shipped snapshot never reads (the full stdlib, the wheels) is only read by a normal
+    boot: the copy then ships no snapshot."""
     manifest = manifest_of(site)
+    if any(p == "pyodide/python_stdlib.zip" or p.endswith(".whl") for p in replace):
+        manifest.pop("snapshot", None)
     if consistent:
         for e in manifest["files"]:
             if e["path"] in replace:

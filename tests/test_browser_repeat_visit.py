@@ -74,10 +74,10 @@ PRELOADED = ["_multiarray_umath", "_multiarray_tests", "_umath_linalg", "libwvsi
 
 
 @pytest.fixture(scope="module")
-def site() -> Path:
-    dist = ROOT / "dist"
-    return bu.require_built(dist, "index.html", "worker.js", "manifest.json", "pyodide/pyodide.mjs",
+def site(tmp_path_factory) -> Path:
+    dist = bu.require_built(ROOT / "dist", "index.html", "worker.js", "manifest.json", "pyodide/pyodide.mjs",
                             "models/mobilenet_v2.wvb")
+    return bu.without_shipped_snapshot(dist, tmp_path_factory.mktemp("site"))
 
 
 @pytest.fixture(scope="module")

@@ -56,8 +56,9 @@ PLANT = """async ([path, code]) => {
 
 
 @pytest.fixture(scope="module")
-def site() -> Path:
-    return bu.require_built(ROOT / "dist", "index.html", "worker.js", "manifest.json", "pyodide/pyodide.mjs")
+def site(tmp_path_factory) -> Path:
+    dist = bu.require_built(ROOT / "dist", "index.html", "worker.js", "manifest.json", "pyodide/pyodide.mjs")
+    return bu.without_shipped_snapshot(dist, tmp_path_factory.mktemp("site"))
 
 
 @pytest.mark.browser

@@ -24,6 +24,8 @@ import "./worker/phases.js";
 import "./worker/progress.js";
 import "./worker/recovery.js";
 import "./worker/runtime-start.js";
+import "./worker/shipmaker.js";
+import "./worker/shipped.js";
 import "./worker/sitefiles.js";
 import "./worker/snapshot.js";
 import "./worker/testhooks.js";

@@ -115,7 +115,7 @@ class Runtime {
       for (const fn of this.listeners) fn(data);
     } else if (data.type === "ready") {
       this.info = data;
-      rememberSnapshot(this.base, ["made", "restored"].includes(data.timings?.snapshot));
+      rememberSnapshot(this.base, ["made", "restored", "shipped"].includes(data.timings?.snapshot));
       this.resolveReady(data);
     } else if (data.type === "fatal") {
       this.fail(data.error);

@@ -5,13 +5,14 @@
 
 import { UserError } from "./errors.js";
 import { BASE, countAsReceived, orRuntimeFailure, sriFromHex } from "./fetch.js";
-import { fileBytes, runtimeFiles, wheelFiles } from "./manifest.js";
+import { fileBytes, runtimeFiles, shippedSnapshotFiles, STDLIB, wheelFiles } from "./manifest.js";
 import { begin, during, end } from "./phases.js";
 import { setStage } from "./progress.js";
 import { planPreload, plansKernels, preloadNextBoot, unpackForRestore } from "./dylibs.js";
 import { cancelPreload, dylibHandles, loadPyodide, restoreHandles, runtimeScriptEvaluated,
   takeMemorySnapshot, unplannedLibs } from "./pyodide-0.27.7.js";
 import { runtimeScript } from "./runtime-start.js";
+import { fetchShipped, parseShipped, RESEED, shippedKey, shippedSite } from "./shipped.js";
 import { writeTree } from "./sitefiles.js";
 import { forgetSnapshot, readSnapshot, snapshotKey, writeSnapshot } from "./snapshot.js";
 
@@ -20,10 +21,11 @@ const SNAPSHOT_STORE_DELAY_MS = 2000; // after boot: keep the ~41 MB write off t
 const SNAPSHOT_RESTORE_TIMEOUT_MS = 15000; // a restore takes ~0.3-0.7 s; a wedged one must not keep the page waiting
 const PACKAGES = ["numpy", "wasmvision"];
 
-// The interpreter, the wasmvision.browser module (a PyProxy), and what the boot measured. snapshotStored: whether
+// The interpreter, the wasmvision.browser module (a PyProxy), and what the boot measured. made: how a normal boot
+// loaded its side modules ({key, libs, plan, options}), what a snapshot of it needs (shipmaker.js). snapshotStored: whether
 // the page saw a snapshot stored on an earlier visit (true, false, or null: it cannot tell); only a hint.
 export const runtime = { pyodide: null, browser: null, maxPixels: DEFAULT_MAX_PIXELS, timings: {},
-  snapshotStored: null };
+  snapshotStored: null, made: null };
 const timings = runtime.timings;
 
 export function callPython(fn, args, kwargs = null) {
@@ -50,9 +52,21 @@ function withTimeout(promise, ms, what) {
 
 const bootStderr = []; // what Python printed while booting: names the stdlib when it is what failed
 
-function bootOptions() {
+// The stdlib zip this boot most likely reads: a build with a shipped snapshot restores it, or the visitor's stored
+// copy of it, from its small stdlib.
+export function bootStdlib() {
+  return shippedSnapshotFiles()?.stdlib ?? STDLIB;
+}
+
+// Files of the progress scope this boot did not need: counted as in, so the bar still ends full.
+function settleScope(paths) {
+  for (const path of paths) countAsReceived(path, fileBytes(path));
+}
+
+function bootOptions(stdlib = STDLIB) {
   return {
     indexURL: new URL("./pyodide/", BASE).href,
+    stdLibURL: new URL(stdlib, BASE).href,
     stdout: (s) => console.log(s),
     stderr: (s) => {
       if (bootStderr.length < 200) bootStderr.push(s);
@@ -83,14 +97,29 @@ function namedBootFailure(err) {
 // Returns { pyodide, restored, snapshot: what takeSnapshot needs, or null }.
 async function bootInterpreter(allowRestore, packages) {
   const key = snapshotKey(PACKAGES);
-  const reading = key && allowRestore ? during("snapshot_read", () => readSnapshot(key)) : Promise.resolve(null);
-  // The wheels are needed either way (a restore takes its code files from them): their download starts at once,
-  // beside the runtime's. When the page saw no snapshot stored, their side modules are extracted before the snapshot
-  // read answers: on a first visit that answer came late (~250-350 ms, this thread being busy with the runtime's
-  // script), and Python's start waits for them.
-  packages.wheels();
-  if (runtime.snapshotStored === false) packages.plan();
-  reading.then((record) => record && record !== "damaged" ? packages.site() : packages.plan()).catch(() => {});
+  // The build's snapshot (shipped.js) serves when none is stored here; a visitor restored from it stores it as
+  // restored (under shippedKey), and restores that copy from the same small zips. Those, not the wheels, are fetched
+  // at once on such a build; the wheels only for a normal boot or a snapshot stored after one.
+  const shipped = allowRestore && key ? shippedSnapshotFiles() : null;
+  const read = async () => {
+    const own = await readSnapshot(key);
+    if (own !== null || !shipped) return own;
+    const copy = await readSnapshot(shippedKey(key));
+    return copy && copy !== "damaged" ? { ...copy, shipped: true } : copy;
+  };
+  const reading = key && allowRestore ? during("snapshot_read", read) : Promise.resolve(null);
+  if (shipped) {
+    if (runtime.snapshotStored !== true) fetchShipped();
+    shippedSite();
+  } else {
+    // The wheels are needed either way (a restore takes its code files from them): their download starts at once,
+    // beside the runtime's. When the page saw no snapshot stored, their side modules are extracted before the
+    // snapshot read answers: on a first visit that answer came late (~250-350 ms, this thread being busy with the
+    // runtime's script), and Python's start waits for them.
+    packages.wheels();
+    if (runtime.snapshotStored === false) packages.plan();
+    reading.then((record) => record && record !== "damaged" ? packages.site() : packages.plan()).catch(() => {});
+  }
   const scriptLoaded = runtimeScript(); // checked and evaluated beside the snapshot read (runtime-start.js)
   scriptLoaded.catch(() => {});
   const record = await reading;
@@ -98,17 +127,11 @@ async function bootInterpreter(allowRestore, packages) {
   if (record === "damaged") timings.snapshot = "failed";
   else if (record) {
     try {
-      const site = packages.site();
-      await preloadNextBoot(site.then(({ plan }) => plan), record.libs);
-      const py = await withTimeout(orRuntimeFailure(loadPyodide(bootOptions(), { restore: record.bytes })),
-        SNAPSHOT_RESTORE_TIMEOUT_MS, "Restoring the memory snapshot");
-      restoreHandles(py, record.handles);
-      const { files } = await site;
-      await during("site_files", () => writeTree(py.FS, files));
-      // A restored heap whose side modules sit elsewhere than when it was made fails here, not in a classify.
-      await during("snapshot_check", () => py.runPython(restoredCheck(record.libs)));
+      const py = await (record.shipped ? restore(record, shippedSite(), shipped.stdlib) :
+        restore(record, packages.site(), STDLIB));
       timings.snapshot = "restored";
       timings.snapshot_store = record.store;
+      settleScope(record.shipped ? [STDLIB] : Object.values(shippedSnapshotFiles() ?? {}));
       return { pyodide: py, restored: true, snapshot: null };
     } catch (err) {
       cancelPreload();
@@ -117,11 +140,46 @@ async function bootInterpreter(allowRestore, packages) {
       await forgetSnapshot();
     }
   }
+  if (shipped) {
+    try {
+      const { libs, handles, total, delta } = parseShipped(await during("shipped_fetch", fetchShipped), key);
+      let kept = null;
+      delta.keep = (bytes) => { kept = bytes; };
+      const py = await during("shipped_restore", () => restore({ libs, handles, total, delta }, shippedSite(),
+        shipped.stdlib));
+      timings.snapshot = "shipped";
+      settleScope([STDLIB]);
+      // This visitor's own copy: a repeat visit restores it from local storage (measured faster than the delta).
+      if (kept) storeLater(shippedKey(key), { bytes: kept, libs, handles });
+      return { pyodide: py, restored: true, snapshot: null };
+    } catch (err) {
+      cancelPreload();
+      console.warn("wasmvision: the site's memory snapshot is unusable, booting normally:", err.message);
+      timings.shipped_failed = String(err.message).slice(0, 200);
+    }
+  }
+  settleScope(Object.values(shippedSnapshotFiles() ?? {}));
   const plan = packages.plan();
   if (key) await preloadNextBoot(plan);
   const py = await orRuntimeFailure(loadPyodide(bootOptions(), { makeSnapshot: Boolean(key) }));
   const preloaded = key ? await plan : null;
+  if (preloaded) runtime.made = { key, libs: preloaded.libs, plan, options: bootOptions() };
   return { pyodide: py, restored: false, snapshot: preloaded && { key, libs: preloaded.libs } };
+}
+
+// A restore: from stored bytes (`bytes`) or the shipped delta (`delta`, `total`: the snapshot's size), with the
+// side modules and site-packages from `site` ({plan, files}: the checked wheels or the shipped zip) and `stdlib`;
+// then what must differ per visitor reseeded (a stored copy of the shipped snapshot holds the build's seeds).
+async function restore({ libs, handles, bytes = null, delta = null, total = 0 }, site, stdlib) {
+  await preloadNextBoot(site.then(({ plan }) => plan), libs, delta);
+  const py = await withTimeout(orRuntimeFailure(loadPyodide(bootOptions(stdlib),
+    { restore: bytes ?? new Uint8Array(total) })), SNAPSHOT_RESTORE_TIMEOUT_MS, "Restoring the memory snapshot");
+  restoreHandles(py, handles);
+  const { files } = await site;
+  await during("site_files", () => writeTree(py.FS, files));
+  // A restored heap whose side modules sit elsewhere than when it was made fails here, not in a classify.
+  await during("snapshot_check", () => py.runPython(`${restoredCheck(libs)}\n${RESEED}`));
+  return py;
 }
 
 // Python run right after a restore. The files are new: the import system must list site-packages again. numpy's
@@ -157,16 +215,20 @@ function takeSnapshot(pyodide, { key, libs }) {
     const handles = dylibHandles(pyodide);
     const bytes = takeMemorySnapshot(pyodide);
     timings.snapshot = timings.snapshot || "made";
-    // Not through the request queue: the write needs no Python and must not hold up a classify.
-    setTimeout(async () => {
-      const store = await writeSnapshot(key, { bytes, libs, handles });
-      if (store) Object.assign(timings, { snapshot_bytes: bytes.byteLength, snapshot_store: store });
-    }, SNAPSHOT_STORE_DELAY_MS);
+    storeLater(key, { bytes, libs, handles });
   } catch (err) {
     console.warn("wasmvision: could not make a memory snapshot:", err.message);
   } finally {
     end("snapshot_make");
   }
+}
+
+// Not through the request queue: the write needs no Python and must not hold up a classify.
+function storeLater(key, record) {
+  setTimeout(async () => {
+    const store = await writeSnapshot(key, record);
+    if (store) Object.assign(timings, { snapshot_bytes: record.bytes.byteLength, snapshot_store: store });
+  }, SNAPSHOT_STORE_DELAY_MS);
 }
 
 export async function startPython() {
@@ -182,11 +244,11 @@ async function startPythonWithFallback() {
   try {
     await startPythonOnce(true);
   } catch (err) {
-    if (timings.snapshot !== "restored") throw err;
+    if (timings.snapshot !== "restored" && timings.snapshot !== "shipped") throw err;
     // The restored interpreter booted but could not load the packages: never trust that snapshot again.
     console.warn("wasmvision: booting from the memory snapshot failed, booting normally:", err.message);
+    if (timings.snapshot === "restored") await forgetSnapshot();
     timings.snapshot = "failed";
-    await forgetSnapshot();
     await startPythonOnce(false);
   }
 }
@@ -194,7 +256,7 @@ async function startPythonWithFallback() {
 async function startPythonOnce(allowRestore) {
   const t0 = performance.now();
   setStage("runtime", "Downloading the Python runtime", runtimeFiles(),
-    ["Starting Python", ["pyodide/pyodide.asm.wasm", "pyodide/python_stdlib.zip"]]);
+    ["Starting Python", ["pyodide/pyodide.asm.wasm", bootStdlib()]]);
   const packages = wheelSource();
   const { pyodide, restored, snapshot } = await during("runtime", () => bootInterpreter(allowRestore, packages));
   runtime.pyodide = pyodide;

@@ -94,6 +94,14 @@ export async function unpackForRestore(numpyWheel, wasmvisionWheel) {
   return { plan: await planFrom(numpy, ours), files };
 }
 
+// The same from one zip holding both packages' files (a shipped snapshot's site-packages zip).
+export async function siteFromZip(zip) {
+  const members = await zipMembers(zip);
+  const files = new Map();
+  for (const [name, bytes] of members) files.set(`${SITE_PACKAGES}/${name}`, bytes);
+  return { plan: await planFrom(members, members), files };
+}
+
 async function planFrom(numpy, ours) {
   const missing = NUMPY_LIBS.filter((name) => !numpy.has(name));
   if (missing.length) throw new Error(`the numpy wheel lacks ${missing.join(", ")}`);
@@ -126,8 +134,9 @@ async function simdProblem(ours, name) {
 }
 
 // The next loadPyodide loads the planned side modules (the Pyodide module wraps its module factory, which exists
-// once pyodide.asm.js has run). `expect`: the list a snapshot being restored was made with.
-export async function preloadNextBoot(plan, expect = null) {
+// once pyodide.asm.js has run). `expect`: the list a snapshot being restored was made with; `delta`: a shipped
+// snapshot's changed blocks (shipped.js).
+export async function preloadNextBoot(plan, expect = null, delta = null) {
   await runtimeScript(); // checked against the manifest before it runs
-  preloadSideModules(plan, expect);
+  preloadSideModules(plan, expect, delta);
 }

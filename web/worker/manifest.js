@@ -86,9 +86,21 @@ export function codeFiles() {
   return out;
 }
 
+// The memory snapshot made at build time (shipped.js), when this build ships one: { file, stdlib, packages } (site
+// paths of the delta, the stdlib zip and the site-packages zip a restore from it reads), else null.
+export function shippedSnapshotFiles() {
+  const s = manifest.raw?.snapshot;
+  const all = [s?.file, s?.stdlib, s?.packages];
+  return all.every((f) => typeof f === "string" && manifest.files.has(f)) ?
+    { file: s.file, stdlib: s.stdlib, packages: s.packages } : null;
+}
+
+export const STDLIB = "pyodide/python_stdlib.zip";
+
 export function runtimeFiles() {
-  return ["pyodide/pyodide.asm.wasm", "pyodide/python_stdlib.zip", "pyodide/pyodide-lock.json",
-    "pyodide/pyodide.mjs", "pyodide/pyodide.asm.js"];
+  const shipped = shippedSnapshotFiles();
+  return ["pyodide/pyodide.asm.wasm", STDLIB, "pyodide/pyodide-lock.json", "pyodide/pyodide.mjs",
+    "pyodide/pyodide.asm.js", ...(shipped ? [shipped.file, shipped.stdlib, shipped.packages] : [])];
 }
 
 export function wheelFiles(prefixes) {

@@ -4,7 +4,7 @@
 // {type: "replace", reason, model} when the interpreter is broken: the page starts a new worker (recovery.js).
 // Python runs one call at a time; requests are served in arrival order.
 
-import { runtime, startPython } from "./boot.js";
+import { bootStdlib, runtime, startPython } from "./boot.js";
 import { verifyCode } from "./codecheck.js";
 import { compiledRuntime, startRuntime } from "./runtime-start.js";
 import { UserError, errorPayload } from "./errors.js";
@@ -18,6 +18,7 @@ import {
 import { during, phaseReport } from "./phases.js";
 import { setScope } from "./progress.js";
 import { brokenBy, brokenError } from "./recovery.js";
+import { makeShippedSnapshot } from "./shipmaker.js";
 import { beforeRequest } from "./testhooks.js";
 
 function stats() {
@@ -32,7 +33,7 @@ async function boot({ prefetch: first, restarts = 0, ranOnPage = [], snapshotSto
   runtime.snapshotStored = snapshotStored;
   runtime.timings.restarts = restarts; // how many workers before this one the page replaced (recovery.js)
   await during("manifest", loadManifest);
-  startRuntime(); // the runtime's compile and script, beside everything below
+  startRuntime(bootStdlib()); // the runtime's compile and script, beside everything below
   registerBuiltins();
   const initial = first === null ? null : builtin(first) ?? (first === undefined ? defaultModel() : null);
   setScope([...runtimeFiles(), ...wheelFiles(["numpy", "wasmvision"]), ...(initial ? [initial.file] : [])]);
@@ -72,6 +73,7 @@ const handlers = {
   headSave: saveHead,
   models: async () => ({ models: allModels(), defaultModel: defaultModel()?.key ?? null }),
   stats: async () => stats(),
+  makeShippedSnapshot, // the build's (buildtools/snapshot.py), before any model is opened
 };
 
 const PYTHON_REQUESTS = new Set(["open", "classify", "embed", "release", "trainBegin", "trainAdd", "trainFinish",

@@ -18,7 +18,10 @@ const PRELOAD_URL = new URL("pyodide/preloaded-dylib", BASE).href; // never fetc
 //    runtime file that cannot compile (Pyodide 0.27 logs that failure and never settles);
 // 3. fetch, XMLHttpRequest.open, WebSocket, EventSource, WebTransport: integrity and same-origin only (fetch.js);
 // 4. once pyodide.asm.js has run: its module factory _createPyodideModule, wrapped by preloadSideModules, and
-//    XMLHttpRequest swapped only while that factory runs (Emscripten reads dynamicLibraries with it).
+//    XMLHttpRequest swapped only while that factory runs (Emscripten reads dynamicLibraries with it); for a shipped
+//    snapshot, API.restoreSnapshot replaced for the one call that follows (restoreFromDelta).
+// Internals read besides: API.restoreSnapshot's header check, Module._sbrk and _emscripten_builtin_malloc (zeroing
+// free memory at build time), LDSO's handle tables.
 export function installPatches() {
   Object.assign(WebAssembly, timedWasm(WebAssembly));
   WebAssembly.instantiateStreaming = reportingInstantiateStreaming(WebAssembly.instantiateStreaming);
@@ -116,12 +119,14 @@ function memoryXhr(files) {
   };
 }
 
-let nextBoot = null; // { plan: Promise, expect: libs or null }: read by the next _createPyodideModule call
+let nextBoot = null; // { plan: Promise, expect: libs or null, delta }: read by the next _createPyodideModule call
 
 // The next loadPyodide loads the planned side modules ({libs, files} or null) as dynamicLibraries, in order.
 // `expect`: the list a snapshot being restored was made with; any other plan refuses the restore (loadPyodide
 // rejects, the caller boots normally). Needs pyodide.asm.js evaluated (runtimeScriptEvaluated).
-export function preloadSideModules(plan, expect = null) {
+// `delta` (shipped.js's parsed delta: {header, runs, data}): the snapshot is the freshly created heap with the
+// delta's blocks written over it, applied in place by Pyodide's restoreSnapshot (replaced for that one call).
+export function preloadSideModules(plan, expect = null, delta = null) {
   const create = globalThis._createPyodideModule;
   if (!create.wvPreloading) {
     const wrapped = async (settings) => {
@@ -139,16 +144,80 @@ export function preloadSideModules(plan, expect = null) {
       settings.locateFile = (path) => (files.has(path) ? PRELOAD_URL + path : locate(path));
       const xhr = globalThis.XMLHttpRequest;
       globalThis.XMLHttpRequest = memoryXhr(files);
+      let module;
       try {
-        return await create(settings);
+        module = await create(settings);
       } finally {
         globalThis.XMLHttpRequest = xhr;
       }
+      if (boot.delta) restoreFromDelta(settings.API, module, boot.delta);
+      if (boot.fresh) boot.fresh(module.HEAPU8.slice(0, boot.fresh.bytes));
+      return module;
     };
     wrapped.wvPreloading = true;
     globalThis._createPyodideModule = wrapped;
   }
-  nextBoot = { plan, expect };
+  nextBoot = { plan, expect, delta };
+}
+
+// Pyodide's restoreSnapshot(bytes) checks the header (magic, build id), reads its JSON and copies the heap after it.
+// Here the heap is already the fresh one: given the header alone it checks and copies nothing; the changed blocks
+// are then written in place (no 40 MB copy).
+// `keep(bytes)`, if given, gets the whole snapshot as restored (header and heap), for the visitor's own store.
+function restoreFromDelta(api, module, { header, runs, data, heap: heapLength, keep }) {
+  const restore = api.restoreSnapshot;
+  api.restoreSnapshot = () => {
+    api.restoreSnapshot = restore;
+    const json = restore(header);
+    const heap = module.HEAPU8;
+    for (let i = 0, at = 0; i < runs.length; i += 2) {
+      heap.set(data.subarray(at, at + runs[i + 1]), runs[i]);
+      at += runs[i + 1];
+    }
+    if (keep) {
+      const whole = new Uint8Array(header.byteLength + heapLength);
+      whole.set(header);
+      whole.set(heap.subarray(0, heapLength), header.byteLength);
+      keep(whole);
+    }
+    return json;
+  };
+}
+
+// The heap as _createPyodideModule leaves it (side modules loaded, nothing run) for a snapshot of `total` bytes
+// booted with `options`: what a shipped delta is made against (build time only). The module is then dropped.
+export async function freshHeap(options, plan, total, heapBytes) {
+  let fresh = null;
+  preloadSideModules(plan);
+  nextBoot.fresh = Object.assign((bytes) => {
+    fresh = bytes;
+    throw new Error("fresh heap taken");
+  }, { bytes: heapBytes });
+  await loadPyodide(options, { restore: new Uint8Array(total) }).catch(() => {});
+  if (!fresh) throw new Error("no fresh heap");
+  return fresh;
+}
+
+// Zeroes the allocator's free memory before a shipped snapshot is taken (stale bytes there would ship in the delta):
+// small blocks are allocated until the allocator would take more from sbrk, zeroed, then freed; the memory past the
+// break is zeroed directly.
+export function zeroFreeMemory(pyodide) {
+  const m = pyodide._module;
+  const malloc = m._emscripten_builtin_malloc; // dlmalloc, the allocator behind malloc (not exported itself)
+  const brk = m._sbrk(0);
+  const taken = [];
+  for (;;) {
+    const p = malloc(256);
+    if (!p || m._sbrk(0) !== brk) {
+      if (p) m._free(p);
+      break;
+    }
+    m.HEAPU8.fill(0, p, p + 256);
+    taken.push(p);
+  }
+  for (const p of taken) m._free(p);
+  m.HEAPU8.fill(0, m._sbrk(0), m.HEAPU8.byteLength);
+  return taken.length * 256;
 }
 
 export function cancelPreload() {

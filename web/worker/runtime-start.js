@@ -8,12 +8,13 @@
 
 import { UserError } from "./errors.js";
 import { answerRequests, BASE } from "./fetch.js";
+import { STDLIB } from "./manifest.js";
 import { during } from "./phases.js";
 import { runtimeScriptEvaluated, useCompiledRuntime } from "./pyodide-0.27.7.js";
 
 export const RUNTIME_WASM = "pyodide/pyodide.asm.wasm";
-// Asked for by loadPyodide once the script has run, even to restore a snapshot.
-const RUNTIME_DATA = ["pyodide/python_stdlib.zip", "pyodide/pyodide-lock.json"];
+// Asked for by loadPyodide once the script has run, even to restore a snapshot (the stdlib: the one given).
+const LOCK = "pyodide/pyodide-lock.json";
 
 let compiled = null; // Promise<WebAssembly.Module>: instantiated by each boot of this worker
 let script = null; // Promise: pyodide.asm.js checked and evaluated
@@ -41,7 +42,8 @@ async function verifiedRuntimeScript() {
   await import(url.href);
 }
 
-export function startRuntime() {
+// `stdlib`: the stdlib zip this boot will most likely use (boot.js bootStdlib).
+export function startRuntime(stdlib = STDLIB) {
   if (!compiled && typeof WebAssembly.compileStreaming === "function") {
     compiled = during("runtime_compile", () => WebAssembly.compileStreaming(fetch(new URL(RUNTIME_WASM, BASE))),
       { background: true });
@@ -58,7 +60,7 @@ export function startRuntime() {
     // On a repeat visit Pyodide's requests for these waited 60-350 ms (behind others in the service worker, then
     // for this thread, busy restoring; a trace). Fetched now (with the manifest's integrity, by fetch.js), they
     // are answered from memory, at every boot of this worker.
-    data = Promise.all(RUNTIME_DATA.map((path) => {
+    data = Promise.all([stdlib, LOCK].map((path) => {
       const url = new URL(path, BASE);
       const bytes = fetch(url).then((r) => (r.ok ? r.arrayBuffer() : null)).catch(() => null);
       answerRequests(path, () => bytes.then((b) => (b ? new Response(b) : unanswered(path, url))));

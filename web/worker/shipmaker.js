@@ -1,0 +1,38 @@
+// Build time only (buildtools/snapshot.py drives it in headless Chromium): the memory snapshot shipped to first
+// visitors, taken through this worker's own boot so that the side modules' order and the JS references are the ones
+// a visitor's restore meets. Returns the snapshot and the fresh heap it is diffed against; the build makes the delta.
+
+import { runtime } from "./boot.js";
+import { plansKernels } from "./dylibs.js";
+import { dylibHandles, freshHeap, takeMemorySnapshot, unplannedLibs, zeroFreeMemory }
+  from "./pyodide-0.27.7.js";
+import { BEFORE_SHIPPING } from "./shipped.js";
+
+const IMPORTED = `import sys, json
+json.dumps(sorted({getattr(m, "__file__", None) or "" for m in list(sys.modules.values())} - {""}))`;
+
+export async function makeShippedSnapshot() {
+  const py = runtime.pyodide;
+  const made = runtime.made;
+  if (!py || !made) throw new Error("this worker did not boot normally with its side modules preloaded");
+  if (plansKernels(made.libs)) {
+    py.runPython("from wasmvision.simd import default_library; default_library()");
+  }
+  const unplanned = unplannedLibs(py, made.libs);
+  if (unplanned.length) throw new Error(`side modules loaded after start-up: ${unplanned.join(", ")}`);
+  const handles = dylibHandles(py);
+  // The files whose modules the snapshot holds: the build leaves them out of what a restore downloads.
+  const imported = JSON.parse(py.runPython(IMPORTED));
+  py.runPython(BEFORE_SHIPPING);
+  const zeroed = zeroFreeMemory(py);
+  const snapshot = takeMemorySnapshot(py);
+  const header = new DataView(snapshot.buffer, snapshot.byteOffset).getUint32(4, true);
+  const heap = snapshot.byteLength - header;
+  // Twice: a fresh heap that is not the same every time cannot be diffed against.
+  const fresh = await freshHeap(made.options, made.plan, snapshot.byteLength, heap);
+  const again = await freshHeap(made.options, made.plan, snapshot.byteLength, heap);
+  let differ = 0;
+  for (let i = 0; i < fresh.length; i++) differ += fresh[i] !== again[i];
+  return { key: made.key, libs: made.libs, handles, imported, header, heap, total: snapshot.byteLength, zeroed, differ,
+    snapshot, fresh };
+}

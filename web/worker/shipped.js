@@ -1,0 +1,98 @@
+// The memory snapshot made at build time (buildtools/snapshot.py) and shipped to first visitors: numpy,
+// wasmvision.browser and the kernel library already imported. It ships as a delta against the heap a freshly created
+// module has (side modules loaded, nothing run): the changed runs of bytes, applied in place by the Pyodide module
+// (pyodide-0.27.7.js). Its manifest entry: { file, key, bytes, sha256 }; the file is fetched with that sha256 as its
+// integrity like every other one.
+// The file: [magic u32 "wvd1", meta length u32, meta JSON {key, libs, handles, total, heap, header, runs, data},
+// zero padding to 4, Pyodide's snapshot header (header bytes), padding to 4, runs (u32 offset, u32 length) x runs,
+// the runs' bytes (data bytes)].
+
+import { siteFromZip } from "./dylibs.js";
+import { BASE } from "./fetch.js";
+import { shippedSnapshotFiles } from "./manifest.js";
+
+const MAGIC = 0x31647677; // "wvd1", little-endian
+const pad4 = (n) => Math.ceil(n / 4) * 4;
+
+let download = null;
+let site = null;
+
+async function bytesOf(file) {
+  const r = await fetch(new URL(file, BASE));
+  if (!r.ok) throw new Error(`${file}: HTTP ${r.status}`);
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+// Starts the download (once); resolves to the file's bytes, or rejects (a wrong hash, a failed request).
+export function fetchShipped() {
+  download ??= bytesOf(shippedSnapshotFiles().file);
+  download.catch(() => {}); // awaited by the boot, which falls back and says why
+  return download;
+}
+
+// What a restore from it writes to site-packages, and its side-module plan: { plan, files } (dylibs.js), from the
+// site-packages zip the build made for it (the modules the heap holds left out), not from the wheels.
+export function shippedSite() {
+  site ??= bytesOf(shippedSnapshotFiles().packages).then(siteFromZip);
+  site.catch(() => {});
+  return site;
+}
+
+// The key under which a visitor stores the shipped snapshot as restored: its restore reads the shipped zips.
+export const shippedKey = (key) => `${key}|shipped`;
+
+// The parsed delta for a build whose snapshot key is `key`: {libs, handles, total, delta: {header, runs, data, heap}}.
+// Throws on anything that does not add up (another build's file, a truncated one).
+export function parseShipped(bytes, key) {
+  if (bytes.byteLength < 8) throw new Error("the shipped snapshot is truncated");
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (view.getUint32(0, true) !== MAGIC) throw new Error("the shipped snapshot is not one");
+  const metaLength = view.getUint32(4, true);
+  if (8 + metaLength > bytes.byteLength) throw new Error("the shipped snapshot is truncated");
+  let meta;
+  try {
+    meta = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + metaLength)));
+  } catch {
+    throw new Error("the shipped snapshot's meta is unreadable");
+  }
+  if (meta.key !== key) throw new Error("the shipped snapshot belongs to another build");
+  const headerAt = pad4(8 + metaLength);
+  const runsAt = pad4(headerAt + meta.header);
+  const dataAt = runsAt + 8 * meta.runs;
+  if (![meta.header, meta.runs, meta.data, meta.total, meta.heap].every(Number.isInteger) ||
+      dataAt + meta.data !== bytes.byteLength || !Array.isArray(meta.libs) || typeof meta.handles !== "object") {
+    throw new Error("the shipped snapshot's size does not match its meta");
+  }
+  const runs = new Uint32Array(bytes.buffer.slice(bytes.byteOffset + runsAt, bytes.byteOffset + dataAt));
+  let sum = 0;
+  for (let i = 0; i < runs.length; i += 2) {
+    if (runs[i] + runs[i + 1] > meta.heap) throw new Error("the shipped snapshot writes outside the heap");
+    sum += runs[i + 1];
+  }
+  if (sum !== meta.data) throw new Error("the shipped snapshot's runs do not match its data");
+  return {
+    libs: meta.libs, handles: meta.handles, total: meta.total,
+    delta: { header: bytes.subarray(headerAt, headerAt + meta.header), runs, data: bytes.subarray(dataAt),
+      heap: meta.heap },
+  };
+}
+
+// Python run after restoring the shipped snapshot: what was seeded at the build machine's start must not be shared
+// by every visitor. The hash seed cannot change once Python runs (str hashes are cached in the heap): it stays the
+// build's, which only matters to hash-flooding attacks on a single user's own interpreter.
+export const RESEED = [
+  "import sys",
+  "if 'random' in sys.modules: sys.modules['random'].seed()",
+  "if 'numpy.random' in sys.modules: sys.modules['numpy.random'].seed()",
+  "if 'tempfile' in sys.modules: sys.modules['tempfile']._name_sequence = None",
+].join("\n");
+
+// What the build runs before taking the shipped snapshot: the importer caches are emptied so the restored
+// interpreter reads the stdlib zip and site-packages it is given, then garbage is collected.
+export const BEFORE_SHIPPING = [
+  "import sys, gc, zipimport, importlib",
+  "sys.path_importer_cache.clear()",
+  "zipimport._zip_directory_cache.clear()",
+  "importlib.invalidate_caches()",
+  "gc.collect()",
+].join("\n");
