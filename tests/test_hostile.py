@@ -399,7 +399,6 @@ def test_bundle_header_size_and_entry_count_are_capped_before_parsing(tiny_bundl
     browser, which runs this reader in Pyodide). The header's length (from the prefix, before hashing) and its
     entry count (objects, lists and strings, counted without parsing) are bounded: refused at once, json.loads
     never called; real headers (MobileNetV2: 57 KB, ~4,300 entries) load."""
-    import time
 
     too_long = _flooded(tiny_bundle, 100_000)  # a 10 MB header
     too_many = _flooded(tiny_bundle, 5_000)  # 0.6 MB, 65,000 entries
@@ -408,7 +407,6 @@ def test_bundle_header_size_and_entry_count_are_capped_before_parsing(tiny_bundl
     for raw, expected in ((too_long, rf"bundle header is too large: [\d,]+ bytes, at most {wvb.MAX_HEADER_BYTES:,}"),
                           (too_many, rf"bundle header has too many entries: [\d,]+ JSON objects, lists and strings, "
                                      rf"at most {wvb.MAX_HEADER_ENTRIES:,}")):
-        t0 = time.perf_counter()
         tracemalloc.start()
         try:
             with pytest.raises(wasmvision.BundleError, match=expected) as exc:
@@ -417,7 +415,7 @@ def test_bundle_header_size_and_entry_count_are_capped_before_parsing(tiny_bundl
         finally:
             tracemalloc.stop()
         one_line(exc.value)
-        assert time.perf_counter() - t0 < 5 and peak < 8 * len(raw) + (1 << 20), (time.perf_counter() - t0, peak)
+        assert peak < 8 * len(raw) + (1 << 20), peak  # refused before the header's objects exist
         answers.append(browser.load_model("flood", raw))  # the same reader, as the worker runs it in Pyodide
     monkeypatch.undo()
     for answer in map(browser.decode_response, answers):
