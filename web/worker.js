@@ -27,6 +27,7 @@ import "./worker/runtime-start.js";
 import "./worker/shipmaker.js";
 import "./worker/shipped.js";
 import "./worker/sitefiles.js";
+import "./worker/snapshot-stores.js";
 import "./worker/snapshot.js";
 import "./worker/testhooks.js";
 import "./pyodide/pyodide.mjs";
