@@ -20,6 +20,11 @@ MODULEPRELOAD_MARKER = b"<!-- modulepreloads: written by build.py -->"
 PRELOADS = ("pyodide/python_stdlib.zip", "pyodide/pyodide.asm.js")  # each stays under a private window's cache cap
 
 
+def page_preloads(shipped_stdlib: str | None) -> list[str]:
+    """index.html's preloads: PRELOADS, with a shipped snapshot's small stdlib in place of the full one."""
+    return [shipped_stdlib if shipped_stdlib and p == "pyodide/python_stdlib.zip" else p for p in PRELOADS]
+
+
 def with_preloads(html: bytes, paths: list[str]) -> bytes:
     """index.html with preload hints for the big files the worker fetches, in place of PRELOAD_MARKER.
 
@@ -106,8 +111,7 @@ def assemble_dist(pyodide: Path, lock: dict, wheel: Path, models: list[dict], si
     # private window's memory-only HTTP cache keeps no entry over ~6 MB, so its preload was downloaded a second
     # time by the worker's compile (benchmarks/README.md: link profiles). A first visit restoring the shipped
     # snapshot reads its small stdlib instead of the full one (snapshot.py).
-    preloads = [SHIPPED_STDLIB if shipped is not None and p == "pyodide/python_stdlib.zip" else p for p in PRELOADS]
-    files["index.html"] = with_preloads(index, preloads)
+    files["index.html"] = with_preloads(index, page_preloads(SHIPPED_STDLIB if shipped is not None else None))
     for generated in ("manifest.json", "package.json"):
         if generated in files:
             raise BuildError(f"web/{generated} would be overwritten by the generated one")
