@@ -142,6 +142,59 @@ def new_page(context, timeout_ms: int):
     return page, errors
 
 
+# The stored memory snapshot file in the page's JavaScript: [magic, meta length, meta JSON, padding to 16, heap,
+# site-packages]. stored.read() -> {handle, file, magic, meta, heap, site}; stored.write(handle, magic, meta, parts)
+# writes meta and the byte parts after it, laid out the same way. For tests that change the file as an attacker or a
+# broken disk would.
+STORED_SNAPSHOT_JS = """const stored = {
+  async read() {
+    const root = await navigator.storage.getDirectory();
+    const handle = await root.getFileHandle("%s");
+    const file = new Uint8Array(await (await handle.getFile()).arrayBuffer());
+    const view = new DataView(file.buffer);
+    const metaLength = view.getUint32(4, true);
+    const meta = JSON.parse(new TextDecoder().decode(file.subarray(8, 8 + metaLength)));
+    const start = Math.ceil((8 + metaLength) / 16) * 16;
+    return { handle, file, magic: view.getUint32(0, true), meta, heap: file.subarray(start, start + meta.heap),
+      site: file.subarray(start + meta.heap) };
+  },
+  async write(handle, magic, meta, parts) {
+    const metaBytes = new TextEncoder().encode(JSON.stringify(meta));
+    const at = Math.ceil((8 + metaBytes.byteLength) / 16) * 16;
+    const out = new Uint8Array(at + parts.reduce((n, p) => n + p.byteLength, 0));
+    new DataView(out.buffer).setUint32(0, magic, true);
+    new DataView(out.buffer).setUint32(4, metaBytes.byteLength, true);
+    out.set(metaBytes, 8);
+    let offset = at;
+    for (const part of parts) {
+      out.set(part, offset);
+      offset += part.byteLength;
+    }
+    await stored.put(handle, out);
+  },
+  async put(handle, bytes) {
+    const w = await handle.createWritable();
+    await w.write(bytes);
+    await w.close();
+  },
+};""" % SNAPSHOT_FILE
+
+
+@contextmanager
+def example_page(browser, base: str, timeout_ms: int) -> Iterator[dict]:
+    """The module's example page (dist/examples/) in a new context, its classifier ready (window.example =
+    {wasmvision, clf}): {"page", "errors", "log", "base"}; the context closes on exit."""
+    context = browser.new_context()
+    try:
+        log = RequestLog(context)
+        page, errors = new_page(context, timeout_ms)
+        page.goto(base + "examples/")
+        page.wait_for_function("() => window.example && window.example.clf", timeout=timeout_ms)
+        yield {"page": page, "errors": errors, "log": log, "base": base}
+    finally:
+        context.close()
+
+
 def wait_ready(page, timeout_ms: int = 180_000) -> dict:
     """Wait until the page's runtime and default model are loaded; returns window.wasmvision.ready's value."""
     # Function form: the page's CSP forbids eval, which Playwright uses for bare expressions.

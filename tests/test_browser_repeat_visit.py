@@ -21,7 +21,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_MS = 240_000
 PROB_TOL = 1e-3
 
-SNAPSHOT_FILE = bu.SNAPSHOT_FILE
 STORED = bu.SNAPSHOT_STORED  # 1 once a whole snapshot file is stored, else 0
 
 # Changes the stored snapshot file with `how`: "damage" replaces the heap with bytes that look like one (right magic
@@ -30,43 +29,26 @@ STORED = bu.SNAPSHOT_STORED  # 1 once a whole snapshot file is stored, else 0
 # that stopped halfway, a full disk); "read" changes nothing. The file: [magic, meta length, meta JSON, padding to
 # 16, heap, site-packages]. Returns [the stored libs] (as stored before the change).
 CHANGE = """async (how) => {
-  const root = await navigator.storage.getDirectory();
-  const handle = await root.getFileHandle("%s");
-  const file = new Uint8Array(await (await handle.getFile()).arrayBuffer());
-  const view = new DataView(file.buffer);
-  const metaLength = view.getUint32(4, true);
-  const meta = JSON.parse(new TextDecoder().decode(file.subarray(8, 8 + metaLength)));
-  const start = Math.ceil((8 + metaLength) / 16) * 16;
-  let heap = file.subarray(start, start + meta.heap);
-  const site = file.subarray(start + meta.heap);
+  %s
+  const { handle, file, meta, site, heap: storedHeap } = await stored.read();
+  let heap = storedHeap;
   const libs = meta.libs;
-  let out;
   if (how === "read") return [libs];
   if (how === "truncate") {
-    out = file.subarray(0, file.byteLength >> 1);
-  } else {
-    if (how === "damage") {
-      heap = new Uint8Array(2 << 20);
-      new DataView(heap.buffer).setUint32(0, 0x706e7300, true);
-      heap.fill(7, 4);
-    } else {
-      meta.libs = [...meta.libs].reverse();
-    }
-    meta.heap = heap.byteLength;
-    const metaBytes = new TextEncoder().encode(JSON.stringify(meta));
-    const at = Math.ceil((8 + metaBytes.byteLength) / 16) * 16;
-    out = new Uint8Array(at + heap.byteLength + site.byteLength);
-    new DataView(out.buffer).setUint32(0, 0x31737677, true);
-    new DataView(out.buffer).setUint32(4, metaBytes.byteLength, true);
-    out.set(metaBytes, 8);
-    out.set(heap, at);
-    out.set(site, at + heap.byteLength);
+    await stored.put(handle, file.subarray(0, file.byteLength >> 1));
+    return [libs];
   }
-  const w = await handle.createWritable();
-  await w.write(out);
-  await w.close();
+  if (how === "damage") {
+    heap = new Uint8Array(2 << 20);
+    new DataView(heap.buffer).setUint32(0, 0x706e7300, true);
+    heap.fill(7, 4);
+  } else {
+    meta.libs = [...meta.libs].reverse();
+  }
+  meta.heap = heap.byteLength;
+  await stored.write(handle, 0x31737677, meta, [heap, site]);
   return [libs];
-}""" % SNAPSHOT_FILE
+}""" % bu.STORED_SNAPSHOT_JS
 
 # Every side module the restore loads first: numpy's four that `import numpy` uses, then the kernel library (its
 # relaxed-SIMD build: Chromium has relaxed SIMD).

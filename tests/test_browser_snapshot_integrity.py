@@ -26,33 +26,15 @@ PLANTED_CODE = 'raise ImportError("planted code ran")\n'
 # [path, offset, length] into the bytes after the heap); where the file keeps no such section, adds one. Returns
 # whether the file held a site-packages section before.
 PLANT = """async ([path, code]) => {
-  const root = await navigator.storage.getDirectory();
-  const handle = await root.getFileHandle("%s");
-  const file = new Uint8Array(await (await handle.getFile()).arrayBuffer());
-  const view = new DataView(file.buffer);
-  const metaLength = view.getUint32(4, true);
-  const meta = JSON.parse(new TextDecoder().decode(file.subarray(8, 8 + metaLength)));
-  const start = Math.ceil((8 + metaLength) / 16) * 16;
-  const heap = file.subarray(start, start + meta.heap);
-  const site = file.subarray(start + meta.heap);
+  %s
+  const { handle, magic, meta, heap, site } = await stored.read();
   const had = Array.isArray(meta.index);
   const planted = new TextEncoder().encode(code);
   meta.index = [...(meta.index || []), [path, site.byteLength, planted.byteLength]];
   meta.site = site.byteLength + planted.byteLength;
-  const metaBytes = new TextEncoder().encode(JSON.stringify(meta));
-  const at = Math.ceil((8 + metaBytes.byteLength) / 16) * 16;
-  const out = new Uint8Array(at + heap.byteLength + meta.site);
-  new DataView(out.buffer).setUint32(0, view.getUint32(0, true), true);
-  new DataView(out.buffer).setUint32(4, metaBytes.byteLength, true);
-  out.set(metaBytes, 8);
-  out.set(heap, at);
-  out.set(site, at + heap.byteLength);
-  out.set(planted, at + heap.byteLength + site.byteLength);
-  const w = await handle.createWritable();
-  await w.write(out);
-  await w.close();
+  await stored.write(handle, magic, meta, [heap, site, planted]);
   return had;
-}""" % bu.SNAPSHOT_FILE
+}""" % bu.STORED_SNAPSHOT_JS
 
 
 @pytest.fixture(scope="module")

@@ -63,21 +63,14 @@ def native(dist_dir, photos_dir, entry):
 @pytest.fixture(scope="module")
 def example(browser, served):
     """The example page, its module loaded and a classifier ready (window.example = {wasmvision, clf})."""
-    context = browser.new_context()
-    try:
-        log = bu.RequestLog(context)
-        page, errors = bu.new_page(context, TIMEOUT_MS)
-        page.goto(served + "examples/")
-        page.wait_for_function("() => window.example && window.example.clf", timeout=TIMEOUT_MS)
-        page.evaluate("""async () => {
+    with bu.example_page(browser, served, TIMEOUT_MS) as example:
+        example["page"].evaluate("""async () => {
             const img = new Image();
             img.src = "photos/chelsea.png";
             await img.decode();
             window.chelsea = img;
         }""")
-        yield {"page": page, "log": log, "errors": errors, "base": served}
-    finally:
-        context.close()
+        yield example
 
 
 def _close(got: list[dict], want: list[dict], tol: float = PROB_TOL) -> None:

@@ -60,20 +60,13 @@ def _urls(indices) -> str:
 @pytest.fixture(scope="module")
 def page(browser, served):
     """The example page with a classifier, and window.custom trained on the TRAIN first crops of each label."""
-    context = browser.new_context()
-    try:
-        log = bu.RequestLog(context)
-        page, errors = bu.new_page(context, TIMEOUT_MS)
-        page.goto(served + "examples/")
-        page.wait_for_function("() => window.example && window.example.clf", timeout=TIMEOUT_MS)
-        page.evaluate(f"""async () => {{
+    with bu.example_page(browser, served, TIMEOUT_MS) as example:
+        example["page"].evaluate(f"""async () => {{
             window.progress = [];
             window.custom = await window.example.clf.train({_urls(range(TRAIN))},
                 {{ name: "photos", onProgress: (p) => window.progress.push(p) }});
         }}""")
-        yield {"page": page, "errors": errors, "log": log, "base": served}
-    finally:
-        context.close()
+        yield example
 
 
 def _held_out_in_page(page, clf: str = "window.custom") -> dict:
