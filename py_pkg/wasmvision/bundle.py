@@ -271,7 +271,7 @@ def from_bytes(raw: bytes | memoryview, *, verify: bool = True) -> Bundle:
     try:
         validate_header(header, len(data))
         b = _from_header(header, data)
-        b.sha256 = bytes(memoryview(raw)[32:64]).hex()
+        b.sha256 = _PREFIX.unpack_from(raw, 0)[-1].hex()  # the prefix's checksum field
         return b
     except BundleError:
         raise

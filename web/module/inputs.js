@@ -31,7 +31,7 @@ function urlName(url) {
   return url.protocol === "data:" ? `data: URL (${url.href.length.toLocaleString("en")} characters)` : url.href;
 }
 
-// A data: or blob: URL read in the page (the worker's fetch knows only the site's files) into a named File.
+// A data:, blob: or same-site URL read in the page (the worker's fetch knows only the site's files) into a named File.
 async function readLocalUrl(url, kind) {
   const name = urlName(url);
   try {
@@ -48,12 +48,8 @@ async function readLocalUrl(url, kind) {
 // strips colour profiles and orients it as natively; a bitmap made here would be colour-managed by WebKit.
 async function readableFile(url) {
   if (url.origin !== new URL(pageUrl()).origin && url.protocol !== "data:" && url.protocol !== "blob:") return null;
-  try {
-    const response = await fetch(url);
-    return response.ok ? new File([await response.blob()], urlName(url)) : null;
-  } catch {
-    return null; // e.g. a CSP that allows data:/blob: for images only: decoded as an <img> below
-  }
+  // null on failure, e.g. a CSP that allows data:/blob: for images only: the caller decodes it as an <img>.
+  return readLocalUrl(url, "ImageError").catch(() => null);
 }
 
 // A data: or blob: URL of an image: its bytes when the page may fetch them, else decoded as an <img src> would (a
