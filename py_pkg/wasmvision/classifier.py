@@ -172,14 +172,7 @@ class Classifier:
         in order, as soon as it is ready. A failing input never stops the others: its Result has ``error``
         (a one-line message) instead of predictions, whatever the exception was."""
         _require_positive_int("top_k", top_k)
-        for image in images:
-            try:
-                if _is_batch(image):
-                    raise ImageError(f"classify_many takes one image per item, got an array of shape "
-                                     f"{np.shape(image)} (pass the batch to classify instead)")
-                yield self.classify(image, top_k=top_k)
-            except Exception as exc:  # noqa: BLE001 - errors are values here: one line per failed input
-                yield Result(top=[], model=self.model, error=error_message(exc))
+        yield from classify_each(self.classify, images, top_k, self.model)
 
     def _classify_batch(self, images: np.ndarray, top_k: int) -> list[Result]:
         """(N, H, W, C) -> N Results. Preprocessed one by one (images may need different resizes), run
@@ -240,6 +233,19 @@ class Classifier:
         out["total"] = float(np.median(totals))
         out["overhead"] = max(0.0, out["total"] - sum(v for k, v in out.items() if k != "total"))
         return {k: round(out[k], 3) for k in (*PROFILE_KINDS, "total")}
+
+
+def classify_each(classify, images: Iterable[Any], top_k: int, model: dict[str, str]) -> Iterator[Result]:
+    """``classify(image, top_k=...)`` on each input, one Result per input, in order; a failing input never stops the
+    others: its Result has ``error`` (a one-line message), whatever the exception was."""
+    for image in images:
+        try:
+            if _is_batch(image):
+                raise ImageError(f"classify_many takes one image per item, got an array of shape "
+                                 f"{np.shape(image)} (pass the batch to classify instead)")
+            yield classify(image, top_k=top_k)
+        except Exception as exc:  # noqa: BLE001 - errors are values here: one line per failed input
+            yield Result(top=[], model=model, error=error_message(exc))
 
 
 def _is_batch(image: Any) -> bool:

@@ -63,7 +63,10 @@ class CustomClassifier:
 
     def probabilities(self, image: Any) -> np.ndarray:
         """(L,) probabilities over the person's labels."""
-        return softmax(self.head.logits(self.embed(image))[0])
+        return self._probabilities(self.embed(image))
+
+    def _probabilities(self, vector: np.ndarray) -> np.ndarray:
+        return softmax(self.head.logits(vector)[0])
 
     def classify(self, image: Any, top_k: int = 5):
         from .classifier import _is_batch, _require_positive_int
@@ -82,20 +85,16 @@ class CustomClassifier:
 
         _require_positive_int("top_k", top_k)
         t0 = time.perf_counter()
-        probs = softmax(self.head.logits(vector)[0])
+        probs = self._probabilities(vector)
         top = [Prediction(int(i), self.head.labels[int(i)], float(probs[i])) for i in _top_k(probs, top_k)]
         timings = {**(timings or {}), "postprocess": (time.perf_counter() - t0) * 1e3}
         return Result(top=top, timings_ms=timings, model=self.model, engine=self.engine)
 
     def classify_many(self, images: Iterable[Any], top_k: int = 5) -> Iterator:
-        from .classifier import Result, _require_positive_int, error_message
+        from .classifier import _require_positive_int, classify_each
 
         _require_positive_int("top_k", top_k)
-        for image in images:
-            try:
-                yield self.classify(image, top_k)
-            except Exception as exc:  # noqa: BLE001 - errors are values here, as in Classifier.classify_many
-                yield Result(top=[], model=self.model, error=error_message(exc))
+        yield from classify_each(self.classify, images, top_k, self.model)
 
     def save(self, path: str | Path) -> int:
         return head_format.save(self.head, path)
