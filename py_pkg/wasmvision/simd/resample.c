@@ -19,65 +19,70 @@ INLINE uint8_t clip8_1(int32_t acc) {
   return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
-INLINE v128_t widen4(const uint8_t *p) {  // 4 bytes -> i32x4
-  return wasm_u32x4_extend_low_u16x8(wasm_u16x8_extend_low_u8x16(wasm_v128_load32_zero(p)));
+// Horizontal, RGBA (c4: 4-byte pixels, alpha filtered too and dropped by the store) and RGB (c3: 3-byte pixels,
+// written as 4-byte pixels whose fourth byte is 0). Two taps at a time: the two pixels' channels interleaved as
+// i16 (swizzle indices >= 16 give 0, the zero extension) and one i32x4.dot_i16x8_s per weight half gives four
+// channel sums of two taps; Pillow's 22-bit weights do not fit in i16, so each is split w = hi * 2^11 + lo
+// (wv_taps.split) and the two exact sums are joined at the end. Four rows share each weight load.
+#define SWZ_C4 wasm_i8x16_const(0, -1, 4, -1, 1, -1, 5, -1, 2, -1, 6, -1, 3, -1, 7, -1)
+#define SWZ_C3 wasm_i8x16_const(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1)
+#define H_ROWS 4
+
+// Two pixels from a; `last`: they are the output's last taps, so for RGB not one byte after them is read.
+INLINE v128_t pixel_pair(const uint8_t *a, uint32_t c, int last) {
+  if (c == 4) return wasm_i8x16_swizzle(wasm_v128_load64_zero(a), SWZ_C4);
+  if (!last) return wasm_i8x16_swizzle(wasm_v128_load64_zero(a), SWZ_C3);
+  return wasm_i8x16_swizzle(wasm_v128_load16_lane(a + 4, wasm_v128_load32_zero(a), 2), SWZ_C3);
 }
 
-// Horizontal, 4-byte pixels (RGBA; alpha is filtered too and dropped by the store): one i32x4 per pixel.
-// Two rows at a time share each tap's weight.
-EXPORT void wv_resample_h_u8_c4(const wv_resample_h_params *p) {
-  const wv_taps *t = &p->taps;
-  uint32_t y = 0;
-  for (; y + 2 <= p->rows; y += 2) {
-    const uint8_t *s0 = p->src + (uintptr_t)y * p->src_row, *s1 = s0 + p->src_row;
-    uint8_t *d0 = p->dst + (uintptr_t)y * p->dst_row, *d1 = d0 + p->dst_row;
-    for (uint32_t x = 0; x < p->cols; x++) {
-      const int32_t *k = t->coeffs + (uintptr_t)x * t->ksize;
-      const uint8_t *a = s0 + 4 * t->first[x], *b = s1 + 4 * t->first[x];
-      v128_t acc0 = wasm_i32x4_splat(WV_HALF), acc1 = acc0;
-      for (int32_t i = 0, n = t->count[x]; i < n; i++) {
-        v128_t w = wasm_i32x4_splat(k[i]);
-        acc0 = wasm_i32x4_add(acc0, wasm_i32x4_mul(widen4(a + 4 * i), w));
-        acc1 = wasm_i32x4_add(acc1, wasm_i32x4_mul(widen4(b + 4 * i), w));
-      }
-      wasm_v128_store32_lane(d0 + 4 * x, clip8_4(acc0), 0);
-      wasm_v128_store32_lane(d1 + 4 * x, clip8_4(acc1), 0);
+INLINE v128_t pixel_one(const uint8_t *a, uint32_t c) {  // the second pixel of the pair is 0
+  if (c == 4) return wasm_i8x16_swizzle(wasm_v128_load32_zero(a), SWZ_C4);
+  return wasm_i8x16_swizzle(wasm_v128_load8_lane(a + 2, wasm_v128_load16_lane(a, wasm_i32x4_splat(0), 0), 2),
+                            SWZ_C3);
+}
+
+INLINE v128_t dot_acc(v128_t acc, v128_t px, v128_t w) { return wasm_i32x4_add(acc, wasm_i32x4_dot_i16x8(px, w)); }
+
+// `rows` (H_ROWS or 1, a constant after inlining) rows of one output pixel.
+INLINE void h_pixel(const wv_taps *t, uint32_t x, const uint8_t *s, uint32_t sr, uint8_t *d, uint32_t dr,
+                    uint32_t c, uint32_t rows) {
+  const int16_t *w = t->split + (uintptr_t)x * t->pairs * 4;
+  const uint8_t *a = s + c * t->first[x];
+  v128_t hi[H_ROWS], lo[H_ROWS];
+  for (uint32_t r = 0; r < rows; r++) hi[r] = lo[r] = wasm_i32x4_splat(0);
+  int32_t n = t->count[x], i = 0;
+  for (; i + 2 < n; i += 2, w += 4, a += 2 * c) {
+    v128_t wh = wasm_v128_load32_splat(w), wl = wasm_v128_load32_splat(w + 2);
+    for (uint32_t r = 0; r < rows; r++) {
+      v128_t q = pixel_pair(a + r * sr, c, 0);
+      hi[r] = dot_acc(hi[r], q, wh); lo[r] = dot_acc(lo[r], q, wl);
     }
   }
-  for (; y < p->rows; y++) {
-    const uint8_t *s0 = p->src + (uintptr_t)y * p->src_row;
-    uint8_t *d0 = p->dst + (uintptr_t)y * p->dst_row;
-    for (uint32_t x = 0; x < p->cols; x++) {
-      const int32_t *k = t->coeffs + (uintptr_t)x * t->ksize;
-      const uint8_t *a = s0 + 4 * t->first[x];
-      v128_t acc0 = wasm_i32x4_splat(WV_HALF);
-      for (int32_t i = 0, n = t->count[x]; i < n; i++)
-        acc0 = wasm_i32x4_add(acc0, wasm_i32x4_mul(widen4(a + 4 * i), wasm_i32x4_splat(k[i])));
-      wasm_v128_store32_lane(d0 + 4 * x, clip8_4(acc0), 0);
+  if (i < n) {
+    v128_t wh = wasm_v128_load32_splat(w), wl = wasm_v128_load32_splat(w + 2);
+    for (uint32_t r = 0; r < rows; r++) {
+      v128_t q = i + 2 == n ? pixel_pair(a + r * sr, c, 1) : pixel_one(a + r * sr, c);
+      hi[r] = dot_acc(hi[r], q, wh); lo[r] = dot_acc(lo[r], q, wl);
     }
+  }
+  for (uint32_t r = 0; r < rows; r++) {
+    v128_t acc = wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_shl(hi[r], WV_SPLIT_BITS), lo[r]), wasm_i32x4_splat(WV_HALF));
+    wasm_v128_store32_lane(d + r * dr + 4 * x, clip8_4(acc), 0);
   }
 }
 
-// Horizontal, 3-byte pixels (RGB) into 4-byte pixels (the fourth byte is not used): the c4 tile's arithmetic,
-// each pixel loaded as 4 bytes except each output's last tap, which must not read past the image's last byte.
-INLINE v128_t widen3(const uint8_t *p) { return wasm_i32x4_make(p[0], p[1], p[2], 0); }
-
-EXPORT void wv_resample_h_u8_c3(const wv_resample_h_params *p) {
-  const wv_taps *t = &p->taps;
-  for (uint32_t y = 0; y < p->rows; y++) {
-    const uint8_t *s = p->src + (uintptr_t)y * p->src_row;
-    uint8_t *d = p->dst + (uintptr_t)y * p->dst_row;
-    for (uint32_t x = 0; x < p->cols; x++) {
-      const int32_t *k = t->coeffs + (uintptr_t)x * t->ksize;
-      const uint8_t *a = s + 3 * t->first[x];
-      int32_t n = t->count[x], i = 0;
-      v128_t acc = wasm_i32x4_splat(WV_HALF);
-      for (; i + 1 < n; i++) acc = wasm_i32x4_add(acc, wasm_i32x4_mul(widen4(a + 3 * i), wasm_i32x4_splat(k[i])));
-      if (i < n) acc = wasm_i32x4_add(acc, wasm_i32x4_mul(widen3(a + 3 * i), wasm_i32x4_splat(k[i])));
-      wasm_v128_store32_lane(d + 4 * x, clip8_4(acc), 0);
-    }
-  }
+INLINE void h_rows(const wv_resample_h_params *p, uint32_t c) {
+  uint32_t y = 0, sr = p->src_row, dr = p->dst_row;
+  for (; y + H_ROWS <= p->rows; y += H_ROWS)
+    for (uint32_t x = 0; x < p->cols; x++)
+      h_pixel(&p->taps, x, p->src + (uintptr_t)y * sr, sr, p->dst + (uintptr_t)y * dr, dr, c, H_ROWS);
+  for (; y < p->rows; y++)
+    for (uint32_t x = 0; x < p->cols; x++)
+      h_pixel(&p->taps, x, p->src + (uintptr_t)y * sr, sr, p->dst + (uintptr_t)y * dr, dr, c, 1);
 }
+
+EXPORT void wv_resample_h_u8_c4(const wv_resample_h_params *p) { h_rows(p, 4); }
+EXPORT void wv_resample_h_u8_c3(const wv_resample_h_params *p) { h_rows(p, 3); }
 
 // Horizontal, any pixel stride, the first `channels` (1..4) bytes of each pixel: gray, gray+alpha.
 EXPORT void wv_resample_h_u8_cn(const wv_resample_h_params *p) {
@@ -146,3 +151,4 @@ EXPORT void wv_store_f32(const wv_store_f32_params *p) {
     }
   }
 }
+
