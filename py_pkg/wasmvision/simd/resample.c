@@ -104,31 +104,58 @@ EXPORT void wv_resample_h_u8_cn(const wv_resample_h_params *p) {
   }
 }
 
-// Vertical: 16 bytes of a row at a time in four i32x4 sums, every tap's row streamed past.
+// Vertical: 16 bytes of a row at a time, two taps' rows interleaved byte by byte, the same split dot products
+// as the horizontal pass (four i32x4 sums of hi, four of lo); an odd last tap's row is paired with itself (its
+// pair's second weight is 0).
+INLINE v128_t zip_lo(v128_t a, v128_t b) {
+  return wasm_i8x16_shuffle(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+}
+INLINE v128_t zip_hi(v128_t a, v128_t b) {
+  return wasm_i8x16_shuffle(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+}
+
+INLINE void v_dots(v128_t a, v128_t b, v128_t wh, v128_t wl, v128_t *hi, v128_t *lo) {
+  v128_t z0 = zip_lo(a, b), z1 = zip_hi(a, b);
+  v128_t q0 = wasm_u16x8_extend_low_u8x16(z0), q1 = wasm_u16x8_extend_high_u8x16(z0);
+  v128_t q2 = wasm_u16x8_extend_low_u8x16(z1), q3 = wasm_u16x8_extend_high_u8x16(z1);
+  hi[0] = dot_acc(hi[0], q0, wh); lo[0] = dot_acc(lo[0], q0, wl);
+  hi[1] = dot_acc(hi[1], q1, wh); lo[1] = dot_acc(lo[1], q1, wl);
+  hi[2] = dot_acc(hi[2], q2, wh); lo[2] = dot_acc(lo[2], q2, wl);
+  hi[3] = dot_acc(hi[3], q3, wh); lo[3] = dot_acc(lo[3], q3, wl);
+}
+
+INLINE v128_t join_shift(v128_t hi, v128_t lo) {
+  v128_t acc = wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_shl(hi, WV_SPLIT_BITS), lo), wasm_i32x4_splat(WV_HALF));
+  return wasm_i32x4_shr(acc, WV_PRECISION_BITS);
+}
+
 EXPORT void wv_resample_v_u8(const wv_resample_v_params *p) {
   const wv_taps *t = &p->taps;
   uint32_t sr = p->src_row, nb = p->bytes;
   for (uint32_t y = 0; y < p->rows; y++) {
-    const int32_t *k = t->coeffs + (uintptr_t)y * t->ksize;
+    const int16_t *wy = t->split + (uintptr_t)y * t->pairs * 4;
     const uint8_t *s = p->src + (uintptr_t)t->first[y] * sr;
     uint8_t *d = p->dst + (uintptr_t)y * p->dst_row;
     int32_t n = t->count[y];
     uint32_t j = 0;
     for (; j + 16 <= nb; j += 16) {
-      v128_t a0 = wasm_i32x4_splat(WV_HALF), a1 = a0, a2 = a0, a3 = a0;
-      for (int32_t i = 0; i < n; i++) {
-        v128_t v = wasm_v128_load(s + (uintptr_t)i * sr + j);
-        v128_t lo = wasm_u16x8_extend_low_u8x16(v), hi = wasm_u16x8_extend_high_u8x16(v);
-        v128_t w = wasm_i32x4_splat(k[i]);
-        a0 = wasm_i32x4_add(a0, wasm_i32x4_mul(wasm_u32x4_extend_low_u16x8(lo), w));
-        a1 = wasm_i32x4_add(a1, wasm_i32x4_mul(wasm_u32x4_extend_high_u16x8(lo), w));
-        a2 = wasm_i32x4_add(a2, wasm_i32x4_mul(wasm_u32x4_extend_low_u16x8(hi), w));
-        a3 = wasm_i32x4_add(a3, wasm_i32x4_mul(wasm_u32x4_extend_high_u16x8(hi), w));
+      v128_t hi[4], lo[4];
+      for (int r = 0; r < 4; r++) hi[r] = lo[r] = wasm_i32x4_splat(0);
+      const int16_t *w = wy;
+      const uint8_t *a = s + j;
+      int32_t i = 0;
+      for (; i + 2 <= n; i += 2, w += 4, a += 2 * (uintptr_t)sr)
+        v_dots(wasm_v128_load(a), wasm_v128_load(a + sr), wasm_v128_load32_splat(w), wasm_v128_load32_splat(w + 2),
+               hi, lo);
+      if (i < n) {
+        v128_t v = wasm_v128_load(a);
+        v_dots(v, v, wasm_v128_load32_splat(w), wasm_v128_load32_splat(w + 2), hi, lo);
       }
-      a0 = wasm_i32x4_shr(a0, WV_PRECISION_BITS); a1 = wasm_i32x4_shr(a1, WV_PRECISION_BITS);
-      a2 = wasm_i32x4_shr(a2, WV_PRECISION_BITS); a3 = wasm_i32x4_shr(a3, WV_PRECISION_BITS);
-      wasm_v128_store(d + j, wasm_u8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(a0, a1), wasm_i16x8_narrow_i32x4(a2, a3)));
+      v128_t r0 = wasm_i16x8_narrow_i32x4(join_shift(hi[0], lo[0]), join_shift(hi[1], lo[1]));
+      v128_t r1 = wasm_i16x8_narrow_i32x4(join_shift(hi[2], lo[2]), join_shift(hi[3], lo[3]));
+      wasm_v128_store(d + j, wasm_u8x16_narrow_i16x8(r0, r1));
     }
+    const int32_t *k = t->coeffs + (uintptr_t)y * t->ksize;
     for (; j < nb; j++) {
       int32_t acc = WV_HALF;
       for (int32_t i = 0; i < n; i++) acc += (int32_t)s[(uintptr_t)i * sr + j] * k[i];
