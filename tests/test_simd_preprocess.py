@@ -2,7 +2,8 @@
 process runs every case.
 
 Cases: the photo corpus (gray, RGB, RGBA as decoded, each RGB photo also as RGBA the way the browser hands it
-over, and portrait, which takes Pillow's vertical-first pass order), and generated images over every edge:
+over, and portrait, which takes Pillow's vertical-first pass order), a generated 12-megapixel photo (RGB, RGBA),
+and generated images over every edge:
 1-pixel and odd sizes, enlarging, 20:1 strips both ways, gray (2-D and one channel), gray+alpha, RGB, RGBA,
 uint16 and bool pixels, views that are not contiguous, each preprocessing kind, crops larger than the resized
 image (zero padding), rectangular crops, and an NCHW output layout. The numpy path itself is checked against
@@ -46,6 +47,8 @@ def _cases(photos: list[str]) -> list[dict]:
         cases.append({"source": "random", "h": h, "w": w, "layout": "rgba", "spec": spec})
     for layout, how in itertools.product(["rgb", "rgba", "gray"], ["uint16", "bool", "flipped", "strided", "nchw"]):
         cases.append({"source": "random", "h": 301, "w": 257, "layout": layout, "spec": "imagenet", "how": how})
+    for layout in ("rgb", "rgba"):  # a 12-megapixel photo: 11.8:1, 25 taps per output, both tails of the tap pairs
+        cases.append({"source": "random", "h": 3024, "w": 4032, "layout": layout, "spec": "imagenet"})
     for name, spec in itertools.product(photos, PHOTO_SPECS):
         cases.append({"source": name, "spec": spec})
     for c in cases:

@@ -97,7 +97,7 @@ def axis_taps(in_size: int, out_size: int, start: int, n: int) -> AxisTaps:
     return AxisTaps(*arrays, lo, hi)
 
 
-SPLIT_BITS = 11  # wvresample.h's WV_SPLIT_BITS: Pillow's 22-bit weights as two int16 halves
+SPLIT_BITS = 11  # wvresample.h's WV_SPLIT_BITS (a library splitting otherwise fails self_check): int16 halves
 
 
 def split_pairs(taps: np.ndarray) -> np.ndarray:

@@ -43,6 +43,11 @@ INLINE v128_t pixel_one(const uint8_t *a, uint32_t c) {  // the second pixel of 
 
 INLINE v128_t dot_acc(v128_t acc, v128_t px, v128_t w) { return wasm_i32x4_add(acc, wasm_i32x4_dot_i16x8(px, w)); }
 
+// The split sums joined: Pillow's integer sum (the same int32 as w * pixel summed directly) plus the rounding half.
+INLINE v128_t split_sum(v128_t hi, v128_t lo) {
+  return wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_shl(hi, WV_SPLIT_BITS), lo), wasm_i32x4_splat(WV_HALF));
+}
+
 // `rows` (H_ROWS or 1, a constant after inlining) rows of one output pixel.
 INLINE void h_pixel(const wv_taps *t, uint32_t x, const uint8_t *s, uint32_t sr, uint8_t *d, uint32_t dr,
                     uint32_t c, uint32_t rows) {
@@ -65,10 +70,7 @@ INLINE void h_pixel(const wv_taps *t, uint32_t x, const uint8_t *s, uint32_t sr,
       hi[r] = dot_acc(hi[r], q, wh); lo[r] = dot_acc(lo[r], q, wl);
     }
   }
-  for (uint32_t r = 0; r < rows; r++) {
-    v128_t acc = wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_shl(hi[r], WV_SPLIT_BITS), lo[r]), wasm_i32x4_splat(WV_HALF));
-    wasm_v128_store32_lane(d + r * dr + 4 * x, clip8_4(acc), 0);
-  }
+  for (uint32_t r = 0; r < rows; r++) wasm_v128_store32_lane(d + r * dr + 4 * x, clip8_4(split_sum(hi[r], lo[r])), 0);
 }
 
 INLINE void h_rows(const wv_resample_h_params *p, uint32_t c) {
@@ -124,10 +126,7 @@ INLINE void v_dots(v128_t a, v128_t b, v128_t wh, v128_t wl, v128_t *hi, v128_t 
   hi[3] = dot_acc(hi[3], q3, wh); lo[3] = dot_acc(lo[3], q3, wl);
 }
 
-INLINE v128_t join_shift(v128_t hi, v128_t lo) {
-  v128_t acc = wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_shl(hi, WV_SPLIT_BITS), lo), wasm_i32x4_splat(WV_HALF));
-  return wasm_i32x4_shr(acc, WV_PRECISION_BITS);
-}
+INLINE v128_t split_shift(v128_t hi, v128_t lo) { return wasm_i32x4_shr(split_sum(hi, lo), WV_PRECISION_BITS); }
 
 EXPORT void wv_resample_v_u8(const wv_resample_v_params *p) {
   const wv_taps *t = &p->taps;
@@ -151,8 +150,8 @@ EXPORT void wv_resample_v_u8(const wv_resample_v_params *p) {
         v128_t v = wasm_v128_load(a);
         v_dots(v, v, wasm_v128_load32_splat(w), wasm_v128_load32_splat(w + 2), hi, lo);
       }
-      v128_t r0 = wasm_i16x8_narrow_i32x4(join_shift(hi[0], lo[0]), join_shift(hi[1], lo[1]));
-      v128_t r1 = wasm_i16x8_narrow_i32x4(join_shift(hi[2], lo[2]), join_shift(hi[3], lo[3]));
+      v128_t r0 = wasm_i16x8_narrow_i32x4(split_shift(hi[0], lo[0]), split_shift(hi[1], lo[1]));
+      v128_t r1 = wasm_i16x8_narrow_i32x4(split_shift(hi[2], lo[2]), split_shift(hi[3], lo[3]));
       wasm_v128_store(d + j, wasm_u8x16_narrow_i16x8(r0, r1));
     }
     const int32_t *k = t->coeffs + (uintptr_t)y * t->ksize;
