@@ -2,11 +2,12 @@
 process runs every case.
 
 Cases: the photo corpus (gray, RGB, RGBA as decoded, each RGB photo also as RGBA the way the browser hands it
-over, and portrait, which takes Pillow's vertical-first pass order), and generated images over every edge:
+over, and portrait, which takes Pillow's vertical-first pass order), a generated 12-megapixel photo (RGB, RGBA),
+and generated images over every edge:
 1-pixel and odd sizes, enlarging, 20:1 strips both ways, gray (2-D and one channel), gray+alpha, RGB, RGBA,
 uint16 and bool pixels, views that are not contiguous, each preprocessing kind, crops larger than the resized
 image (zero padding), rectangular crops, and an NCHW output layout. The numpy path itself is checked against
-Pillow in test_preprocess.py.
+Pillow in test_preprocess.py. Every case runs once per build of the library (plain and relaxed SIMD).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import json
 import numpy as np
 import pytest
 
-from pyodide_harness import run_in_pyodide
+from pyodide_harness import RELAXED_SIMD, run_in_pyodide
+
+BUILDS = {"plain": (), "relaxed": RELAXED_SIMD}  # the kernel build each run loads: V8 flags for its Node
 
 SIZES = [(1, 1), (1, 2), (2, 1), (3, 5), (5, 3), (7, 11), (17, 23), (20, 400), (400, 20), (13, 260), (260, 13),
          (2, 40), (40, 2), (255, 256), (256, 255), (300, 301), (224, 224), (256, 341), (341, 256)]
@@ -44,6 +47,8 @@ def _cases(photos: list[str]) -> list[dict]:
         cases.append({"source": "random", "h": h, "w": w, "layout": "rgba", "spec": spec})
     for layout, how in itertools.product(["rgb", "rgba", "gray"], ["uint16", "bool", "flipped", "strided", "nchw"]):
         cases.append({"source": "random", "h": 301, "w": 257, "layout": layout, "spec": "imagenet", "how": how})
+    for layout in ("rgb", "rgba"):  # a 12-megapixel photo: 11.8:1, 25 taps per output, both tails of the tap pairs
+        cases.append({"source": "random", "h": 3024, "w": 4032, "layout": layout, "spec": "imagenet"})
     for name, spec in itertools.product(photos, PHOTO_SPECS):
         cases.append({"source": name, "spec": spec})
     for c in cases:
@@ -105,6 +110,7 @@ for i, c in enumerate(cases):
         else "horizontal-first",
         "pixel": 1 if np.ndim(image) == 2 else int(np.shape(image)[2])}
 json.dump(results, open("/work/out/results.json", "w"))
+open("/work/out/build.txt", "w").write(lib.build)
 """
 
 
@@ -126,15 +132,16 @@ def _photo_arrays(photos_dir) -> dict[str, np.ndarray]:
     return out
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, photos_dir):
+@pytest.fixture(scope="module", params=list(BUILDS))
+def run(request, tmp_path_factory, photos_dir):
     photos = _photo_arrays(photos_dir)
     cases = _cases(sorted(photos))
     buf = io.BytesIO()
     np.savez(buf, **photos)
-    work = tmp_path_factory.mktemp("simd-preprocess")
+    work = tmp_path_factory.mktemp(f"simd-preprocess-{request.param}")
     out = run_in_pyodide(work, CODE, {"cases.json": json.dumps(cases).encode(), "specs.json": json.dumps(SPECS).encode(),
-                                      "photos.npz": buf.getvalue()})
+                                      "photos.npz": buf.getvalue()}, node_args=BUILDS[request.param])
+    assert out["build.txt"].decode() == request.param, "the run loaded another build of the library"
     return cases, json.loads(out["results.json"])
 
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 from buildtools.chromium import SNAPSHOT_STORED  # noqa: F401 -- 1 once the page stored its memory snapshot
 
 WV_RUN = """async ([n, url]) => {
-  if (!window.__blob) window.__blob = await (await fetch(url)).blob();
+  window.__blobs = window.__blobs || {};  // one blob per photo URL
+  if (!window.__blobs[url]) window.__blobs[url] = await (await fetch(url)).blob();
   const out = [];
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
-    const r = await window.wasmvision.classify(window.__blob, {topK: 5});
+    const r = await window.wasmvision.classify(window.__blobs[url], {topK: 5});
     out.push({wall: performance.now() - t0, t: r.timings_ms, engine: r.engine ?? null,
               top: r.top.map(p => [p.index, p.probability])});
   }
@@ -62,8 +63,8 @@ def open_wv(ctx, srv, engine=None):
     return page, info
 
 
-def page_runner(page):
-    return lambda n: page.evaluate(WV_RUN, [n, IMAGE])
+def page_runner(page, image=IMAGE):
+    return lambda n: page.evaluate(WV_RUN, [n, image])
 
 
 def load_model(page, url, engine):

@@ -61,6 +61,7 @@ class Bench:
         link.symlink_to(self.model.resolve())
         if self.image.parent != self.work:
             (self.work / "chelsea.png").write_bytes(self.image.read_bytes())
+        self.preprocess_photos = inputs.preprocess_photos(self.work)
         self.families = [f for f in zoo.FAMILIES if f not in (a.skip_family or [])]
         for fam in self.families:
             zoo.ensure(fam, self.work)

@@ -72,6 +72,25 @@ def find_image(name, work):
     raise SystemExit(f"cannot find {name}: run the build first (build/photos/)")
 
 
+PREPROCESS_PHOTOS = {"640x427 JPEG": "rocket.jpg", "4032x3024 JPEG": "generated-4032x3024.jpg"}  # issue 18's
+
+
+def preprocess_photos(work):
+    """{label: file name in work} of the photos the preprocess-stage rows classify: the corpus's 640x427 JPEG and a
+    generated 12-megapixel one (smooth colour ramps and seeded noise, landscape like a phone's)."""
+    from PIL import Image
+    big = work / PREPROCESS_PHOTOS["4032x3024 JPEG"]
+    if not big.exists():
+        y, x = np.mgrid[0:3024, 0:4032].astype(np.float32)
+        rgb = np.stack([x / 4032 * 255, y / 3024 * 255, (x + y) % 512 / 2], axis=2)
+        rgb += np.random.default_rng(18).normal(0, 12, rgb.shape)
+        Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(big, quality=90)
+    small = find_image(PREPROCESS_PHOTOS["640x427 JPEG"], work)
+    if small.parent != work:
+        (work / small.name).write_bytes(small.read_bytes())
+    return dict(PREPROCESS_PHOTOS)
+
+
 def find_model(args, work):
     if args.model:
         return Path(args.model), "given"

@@ -41,7 +41,8 @@ def system_rows(res):
         lat = s.get("latency_ms")
         if not lat:
             continue
-        what = {"page": "classify round trip", "model": "classify round trip", "graph": "Plan.run"}.get(s.get("kind"), "")
+        what = {"page": "classify round trip", "model": "classify round trip", "photo": "classify round trip",
+                "graph": "Plan.run"}.get(s.get("kind"), "")
         rows.append((f"{name}" + (f", {what}" if what else ""), lat["median"], lat["p90"], fmt_ratio(rs[name]["latency"])))
         if s.get("inference_ms"):
             inf = s["inference_ms"]

@@ -68,6 +68,11 @@ def open_all(ctx, plain, isolated, bench):
                 bench.note(f"page ?engine={engine} ran engine {ran!r}")
             add(System(f"wasmvision page ({engine})", key, browser_page.page_runner(pages[key]), "page",
                        engine=engine))
+            if engine == "simd":  # issue 18's preprocess stage on a 640x427 and a 12-megapixel JPEG
+                for label, file in bench.preprocess_photos.items():
+                    add(System(f"wasmvision page ({engine}) {label}", key,
+                               browser_page.page_runner(pages[key], f"/work/{file}"), "photo", engine=engine,
+                               runs=max(a.rounds, a.runs // 2), meta={"photo": label}))
             models = list(VARIANTS if engine == "simd" or a.numpy_variants else VARIANTS[:1])
             models += [f"/work/zoo/{f}.wvb" for f in bench.families]
             for m in models:
@@ -135,7 +140,7 @@ def measure(browser, plain, isolated, bench):
     out = bench.result["systems"]
     for s in systems:
         head = {"kind": s.kind, "model": s.model, "engine": s.engine, "baseline": ort_name(s.model), **s.meta}
-        if s.kind in ("page", "model"):
+        if s.kind in ("page", "model", "photo"):
             out[s.name] = {**head, **browser_page.summarize(samples[s.name], stats)}
         elif s.kind == "graph":
             layers = info["pyodide"]["wasmvision"][s.meta["plan"]]["layers"]

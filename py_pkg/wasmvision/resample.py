@@ -36,15 +36,11 @@ def coefficients(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
     ss = 1.0 / filterscale
     xmin = np.maximum(np.trunc(center - support + 0.5), 0).astype(np.int64)  # C: (int) truncates
     xmax = np.minimum(np.trunc(center + support + 0.5), in_size).astype(np.int64) - xmin
-    k = np.zeros((out_size, ksize), np.float64)
-    ww = np.zeros(out_size, np.float64)
-    for x in range(ksize):  # sequential sum, in the same order as the C loop
-        arg = ((x + xmin) - center + 0.5) * ss
-        w = np.abs(arg)
-        w = np.where(w < 1.0, 1.0 - w, 0.0)
-        w = np.where(x < xmax, w, 0.0)
-        k[:, x] = w
-        ww = ww + w
+    x = np.arange(ksize)[None, :]
+    arg = ((x + xmin[:, None]) - center[:, None] + 0.5) * ss  # (out, ksize), each element as the C loop has it
+    k = np.abs(arg)
+    k = np.where((k < 1.0) & (x < xmax[:, None]), 1.0 - k, 0.0)
+    ww = np.add.accumulate(k, axis=1)[:, -1]  # a sequential sum, in the C loop's order (not numpy's pairwise sum)
     k = np.where(ww[:, None] != 0.0, k / np.where(ww == 0.0, 1.0, ww)[:, None], k)
     fixed = np.where(k < 0, np.trunc(-0.5 + k * (1 << PRECISION_BITS)), np.trunc(0.5 + k * (1 << PRECISION_BITS)))
     return xmin, fixed.astype(np.int32)

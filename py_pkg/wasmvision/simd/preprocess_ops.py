@@ -24,7 +24,8 @@ from ..resample import coefficients
 
 
 class Taps(ctypes.Structure):
-    _fields_ = [("first", c_void_p), ("count", c_void_p), ("coeffs", c_void_p), ("ksize", c_uint32)]
+    _fields_ = [("first", c_void_p), ("count", c_void_p), ("coeffs", c_void_p), ("ksize", c_uint32),
+                ("split", c_void_p), ("pairs", c_uint32)]
 
 
 class HParams(ctypes.Structure):
@@ -61,19 +62,21 @@ class AxisTaps:
     first: np.ndarray   # (n,) int32: input index of each output's first nonzero tap
     count: np.ndarray   # (n,) int32: taps from there
     coeffs: np.ndarray  # (n, ksize) int32
+    split: np.ndarray   # (n, pairs, 4) int16: per two taps (hi0, hi1, lo0, lo1), w = hi * 2**SPLIT_BITS + lo
     lo: int             # the input range any kept output reads: [lo, hi)
     hi: int
 
     def struct(self, offset: int) -> tuple[Taps, tuple]:
         """The C view, for an input that starts at input index ``offset``; and the arrays to keep alive."""
         first = (self.first - offset).astype(np.int32)
-        return Taps(first.ctypes.data, self.count.ctypes.data, self.coeffs.ctypes.data, self.coeffs.shape[1]), (
-            first, self.count, self.coeffs)
+        return Taps(first.ctypes.data, self.count.ctypes.data, self.coeffs.ctypes.data, self.coeffs.shape[1],
+                    self.split.ctypes.data, self.split.shape[1]), (first, self.count, self.coeffs, self.split)
 
 
+@functools.lru_cache(maxsize=16)
 def axis_taps(in_size: int, out_size: int, start: int, n: int) -> AxisTaps:
     """Taps of outputs [start, start + n) of resampling ``in_size`` pixels to ``out_size`` (the numpy path's
-    weights: ``resample.coefficients``)."""
+    weights: ``resample.coefficients``). Cached (read-only arrays): an album's photos mostly share a size."""
     first, k = coefficients(in_size, out_size)
     first, k = first[start:start + n].astype(np.int64), k[start:start + n]
     ksize = k.shape[1]
@@ -87,8 +90,25 @@ def axis_taps(in_size: int, out_size: int, start: int, n: int) -> AxisTaps:
     start_at = first + lead
     lo = int(start_at[used].min()) if used.any() else 0
     hi = int((start_at + count)[used].max()) if used.any() else 0
-    return AxisTaps(np.where(used, start_at, lo).astype(np.int32), count.astype(np.int32),
-                    np.ascontiguousarray(taps, np.int32), lo, hi)
+    arrays = [np.where(used, start_at, lo).astype(np.int32), count.astype(np.int32),
+              np.ascontiguousarray(taps, np.int32), split_pairs(taps)]
+    for a in arrays:
+        a.flags.writeable = False
+    return AxisTaps(*arrays, lo, hi)
+
+
+SPLIT_BITS = 11  # wvresample.h's WV_SPLIT_BITS (a library splitting otherwise fails self_check): int16 halves
+
+
+def split_pairs(taps: np.ndarray) -> np.ndarray:
+    """(n, ksize) int32 weights -> (n, ceil(ksize / 2), 4) int16: per two consecutive taps (hi0, hi1, lo0, lo1)
+    with w = hi * 2**SPLIT_BITS + lo exactly (both halves fit in int16 for any |w| <= 2**22)."""
+    n, ksize = taps.shape
+    padded = np.zeros((n, ksize + ksize % 2), np.int32)
+    padded[:, :ksize] = taps
+    hi, lo = padded >> SPLIT_BITS, padded & ((1 << SPLIT_BITS) - 1)
+    out = np.stack([hi[:, 0::2], hi[:, 1::2], lo[:, 0::2], lo[:, 1::2]], axis=2)
+    return np.ascontiguousarray(out, np.int16)
 
 
 def _pixel_rows(px: np.ndarray) -> np.ndarray:

@@ -17,7 +17,13 @@ typedef struct {
   const int32_t *count;
   const int32_t *coeffs;  // (outputs, ksize)
   uint32_t ksize;
+  // The same weights split for i32x4.dot_i16x8_s (22-bit weights do not fit in 16): per output, `pairs` groups
+  // of 4 int16 (hi(w0), hi(w1), lo(w0), lo(w1)) over consecutive taps, w = hi * 2^WV_SPLIT_BITS + lo exactly.
+  const int16_t *split;   // (outputs, pairs, 4), NULL where a kernel does not use it
+  uint32_t pairs;
 } wv_taps;
+
+#define WV_SPLIT_BITS 11
 
 // Horizontal pass, uint8 -> uint8. Input pixels are `src_pixel` bytes apart, output pixels `channels` bytes
 // (the c4 tile: 4 and 4, every byte filtered; c3: 3 and 4; the cn tile: the first `channels` bytes of each pixel).
