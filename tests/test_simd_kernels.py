@@ -68,6 +68,10 @@ def _cases() -> list[dict]:
         (1, 9, 9, 8, 12, 3, 3, 1, (1, 1, 1, 1), 2), (1, 10, 10, 16, 16, 3, 3, 2, (1, 0, 1, 2), 4),
         (1, 11, 11, 6, 10, 1, 1, 1, (0, 0, 0, 0), 2), (1, 8, 8, 5, 7, 2, 3, 1, (0, 1, 1, 1), 1),
         (2, 9, 10, 9, 6, 3, 3, 2, (2, 1, 0, 3), 3), (1, 17, 15, 4, 5, 3, 3, 1, (2, 2, 2, 2), 1, 2),
+        # im2col's whole-kernel-row runs: 6 floats (KW*C, one vector + an overlapping one), 1-wide image rows;
+        # a group's 5-channel taps (overlapping vector tail); the stem's shape on a small image, batch 3
+        (1, 9, 8, 2, 6, 3, 3, 1, (1, 1, 1, 1), 1), (1, 6, 1, 4, 3, 3, 3, 1, (1, 1, 1, 1), 1),
+        (1, 10, 9, 10, 4, 3, 3, 2, (1, 1, 1, 1), 2), (3, 15, 13, 3, 8, 3, 3, 2, (1, 1, 1, 1), 1),
     ]
     for i, (n, h, w, ci, co, kh, kw, s, pads, g, *dil) in enumerate(convs):
         cases.append({"kind": "conv", "n": n, "h": h, "w": w, "cin": ci, "cout": co, "kh": kh, "kw": kw,

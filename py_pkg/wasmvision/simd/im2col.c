@@ -4,10 +4,15 @@
 // pad copy + one strided gather, ~4x slower for MobileNetV2's stem in Pyodide).
 #include "wvsimd.h"
 
+// n >= 4: whole vectors, the last one overlapping the one before (no scalar tail); n < 4 (a 3-channel tap): scalar.
 INLINE void copy_run(f32 *dst, const f32 *src, int n) {
+  if (n < 4) {
+    for (int i = 0; i < n; i++) dst[i] = src[i];
+    return;
+  }
   int i = 0;
   for (; i + 4 <= n; i += 4) wasm_v128_store(dst + i, wasm_v128_load(src + i));
-  for (; i < n; i++) dst[i] = src[i];
+  if (i < n) wasm_v128_store(dst + n - 4, wasm_v128_load(src + n - 4));
 }
 
 INLINE void zero_run(f32 *dst, int n) {
@@ -27,10 +32,19 @@ EXPORT void wv_im2col(const Im2colParams *p) {
     const f32 *x = X + (long)n * H * W * C + c0;
     for (int oy = 0; oy < OH; oy++)
       for (int ox = 0; ox < OW; ox++) {
+        int ix0 = ox * sw - pl;
+        // the KW taps of one kernel row are one contiguous run of KW*C floats when they are all inside the image,
+        // undilated and not a group's slice (the stem: 9 floats per row instead of 3 runs of 3)
+        int whole_row = dw == 1 && Cg == C && ix0 >= 0 && ix0 + KW <= W;
         for (int ky = 0; ky < KH; ky++) {
           int iy = oy * sh - pt + ky * dh;
+          if (whole_row && iy >= 0 && iy < H) {
+            copy_run(cols, x + ((long)iy * W + ix0) * C, KW * C);
+            cols += KW * C;
+            continue;
+          }
           for (int kx = 0; kx < KW; kx++, cols += Cg) {
-            int ix = ox * sw - pl + kx * dw;
+            int ix = ix0 + kx * dw;
             if (iy < 0 || iy >= H || ix < 0 || ix >= W) zero_run(cols, Cg);
             else copy_run(cols, x + ((long)iy * W + ix) * C, Cg);
           }
