@@ -1,8 +1,10 @@
 """GEMM candidates side by side, per MobileNetV2 shape, in one Pyodide under Node (V8, as in Chromium).
 
-usage: python3 benchmarks/studies/kernels/gemm_tiles.py [--plain] [--rounds N] [--only pw|dense|stem] CAND.c ...
-Each candidate is a complete gemm.c (its first line may say `// pack: interleave4` for the dense layout that
-interleaves 4 panels); the shipped py_pkg/wasmvision/simd/gemm.c is always the first, "shipped". Every candidate is
+usage: python3 benchmarks/studies/kernels/gemm_tiles.py [--plain] [--rounds N] [--only pw|dense|stem|M,K,N]
+       [--mc MC] CAND[@MC] ...
+A candidate is a complete gemm.c or a diff against the shipped one (gemm_candidates/*.patch: the variants measured
+in docs/perf.md section 9); one of its first lines may say `// pack: interleave4|int8|alignOFFSET` for another
+layout of B at batch 1. The shipped py_pkg/wasmvision/simd/gemm.c always runs first, as "shipped". Every candidate is
 compiled alone with the build's flags (relaxed: clang 16 -mrelaxed-simd, the default; --plain: clang 14) and its
 wv_gemm renamed, so all load into one process. Per shape: every candidate is checked against numpy once, warmed up,
 then called round-robin (order rotated each round); dense is also timed with its weights evicted (a 16 MB write
@@ -82,14 +84,27 @@ for m, k, n, label in cfg["shapes"]:
     act = split_activation({"kind": "clip", "min": 0.0, "max": 6.0})[0]
     calls = {}
     for name in cfg["cands"]:
-        bp = pack(w, cfg["pack"][name] if m < 4 else "panels")
-        p = GemmParams(a=a.ctypes.data, lda=k, bp=bp.ctypes.data, bias=bias.ctypes.data, c=y.ctypes.data, ldc=n,
+        kind = cfg["pack"][name]
+        kind = kind if m < 4 or kind.startswith("align") else "panels"  # the dense layouts are for batch 1 only
+        want, bb = ref, bias
+        if kind == "int8":  # int8 weights per output column, (K, 32) blocks, N padded to 32; bias = scales | bias
+            npad = -(-n // 32) * 32
+            wp = np.zeros((k, npad), np.float32)
+            wp[:, :n] = w
+            sc = np.maximum(np.abs(wp).max(axis=0), 1e-12) / 127
+            q = np.rint(wp / sc).astype(np.int8)
+            bp = np.ascontiguousarray(q.reshape(k, npad // 32, 32).transpose(1, 0, 2))
+            bb = np.concatenate([sc, np.zeros(npad, np.float32)]).astype(np.float32)
+            want = np.clip(a @ (q[:, :n] * sc[:n]), 0, 6)
+        else:
+            bp = pack(w, kind)
+        p = GemmParams(a=a.ctypes.data, lda=k, bp=bp.ctypes.data, bias=bb.ctypes.data, c=y.ctypes.data, ldc=n,
                        m=m, k=k, n=n, mc=cfg["mc"][name], act=act)
-        calls[name] = (libs[name], ctypes.addressof(p), p, bp)
+        calls[name] = (libs[name], ctypes.addressof(p), p, bp, bb)
         y[...] = np.nan
         libs[name](ctypes.addressof(p))
-        err = float(np.abs(y - ref).max())
-        assert err < 1e-3 * max(1, float(np.abs(ref).max())), (name, m, k, n, err)
+        err = float(np.abs(y - want).max())
+        assert err < 1e-3 * max(1, float(np.abs(want).max())), (name, m, k, n, err)
         for _ in range(3):
             libs[name](ctypes.addressof(p))
     flops = 2 * m * k * n
@@ -140,7 +155,7 @@ def main(argv: list[str]) -> None:
     mc = int(argv[argv.index("--mc") + 1]) if "--mc" in argv else 64
     skip = {argv.index(f) + 1 for f in ("--rounds", "--only", "--mc") if f in argv}
     # CAND.c or CAND.c@MC (the same source with another rows-per-block)
-    cands = [a for i, a in enumerate(argv) if ".c" in a and i not in skip]
+    cands = [a for i, a in enumerate(argv) if (".c" in a or ".patch" in a) and i not in skip]
     srcs = [("shipped", SIMD / "gemm.c", mc)] + [
         (Path(a.split("@")[0]).stem.replace("-", "_") + (f"_mc{a.split('@')[1]}" if "@" in a else ""),
          Path(a.split("@")[0]), int(a.split("@")[1]) if "@" in a else mc) for a in cands]
@@ -149,6 +164,11 @@ def main(argv: list[str]) -> None:
         shapes = [(*map(int, only.split(",")), "pw")]
     work = Path(tempfile.mkdtemp(prefix="gemm-tiles-"))
     (work / "in").mkdir()
+    for i, (name, src, m) in enumerate(srcs):
+        if src.suffix == ".patch":  # a diff against the shipped gemm.c (gemm_candidates/*.patch)
+            out = work / f"{name}.c"
+            subprocess.run(["patch", "-s", "-o", str(out), str(SIMD / "gemm.c"), str(src)], check=True)
+            srcs[i] = (name, out, m)
     pack = {}
     for name, src, _ in srcs:
         compile_candidate(src, name, work, relaxed)
