@@ -39,8 +39,8 @@ INLINE void store8(f32 *c, int ncols, v128_t lo, v128_t hi) {
     STORES \
   }
 
-// 4x8: 8 accumulators. A 6x8 tile (12 accumulators + 2 B vectors + 1 broadcast = 15 of x64's 16 vector registers)
-// was measured slower in V8 (register spills): the whole MobileNetV2 graph 22.3 ms vs 15.8 ms with 4x8.
+// 4x8: 8 accumulators, the one tile for every shape: V8 compiles this simplest loop best; 5x8 and 6x8 tiles (spills),
+// XNNPACK's splat form, k unrolled by 2 or 4 and constant-offset loads all measured slower (docs/perf.md §6, §9).
 TILE(tile4x8, ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3),
      ROW_STEP(0) ROW_STEP(1) ROW_STEP(2) ROW_STEP(3),
      ROW_STORE(0) ROW_STORE(1) ROW_STORE(2) ROW_STORE(3))
