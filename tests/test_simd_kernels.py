@@ -4,7 +4,8 @@ The cases cover the edges of the kernels: M and N not multiples of the 6x8 / 4x8
 1 channel, K = 1, misaligned and row-strided A and C, every padding form of the depthwise kernel (none,
 symmetric, TF-style bottom/right, asymmetric, padding larger than the kernel reach), stride 1 and 2,
 3x3 / 5x5 / 7x7 (the generic path), dilation 2 (im2col), C not a multiple of 4 or 16, batch 2, every fused activation, and the
-conv strategies that feed the GEMM (strided pointwise, the im2col stem, grouped convolutions), dense,
+conv strategies that feed the GEMM (strided pointwise, the im2col stem and grouped convolutions, whose windows the
+GEMM gathers 64 rows at a time: blocks of 1-3 rows, blocks straddling two images), dense,
 and the global average pool.
 The reference is numpy (float64 for the raw GEMM, the numpy engine's own kernels for the ops). Every case runs
 with both builds of the library (plain SIMD128 forced in plain Node; relaxed SIMD in Node with V8's flag), each
@@ -68,6 +69,14 @@ def _cases() -> list[dict]:
         (1, 9, 9, 8, 12, 3, 3, 1, (1, 1, 1, 1), 2), (1, 10, 10, 16, 16, 3, 3, 2, (1, 0, 1, 2), 4),
         (1, 11, 11, 6, 10, 1, 1, 1, (0, 0, 0, 0), 2), (1, 8, 8, 5, 7, 2, 3, 1, (0, 1, 1, 1), 1),
         (2, 9, 10, 9, 6, 3, 3, 2, (2, 1, 0, 3), 3), (1, 17, 15, 4, 5, 3, 3, 1, (2, 2, 2, 2), 1, 2),
+        # im2col's whole-kernel-row runs: 6 floats (KW*C, one vector + an overlapping one), 1-wide image rows;
+        # a group's 5-channel taps (overlapping vector tail); the stem's shape on a small image, batch 3
+        (1, 9, 8, 2, 6, 3, 3, 1, (1, 1, 1, 1), 1), (1, 6, 1, 4, 3, 3, 3, 1, (1, 1, 1, 1), 1),
+        (1, 10, 9, 10, 4, 3, 3, 2, (1, 1, 1, 1), 2), (3, 15, 13, 3, 8, 3, 3, 2, (1, 1, 1, 1), 1),
+        # the GEMM gathers 64 windows per block: 66 pixels leave a 2-row block (the few-rows path); blocks that
+        # straddle two images of a batch; 129 pixels per group of a grouped conv
+        (1, 11, 6, 3, 10, 3, 3, 1, (1, 1, 1, 1), 1), (2, 9, 10, 5, 9, 3, 3, 1, (1, 1, 1, 1), 1),
+        (1, 3, 43, 6, 6, 3, 3, 1, (1, 1, 1, 1), 3),
     ]
     for i, (n, h, w, ci, co, kh, kw, s, pads, g, *dil) in enumerate(convs):
         cases.append({"kind": "conv", "n": n, "h": h, "w": w, "cin": ci, "cout": co, "kh": kh, "kw": kw,

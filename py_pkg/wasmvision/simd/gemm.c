@@ -4,7 +4,7 @@
 // inner loop is two aligned-stride vector loads of B plus one broadcast of A per row of the register tile.
 // bias is padded the same way (ceil(N/8)*8 floats). A and C may be row-strided (lda >= K, ldc >= N) and
 // need no alignment (wasm SIMD loads do not trap on misalignment).
-#include "wvsimd.h"
+#include "wvim2col.h"
 
 #define NR 8
 
@@ -39,8 +39,8 @@ INLINE void store8(f32 *c, int ncols, v128_t lo, v128_t hi) {
     STORES \
   }
 
-// 4x8: 8 accumulators. A 6x8 tile (12 accumulators + 2 B vectors + 1 broadcast = 15 of x64's 16 vector registers)
-// was measured slower in V8 (register spills): the whole MobileNetV2 graph 22.3 ms vs 15.8 ms with 4x8.
+// 4x8: 8 accumulators, the one tile for every shape: V8 compiles this simplest loop best; 5x8 and 6x8 tiles (spills),
+// XNNPACK's splat form, k unrolled by 2 or 4 and constant-offset loads all measured slower (docs/perf.md §6, §9).
 TILE(tile4x8, ROW_DECL(0) ROW_DECL(1) ROW_DECL(2) ROW_DECL(3),
      ROW_STEP(0) ROW_STEP(1) ROW_STEP(2) ROW_STEP(3),
      ROW_STORE(0) ROW_STORE(1) ROW_STORE(2) ROW_STORE(3))
@@ -110,9 +110,21 @@ static void gemm(const f32 *A, int lda, const f32 *Bp, const f32 *bias, f32 *C, 
   }
 }
 
-// One argument, the address of the parameters (GemmParams), so a call from Python costs ~1 us.
+// One argument, the address of the parameters (GemmParams), so a call from Python costs ~1 us. With a gather
+// (an im2col conv), each block of mc rows is gathered into A's block buffer and multiplied while it is in L1,
+// instead of writing every window to memory and reading it back.
 EXPORT void wv_gemm(const GemmParams *p) {
   Act act = act_read(&p->act);
-  gemm(PTR(p->a), (int)p->lda, PTR(p->bp), PTR(p->bias), PTR(p->c), (int)p->ldc, (int)p->m, (int)p->k, (int)p->n,
-       (int)p->mc, &act);
+  f32 *A = PTR(p->a), *C = PTR(p->c);
+  int M = (int)p->m, lda = (int)p->lda, ldc = (int)p->ldc, mc = p->mc > 0 ? (int)p->mc : 64;
+  if (!p->gather) {
+    gemm(A, lda, PTR(p->bp), PTR(p->bias), C, ldc, M, (int)p->k, (int)p->n, mc, &act);
+    return;
+  }
+  const Im2colParams *g = (const Im2colParams *)(uintptr_t)p->gather;
+  for (int m0 = 0; m0 < M; m0 += mc) {
+    int rows = M - m0 < mc ? M - m0 : mc;
+    im2col_rows(g, m0, m0 + rows, A);
+    gemm(A, lda, PTR(p->bp), PTR(p->bias), C + (long)m0 * ldc, ldc, rows, (int)p->k, (int)p->n, mc, &act);
+  }
 }

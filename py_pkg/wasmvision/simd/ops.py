@@ -91,19 +91,25 @@ def _bound(kernel, params: ctypes.Structure, *buffers) -> Step:
     return call
 
 
-def gemm_call(lib, a2: np.ndarray, w2: np.ndarray, bias, y2: np.ndarray, act: ActParams) -> Step | None:
-    """y2 = act(a2 @ w2 + bias): a2 (M, K), w2 (K, N), y2 (M, N); None if a layout is not one the kernel reads."""
+def gemm_call(lib, a2: np.ndarray, w2: np.ndarray, bias, y2: np.ndarray, act: ActParams,
+              gather: Im2colParams | None = None) -> Step | None:
+    """y2 = act(a2 @ w2 + bias): a2 (M, K), w2 (K, N), y2 (M, N); None if a layout is not one the kernel reads.
+    With ``gather`` (an im2col conv), A's rows are its windows, gathered GEMM_MC rows at a time into a2 (the
+    block buffer: at least min(GEMM_MC, M) rows of K contiguous floats) just before they are multiplied."""
     if not (_row_major(a2) and _row_major(y2)):
         return None
-    m, k = a2.shape
+    m, k = (y2.shape[0], a2.shape[1]) if gather is not None else a2.shape
+    if gather is not None and (a2.strides[0] != 4 * k or a2.shape[0] < min(GEMM_MC, m)):
+        return None
     n = w2.shape[1]
     bp = pack_b(np.asarray(w2, np.float32))
     bb = np.zeros(bp.shape[0] * NR, np.float32)  # padded like the panels: the kernel loads 8 at a time
     if bias is not None:
         bb[:n] = bias
     params = GemmParams(a=a2.ctypes.data, lda=a2.strides[0] // 4, bp=bp.ctypes.data, bias=bb.ctypes.data,
-                        c=y2.ctypes.data, ldc=y2.strides[0] // 4, m=m, k=k, n=n, mc=GEMM_MC, act=act)
-    return _bound(lib.gemm, params, a2, bp, bb, y2)
+                        c=y2.ctypes.data, ldc=y2.strides[0] // 4, m=m, k=k, n=n, mc=GEMM_MC,
+                        gather=0 if gather is None else ctypes.addressof(gather), act=act)
+    return _bound(lib.gemm, params, a2, bp, bb, y2, *(() if gather is None else (gather,)))
 
 
 def dwconv_call(lib, x, w3, bias, y, strides, pads, act: ActParams) -> Step:
@@ -164,26 +170,26 @@ def conv2d(lib, op, inputs, outputs, scratch) -> Step | None:
         if (g.dh, g.dw) != (1, 1):
             return None
         return _then(dwconv_call(lib, x, wt[:, :, 0, :], b, y, (sh, sw), (g.pt, g.pl), act), post)
-    # im2col (the stem, grouped convs): the library gathers each group's windows (zeros for the padding) into
-    # the numpy op's cols scratch, then the GEMM multiplies; the numpy op's padded scratch is left unused.
+    # im2col (the stem, grouped convs): per group, the GEMM gathers GEMM_MC windows at a time (zeros for the
+    # padding) into the first rows of the numpy op's cols scratch and multiplies them while they are in L1; the
+    # numpy op's padded scratch is left unused.
     cols = scratch[1]  # (G, N*OH*OW, KH*KW*Cg)
     cg, cog = g.cg, cout // g.groups
     y2 = y.reshape(-1, cout)
     steps = []
     for gi in range(g.groups):
-        gather = _bound(lib.im2col, Im2colParams(
-            x=x.ctypes.data, cols=cols[gi].ctypes.data, n=g.n, h=g.h, w=g.w, c=c, kh=g.kh, kw=g.kw, sh=sh, sw=sw,
-            dh=g.dh, dw=g.dw, pt=g.pt, pl=g.pl, oh=g.oh, ow=g.ow, c0=gi * cg, cg=cg))
+        windows = Im2colParams(x=x.ctypes.data, cols=cols[gi].ctypes.data, n=g.n, h=g.h, w=g.w, c=c, kh=g.kh,
+                               kw=g.kw, sh=sh, sw=sw, dh=g.dh, dw=g.dw, pt=g.pt, pl=g.pl, oh=g.oh, ow=g.ow,
+                               c0=gi * cg, cg=cg)
         wg = wt[..., gi * cog:(gi + 1) * cog].reshape(g.kh * g.kw * cg, cog)
         bg = None if b is None else b[gi * cog:(gi + 1) * cog]
-        gemm = gemm_call(lib, cols[gi], wg, bg, y2[:, gi * cog:(gi + 1) * cog], act)
+        gemm = gemm_call(lib, cols[gi], wg, bg, y2[:, gi * cog:(gi + 1) * cog], act, gather=windows)
         if gemm is None:
             return None
-        steps.append((gather, gemm))
+        steps.append(gemm)
 
     def im2col():
-        for gather, gemm in steps:
-            gather()
+        for gemm in steps:
             gemm()
     im2col.keep = (x, cols, steps)
     return _then(im2col, post)

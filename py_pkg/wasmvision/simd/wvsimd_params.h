@@ -18,8 +18,10 @@ typedef struct {
 } ActParams;
 
 // C[M,N] = act(A[M,K] @ B + bias): A and C row-strided (lda, ldc in floats), B packed in 8-wide panels.
+// gather: 0, or the address of an Im2colParams whose windows are A's rows: each block of mc rows is then gathered
+// into a (the block's buffer, mc x lda floats) just before it is multiplied, while it is still in L1.
 typedef struct {
-  uint32_t a, lda, bp, bias, c, ldc, m, k, n, mc;
+  uint32_t a, lda, bp, bias, c, ldc, m, k, n, mc, gather;
   ActParams act;
 } GemmParams;
 
