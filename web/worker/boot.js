@@ -107,7 +107,10 @@ async function bootInterpreter(allowRestore, packages) {
     const copy = await readSnapshot(shippedKey(key));
     return copy && copy !== "damaged" ? { ...copy, shipped: true } : copy;
   };
-  const reading = key && allowRestore ? during("snapshot_read", read) : Promise.resolve(null);
+  // When the page saw none stored, the shipped one is restored without looking: on a first visit the look (two
+  // stores, twice) answered only after ~1 s, this thread being busy with the runtime's script and downloads.
+  const look = key && allowRestore && !(shipped && runtime.snapshotStored === false);
+  const reading = look ? during("snapshot_read", read) : Promise.resolve(null);
   if (shipped) {
     if (runtime.snapshotStored !== true) fetchShipped();
     shippedSite();

@@ -126,7 +126,33 @@ export function answerRequests(path, makeResponse) {
 }
 
 // The worker's fetch (installed by the Pyodide module's installPatches).
-export async function checkedFetch(input, init) {
+export function checkedFetch(input, init) {
+  return listedFetch(input, init, { sri: true });
+}
+
+// A listed file whose body is consumed as it arrives (WebAssembly.compileStreaming): fetched without Subresource
+// Integrity, which makes the browser buffer and hash the whole body before it hands over a single byte (the runtime's
+// compile then began only after its last byte). A copy of the bytes is hashed meanwhile (off this thread) and
+// compared with the manifest's sha256: `checked` rejects with the mismatch error, and the boot ends with it, before
+// anything made from the body may be used; the caller awaits it before using the result.
+// Returns { response, checked: Promise<void> }.
+export async function fetchStreamed(url) {
+  const path = sitePath(url);
+  const expected = expectedSha256(path);
+  const response = await listedFetch(url, undefined, { sri: !expected, count: false });
+  if (!expected || !response.ok || !response.body) return { response, checked: Promise.resolve() };
+  const checked = countBody(path, response.clone().body, { keep: response.headers.get("content-length") })
+    .then(async (bytes) => {
+      if (bytes && await sha256Hex(bytes) === expected) return;
+      const mismatch = mismatchError(path);
+      failRuntimeFile(path, mismatch);
+      throw mismatch;
+    });
+  checked.catch(() => {}); // the caller awaits it; the boot also ends through orRuntimeFailure
+  return { response, checked };
+}
+
+async function listedFetch(input, init, { sri, count = true }) {
   const url = new URL(input instanceof Request ? input.url : String(input), self.location.href);
   if (url.protocol === "blob:" || url.protocol === "data:") return nativeFetch(input, init);
   refuseOtherOrigin(url);
@@ -137,7 +163,7 @@ export async function checkedFetch(input, init) {
   const expected = expectedSha256(path);
   // A caller's own integrity (the wheels', from pyodide-lock.json) stays; listed files get the manifest's.
   const callers = init?.integrity;
-  if (expected && !callers) init = { ...init, integrity: sriFromHex(expected) };
+  if (expected && !callers && sri) init = { ...init, integrity: sriFromHex(expected) };
   let response;
   try {
     response = await nativeFetch(input, init);
@@ -158,30 +184,41 @@ export async function checkedFetch(input, init) {
   }
   if (!response.ok) noteRuntimeFailure(url, `could not be downloaded (HTTP ${response.status})`);
   if (response.ok && response.body) {
-    const path = sitePath(url);
     if (!received.has(path)) received.set(path, 0);
-    countBody(path, response.clone().body);
+    if (count) countBody(path, response.clone().body);
   }
   return response;
 }
 
 // Each fetch counts its own bytes; a path fetched again (the code check, a second download) keeps its largest
 // count, so progress over a path never goes back or past the file's size, however the fetches overlap.
-async function countBody(path, body) {
+// `keep` (the expected length, or null): also returns the body's bytes (null if it failed).
+async function countBody(path, body, { keep = undefined } = {}) {
   const reader = body.getReader();
   let own = 0;
+  let bytes = keep !== undefined ? new Uint8Array(Number(keep) || 0) : null;
   try {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
+      if (bytes) {
+        if (own + value.byteLength > bytes.byteLength) {
+          const grown = new Uint8Array(Math.max(2 * bytes.byteLength, own + value.byteLength));
+          grown.set(bytes.subarray(0, own));
+          bytes = grown;
+        }
+        bytes.set(value, own);
+      }
       own += value.byteLength;
       if (own > (received.get(path) || 0)) received.set(path, own);
       onBytes();
     }
   } catch {
     // The consumer failed or cancelled; it reports its own error.
+    bytes = null;
   }
   onBytes();
+  return bytes && bytes.subarray(0, own);
 }
 
 // Pyodide does not always reject when one of its own files fails to download (Emscripten aborts, and the

@@ -5,7 +5,7 @@
 import { loadPyodide as loadPublic, version } from "../pyodide/pyodide.mjs";
 import { UserError } from "./errors.js";
 import { BASE, checkedFetch, checkedXhrOpen, failRuntimeFile, refusedConnection, sitePath } from "./fetch.js";
-import { during, timedWasm } from "./phases.js";
+import { begin, during, end, timedWasm } from "./phases.js";
 
 export { version };
 export const SITE_PACKAGES = "/lib/python3.12/site-packages"; // the .so names say cpython-312 too
@@ -133,7 +133,7 @@ export function preloadSideModules(plan, expect = null, delta = null) {
       const boot = nextBoot;
       nextBoot = null;
       if (!boot) return create(settings);
-      const planned = await boot.plan; // null: nothing to preload (a normal boot without a snapshot then)
+      const planned = await during("preload_wait", () => boot.plan); // null: nothing to preload (a normal boot then)
       if (boot.expect && JSON.stringify(boot.expect) !== JSON.stringify(planned?.libs)) {
         throw new Error("the snapshot was made with other Wasm side modules");
       }
@@ -146,11 +146,12 @@ export function preloadSideModules(plan, expect = null, delta = null) {
       globalThis.XMLHttpRequest = memoryXhr(files);
       let module;
       try {
-        module = await create(settings);
+        module = await during("module_create", () => create(settings));
       } finally {
         globalThis.XMLHttpRequest = xhr;
       }
       if (boot.delta) restoreFromDelta(settings.API, module, boot.delta);
+      else if (boot.expect) timedRestore(settings.API);
       if (boot.fresh) boot.fresh(module.HEAPU8.slice(0, boot.fresh.bytes));
       return module;
     };
@@ -168,6 +169,7 @@ function restoreFromDelta(api, module, { header, runs, data, heap: heapLength, k
   const restore = api.restoreSnapshot;
   api.restoreSnapshot = () => {
     api.restoreSnapshot = restore;
+    begin("delta_apply");
     const json = restore(header);
     const heap = module.HEAPU8;
     for (let i = 0, at = 0; i < runs.length; i += 2) {
@@ -180,7 +182,22 @@ function restoreFromDelta(api, module, { header, runs, data, heap: heapLength, k
       whole.set(heap.subarray(0, heapLength), header.byteLength);
       keep(whole);
     }
+    end("delta_apply");
     return json;
+  };
+}
+
+// A stored snapshot's restore (Pyodide copies the heap), timed as its own phase.
+function timedRestore(api) {
+  const restore = api.restoreSnapshot;
+  api.restoreSnapshot = (bytes) => {
+    api.restoreSnapshot = restore;
+    begin("snapshot_copy");
+    try {
+      return restore(bytes);
+    } finally {
+      end("snapshot_copy");
+    }
   };
 }
 

@@ -1,13 +1,13 @@
 // The runtime's two slow starts, begun as soon as the manifest is known rather than one after the other inside
-// loadPyodide: the Wasm compile of pyodide.asm.wasm (streaming, on the browser's compile threads, with the
-// manifest's integrity like every fetch here) and the check and evaluation of pyodide.asm.js. loadPyodide then
+// loadPyodide: the Wasm compile of pyodide.asm.wasm (streaming as its bytes arrive, on the browser's compile threads;
+// the module is used only once the bytes match the manifest) and the check and evaluation of pyodide.asm.js. loadPyodide then
 // finds the script already defined, and its instantiateStreaming gets the compiled module (pyodide-0.27.7.js).
 // Measured on a cold visit: the runtime's compile started ~580 ms after the worker asked for the runtime, behind the
 // script's re-fetch, the snapshot read and the script's evaluation. The stdlib and the lock, which loadPyodide asks for only
 // once the script has run, are fetched then too and its requests answered from memory.
 
 import { UserError } from "./errors.js";
-import { answerRequests, BASE } from "./fetch.js";
+import { answerRequests, BASE, fetchStreamed } from "./fetch.js";
 import { STDLIB } from "./manifest.js";
 import { during } from "./phases.js";
 import { runtimeScriptEvaluated, useCompiledRuntime } from "./pyodide-0.27.7.js";
@@ -42,11 +42,20 @@ async function verifiedRuntimeScript() {
   await import(url.href);
 }
 
+// The runtime compiled as its bytes arrive, and handed over only once they match the manifest (fetch.js
+// fetchStreamed): a mismatch is reported as such even when the changed bytes also fail to compile.
+async function compileChecked() {
+  const { response, checked } = await fetchStreamed(new URL(RUNTIME_WASM, BASE));
+  const [module, check] = await Promise.allSettled([WebAssembly.compileStreaming(response), checked]);
+  if (check.status === "rejected") throw check.reason;
+  if (module.status === "rejected") throw module.reason;
+  return module.value;
+}
+
 // `stdlib`: the stdlib zip this boot will most likely use (boot.js bootStdlib).
 export function startRuntime(stdlib = STDLIB) {
   if (!compiled && typeof WebAssembly.compileStreaming === "function") {
-    compiled = during("runtime_compile", () => WebAssembly.compileStreaming(fetch(new URL(RUNTIME_WASM, BASE))),
-      { background: true });
+    compiled = during("runtime_compile", compileChecked, { background: true });
     compiled.catch(() => {}); // reported by whoever takes it (the Pyodide module names the file)
     useCompiledRuntime(RUNTIME_WASM, compiled);
     // loadPyodide requests the Wasm again for its instantiateStreaming, which is answered with this module:
