@@ -9,7 +9,7 @@ import { fileBytes, runtimeFiles, shippedSnapshotFiles, STDLIB, wheelFiles } fro
 import { begin, during, end } from "./phases.js";
 import { setStage } from "./progress.js";
 import { planPreload, plansKernels, preloadNextBoot, unpackForRestore } from "./dylibs.js";
-import { cancelPreload, dylibHandles, loadPyodide, restoreHandles, runtimeScriptEvaluated,
+import { cancelPreload, compileAhead, dylibHandles, loadPyodide, restoreHandles, runtimeScriptEvaluated,
   takeMemorySnapshot, unplannedLibs } from "./pyodide-0.27.7.js";
 import { runtimeScript } from "./runtime-start.js";
 import { fetchShipped, parseShipped, RESEED, shippedKey, shippedSite } from "./shipped.js";
@@ -102,10 +102,8 @@ async function bootInterpreter(allowRestore, packages) {
   // at once on such a build; the wheels only for a normal boot or a snapshot stored after one.
   const shipped = allowRestore && key ? shippedSnapshotFiles() : null;
   const read = async () => {
-    const own = await readSnapshot(key);
-    if (own !== null || !shipped) return own;
-    const copy = await readSnapshot(shippedKey(key));
-    return copy && copy !== "damaged" ? { ...copy, shipped: true } : copy;
+    const found = await readSnapshot(shipped ? [key, shippedKey(key)] : [key]);
+    return found && found !== "damaged" && found.key !== key ? { ...found, shipped: true } : found;
   };
   // When the page saw none stored, the shipped one is restored without looking: on a first visit the look (two
   // stores, twice) answered only after ~1 s, this thread being busy with the runtime's script and downloads.
@@ -113,7 +111,7 @@ async function bootInterpreter(allowRestore, packages) {
   const reading = look ? during("snapshot_read", read) : Promise.resolve(null);
   if (shipped) {
     if (runtime.snapshotStored !== true) fetchShipped();
-    shippedSite();
+    shippedSite().then(({ plan }) => compileAhead(plan), () => {});
   } else {
     // The wheels are needed either way (a restore takes its code files from them): their download starts at once,
     // beside the runtime's. When the page saw no snapshot stored, their side modules are extracted before the
@@ -121,7 +119,8 @@ async function bootInterpreter(allowRestore, packages) {
     // runtime's script), and Python's start waits for them.
     packages.wheels();
     if (runtime.snapshotStored === false) packages.plan();
-    reading.then((record) => record && record !== "damaged" ? packages.site() : packages.plan()).catch(() => {});
+    reading.then((record) => record && record !== "damaged" ? packages.site().then((site) => site.plan) :
+      packages.plan()).then(compileAhead).catch(() => {});
   }
   const scriptLoaded = runtimeScript(); // checked and evaluated beside the snapshot read (runtime-start.js)
   scriptLoaded.catch(() => {});

@@ -152,6 +152,25 @@ export async function fetchStreamed(url) {
   return { response, checked };
 }
 
+// A listed file's bytes, read in one pass as they arrive (counted for the progress bar) and hashed off this thread
+// against the manifest's sha256: without Subresource Integrity the browser neither buffers the body a second time
+// nor hashes it on this thread, and no copy of the stream is made. Throws the mismatch error (and ends the boot when
+// it is a runtime file) or, for an HTTP error, `${path}: HTTP ${status}`.
+export async function fetchBytes(url) {
+  const path = sitePath(url);
+  const expected = expectedSha256(path);
+  const response = await listedFetch(url, undefined, { sri: !expected, count: false });
+  if (!response.ok || !response.body) throw new Error(`${path}: HTTP ${response.status}`);
+  const bytes = await countBody(path, response.body, { keep: response.headers.get("content-length") });
+  if (!bytes) throw new Error(`${path}: the download failed`);
+  if (expected && await sha256Hex(bytes) !== expected) {
+    const mismatch = mismatchError(path);
+    failRuntimeFile(path, mismatch);
+    throw mismatch;
+  }
+  return bytes;
+}
+
 async function listedFetch(input, init, { sri, count = true }) {
   const url = new URL(input instanceof Request ? input.url : String(input), self.location.href);
   if (url.protocol === "blob:" || url.protocol === "data:") return nativeFetch(input, init);

@@ -18,8 +18,9 @@ const PRELOAD_URL = new URL("pyodide/preloaded-dylib", BASE).href; // never fetc
 //    runtime file that cannot compile (Pyodide 0.27 logs that failure and never settles);
 // 3. fetch, XMLHttpRequest.open, WebSocket, EventSource, WebTransport: integrity and same-origin only (fetch.js);
 // 4. once pyodide.asm.js has run: its module factory _createPyodideModule, wrapped by preloadSideModules, and
-//    XMLHttpRequest swapped only while that factory runs (Emscripten reads dynamicLibraries with it); for a shipped
-//    snapshot, API.restoreSnapshot replaced for the one call that follows (restoreFromDelta).
+//    XMLHttpRequest and WebAssembly.instantiate swapped only while that factory runs (Emscripten reads
+//    dynamicLibraries with the one and instantiates them with the other: compileAhead); for a shipped snapshot,
+//    API.restoreSnapshot replaced for the one call that follows (restoreFromDelta).
 // Internals read besides: API.restoreSnapshot's header check, Module._sbrk and _emscripten_builtin_malloc (zeroing
 // free memory at build time), LDSO's handle tables.
 export function installPatches() {
@@ -119,6 +120,28 @@ function memoryXhr(files) {
   };
 }
 
+// The planned side modules ({libs, files}: dylibs.js) compiled as soon as their bytes are known, on the browser's
+// compile threads, instead of one after the other inside the module factory once the runtime and the snapshot are
+// in. Keyed by each file's ArrayBuffer, which Emscripten's loader gets back from memoryXhr whole.
+export function compileAhead(plan) {
+  if (!plan || plan.compiled) return;
+  plan.compiled = new Map([...plan.files.values()].map((bytes) => {
+    const module = WebAssembly.compile(bytes);
+    module.catch(() => {}); // then instantiated from its bytes as before, which reports the failure
+    return [bytes.buffer, module];
+  }));
+}
+
+// WebAssembly.instantiate(bytes, imports) answered with the module compiled ahead for those bytes, when there is one.
+function aheadInstantiate(instantiate, compiled) {
+  return async function instantiateAhead(source, imports) {
+    const ahead = ArrayBuffer.isView(source) && source.byteOffset === 0 ? compiled.get(source.buffer) : null;
+    const module = ahead ? await ahead.catch(() => null) : null;
+    if (!module) return instantiate.call(WebAssembly, source, imports);
+    return { module, instance: await instantiate.call(WebAssembly, module, imports) };
+  };
+}
+
 let nextBoot = null; // { plan: Promise, expect: libs or null, delta }: read by the next _createPyodideModule call
 
 // The next loadPyodide loads the planned side modules ({libs, files} or null) as dynamicLibraries, in order.
@@ -143,12 +166,15 @@ export function preloadSideModules(plan, expect = null, delta = null) {
       const locate = settings.locateFile;
       settings.locateFile = (path) => (files.has(path) ? PRELOAD_URL + path : locate(path));
       const xhr = globalThis.XMLHttpRequest;
+      const instantiate = WebAssembly.instantiate;
       globalThis.XMLHttpRequest = memoryXhr(files);
+      if (planned.compiled) WebAssembly.instantiate = aheadInstantiate(instantiate, planned.compiled);
       let module;
       try {
         module = await during("module_create", () => create(settings));
       } finally {
         globalThis.XMLHttpRequest = xhr;
+        WebAssembly.instantiate = instantiate;
       }
       if (boot.delta) restoreFromDelta(settings.API, module, boot.delta);
       else if (boot.expect) timedRestore(settings.API);

@@ -49,23 +49,18 @@ function dataStart(metaLength) {
   return Math.ceil((META_START + metaLength) / 16) * 16; // Pyodide reads the heap as a Uint32Array
 }
 
-// `file`: a Blob (read without blocking anyone) or the ArrayBuffer a store could keep instead (a view, no copy).
-async function readBytes(file, start, length) {
-  if (file instanceof ArrayBuffer) return new Uint8Array(file, start, length);
-  return new Uint8Array(await file.slice(start, start + length).arrayBuffer());
-}
-
-// The file's meta when it is whole, else "damaged".
-async function readMeta(file) {
-  const size = file.size ?? file.byteLength;
-  if (size < META_START) return "damaged";
-  const head = new DataView((await readBytes(file, 0, META_START)).buffer);
+// The file's meta when it is whole, else "damaged". `bytes`: the whole file (one read: each step of this worker waits
+// behind the runtime's script and downloads on a repeat visit, so fewer steps answer sooner), or its start when
+// `size` is the file's size.
+function readMeta(bytes, size = bytes.byteLength) {
+  if (bytes.byteLength < META_START) return "damaged";
+  const head = new DataView(bytes.buffer, bytes.byteOffset, META_START);
   if (head.getUint32(0, true) !== FILE_MAGIC) return "damaged";
   const metaLength = head.getUint32(4, true);
-  if (META_START + metaLength > size) return "damaged";
+  if (META_START + metaLength > bytes.byteLength) return "damaged";
   let meta;
   try {
-    meta = JSON.parse(new TextDecoder().decode(await readBytes(file, META_START, metaLength)));
+    meta = JSON.parse(new TextDecoder().decode(bytes.subarray(META_START, META_START + metaLength)));
   } catch {
     return "damaged";
   }
@@ -74,21 +69,28 @@ async function readMeta(file) {
   return { ...meta, start };
 }
 
+// `file`: a Blob (read without blocking anyone) or the ArrayBuffer a store could keep instead (a view, no copy).
+async function readWhole(file) {
+  return new Uint8Array(file instanceof ArrayBuffer ? file : await file.arrayBuffer());
+}
+
 function usableStores() {
   return STORES.filter((store) => store.usable());
 }
 
-// The record for this key ({bytes, libs, handles, store}), null when there is none, or "damaged" (then forgotten).
-export async function readSnapshot(key) {
+// The record stored under one of `keys` ({key, bytes, libs, handles, store}), null when there is none, or "damaged"
+// (then forgotten). One snapshot per origin: the first store holding one of the keys answers.
+export async function readSnapshot(keys) {
   for (const store of usableStores()) {
     let value = null;
     try {
       const file = await store.read();
       if (!file) continue;
-      const meta = await readMeta(file);
-      if (meta !== "damaged" && meta.key !== key) continue;
-      value = meta === "damaged" ? "damaged" :
-        { bytes: await readBytes(file, meta.start, meta.heap), libs: meta.libs, handles: meta.handles };
+      const bytes = await readWhole(file);
+      const meta = readMeta(bytes);
+      if (meta !== "damaged" && !keys.includes(meta.key)) continue;
+      value = meta === "damaged" ? "damaged" : { key: meta.key, bytes: bytes.subarray(meta.start), libs: meta.libs,
+        handles: meta.handles };
     } catch (err) {
       console.warn(`wasmvision: no memory snapshot (${store.name}):`, err.message);
       continue;
@@ -99,14 +101,21 @@ export async function readSnapshot(key) {
       await forgetSnapshot();
       return "damaged";
     }
-    return { ...record, store: store.name };
+    return { ...record, key: value.key, store: store.name };
   }
   return null;
 }
 
-// The stored file's meta in `store` (null: none, "damaged"), never throwing.
+// The stored file's meta in `store` (null: none, "damaged"), never throwing: its first bytes only.
 function storedMeta(store) {
-  return store.read().then((file) => file && readMeta(file)).catch(() => null);
+  return store.read().then(async (file) => {
+    if (!file) return null;
+    const size = file.size ?? file.byteLength;
+    if (file instanceof ArrayBuffer || size < META_START) return readMeta(await readWhole(file));
+    const head = new DataView(await file.slice(0, META_START).arrayBuffer());
+    const metaLength = head.getUint32(0, true) === FILE_MAGIC ? head.getUint32(4, true) : 0;
+    return readMeta(new Uint8Array(await file.slice(0, META_START + metaLength).arrayBuffer()), size);
+  }).catch(() => null);
 }
 
 // Returns the store's name when the snapshot is stored (by this worker or, for this key, by another one), else
