@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import browser_util as bu
-from buildtools.snapshot import SITE_PATH
+from buildtools.snapshot import PACKAGES_PATH, SITE_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_MS = 240_000
@@ -123,11 +123,14 @@ def test_shipped_snapshot_classifies_like_a_normal_boot(pw, site, photos_dir, tm
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("how", ["corrupt", "truncated", "foreign", "hash-mismatched"])
+@pytest.mark.parametrize("how", ["corrupt", "truncated", "foreign", "hash-mismatched", "zip-hash-mismatched"])
 def test_a_bad_shipped_snapshot_boots_normally_and_says_so_once(pw, site, photos_dir, tmp_path, how):
     data = (site / SITE_PATH).read_bytes()
     if how == "hash-mismatched":  # the file is not the one the manifest lists
         variant = bu.site_variant(site, tmp_path / how, replace={SITE_PATH: data[:-1] + bytes([data[-1] ^ 1])})
+    elif how == "zip-hash-mismatched":  # its site-packages: hashed by the worker, not the browser (fetch.js fetchBytes)
+        zipped = (site / PACKAGES_PATH).read_bytes()
+        variant = bu.site_variant(site, tmp_path / how, replace={PACKAGES_PATH: zipped[:-1] + bytes([zipped[-1] ^ 1])})
     else:
         variant = _with_manifest_for(site, tmp_path / how, _changed(data, how))
     boot, tops, lines = _visit(pw, variant, [photos_dir / "chelsea.png"])

@@ -125,72 +125,73 @@ export function answerRequests(path, makeResponse) {
   else answers.delete(path);
 }
 
-// The worker's fetch (installed by the Pyodide module's installPatches).
-export function checkedFetch(input, init) {
-  return listedFetch(input, init, { sri: true });
+// The worker's fetch (installed by the Pyodide module's installPatches). A listed file is handed over only once its
+// bytes match the manifest's sha256 (checkedBody): as a Response made of the checked bytes.
+export async function checkedFetch(input, init) {
+  const { response, path, expected } = await siteFetch(input, init);
+  if (!expected) return response;
+  const bytes = await checkedBody(path, response.body, response.headers, expected);
+  return new Response(bytes, { status: response.status, statusText: response.statusText, headers: response.headers });
 }
 
-// A listed file whose body is consumed as it arrives (WebAssembly.compileStreaming): fetched without Subresource
-// Integrity, which makes the browser buffer and hash the whole body before it hands over a single byte (the runtime's
-// compile then began only after its last byte). A copy of the bytes is hashed meanwhile (off this thread) and
-// compared with the manifest's sha256: `checked` rejects with the mismatch error, and the boot ends with it, before
-// anything made from the body may be used; the caller awaits it before using the result.
-// Returns { response, checked: Promise<void> }.
+// A listed file's bytes, checked (checkedBody). Throws the mismatch error (it ends the boot when it is a runtime
+// file) or, for an HTTP error, `${path}: HTTP ${status}`.
+export async function fetchBytes(url) {
+  const { response, path, expected } = await siteFetch(url);
+  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  return expected ? checkedBody(path, response.body, response.headers, expected) :
+    new Uint8Array(await response.arrayBuffer());
+}
+
+// A listed file whose body is consumed as it arrives (WebAssembly.compileStreaming), with a copy of it checked
+// meanwhile: `checked` rejects with the mismatch error, and the boot ends with it; the caller awaits it before
+// anything made from the body is used. Returns { response, checked: Promise<void> }.
 export async function fetchStreamed(url) {
-  const path = sitePath(url);
-  const expected = expectedSha256(path);
-  const response = await listedFetch(url, undefined, { sri: !expected, count: false });
-  if (!expected || !response.ok || !response.body) return { response, checked: Promise.resolve() };
-  const checked = countBody(path, response.clone().body, { keep: response.headers.get("content-length") })
-    .then(async (bytes) => {
-      if (bytes && await sha256Hex(bytes) === expected) return;
-      const mismatch = mismatchError(path);
-      failRuntimeFile(path, mismatch);
-      throw mismatch;
-    });
-  checked.catch(() => {}); // the caller awaits it; the boot also ends through orRuntimeFailure
+  const { response, path, expected } = await siteFetch(url);
+  if (!expected) return { response, checked: Promise.resolve() };
+  const checked = checkedBody(path, response.clone().body, response.headers, expected).then(() => {});
+  checked.catch(() => {}); // the caller awaits it; a runtime file's mismatch also ends the boot (orRuntimeFailure)
   return { response, checked };
 }
 
-// A listed file's bytes, read in one pass as they arrive (counted for the progress bar) and hashed off this thread
-// against the manifest's sha256: without Subresource Integrity the browser neither buffers the body a second time
-// nor hashes it on this thread, and no copy of the stream is made. Throws the mismatch error (and ends the boot when
-// it is a runtime file) or, for an HTTP error, `${path}: HTTP ${status}`.
-export async function fetchBytes(url) {
-  const path = sitePath(url);
-  const expected = expectedSha256(path);
-  const response = await listedFetch(url, undefined, { sri: !expected, count: false });
-  if (!response.ok || !response.body) throw new Error(`${path}: HTTP ${response.status}`);
-  const bytes = await countBody(path, response.body, { keep: response.headers.get("content-length") });
-  if (!bytes) throw new Error(`${path}: the download failed`);
-  if (expected && await sha256Hex(bytes) !== expected) {
-    const mismatch = mismatchError(path);
-    failRuntimeFile(path, mismatch);
-    throw mismatch;
+// A listed file's body read once as it arrives (counted for the progress bar) and hashed off this thread. Not with
+// Subresource Integrity: the browser then buffered the body and hashed it before handing over a single byte, and
+// took 2-3x as long for the 14 MB shipped snapshot (interleaved in one worker, from the HTTP cache: median 959 vs 396
+// ms, load ~20), the runtime's streaming compile began only after its last byte.
+async function checkedBody(path, body, headers, expected) {
+  const bytes = await countBody(path, body, { keep: headers.get("content-length") });
+  if (!bytes) {
+    noteRuntimeFailure(new URL(path, BASE), "could not be downloaded (the download broke off)");
+    throw new Error(`${path}: the download broke off`);
   }
-  return bytes;
+  if (await sha256Hex(bytes) === expected) return bytes;
+  const mismatch = mismatchError(path);
+  failRuntimeFile(path, mismatch);
+  throw mismatch;
 }
 
-async function listedFetch(input, init, { sri, count = true }) {
+// Same-origin only. Returns { response, path, expected }: `expected` is the manifest's sha256 when the caller must
+// check the body with it (a listed file whose request carries no integrity of its own, answered 200 with a body),
+// else "" (the response's body is then counted here).
+async function siteFetch(input, init) {
   const url = new URL(input instanceof Request ? input.url : String(input), self.location.href);
-  if (url.protocol === "blob:" || url.protocol === "data:") return nativeFetch(input, init);
+  if (url.protocol === "blob:" || url.protocol === "data:") return { response: await nativeFetch(input, init), expected: "" };
   refuseOtherOrigin(url);
   const path = sitePath(url);
   requestEntry(path)[1]();
   const answer = answers.get(path);
-  if (answer) return answer();
-  const expected = expectedSha256(path);
-  // A caller's own integrity (the wheels', from pyodide-lock.json) stays; listed files get the manifest's.
+  if (answer) return { response: await answer(), path, expected: "" };
+  const listed = expectedSha256(path);
+  // A caller's own integrity (the wheels', from pyodide-lock.json) stays, checked by the browser.
   const callers = init?.integrity;
-  if (expected && !callers && sri) init = { ...init, integrity: sriFromHex(expected) };
   let response;
   try {
     response = await nativeFetch(input, init);
   } catch (err) {
-    const found = init?.integrity ? await diagnose(url, init.integrity) : null;
+    const found = callers ? await diagnose(url, callers) : null;
     if (found === "mismatch") {
-      // Pyodide and unpackWheels give the lock's hash; it is the manifest's too unless the lock itself is wrong.
-      const mismatch = mismatchError(path, callers && callers !== sriFromHex(expected || "") ?
+      // unpackWheels gives the lock's hash; it is the manifest's too unless the lock itself is wrong.
+      const mismatch = mismatchError(path, callers !== sriFromHex(listed || "") ?
         "its sha256 in pyodide-lock.json" : "the site's manifest");
       failRuntimeFile(path, mismatch);
       throw mismatch;
@@ -202,11 +203,11 @@ async function listedFetch(input, init, { sri, count = true }) {
     response = found; // an HTTP error: callers report its status
   }
   if (!response.ok) noteRuntimeFailure(url, `could not be downloaded (HTTP ${response.status})`);
-  if (response.ok && response.body) {
-    if (!received.has(path)) received.set(path, 0);
-    if (count) countBody(path, response.clone().body);
-  }
-  return response;
+  if (!response.ok || !response.body) return { response, path, expected: "" };
+  if (!received.has(path)) received.set(path, 0);
+  const expected = listed && !callers ? listed : "";
+  if (!expected) countBody(path, response.clone().body);
+  return { response, path, expected };
 }
 
 // Each fetch counts its own bytes; a path fetched again (the code check, a second download) keeps its largest
