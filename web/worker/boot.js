@@ -4,8 +4,8 @@
 // Calls into wasmvision.browser go through callPython (JSON replies, errors as UserError).
 
 import { UserError } from "./errors.js";
-import { BASE, countAsReceived, orRuntimeFailure, sriFromHex } from "./fetch.js";
-import { fileBytes, runtimeFiles, shippedSnapshotFiles, STDLIB, wheelFiles } from "./manifest.js";
+import { BASE, countAsReceived, orRuntimeFailure, sha256Hex, sriFromHex } from "./fetch.js";
+import { fileBytes, fileSha256, runtimeFiles, shippedSnapshotFiles, STDLIB, wheelFiles } from "./manifest.js";
 import { begin, during, end } from "./phases.js";
 import { setStage } from "./progress.js";
 import { planPreload, plansKernels, preloadNextBoot, unpackForRestore } from "./dylibs.js";
@@ -129,11 +129,11 @@ async function bootInterpreter(allowRestore, packages) {
   if (record === "damaged") timings.snapshot = "failed";
   else if (record) {
     try {
-      const py = await (record.shipped ? restore(record, shippedSite(), shipped.stdlib) :
-        restore(record, packages.site(), STDLIB));
+      const py = await (record.kind === "delta" ? restoreShipped(record.bytes, key, shipped, storedCopyChecked(record)) :
+        record.shipped ? restore(record, shippedSite(), shipped.stdlib) : restore(record, packages.site(), STDLIB));
       timings.snapshot = "restored";
       timings.snapshot_store = record.store;
-      settleScope(record.shipped ? [STDLIB] : Object.values(shippedSnapshotFiles() ?? {}));
+      settleScope(record.shipped ? [STDLIB, shipped.file] : Object.values(shippedSnapshotFiles() ?? {}));
       return { pyodide: py, restored: true, snapshot: null };
     } catch (err) {
       cancelPreload();
@@ -144,15 +144,13 @@ async function bootInterpreter(allowRestore, packages) {
   }
   if (shipped) {
     try {
-      const { libs, handles, total, delta } = parseShipped(await during("shipped_fetch", fetchShipped), key);
-      let kept = null;
-      delta.keep = (bytes) => { kept = bytes; };
-      const py = await during("shipped_restore", () => restore({ libs, handles, total, delta }, shippedSite(),
-        shipped.stdlib));
+      const bytes = await during("shipped_fetch", fetchShipped);
+      const py = await during("shipped_restore", () => restoreShipped(bytes, key, shipped));
       timings.snapshot = "shipped";
       settleScope([STDLIB]);
-      // This visitor's own copy: a repeat visit restores it from local storage (measured faster than the delta).
-      if (kept) storeLater(shippedKey(key), { bytes: kept, libs, handles });
+      // This visitor's copy of the delta: a repeat visit reads it from local storage (14 MB; the delta carries its
+      // own side-module list and handles) instead of asking the HTTP cache or the service worker again.
+      storeLater(shippedKey(key), { bytes, libs: [], handles: {}, kind: "delta" });
       return { pyodide: py, restored: true, snapshot: null };
     } catch (err) {
       cancelPreload();
@@ -167,6 +165,25 @@ async function bootInterpreter(allowRestore, packages) {
   const preloaded = key ? await plan : null;
   if (preloaded) runtime.made = { key, libs: preloaded.libs, plan, options: bootOptions() };
   return { pyodide: py, restored: false, snapshot: preloaded && { key, libs: preloaded.libs } };
+}
+
+// The shipped delta (`bytes`: fetched, or this visitor's stored copy of it), restored over a freshly created heap.
+// `checked`: null, or a promise that rejects when a stored copy is not the manifest's file (awaited before the
+// delta is applied).
+function restoreShipped(bytes, key, shipped, checked = null) {
+  const { libs, handles, total, delta } = parseShipped(bytes, key);
+  delta.checked = checked;
+  return restore({ libs, handles, total, delta }, shippedSite(), shipped.stdlib);
+}
+
+// A stored copy of the shipped delta is the very file the manifest lists: hashed (off this thread) while the module
+// is created.
+function storedCopyChecked(record) {
+  const checked = sha256Hex(record.bytes).then((hex) => {
+    if (hex !== fileSha256(shippedSnapshotFiles().file)) throw new Error("the stored copy of the site's snapshot is not the manifest's");
+  });
+  checked.catch(() => {}); // awaited by the restore
+  return checked;
 }
 
 // A restore: from stored bytes (`bytes`) or the shipped delta (`delta`, `total`: the snapshot's size), with the

@@ -147,8 +147,9 @@ let nextBoot = null; // { plan: Promise, expect: libs or null, delta }: read by 
 // The next loadPyodide loads the planned side modules ({libs, files} or null) as dynamicLibraries, in order.
 // `expect`: the list a snapshot being restored was made with; any other plan refuses the restore (loadPyodide
 // rejects, the caller boots normally). Needs pyodide.asm.js evaluated (runtimeScriptEvaluated).
-// `delta` (shipped.js's parsed delta: {header, runs, data}): the snapshot is the freshly created heap with the
-// delta's blocks written over it, applied in place by Pyodide's restoreSnapshot (replaced for that one call).
+// `delta` (shipped.js's parsed delta: {header, runs, data, checked}): the snapshot is the freshly created heap with
+// the delta's blocks written over it, applied in place by Pyodide's restoreSnapshot (replaced for that one call),
+// once `checked` (null or a promise) has settled without error.
 export function preloadSideModules(plan, expect = null, delta = null) {
   const create = globalThis._createPyodideModule;
   if (!create.wvPreloading) {
@@ -176,6 +177,7 @@ export function preloadSideModules(plan, expect = null, delta = null) {
         globalThis.XMLHttpRequest = xhr;
         WebAssembly.instantiate = instantiate;
       }
+      if (boot.delta?.checked) await boot.delta.checked;
       if (boot.delta) restoreFromDelta(settings.API, module, boot.delta);
       else if (boot.expect) timedRestore(settings.API);
       if (boot.fresh) boot.fresh(module.HEAPU8.slice(0, boot.fresh.bytes));
@@ -189,9 +191,8 @@ export function preloadSideModules(plan, expect = null, delta = null) {
 
 // Pyodide's restoreSnapshot(bytes) checks the header (magic, build id), reads its JSON and copies the heap after it.
 // Here the heap is already the fresh one: given the header alone it checks and copies nothing; the changed blocks
-// are then written in place (no 40 MB copy).
-// `keep(bytes)`, if given, gets the whole snapshot as restored (header and heap), for the visitor's own store.
-function restoreFromDelta(api, module, { header, runs, data, heap: heapLength, keep }) {
+// are then written in place (no 30 MB copy).
+function restoreFromDelta(api, module, { header, runs, data }) {
   const restore = api.restoreSnapshot;
   api.restoreSnapshot = () => {
     api.restoreSnapshot = restore;
@@ -201,12 +202,6 @@ function restoreFromDelta(api, module, { header, runs, data, heap: heapLength, k
     for (let i = 0, at = 0; i < runs.length; i += 2) {
       heap.set(data.subarray(at, at + runs[i + 1]), runs[i]);
       at += runs[i + 1];
-    }
-    if (keep) {
-      const whole = new Uint8Array(header.byteLength + heapLength);
-      whole.set(header);
-      whole.set(heap.subarray(0, heapLength), header.byteLength);
-      keep(whole);
     }
     end("delta_apply");
     return json;

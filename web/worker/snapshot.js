@@ -3,14 +3,16 @@
 // were loaded (Pyodide 0.27.7's underscore options: unsupported API, so every step falls back to a normal boot;
 // docs/perf.md §3). The key names the exact runtime build and wheels, so a new site version never restores an old
 // snapshot. One record: { bytes: the heap, libs: the side modules loaded before Python started (dylibs.js),
-// handles: their dlopen handles }. No code file is kept here: a restore takes site-packages and the side modules
+// handles: their dlopen handles }, or, for a visitor restored from the site's shipped snapshot, { bytes: that delta
+// file as downloaded, kind: "delta" } (checked against the manifest again when read: boot.js). No code file is kept here: a restore takes site-packages and the side modules
 // from the wheels checked against the manifest (dylibs.js unpackForRestore), since any script of this origin can
 // write this file (docs/robustness-browser.md).
 //
 // Why a file and not an IndexedDB record of the heap (where it was until round 5): the ~41 MB record came back as a
 // structured clone, ~50 ms of this worker's thread plus the database's own reading (docs/perf.md §7, round 5). Where
 // OPFS cannot write (WebKitGTK), the same file is kept as a Blob in IndexedDB (snapshot-stores.js), read the same way.
-// The file: [magic u32, meta length u32, meta JSON {key, libs, handles, heap}, zero padding to 16, heap bytes].
+// The file: [magic u32, meta length u32, meta JSON {key, libs, handles, heap, kind?}, zero padding to 16, heap bytes
+// (or the delta's: `heap` is their length)].
 // Every worker of the page reads it as a Blob (getFile(), an IndexedDB get), which locks nothing; one writer at a time
 // (a Web Lock) replaces it whole or not at all, so a reader never sees half a file and a failed write leaves the old
 // one. One whose size does not match its meta is forgotten.
@@ -24,6 +26,8 @@ const LEGACY_DB = "wasmvision-snapshot"; // where earlier versions kept it (Inde
 
 function plausibleSnapshot(value) {
   const bytes = value?.bytes;
+  // A stored copy of the shipped delta: shipped.js's parseShipped checks all of it.
+  if (value?.kind === "delta") return bytes instanceof Uint8Array ? { bytes, kind: "delta", libs: [], handles: {} } : null;
   if (!looksLikeSnapshot(bytes)) return null;
   if (!Array.isArray(value.libs) || !value.libs.every((l) => typeof l === "string")) return null;
   if (!value.handles || typeof value.handles !== "object") return null;
@@ -90,7 +94,7 @@ export async function readSnapshot(keys) {
       const meta = readMeta(bytes);
       if (meta !== "damaged" && !keys.includes(meta.key)) continue;
       value = meta === "damaged" ? "damaged" : { key: meta.key, bytes: bytes.subarray(meta.start), libs: meta.libs,
-        handles: meta.handles };
+        handles: meta.handles, kind: meta.kind };
     } catch (err) {
       console.warn(`wasmvision: no memory snapshot (${store.name}):`, err.message);
       continue;
@@ -121,13 +125,13 @@ function storedMeta(store) {
 // Returns the store's name when the snapshot is stored (by this worker or, for this key, by another one), else
 // false. One snapshot per origin: the new build's replaces any older one in every store; the first store that can
 // write it keeps it. While another worker writes, this one leaves it to that one.
-export async function writeSnapshot(key, { bytes, libs, handles }) {
+export async function writeSnapshot(key, { bytes, libs, handles, kind = undefined }) {
   const write = async () => {
     const stores = usableStores();
     const existing = await Promise.all(stores.map(storedMeta));
     const have = stores.find((_, i) => existing[i] && existing[i] !== "damaged" && existing[i].key === key);
     if (have) return have.name;
-    const meta = new TextEncoder().encode(JSON.stringify({ key, libs, handles, heap: bytes.byteLength }));
+    const meta = new TextEncoder().encode(JSON.stringify({ key, libs, handles, heap: bytes.byteLength, kind }));
     const head = new DataView(new ArrayBuffer(META_START));
     head.setUint32(0, FILE_MAGIC, true);
     head.setUint32(4, meta.byteLength, true);
