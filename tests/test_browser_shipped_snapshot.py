@@ -142,8 +142,8 @@ def test_a_bad_shipped_snapshot_boots_normally_and_says_so_once(pw, site, photos
 
 @pytest.mark.browser
 def test_a_visitor_restored_from_it_keeps_its_own_copy(pw, site, photos_dir):
-    """The first visit restores the shipped snapshot and stores it as restored; the repeat visit boots from that copy
-    (measured faster than the delta again), with the same results and nothing unpacked or imported."""
+    """The first visit restores the shipped snapshot and keeps the delta it downloaded; the repeat visit boots from
+    that copy (read from local storage, not the HTTP cache), with the same results and nothing unpacked or imported."""
     import tempfile
     import time
 
@@ -168,5 +168,55 @@ def test_a_visitor_restored_from_it_keeps_its_own_copy(pw, site, photos_dir):
                 assert errors == [], errors
                 page.close()
             assert tops[0] == tops[1]
+        finally:
+            context.close()
+
+
+# Flips the last byte of the stored copy's payload and keeps its meta: a well-formed file, not the manifest's.
+TAMPER_STORED = """async () => {
+  %s
+  const { handle, magic, meta, heap, site } = await stored.read();
+  heap[heap.length - 1] ^= 1;
+  await stored.write(handle, magic, meta, [heap, site]);
+  return meta.kind || null;
+}""" % bu.STORED_SNAPSHOT_JS
+
+
+@pytest.mark.browser
+def test_a_changed_stored_copy_is_refused_and_the_shipped_one_restored(pw, site, photos_dir):
+    """Any script of the origin can write the stored copy of the delta: it is hashed against the manifest when read,
+    and a changed one is dropped (one notice) for the shipped file, with the same results."""
+    import tempfile
+    import time
+
+    photo = photos_dir / "chelsea.png"
+    with bu.serve(site) as base, tempfile.TemporaryDirectory(prefix="wasmvision-shipped-") as profile:
+        context = pw.chromium.launch_persistent_context(profile, executable_path=bu.chromium_path(),
+                                                        args=bu.CHROMIUM_ARGS, headless=True)
+        try:
+            page, errors = bu.new_page(context, TIMEOUT_MS)
+            page.goto(base)
+            bu.wait_ready(page, TIMEOUT_MS)
+            first = bu.classify_in_page(page, photo)["top"]
+            deadline = time.time() + 60
+            while time.time() < deadline and not page.evaluate(bu.SNAPSHOT_STORED):
+                time.sleep(0.25)
+            assert page.evaluate(TAMPER_STORED) == "delta"
+            assert errors == [], errors
+            page.close()
+
+            page, errors = bu.new_page(context, TIMEOUT_MS)
+            lines: list[str] = []
+            page.on("console", lambda m: lines.append(m.text))
+            page.goto(base)
+            bu.wait_ready(page, TIMEOUT_MS)
+            again = bu.classify_in_page(page, photo)["top"]
+            boot = page.evaluate("() => window.wasmvision.stats.bootTimings") or {}
+            assert boot.get("snapshot") == "shipped", boot
+            refused = [line for line in lines if "not the manifest's" in line]
+            assert len(refused) == 1, [line for line in lines if "snapshot" in line]
+            assert again == first
+            assert errors == [], errors
+            page.close()
         finally:
             context.close()
