@@ -1,8 +1,6 @@
-// Same-origin fetch with byte accounting and integrity. Every same-origin response is counted as its body streams in
-// (a clone is read, so the original stays a genuine network response: WebAssembly.instantiateStreaming keeps the
-// browser's code cache). Every file manifest.json lists is fetched with its sha256 as Subresource Integrity, so the
-// browser itself refuses a changed file before anyone sees its bytes; manifest.json (fetched no-cache) is the root of
-// trust. Requests to any other origin are refused, by fetch, XMLHttpRequest and WebSocket alike: the page promises
+// Same-origin fetch with byte accounting and integrity. Every same-origin response is counted as its body streams in.
+// Every file manifest.json lists is hashed as it is read and compared with its sha256 there (checkedBody) before
+// anyone may use its bytes; manifest.json (fetched no-cache) is the root of trust. Requests to any other origin are refused, by fetch, XMLHttpRequest and WebSocket alike: the page promises
 // that nothing leaves the device (the worker's CSP header says the same to the browser; README).
 
 import { UserError } from "./errors.js";

@@ -20,8 +20,8 @@ let compiled = null; // Promise<WebAssembly.Module>: instantiated by each boot o
 let script = null; // Promise: pyodide.asm.js checked and evaluated
 let data = null; // Promise<(ArrayBuffer | null)[]>: RUNTIME_DATA, checked (null: Pyodide fetches it itself)
 
-// Code loaded by importScripts or import() cannot carry integrity: fetched first with the manifest's (fetch.js adds
-// it), so a changed file ends the boot before it runs; the load then reads the checked copy from the cache. The
+// Code loaded by importScripts or import() cannot carry integrity: fetched first and checked against the manifest
+// (fetch.js), so a changed file ends the boot before it runs; the load then reads the checked copy from the cache. The
 // built site's worker is a classic script (build.py bundle_worker), and importScripts lets V8 reuse the code it
 // compiled for this script on an earlier visit; a module worker (the unbundled sources) imports it.
 async function verifiedRuntimeScript() {
@@ -67,7 +67,7 @@ export function startRuntime(stdlib = STDLIB) {
   script.catch(() => {}); // awaited by runtimeScript()
   if (!data) {
     // On a repeat visit Pyodide's requests for these waited 60-350 ms (behind others in the service worker, then
-    // for this thread, busy restoring; a trace). Fetched now (with the manifest's integrity, by fetch.js), they
+    // for this thread, busy restoring; a trace). Fetched now (checked against the manifest by fetch.js), they
     // are answered from memory, at every boot of this worker.
     data = Promise.all([stdlib, LOCK].map((path) => {
       const url = new URL(path, BASE);
