@@ -4,15 +4,15 @@
 // Calls into wasmvision.browser go through callPython (JSON replies, errors as UserError).
 
 import { UserError } from "./errors.js";
-import { BASE, countAsReceived, orRuntimeFailure, sha256Hex, sriFromHex } from "./fetch.js";
-import { fileBytes, fileSha256, runtimeFiles, shippedSnapshotFiles, STDLIB, wheelFiles } from "./manifest.js";
+import { BASE, countAsReceived, orRuntimeFailure, sriFromHex } from "./fetch.js";
+import { fileBytes, runtimeFiles, shippedSnapshotFiles, STDLIB, wheelFiles } from "./manifest.js";
 import { begin, during, end } from "./phases.js";
 import { setStage } from "./progress.js";
 import { planPreload, plansKernels, preloadNextBoot, unpackForRestore } from "./dylibs.js";
 import { cancelPreload, compileAhead, dylibHandles, loadPyodide, restoreHandles, runtimeScriptEvaluated,
   takeMemorySnapshot, unplannedLibs } from "./pyodide-0.27.7.js";
 import { runtimeScript } from "./runtime-start.js";
-import { fetchShipped, parseShipped, RESEED, shippedKey, shippedSite } from "./shipped.js";
+import { checkedCopy, fetchShipped, parseShipped, RESEED, shippedKey, shippedSite } from "./shipped.js";
 import { writeTree } from "./sitefiles.js";
 import { forgetSnapshot, readSnapshot, snapshotKey, writeSnapshot } from "./snapshot.js";
 
@@ -129,7 +129,8 @@ async function bootInterpreter(allowRestore, packages) {
   if (record === "damaged") timings.snapshot = "failed";
   else if (record) {
     try {
-      const py = await (record.kind === "delta" ? restoreShipped(record.bytes, key, shipped, storedCopyChecked(record)) :
+      const py = await (record.kind === "delta" ?
+        restoreShipped(record.bytes, key, shipped, checkedCopy(record.bytes)) :
         record.shipped ? restore(record, shippedSite(), shipped.stdlib) : restore(record, packages.site(), STDLIB));
       timings.snapshot = "restored";
       timings.snapshot_store = record.store;
@@ -174,16 +175,6 @@ function restoreShipped(bytes, key, shipped, checked = null) {
   const { libs, handles, total, delta } = parseShipped(bytes, key);
   delta.checked = checked;
   return restore({ libs, handles, total, delta }, shippedSite(), shipped.stdlib);
-}
-
-// A stored copy of the shipped delta is the very file the manifest lists: hashed (off this thread) while the module
-// is created.
-function storedCopyChecked(record) {
-  const checked = sha256Hex(record.bytes).then((hex) => {
-    if (hex !== fileSha256(shippedSnapshotFiles().file)) throw new Error("the stored copy of the site's snapshot is not the manifest's");
-  });
-  checked.catch(() => {}); // awaited by the restore
-  return checked;
 }
 
 // A restore: from stored bytes (`bytes`) or the shipped delta (`delta`, `total`: the snapshot's size), with the

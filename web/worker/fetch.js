@@ -1,7 +1,8 @@
 // Same-origin fetch with byte accounting and integrity. Every same-origin response is counted as its body streams in.
 // Every file manifest.json lists is hashed as it is read and compared with its sha256 there (checkedBody) before
-// anyone may use its bytes; manifest.json (fetched no-cache) is the root of trust. Requests to any other origin are refused, by fetch, XMLHttpRequest and WebSocket alike: the page promises
-// that nothing leaves the device (the worker's CSP header says the same to the browser; README).
+// anyone may use its bytes; manifest.json (fetched no-cache) is the root of trust. Requests to any other origin are
+// refused, by fetch, XMLHttpRequest and WebSocket alike: the page promises that nothing leaves the device (the
+// worker's CSP header says the same to the browser; README).
 
 import { UserError } from "./errors.js";
 
@@ -173,7 +174,9 @@ async function checkedBody(path, body, headers, expected) {
 // else "" (the response's body is then counted here).
 async function siteFetch(input, init) {
   const url = new URL(input instanceof Request ? input.url : String(input), self.location.href);
-  if (url.protocol === "blob:" || url.protocol === "data:") return { response: await nativeFetch(input, init), expected: "" };
+  if (url.protocol === "blob:" || url.protocol === "data:") {
+    return { response: await nativeFetch(input, init), expected: "" };
+  }
   refuseOtherOrigin(url);
   const path = sitePath(url);
   requestEntry(path)[1]();

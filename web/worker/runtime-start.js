@@ -1,7 +1,8 @@
 // The runtime's two slow starts, begun as soon as the manifest is known rather than one after the other inside
-// loadPyodide: the Wasm compile of pyodide.asm.wasm (streaming as its bytes arrive, on the browser's compile threads;
-// the module is used only once the bytes match the manifest) and the check and evaluation of pyodide.asm.js. loadPyodide then
-// finds the script already defined, and its instantiateStreaming gets the compiled module (pyodide-0.27.7.js).
+// loadPyodide: the Wasm compile of pyodide.asm.wasm (streaming as its bytes arrive, on the browser's compile
+// threads; the module is used only once the bytes match the manifest) and the check and evaluation of
+// pyodide.asm.js. loadPyodide then finds the script already defined, and its instantiateStreaming gets the compiled
+// module (pyodide-0.27.7.js).
 // Measured on a cold visit: the runtime's compile started ~580 ms after the worker asked for the runtime, behind the
 // script's re-fetch, the snapshot read and the script's evaluation. The stdlib and the lock, which loadPyodide asks for only
 // once the script has run, are fetched then too and its requests answered from memory.

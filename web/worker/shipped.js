@@ -8,8 +8,8 @@
 // the runs' bytes (data bytes)].
 
 import { siteFromZip } from "./dylibs.js";
-import { BASE, fetchBytes } from "./fetch.js";
-import { shippedSnapshotFiles } from "./manifest.js";
+import { BASE, fetchBytes, sha256Hex } from "./fetch.js";
+import { fileSha256, shippedSnapshotFiles } from "./manifest.js";
 
 const MAGIC = 0x31647677; // "wvd1", little-endian
 const pad4 = (n) => Math.ceil(n / 4) * 4;
@@ -34,7 +34,19 @@ export function shippedSite() {
   return site;
 }
 
-// The key under which a visitor stores the shipped snapshot as restored: its restore reads the shipped zips.
+// A visitor's stored copy of the delta (any script of the origin can write it) is the very file the manifest lists:
+// hashed off the worker's thread while the module is created; the promise rejects otherwise.
+export function checkedCopy(bytes) {
+  const checked = sha256Hex(bytes).then((hex) => {
+    if (hex !== fileSha256(shippedSnapshotFiles().file)) {
+      throw new Error("the stored copy of the delta is not the manifest's");
+    }
+  });
+  checked.catch(() => {}); // awaited by the restore
+  return checked;
+}
+
+// The key under which a visitor stores its copy of the delta: its restore reads the shipped zips.
 export const shippedKey = (key) => `${key}|shipped`;
 
 // The parsed delta for a build whose snapshot key is `key`: {libs, handles, total, delta: {header, runs, data, heap}}.

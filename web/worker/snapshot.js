@@ -4,9 +4,10 @@
 // docs/perf.md §3). The key names the exact runtime build and wheels, so a new site version never restores an old
 // snapshot. One record: { bytes: the heap, libs: the side modules loaded before Python started (dylibs.js),
 // handles: their dlopen handles }, or, for a visitor restored from the site's shipped snapshot, { bytes: that delta
-// file as downloaded, kind: "delta" } (checked against the manifest again when read: boot.js). No code file is kept here: a restore takes site-packages and the side modules
-// from the wheels checked against the manifest (dylibs.js unpackForRestore), since any script of this origin can
-// write this file (docs/robustness-browser.md).
+// file as downloaded, kind: "delta" } (checked against the manifest again when read: shipped.js checkedCopy). No
+// code file is kept here: a restore takes site-packages and the side modules from the wheels checked against the
+// manifest (dylibs.js unpackForRestore), since any script of this origin can write this file
+// (docs/robustness-browser.md).
 //
 // Why a file and not an IndexedDB record of the heap (where it was until round 5): the ~41 MB record came back as a
 // structured clone, ~50 ms of this worker's thread plus the database's own reading (docs/perf.md §7, round 5). Where
@@ -27,7 +28,9 @@ const LEGACY_DB = "wasmvision-snapshot"; // where earlier versions kept it (Inde
 function plausibleSnapshot(value) {
   const bytes = value?.bytes;
   // A stored copy of the shipped delta: shipped.js's parseShipped checks all of it.
-  if (value?.kind === "delta") return bytes instanceof Uint8Array ? { bytes, kind: "delta", libs: [], handles: {} } : null;
+  if (value?.kind === "delta") {
+    return bytes instanceof Uint8Array ? { bytes, kind: "delta", libs: [], handles: {} } : null;
+  }
   if (!looksLikeSnapshot(bytes)) return null;
   if (!Array.isArray(value.libs) || !value.libs.every((l) => typeof l === "string")) return null;
   if (!value.handles || typeof value.handles !== "object") return null;
