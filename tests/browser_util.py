@@ -82,7 +82,11 @@ def without_shipped_snapshot(site: Path, dest: Path) -> Path:
     the per-visitor snapshot (what the repeat-visit tests exercise)."""
     from buildtools.snapshot import SITE_PATH
 
-    return site_variant(site, dest, drop={SITE_PATH.split("/")[0]})
+    folder = SITE_PATH.split("/")[0]
+    manifest = json.loads((Path(site) / "manifest.json").read_text())
+    manifest.pop("snapshot", None)  # such a build's manifest lists none (the worker then never looks for one)
+    manifest["files"] = [f for f in manifest["files"] if not f["path"].startswith(folder + "/")]
+    return site_variant(site, dest, drop={folder}, replace={"manifest.json": json.dumps(manifest).encode()})
 
 
 def free_port() -> int:

@@ -6,15 +6,18 @@ Needs the built site (python3 build.py build) with its shipped snapshot (Chromiu
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import struct
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 import browser_util as bu
-from buildtools.snapshot import SITE_PATH
+from buildtools.snapshot import PACKAGES_PATH, SITE_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_MS = 240_000
@@ -123,11 +126,14 @@ def test_shipped_snapshot_classifies_like_a_normal_boot(pw, site, photos_dir, tm
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("how", ["corrupt", "truncated", "foreign", "hash-mismatched"])
+@pytest.mark.parametrize("how", ["corrupt", "truncated", "foreign", "hash-mismatched", "zip-hash-mismatched"])
 def test_a_bad_shipped_snapshot_boots_normally_and_says_so_once(pw, site, photos_dir, tmp_path, how):
     data = (site / SITE_PATH).read_bytes()
     if how == "hash-mismatched":  # the file is not the one the manifest lists
         variant = bu.site_variant(site, tmp_path / how, replace={SITE_PATH: data[:-1] + bytes([data[-1] ^ 1])})
+    elif how == "zip-hash-mismatched":  # its site-packages: hashed by the worker, not the browser (fetch.js fetchBytes)
+        zipped = (site / PACKAGES_PATH).read_bytes()
+        variant = bu.site_variant(site, tmp_path / how, replace={PACKAGES_PATH: zipped[:-1] + bytes([zipped[-1] ^ 1])})
     else:
         variant = _with_manifest_for(site, tmp_path / how, _changed(data, how))
     boot, tops, lines = _visit(pw, variant, [photos_dir / "chelsea.png"])
@@ -137,33 +143,75 @@ def test_a_bad_shipped_snapshot_boots_normally_and_says_so_once(pw, site, photos
     assert tops[0][0]["label"] == "Egyptian cat", tops
 
 
-@pytest.mark.browser
-def test_a_visitor_restored_from_it_keeps_its_own_copy(pw, site, photos_dir):
-    """The first visit restores the shipped snapshot and stores it as restored; the repeat visit boots from that copy
-    (measured faster than the delta again), with the same results and nothing unpacked or imported."""
-    import tempfile
-    import time
-
-    photo = photos_dir / "chelsea.png"
+@contextlib.contextmanager
+def _one_profile(pw, site: Path):
+    """(context, base): a persistent profile (a real disk cache and OPFS) on the served site, for several visits."""
     with bu.serve(site) as base, tempfile.TemporaryDirectory(prefix="wasmvision-shipped-") as profile:
         context = pw.chromium.launch_persistent_context(profile, executable_path=bu.chromium_path(),
                                                         args=bu.CHROMIUM_ARGS, headless=True)
         try:
-            tops = []
-            for visit in ("shipped", "restored"):
-                page, errors = bu.new_page(context, TIMEOUT_MS)
-                page.goto(base)
-                bu.wait_ready(page, TIMEOUT_MS)
-                tops.append(bu.classify_in_page(page, photo)["top"])
-                boot = page.evaluate("() => window.wasmvision.stats.bootTimings") or {}
-                assert boot.get("snapshot") == visit, boot
-                assert boot.get("packages_via") == "snapshot", boot
-                deadline = time.time() + 60
-                while visit == "shipped" and time.time() < deadline and not page.evaluate(bu.SNAPSHOT_STORED):
-                    time.sleep(0.25)
-                assert page.evaluate(bu.SNAPSHOT_STORED) == 1
-                assert errors == [], errors
-                page.close()
-            assert tops[0] == tops[1]
+            yield context, base
         finally:
             context.close()
+
+
+def _visit_in(context, base: str, photo: Path, lines: list[str] | None = None) -> tuple[dict, list, object]:
+    """(boot timings, top-5 of `photo`, the page) of one visit in `context`; once stored, what the next visit uses."""
+    page, errors = bu.new_page(context, TIMEOUT_MS)
+    if lines is not None:
+        page.on("console", lambda m: lines.append(m.text))
+    page.goto(base)
+    bu.wait_ready(page, TIMEOUT_MS)
+    top = bu.classify_in_page(page, photo)["top"]
+    boot = page.evaluate("() => window.wasmvision.stats.bootTimings") or {}
+    deadline = time.time() + 60
+    while boot.get("snapshot") == "shipped" and time.time() < deadline and not page.evaluate(bu.SNAPSHOT_STORED):
+        time.sleep(0.25)
+    assert errors == [], errors
+    return boot, top, page
+
+
+@pytest.mark.browser
+def test_a_visitor_restored_from_it_keeps_its_own_copy(pw, site, photos_dir):
+    """The first visit restores the shipped snapshot and keeps the delta it downloaded; the repeat visit boots from
+    that copy (read from local storage, not the HTTP cache), with the same results and nothing unpacked or imported."""
+    photo = photos_dir / "chelsea.png"
+    with _one_profile(pw, site) as (context, base):
+        tops = []
+        for visit in ("shipped", "restored"):
+            boot, top, page = _visit_in(context, base, photo)
+            tops.append(top)
+            assert boot.get("snapshot") == visit, boot
+            assert boot.get("packages_via") == "snapshot", boot
+            assert page.evaluate(bu.SNAPSHOT_STORED) == 1
+            page.close()
+        assert tops[0] == tops[1]
+
+
+# Flips the last byte of the stored copy's payload and keeps its meta: a well-formed file, not the manifest's.
+TAMPER_STORED = """async () => {
+  %s
+  const { handle, magic, meta, heap, site } = await stored.read();
+  heap[heap.length - 1] ^= 1;
+  await stored.write(handle, magic, meta, [heap, site]);
+  return meta.kind || null;
+}""" % bu.STORED_SNAPSHOT_JS
+
+
+@pytest.mark.browser
+def test_a_changed_stored_copy_is_refused_and_the_shipped_one_restored(pw, site, photos_dir):
+    """Any script of the origin can write the stored copy of the delta: it is hashed against the manifest when read,
+    and a changed one is dropped (one notice) for the shipped file, with the same results."""
+    photo = photos_dir / "chelsea.png"
+    with _one_profile(pw, site) as (context, base):
+        boot, first, page = _visit_in(context, base, photo)
+        assert boot.get("snapshot") == "shipped", boot
+        assert page.evaluate(TAMPER_STORED) == "delta"
+        page.close()
+        lines: list[str] = []
+        boot, again, page = _visit_in(context, base, photo, lines)
+        assert boot.get("snapshot") == "shipped", boot
+        refused = [line for line in lines if "not the manifest's" in line]
+        assert len(refused) == 1, [line for line in lines if "snapshot" in line]
+        assert again == first
+        page.close()

@@ -9,10 +9,10 @@ import { fileBytes, runtimeFiles, shippedSnapshotFiles, STDLIB, wheelFiles } fro
 import { begin, during, end } from "./phases.js";
 import { setStage } from "./progress.js";
 import { planPreload, plansKernels, preloadNextBoot, unpackForRestore } from "./dylibs.js";
-import { cancelPreload, dylibHandles, loadPyodide, restoreHandles, runtimeScriptEvaluated,
+import { cancelPreload, compileAhead, dylibHandles, loadPyodide, restoreHandles, runtimeScriptEvaluated,
   takeMemorySnapshot, unplannedLibs } from "./pyodide-0.27.7.js";
 import { runtimeScript } from "./runtime-start.js";
-import { fetchShipped, parseShipped, RESEED, shippedKey, shippedSite } from "./shipped.js";
+import { checkedCopy, fetchShipped, parseShipped, RESEED, shippedKey, shippedSite } from "./shipped.js";
 import { writeTree } from "./sitefiles.js";
 import { forgetSnapshot, readSnapshot, snapshotKey, writeSnapshot } from "./snapshot.js";
 
@@ -102,15 +102,16 @@ async function bootInterpreter(allowRestore, packages) {
   // at once on such a build; the wheels only for a normal boot or a snapshot stored after one.
   const shipped = allowRestore && key ? shippedSnapshotFiles() : null;
   const read = async () => {
-    const own = await readSnapshot(key);
-    if (own !== null || !shipped) return own;
-    const copy = await readSnapshot(shippedKey(key));
-    return copy && copy !== "damaged" ? { ...copy, shipped: true } : copy;
+    const found = await readSnapshot(shipped ? [key, shippedKey(key)] : [key]);
+    return found && found !== "damaged" && found.key !== key ? { ...found, shipped: true } : found;
   };
-  const reading = key && allowRestore ? during("snapshot_read", read) : Promise.resolve(null);
+  // When the page saw none stored, the shipped one is restored without looking: on a first visit the look (two
+  // stores, twice) answered only after ~1 s, this thread being busy with the runtime's script and downloads.
+  const look = key && allowRestore && !(shipped && runtime.snapshotStored === false);
+  const reading = look ? during("snapshot_read", read) : Promise.resolve(null);
   if (shipped) {
     if (runtime.snapshotStored !== true) fetchShipped();
-    shippedSite();
+    shippedSite().then(({ plan }) => compileAhead(plan), () => {});
   } else {
     // The wheels are needed either way (a restore takes its code files from them): their download starts at once,
     // beside the runtime's. When the page saw no snapshot stored, their side modules are extracted before the
@@ -118,7 +119,8 @@ async function bootInterpreter(allowRestore, packages) {
     // runtime's script), and Python's start waits for them.
     packages.wheels();
     if (runtime.snapshotStored === false) packages.plan();
-    reading.then((record) => record && record !== "damaged" ? packages.site() : packages.plan()).catch(() => {});
+    reading.then((record) => record && record !== "damaged" ? packages.site().then((site) => site.plan) :
+      packages.plan()).then(compileAhead).catch(() => {});
   }
   const scriptLoaded = runtimeScript(); // checked and evaluated beside the snapshot read (runtime-start.js)
   scriptLoaded.catch(() => {});
@@ -127,11 +129,12 @@ async function bootInterpreter(allowRestore, packages) {
   if (record === "damaged") timings.snapshot = "failed";
   else if (record) {
     try {
-      const py = await (record.shipped ? restore(record, shippedSite(), shipped.stdlib) :
-        restore(record, packages.site(), STDLIB));
+      const py = await (record.kind === "delta" ?
+        restoreShipped(record.bytes, key, shipped, checkedCopy(record.bytes)) :
+        record.shipped ? restore(record, shippedSite(), shipped.stdlib) : restore(record, packages.site(), STDLIB));
       timings.snapshot = "restored";
       timings.snapshot_store = record.store;
-      settleScope(record.shipped ? [STDLIB] : Object.values(shippedSnapshotFiles() ?? {}));
+      settleScope(record.shipped ? [STDLIB, shipped.file] : Object.values(shippedSnapshotFiles() ?? {}));
       return { pyodide: py, restored: true, snapshot: null };
     } catch (err) {
       cancelPreload();
@@ -142,15 +145,13 @@ async function bootInterpreter(allowRestore, packages) {
   }
   if (shipped) {
     try {
-      const { libs, handles, total, delta } = parseShipped(await during("shipped_fetch", fetchShipped), key);
-      let kept = null;
-      delta.keep = (bytes) => { kept = bytes; };
-      const py = await during("shipped_restore", () => restore({ libs, handles, total, delta }, shippedSite(),
-        shipped.stdlib));
+      const bytes = await during("shipped_fetch", fetchShipped);
+      const py = await during("shipped_restore", () => restoreShipped(bytes, key, shipped));
       timings.snapshot = "shipped";
       settleScope([STDLIB]);
-      // This visitor's own copy: a repeat visit restores it from local storage (measured faster than the delta).
-      if (kept) storeLater(shippedKey(key), { bytes: kept, libs, handles });
+      // This visitor's copy of the delta: a repeat visit reads it from local storage (14 MB; the delta carries its
+      // own side-module list and handles) instead of asking the HTTP cache or the service worker again.
+      storeLater(shippedKey(key), { bytes, libs: [], handles: {}, kind: "delta" });
       return { pyodide: py, restored: true, snapshot: null };
     } catch (err) {
       cancelPreload();
@@ -165,6 +166,15 @@ async function bootInterpreter(allowRestore, packages) {
   const preloaded = key ? await plan : null;
   if (preloaded) runtime.made = { key, libs: preloaded.libs, plan, options: bootOptions() };
   return { pyodide: py, restored: false, snapshot: preloaded && { key, libs: preloaded.libs } };
+}
+
+// The shipped delta (`bytes`: fetched, or this visitor's stored copy of it), restored over a freshly created heap.
+// `checked`: null, or a promise that rejects when a stored copy is not the manifest's file (awaited before the
+// delta is applied).
+function restoreShipped(bytes, key, shipped, checked = null) {
+  const { libs, handles, total, delta } = parseShipped(bytes, key);
+  delta.checked = checked;
+  return restore({ libs, handles, total, delta }, shippedSite(), shipped.stdlib);
 }
 
 // A restore: from stored bytes (`bytes`) or the shipped delta (`delta`, `total`: the snapshot's size), with the

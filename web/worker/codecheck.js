@@ -1,6 +1,6 @@
 // The code check: the code this page and its worker run arrived by <script>, import or new Worker(), where no
-// integrity can be given, so each such file the manifest lists is fetched again with the manifest's sha256 as its
-// integrity (fetch.js adds it) and a changed file ends the boot, named (docs/robustness-browser.md).
+// integrity can be given, so each such file the manifest lists is fetched again and checked against the manifest's
+// sha256 (fetch.js) and a changed file ends the boot, named (docs/robustness-browser.md).
 //
 // Off the first result's path: the files that ran here (the page's, sent with "init", and the worker's own) are read
 // from the HTTP cache without revalidating them (force-cache: the copy that ran, no request to the server); the

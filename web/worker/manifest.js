@@ -47,7 +47,7 @@ export async function loadManifest() {
   }
   manifest.raw = raw;
   manifest.files = files;
-  // From here on every listed file is fetched with the manifest's sha256 as its integrity (fetch.js).
+  // From here on every listed file is checked against the manifest's sha256 as it is fetched (fetch.js).
   setExpectedHashes(fileSha256);
   manifest.models = (raw.models || []).map((m, i) => {
     const file = String(m.file ?? m.path ?? "").replace(/^\.?\//, "");

@@ -5,7 +5,7 @@
 import { loadPyodide as loadPublic, version } from "../pyodide/pyodide.mjs";
 import { UserError } from "./errors.js";
 import { BASE, checkedFetch, checkedXhrOpen, failRuntimeFile, refusedConnection, sitePath } from "./fetch.js";
-import { during, timedWasm } from "./phases.js";
+import { begin, during, end, timedWasm } from "./phases.js";
 
 export { version };
 export const SITE_PACKAGES = "/lib/python3.12/site-packages"; // the .so names say cpython-312 too
@@ -18,8 +18,9 @@ const PRELOAD_URL = new URL("pyodide/preloaded-dylib", BASE).href; // never fetc
 //    runtime file that cannot compile (Pyodide 0.27 logs that failure and never settles);
 // 3. fetch, XMLHttpRequest.open, WebSocket, EventSource, WebTransport: integrity and same-origin only (fetch.js);
 // 4. once pyodide.asm.js has run: its module factory _createPyodideModule, wrapped by preloadSideModules, and
-//    XMLHttpRequest swapped only while that factory runs (Emscripten reads dynamicLibraries with it); for a shipped
-//    snapshot, API.restoreSnapshot replaced for the one call that follows (restoreFromDelta).
+//    XMLHttpRequest and WebAssembly.instantiate swapped only while that factory runs (Emscripten reads
+//    dynamicLibraries with the one and instantiates them with the other: compileAhead); for a shipped snapshot,
+//    API.restoreSnapshot replaced for the one call that follows (restoreFromDelta).
 // Internals read besides: API.restoreSnapshot's header check, Module._sbrk and _emscripten_builtin_malloc (zeroing
 // free memory at build time), LDSO's handle tables.
 export function installPatches() {
@@ -119,13 +120,36 @@ function memoryXhr(files) {
   };
 }
 
+// The planned side modules ({libs, files}: dylibs.js) compiled as soon as their bytes are known, on the browser's
+// compile threads, instead of one after the other inside the module factory once the runtime and the snapshot are
+// in. Keyed by each file's ArrayBuffer, which Emscripten's loader gets back from memoryXhr whole.
+export function compileAhead(plan) {
+  if (!plan || plan.compiled) return;
+  plan.compiled = new Map([...plan.files.values()].map((bytes) => {
+    const module = WebAssembly.compile(bytes);
+    module.catch(() => {}); // then instantiated from its bytes as before, which reports the failure
+    return [bytes.buffer, module];
+  }));
+}
+
+// WebAssembly.instantiate(bytes, imports) answered with the module compiled ahead for those bytes, when there is one.
+function aheadInstantiate(instantiate, compiled) {
+  return async function instantiateAhead(source, imports) {
+    const ahead = ArrayBuffer.isView(source) && source.byteOffset === 0 ? compiled.get(source.buffer) : null;
+    const module = ahead ? await ahead.catch(() => null) : null;
+    if (!module) return instantiate.call(WebAssembly, source, imports);
+    return { module, instance: await instantiate.call(WebAssembly, module, imports) };
+  };
+}
+
 let nextBoot = null; // { plan: Promise, expect: libs or null, delta }: read by the next _createPyodideModule call
 
 // The next loadPyodide loads the planned side modules ({libs, files} or null) as dynamicLibraries, in order.
 // `expect`: the list a snapshot being restored was made with; any other plan refuses the restore (loadPyodide
 // rejects, the caller boots normally). Needs pyodide.asm.js evaluated (runtimeScriptEvaluated).
-// `delta` (shipped.js's parsed delta: {header, runs, data}): the snapshot is the freshly created heap with the
-// delta's blocks written over it, applied in place by Pyodide's restoreSnapshot (replaced for that one call).
+// `delta` (shipped.js's parsed delta: {header, runs, data, checked}): the snapshot is the freshly created heap with
+// the delta's blocks written over it, applied in place by Pyodide's restoreSnapshot (replaced for that one call),
+// once `checked` (null or a promise) has settled without error.
 export function preloadSideModules(plan, expect = null, delta = null) {
   const create = globalThis._createPyodideModule;
   if (!create.wvPreloading) {
@@ -133,7 +157,7 @@ export function preloadSideModules(plan, expect = null, delta = null) {
       const boot = nextBoot;
       nextBoot = null;
       if (!boot) return create(settings);
-      const planned = await boot.plan; // null: nothing to preload (a normal boot without a snapshot then)
+      const planned = await during("preload_wait", () => boot.plan); // null: nothing to preload (a normal boot then)
       if (boot.expect && JSON.stringify(boot.expect) !== JSON.stringify(planned?.libs)) {
         throw new Error("the snapshot was made with other Wasm side modules");
       }
@@ -143,14 +167,19 @@ export function preloadSideModules(plan, expect = null, delta = null) {
       const locate = settings.locateFile;
       settings.locateFile = (path) => (files.has(path) ? PRELOAD_URL + path : locate(path));
       const xhr = globalThis.XMLHttpRequest;
+      const instantiate = WebAssembly.instantiate;
       globalThis.XMLHttpRequest = memoryXhr(files);
+      if (planned.compiled) WebAssembly.instantiate = aheadInstantiate(instantiate, planned.compiled);
       let module;
       try {
-        module = await create(settings);
+        module = await during("module_create", () => create(settings));
       } finally {
         globalThis.XMLHttpRequest = xhr;
+        WebAssembly.instantiate = instantiate;
       }
+      if (boot.delta?.checked) await boot.delta.checked;
       if (boot.delta) restoreFromDelta(settings.API, module, boot.delta);
+      else if (boot.expect) timedRestore(settings.API);
       if (boot.fresh) boot.fresh(module.HEAPU8.slice(0, boot.fresh.bytes));
       return module;
     };
@@ -162,25 +191,34 @@ export function preloadSideModules(plan, expect = null, delta = null) {
 
 // Pyodide's restoreSnapshot(bytes) checks the header (magic, build id), reads its JSON and copies the heap after it.
 // Here the heap is already the fresh one: given the header alone it checks and copies nothing; the changed blocks
-// are then written in place (no 40 MB copy).
-// `keep(bytes)`, if given, gets the whole snapshot as restored (header and heap), for the visitor's own store.
-function restoreFromDelta(api, module, { header, runs, data, heap: heapLength, keep }) {
+// are then written in place (no 30 MB copy).
+function restoreFromDelta(api, module, { header, runs, data }) {
   const restore = api.restoreSnapshot;
   api.restoreSnapshot = () => {
     api.restoreSnapshot = restore;
+    begin("delta_apply");
     const json = restore(header);
     const heap = module.HEAPU8;
     for (let i = 0, at = 0; i < runs.length; i += 2) {
       heap.set(data.subarray(at, at + runs[i + 1]), runs[i]);
       at += runs[i + 1];
     }
-    if (keep) {
-      const whole = new Uint8Array(header.byteLength + heapLength);
-      whole.set(header);
-      whole.set(heap.subarray(0, heapLength), header.byteLength);
-      keep(whole);
-    }
+    end("delta_apply");
     return json;
+  };
+}
+
+// A stored snapshot's restore (Pyodide copies the heap), timed as its own phase.
+function timedRestore(api) {
+  const restore = api.restoreSnapshot;
+  api.restoreSnapshot = (bytes) => {
+    api.restoreSnapshot = restore;
+    begin("snapshot_copy");
+    try {
+      return restore(bytes);
+    } finally {
+      end("snapshot_copy");
+    }
   };
 }
 

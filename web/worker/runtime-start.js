@@ -1,13 +1,14 @@
 // The runtime's two slow starts, begun as soon as the manifest is known rather than one after the other inside
-// loadPyodide: the Wasm compile of pyodide.asm.wasm (streaming, on the browser's compile threads, with the
-// manifest's integrity like every fetch here) and the check and evaluation of pyodide.asm.js. loadPyodide then
-// finds the script already defined, and its instantiateStreaming gets the compiled module (pyodide-0.27.7.js).
+// loadPyodide: the Wasm compile of pyodide.asm.wasm (streaming as its bytes arrive, on the browser's compile
+// threads; the module is used only once the bytes match the manifest) and the check and evaluation of
+// pyodide.asm.js. loadPyodide then finds the script already defined, and its instantiateStreaming gets the compiled
+// module (pyodide-0.27.7.js).
 // Measured on a cold visit: the runtime's compile started ~580 ms after the worker asked for the runtime, behind the
 // script's re-fetch, the snapshot read and the script's evaluation. The stdlib and the lock, which loadPyodide asks for only
 // once the script has run, are fetched then too and its requests answered from memory.
 
 import { UserError } from "./errors.js";
-import { answerRequests, BASE } from "./fetch.js";
+import { answerRequests, BASE, fetchStreamed } from "./fetch.js";
 import { STDLIB } from "./manifest.js";
 import { during } from "./phases.js";
 import { runtimeScriptEvaluated, useCompiledRuntime } from "./pyodide-0.27.7.js";
@@ -20,8 +21,8 @@ let compiled = null; // Promise<WebAssembly.Module>: instantiated by each boot o
 let script = null; // Promise: pyodide.asm.js checked and evaluated
 let data = null; // Promise<(ArrayBuffer | null)[]>: RUNTIME_DATA, checked (null: Pyodide fetches it itself)
 
-// Code loaded by importScripts or import() cannot carry integrity: fetched first with the manifest's (fetch.js adds
-// it), so a changed file ends the boot before it runs; the load then reads the checked copy from the cache. The
+// Code loaded by importScripts or import() cannot carry integrity: fetched first and checked against the manifest
+// (fetch.js), so a changed file ends the boot before it runs; the load then reads the checked copy from the cache. The
 // built site's worker is a classic script (build.py bundle_worker), and importScripts lets V8 reuse the code it
 // compiled for this script on an earlier visit; a module worker (the unbundled sources) imports it.
 async function verifiedRuntimeScript() {
@@ -42,11 +43,20 @@ async function verifiedRuntimeScript() {
   await import(url.href);
 }
 
+// The runtime compiled as its bytes arrive, and handed over only once they match the manifest (fetch.js
+// fetchStreamed): a mismatch is reported as such even when the changed bytes also fail to compile.
+async function compileChecked() {
+  const { response, checked } = await fetchStreamed(new URL(RUNTIME_WASM, BASE));
+  const [module, check] = await Promise.allSettled([WebAssembly.compileStreaming(response), checked]);
+  if (check.status === "rejected") throw check.reason;
+  if (module.status === "rejected") throw module.reason;
+  return module.value;
+}
+
 // `stdlib`: the stdlib zip this boot will most likely use (boot.js bootStdlib).
 export function startRuntime(stdlib = STDLIB) {
   if (!compiled && typeof WebAssembly.compileStreaming === "function") {
-    compiled = during("runtime_compile", () => WebAssembly.compileStreaming(fetch(new URL(RUNTIME_WASM, BASE))),
-      { background: true });
+    compiled = during("runtime_compile", compileChecked, { background: true });
     compiled.catch(() => {}); // reported by whoever takes it (the Pyodide module names the file)
     useCompiledRuntime(RUNTIME_WASM, compiled);
     // loadPyodide requests the Wasm again for its instantiateStreaming, which is answered with this module:
@@ -58,7 +68,7 @@ export function startRuntime(stdlib = STDLIB) {
   script.catch(() => {}); // awaited by runtimeScript()
   if (!data) {
     // On a repeat visit Pyodide's requests for these waited 60-350 ms (behind others in the service worker, then
-    // for this thread, busy restoring; a trace). Fetched now (with the manifest's integrity, by fetch.js), they
+    // for this thread, busy restoring; a trace). Fetched now (checked against the manifest by fetch.js), they
     // are answered from memory, at every boot of this worker.
     data = Promise.all([stdlib, LOCK].map((path) => {
       const url = new URL(path, BASE);

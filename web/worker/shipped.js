@@ -1,15 +1,15 @@
 // The memory snapshot made at build time (buildtools/snapshot.py) and shipped to first visitors: numpy,
 // wasmvision.browser and the kernel library already imported. It ships as a delta against the heap a freshly created
 // module has (side modules loaded, nothing run): the changed runs of bytes, applied in place by the Pyodide module
-// (pyodide-0.27.7.js). Its manifest entry: { file, key, bytes, sha256 }; the file is fetched with that sha256 as its
-// integrity like every other one.
+// (pyodide-0.27.7.js). Its manifest entry: { file, key, bytes, sha256 }; the file is checked against that sha256
+// like every other one (fetch.js fetchBytes).
 // The file: [magic u32 "wvd1", meta length u32, meta JSON {key, libs, handles, total, heap, header, runs, data},
 // zero padding to 4, Pyodide's snapshot header (header bytes), padding to 4, runs (u32 offset, u32 length) x runs,
 // the runs' bytes (data bytes)].
 
 import { siteFromZip } from "./dylibs.js";
-import { BASE } from "./fetch.js";
-import { shippedSnapshotFiles } from "./manifest.js";
+import { BASE, fetchBytes, sha256Hex } from "./fetch.js";
+import { fileSha256, shippedSnapshotFiles } from "./manifest.js";
 
 const MAGIC = 0x31647677; // "wvd1", little-endian
 const pad4 = (n) => Math.ceil(n / 4) * 4;
@@ -17,11 +17,7 @@ const pad4 = (n) => Math.ceil(n / 4) * 4;
 let download = null;
 let site = null;
 
-async function bytesOf(file) {
-  const r = await fetch(new URL(file, BASE));
-  if (!r.ok) throw new Error(`${file}: HTTP ${r.status}`);
-  return new Uint8Array(await r.arrayBuffer());
-}
+const bytesOf = (file) => fetchBytes(new URL(file, BASE)); // checked against the manifest's sha256
 
 // Starts the download (once); resolves to the file's bytes, or rejects (a wrong hash, a failed request).
 export function fetchShipped() {
@@ -38,7 +34,19 @@ export function shippedSite() {
   return site;
 }
 
-// The key under which a visitor stores the shipped snapshot as restored: its restore reads the shipped zips.
+// A visitor's stored copy of the delta (any script of the origin can write it) is the very file the manifest lists:
+// hashed off the worker's thread while the module is created; the promise rejects otherwise.
+export function checkedCopy(bytes) {
+  const checked = sha256Hex(bytes).then((hex) => {
+    if (hex !== fileSha256(shippedSnapshotFiles().file)) {
+      throw new Error("the stored copy of the delta is not the manifest's");
+    }
+  });
+  checked.catch(() => {}); // awaited by the restore
+  return checked;
+}
+
+// The key under which a visitor stores its copy of the delta: its restore reads the shipped zips.
 export const shippedKey = (key) => `${key}|shipped`;
 
 // The parsed delta for a build whose snapshot key is `key`: {libs, handles, total, delta: {header, runs, data, heap}}.

@@ -3,14 +3,17 @@
 // were loaded (Pyodide 0.27.7's underscore options: unsupported API, so every step falls back to a normal boot;
 // docs/perf.md §3). The key names the exact runtime build and wheels, so a new site version never restores an old
 // snapshot. One record: { bytes: the heap, libs: the side modules loaded before Python started (dylibs.js),
-// handles: their dlopen handles }. No code file is kept here: a restore takes site-packages and the side modules
-// from the wheels checked against the manifest (dylibs.js unpackForRestore), since any script of this origin can
-// write this file (docs/robustness-browser.md).
+// handles: their dlopen handles }, or, for a visitor restored from the site's shipped snapshot, { bytes: that delta
+// file as downloaded, kind: "delta" } (checked against the manifest again when read: shipped.js checkedCopy). No
+// code file is kept here: a restore takes site-packages and the side modules from the wheels checked against the
+// manifest (dylibs.js unpackForRestore), since any script of this origin can write this file
+// (docs/robustness-browser.md).
 //
 // Why a file and not an IndexedDB record of the heap (where it was until round 5): the ~41 MB record came back as a
 // structured clone, ~50 ms of this worker's thread plus the database's own reading (docs/perf.md §7, round 5). Where
 // OPFS cannot write (WebKitGTK), the same file is kept as a Blob in IndexedDB (snapshot-stores.js), read the same way.
-// The file: [magic u32, meta length u32, meta JSON {key, libs, handles, heap}, zero padding to 16, heap bytes].
+// The file: [magic u32, meta length u32, meta JSON {key, libs, handles, heap, kind?}, zero padding to 16, heap bytes
+// (or the delta's: `heap` is their length)].
 // Every worker of the page reads it as a Blob (getFile(), an IndexedDB get), which locks nothing; one writer at a time
 // (a Web Lock) replaces it whole or not at all, so a reader never sees half a file and a failed write leaves the old
 // one. One whose size does not match its meta is forgotten.
@@ -24,6 +27,10 @@ const LEGACY_DB = "wasmvision-snapshot"; // where earlier versions kept it (Inde
 
 function plausibleSnapshot(value) {
   const bytes = value?.bytes;
+  // A stored copy of the shipped delta: shipped.js's parseShipped checks all of it.
+  if (value?.kind === "delta") {
+    return bytes instanceof Uint8Array ? { bytes, kind: "delta", libs: [], handles: {} } : null;
+  }
   if (!looksLikeSnapshot(bytes)) return null;
   if (!Array.isArray(value.libs) || !value.libs.every((l) => typeof l === "string")) return null;
   if (!value.handles || typeof value.handles !== "object") return null;
@@ -49,23 +56,18 @@ function dataStart(metaLength) {
   return Math.ceil((META_START + metaLength) / 16) * 16; // Pyodide reads the heap as a Uint32Array
 }
 
-// `file`: a Blob (read without blocking anyone) or the ArrayBuffer a store could keep instead (a view, no copy).
-async function readBytes(file, start, length) {
-  if (file instanceof ArrayBuffer) return new Uint8Array(file, start, length);
-  return new Uint8Array(await file.slice(start, start + length).arrayBuffer());
-}
-
-// The file's meta when it is whole, else "damaged".
-async function readMeta(file) {
-  const size = file.size ?? file.byteLength;
-  if (size < META_START) return "damaged";
-  const head = new DataView((await readBytes(file, 0, META_START)).buffer);
+// The file's meta when it is whole, else "damaged". `bytes`: the whole file (one read: each step of this worker waits
+// behind the runtime's script and downloads on a repeat visit, so fewer steps answer sooner), or its start when
+// `size` is the file's size.
+function readMeta(bytes, size = bytes.byteLength) {
+  if (bytes.byteLength < META_START) return "damaged";
+  const head = new DataView(bytes.buffer, bytes.byteOffset, META_START);
   if (head.getUint32(0, true) !== FILE_MAGIC) return "damaged";
   const metaLength = head.getUint32(4, true);
-  if (META_START + metaLength > size) return "damaged";
+  if (META_START + metaLength > bytes.byteLength) return "damaged";
   let meta;
   try {
-    meta = JSON.parse(new TextDecoder().decode(await readBytes(file, META_START, metaLength)));
+    meta = JSON.parse(new TextDecoder().decode(bytes.subarray(META_START, META_START + metaLength)));
   } catch {
     return "damaged";
   }
@@ -74,21 +76,28 @@ async function readMeta(file) {
   return { ...meta, start };
 }
 
+// `file`: a Blob (read without blocking anyone) or the ArrayBuffer a store could keep instead (a view, no copy).
+async function readWhole(file) {
+  return new Uint8Array(file instanceof ArrayBuffer ? file : await file.arrayBuffer());
+}
+
 function usableStores() {
   return STORES.filter((store) => store.usable());
 }
 
-// The record for this key ({bytes, libs, handles, store}), null when there is none, or "damaged" (then forgotten).
-export async function readSnapshot(key) {
+// The record stored under one of `keys` ({key, bytes, libs, handles, store}), null when there is none, or "damaged"
+// (then forgotten). One snapshot per origin: the first store holding one of the keys answers.
+export async function readSnapshot(keys) {
   for (const store of usableStores()) {
     let value = null;
     try {
       const file = await store.read();
       if (!file) continue;
-      const meta = await readMeta(file);
-      if (meta !== "damaged" && meta.key !== key) continue;
-      value = meta === "damaged" ? "damaged" :
-        { bytes: await readBytes(file, meta.start, meta.heap), libs: meta.libs, handles: meta.handles };
+      const bytes = await readWhole(file);
+      const meta = readMeta(bytes);
+      if (meta !== "damaged" && !keys.includes(meta.key)) continue;
+      value = meta === "damaged" ? "damaged" : { key: meta.key, bytes: bytes.subarray(meta.start), libs: meta.libs,
+        handles: meta.handles, kind: meta.kind };
     } catch (err) {
       console.warn(`wasmvision: no memory snapshot (${store.name}):`, err.message);
       continue;
@@ -99,26 +108,33 @@ export async function readSnapshot(key) {
       await forgetSnapshot();
       return "damaged";
     }
-    return { ...record, store: store.name };
+    return { ...record, key: value.key, store: store.name };
   }
   return null;
 }
 
-// The stored file's meta in `store` (null: none, "damaged"), never throwing.
+// The stored file's meta in `store` (null: none, "damaged"), never throwing: its first bytes only.
 function storedMeta(store) {
-  return store.read().then((file) => file && readMeta(file)).catch(() => null);
+  return store.read().then(async (file) => {
+    if (!file) return null;
+    const size = file.size ?? file.byteLength;
+    if (file instanceof ArrayBuffer || size < META_START) return readMeta(await readWhole(file));
+    const head = new DataView(await file.slice(0, META_START).arrayBuffer());
+    const metaLength = head.getUint32(0, true) === FILE_MAGIC ? head.getUint32(4, true) : 0;
+    return readMeta(new Uint8Array(await file.slice(0, META_START + metaLength).arrayBuffer()), size);
+  }).catch(() => null);
 }
 
 // Returns the store's name when the snapshot is stored (by this worker or, for this key, by another one), else
 // false. One snapshot per origin: the new build's replaces any older one in every store; the first store that can
 // write it keeps it. While another worker writes, this one leaves it to that one.
-export async function writeSnapshot(key, { bytes, libs, handles }) {
+export async function writeSnapshot(key, { bytes, libs, handles, kind = undefined }) {
   const write = async () => {
     const stores = usableStores();
     const existing = await Promise.all(stores.map(storedMeta));
     const have = stores.find((_, i) => existing[i] && existing[i] !== "damaged" && existing[i].key === key);
     if (have) return have.name;
-    const meta = new TextEncoder().encode(JSON.stringify({ key, libs, handles, heap: bytes.byteLength }));
+    const meta = new TextEncoder().encode(JSON.stringify({ key, libs, handles, heap: bytes.byteLength, kind }));
     const head = new DataView(new ArrayBuffer(META_START));
     head.setUint32(0, FILE_MAGIC, true);
     head.setUint32(4, meta.byteLength, true);
