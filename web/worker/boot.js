@@ -4,10 +4,10 @@
 // Calls into wasmvision.browser go through callPython (JSON replies, errors as UserError).
 
 import { UserError } from "./errors.js";
-import { BASE, countAsReceived, orRuntimeFailure, sriFromHex } from "./fetch.js";
-import { fileBytes, runtimeFiles, shippedSnapshotFiles, STDLIB, wheelFiles } from "./manifest.js";
+import { BASE, countAsReceived, hasReceived, orRuntimeFailure, sriFromHex } from "./fetch.js";
+import { bootSetFiles, fileBytes, PACKAGES, runtimeFiles, shippedSnapshotFiles, STDLIB, wheelFiles } from "./manifest.js";
 import { begin, during, end } from "./phases.js";
-import { setStage } from "./progress.js";
+import { rescope, setStage } from "./progress.js";
 import { planPreload, plansKernels, preloadNextBoot, unpackForRestore } from "./dylibs.js";
 import { cancelPreload, dylibHandles, loadPyodide, restoreHandles, runtimeScriptEvaluated,
   takeMemorySnapshot, unplannedLibs } from "./pyodide-0.27.7.js";
@@ -19,7 +19,6 @@ import { forgetSnapshot, readSnapshot, snapshotKey, writeSnapshot } from "./snap
 const DEFAULT_MAX_PIXELS = 50e6;
 const SNAPSHOT_STORE_DELAY_MS = 2000; // after boot: keep the ~41 MB write off the first result's path
 const SNAPSHOT_RESTORE_TIMEOUT_MS = 15000; // a restore takes ~0.3-0.7 s; a wedged one must not keep the page waiting
-const PACKAGES = ["numpy", "wasmvision"];
 
 // The interpreter, the wasmvision.browser module (a PyProxy), and what the boot measured. made: how a normal boot
 // loaded its side modules ({key, libs, plan, options}), what a snapshot of it needs (shipmaker.js). snapshotStored: whether
@@ -58,12 +57,17 @@ export function bootStdlib() {
   return shippedSnapshotFiles()?.stdlib ?? STDLIB;
 }
 
-// Files of the progress scope this boot did not need: counted as in, so the bar still ends full.
-function settleScope(paths) {
-  for (const path of paths) countAsReceived(path, fileBytes(path));
+// The progress scope follows the files this boot reads (manifest.js, bootSetFiles): the build's snapshot's ("shipped"),
+// its small zips only (a stored copy of it: "copy"), or the full stdlib and the wheels ("full"). A file that has
+// begun to arrive stays: its bytes came over the network.
+function readingSet(how) {
+  const read = bootSetFiles(how !== "full").filter((path) => how !== "copy" || path !== shippedSnapshotFiles().file);
+  const unread = [...bootSetFiles(true), ...bootSetFiles(false)].filter((p) => !read.includes(p) && !hasReceived(p));
+  rescope(unread, read);
 }
 
 function bootOptions(stdlib = STDLIB) {
+  timings.stdlib = stdlib; // the last boot's: which file set a later visit needs (offline.js keeps that one)
   return {
     indexURL: new URL("./pyodide/", BASE).href,
     stdLibURL: new URL(stdlib, BASE).href,
@@ -123,6 +127,7 @@ async function bootInterpreter(allowRestore, packages) {
   const scriptLoaded = runtimeScript(); // checked and evaluated beside the snapshot read (runtime-start.js)
   scriptLoaded.catch(() => {});
   const record = await reading;
+  if (record && record !== "damaged") readingSet(record.shipped ? "copy" : "full");
   await scriptLoaded;
   if (record === "damaged") timings.snapshot = "failed";
   else if (record) {
@@ -131,7 +136,6 @@ async function bootInterpreter(allowRestore, packages) {
         restore(record, packages.site(), STDLIB));
       timings.snapshot = "restored";
       timings.snapshot_store = record.store;
-      settleScope(record.shipped ? [STDLIB] : Object.values(shippedSnapshotFiles() ?? {}));
       return { pyodide: py, restored: true, snapshot: null };
     } catch (err) {
       cancelPreload();
@@ -148,7 +152,6 @@ async function bootInterpreter(allowRestore, packages) {
       const py = await during("shipped_restore", () => restore({ libs, handles, total, delta }, shippedSite(),
         shipped.stdlib));
       timings.snapshot = "shipped";
-      settleScope([STDLIB]);
       // This visitor's own copy: a repeat visit restores it from local storage (measured faster than the delta).
       if (kept) storeLater(shippedKey(key), { bytes: kept, libs, handles });
       return { pyodide: py, restored: true, snapshot: null };
@@ -158,7 +161,7 @@ async function bootInterpreter(allowRestore, packages) {
       timings.shipped_failed = String(err.message).slice(0, 200);
     }
   }
-  settleScope(Object.values(shippedSnapshotFiles() ?? {}));
+  readingSet("full");
   const plan = packages.plan();
   if (key) await preloadNextBoot(plan);
   const py = await orRuntimeFailure(loadPyodide(bootOptions(), { makeSnapshot: Boolean(key) }));
@@ -266,15 +269,13 @@ async function startPythonOnce(allowRestore) {
   timings.runtime_ms = performance.now() - t0;
 
   const t1 = performance.now();
-  setStage("packages", "Loading numpy and wasmvision", wheelFiles(PACKAGES));
+  setStage("packages", "Loading numpy and wasmvision", restored ? [] : wheelFiles(PACKAGES));
   const failures = [];
   const quiet = { messageCallback: () => {}, errorCallback: (msg) => failures.push(msg) };
   let browser = null;
   begin("packages");
   try {
     if (restored) {
-      // Their content came with the snapshot: the progress scope counts them as in.
-      for (const path of wheelFiles(PACKAGES)) countAsReceived(path, fileBytes(path));
       browser = pyodide.pyimport("wasmvision.browser");
       timings.packages_via = "snapshot";
     } else {
