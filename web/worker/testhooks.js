@@ -3,8 +3,8 @@
 // "testHooks" (build.py never writes it; the test adds it to a copy of dist/, whose files it checks as usual).
 //   "testHooks": {"breakBeforeClassify": <count>, "mode": "fatal" | "heap"}  (classify requests in the first worker)
 //   "testHooks": {"traceImports": true}: from the first request on, Python records every module name no finder found,
-//   and self.wasmvisionImportTrace() returns those, each loaded module's origin and the request types served
-//   (tests/test_browser_stdlib_paths.py).
+//   and self.wasmvisionImportTrace() returns those, each loaded module's origin, the request types served and how
+//   Python booted (tests/test_browser_stdlib_paths.py).
 
 import { runtime } from "./boot.js";
 import { manifest } from "./manifest.js";
@@ -34,7 +34,8 @@ const traced = new Set(); // request types served since the trace began
 function traceImports(msg) {
   if (!traced.size) {
     runtime.pyodide.runPython(TRACE_INSTALL);
-    self.wasmvisionImportTrace = () => ({ requests: [...traced], ...JSON.parse(runtime.pyodide.runPython(TRACE_REPORT)) });
+    self.wasmvisionImportTrace = () => ({ requests: [...traced], boot: runtime.timings.snapshot,
+      ...JSON.parse(runtime.pyodide.runPython(TRACE_REPORT)) });
   }
   traced.add(msg.type);
 }
