@@ -185,9 +185,9 @@ async function restore({ libs, handles, bytes = null, delta = null, total = 0 },
   return py;
 }
 
-// Python run right after a restore. The files are new: the import system must list site-packages again, and read
-// the table of contents of the stdlib zip it is given now (the heap holds the one the snapshot's maker read, and every
-// zipimporter shares that dict: refilled in place, none keeps offsets into another zip). numpy's
+// Python run right after a restore. The files are new: the import system must list site-packages again, and every
+// zipimporter in the heap (module loaders, the directory cache) must read the table of contents of the stdlib zip it
+// is given now, not the offsets into the zip the snapshot's maker read. numpy's
 // BLAS and ufuncs and the kernel library's self-check call through function-table slots that only line up when
 // every side module got the table base it had when the snapshot was made.
 function restoredCheck(libs) {
@@ -197,8 +197,11 @@ function restoredCheck(libs) {
     "for _f in list(sys.path_importer_cache.values()):",
     "    if isinstance(_f, FileFinder): _f.invalidate_caches()",
     "import zipimport",
-    "for _p, _toc in list(zipimport._zip_directory_cache.items()):",
-    "    _toc.clear(); _toc.update(zipimport._read_directory(_p))",
+    "_tocs = {}",
+    "for _l in [getattr(getattr(_m, '__spec__', None), 'loader', None) for _m in list(sys.modules.values())]:",
+    "    if isinstance(_l, zipimport.zipimporter):",
+    "        _l._files = _tocs.get(_l.archive) or _tocs.setdefault(_l.archive, zipimport._read_directory(_l.archive))",
+    "zipimport._zip_directory_cache.clear(); zipimport._zip_directory_cache.update(_tocs)",
     "assert float(numpy.arange(4.0) @ numpy.ones(4)) == 6.0, 'numpy after restore'",
   ];
   if (plansKernels(libs)) {

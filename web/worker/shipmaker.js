@@ -21,9 +21,10 @@ export async function makeShippedSnapshot() {
   const unplanned = unplannedLibs(py, made.libs);
   if (unplanned.length) throw new Error(`side modules loaded after start-up: ${unplanned.join(", ")}`);
   const handles = dylibHandles(py);
-  // The files whose modules the snapshot holds: the build leaves them out of what a restore downloads.
-  const imported = JSON.parse(py.runPython(IMPORTED));
   py.runPython(BEFORE_SHIPPING);
+  // The files whose modules the snapshot holds (BEFORE_SHIPPING's imports among them): the build leaves them out of
+  // what a restore downloads.
+  const imported = JSON.parse(py.runPython(IMPORTED));
   const zeroed = zeroFreeMemory(py);
   const snapshot = takeMemorySnapshot(py);
   const header = new DataView(snapshot.buffer, snapshot.byteOffset).getUint32(4, true);

@@ -89,10 +89,11 @@ export const RESEED = [
 
 // What the build runs before taking the shipped snapshot: the importer caches are emptied so the restored
 // interpreter reads the stdlib zip and site-packages it is given, then garbage is collected.
+// invalidate_caches() first: in 3.12 it imports importlib.metadata, which would read the directory again.
 export const BEFORE_SHIPPING = [
   "import sys, gc, zipimport, importlib",
+  "importlib.invalidate_caches()",
   "sys.path_importer_cache.clear()",
   "zipimport._zip_directory_cache.clear()",
-  "importlib.invalidate_caches()",
   "gc.collect()",
 ].join("\n");
