@@ -72,7 +72,7 @@ def _offline_round_trip(browser, site_dir: Path, subpath: str, chelsea: Path, sh
     zips, else the full stdlib and the wheels), not the other; after a shipped boot, nothing downloaded the other."""
     context = browser.new_context()
     log = bu.RequestLog(context)
-    small, full = _file_sets(site_dir)
+    small, full = _file_sets(site_dir / subpath)
     kept, other = (small, full) if shipped and small else (full, small)
     try:
         with bu.serve(site_dir) as root:
