@@ -58,8 +58,8 @@ export function bootStdlib() {
 }
 
 // The progress scope follows the files this boot reads (manifest.js, bootSetFiles): the build's snapshot's ("shipped"),
-// its small zips only (a stored copy of it: "copy"), or the full stdlib and the wheels ("full"). A file that has
-// begun to arrive stays: its bytes came over the network.
+// its small zips only (a stored copy of it: "copy"), or the full stdlib and the wheels ("full"). A file already
+// requested stays: its bytes come over the network anyway.
 function readingSet(how) {
   const read = bootSetFiles(how !== "full").filter((path) => how !== "copy" || path !== shippedSnapshotFiles().file);
   const unread = [...bootSetFiles(true), ...bootSetFiles(false)].filter((p) => !read.includes(p) && !hasReceived(p));
