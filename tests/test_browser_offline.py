@@ -50,10 +50,30 @@ def _top(page, photo):
     return [p["index"] for p in bu.classify_in_page(page, photo)["top"]]
 
 
-def _offline_round_trip(browser, site_dir: Path, subpath: str, chelsea: Path):
-    """Visit (online), stop the server and go offline, reload, classify: same top-5, nothing from elsewhere."""
+def _file_sets(site_dir: Path) -> tuple[set[str], set[str]]:
+    """(the shipped snapshot's files, the full stdlib and the wheels): what a boot from the build's snapshot reads
+    and what a normal boot reads instead (web/sw.js keeps only the set the page booted with)."""
+    manifest = json.loads((site_dir / "manifest.json").read_text())
+    snapshot = manifest.get("snapshot") or {}
+    small = {snapshot[k] for k in ("file", "stdlib", "packages") if k in snapshot}
+    full = {f["path"] for f in manifest["files"] if f["path"] == "pyodide/python_stdlib.zip" or
+            (f["path"].startswith("pyodide/") and f["path"].endswith(".whl") and
+             not f["path"].split("/")[-1].startswith(("micropip-", "packaging-")))}
+    return small, full
+
+
+def _booted_stdlib(page) -> str:
+    return page.evaluate("() => window.wasmvision.stats.bootTimings.stdlib")
+
+
+def _offline_round_trip(browser, site_dir: Path, subpath: str, chelsea: Path, shipped: bool = True):
+    """Visit (online), stop the server and go offline, reload, classify: same top-5, nothing from elsewhere.
+    The offline copy holds the files of the set the visit booted with (`shipped`: the build's snapshot and its small
+    zips, else the full stdlib and the wheels), not the other; after a shipped boot, nothing downloaded the other."""
     context = browser.new_context()
     log = bu.RequestLog(context)
+    small, full = _file_sets(site_dir / subpath)
+    kept, other = (small, full) if shipped and small else (full, small)
     try:
         with bu.serve(site_dir) as root:
             base = root + subpath
@@ -65,8 +85,13 @@ def _offline_round_trip(browser, site_dir: Path, subpath: str, chelsea: Path):
             cached = page.evaluate(CACHES)
             assert len(cached) == 1, cached
             urls = next(iter(cached.values()))
-            for needed in ("index.html", "worker.js", "pyodide/pyodide.asm.wasm", "manifest.json"):
+            assert _booted_stdlib(page) in kept, (_booted_stdlib(page), kept)
+            for needed in ("index.html", "worker.js", "pyodide/pyodide.asm.wasm", "manifest.json", *kept):
                 assert base + needed in urls, needed
+            assert not {base + p for p in other} & set(urls), sorted({base + p for p in other} & set(urls))
+            if shipped:  # a boot that tried the shipped snapshot first did fetch it
+                fetched = {path.lstrip("/") for path, _ in root.statuses}
+                assert not {subpath + p for p in other} & fetched, sorted({subpath + p for p in other} & fetched)
         # The server is gone; the browser is offline as well.
         context.set_offline(True)
         page.reload()
@@ -82,6 +107,19 @@ def _offline_round_trip(browser, site_dir: Path, subpath: str, chelsea: Path):
 @pytest.mark.browser
 def test_offline_after_the_first_visit(browser, site, chelsea):
     _offline_round_trip(browser, site, "", chelsea)
+
+
+@pytest.mark.browser
+def test_offline_after_a_visit_that_could_not_use_the_shipped_snapshot(browser, site, chelsea, tmp_path):
+    """A browser that boots normally (here: the shipped file is not the manifest's, as for a browser whose side
+    modules differ) keeps the full stdlib and the wheels, and works offline from them."""
+    from buildtools.snapshot import SITE_PATH
+
+    if not _file_sets(site)[0]:
+        pytest.skip("this build has no shipped memory snapshot")
+    data = (site / SITE_PATH).read_bytes()
+    variant = bu.site_variant(site, tmp_path / "site", replace={SITE_PATH: data[:-1] + bytes([data[-1] ^ 1])})
+    _offline_round_trip(browser, variant, "", chelsea, shipped=False)
 
 
 @pytest.mark.browser
@@ -129,10 +167,10 @@ def test_a_new_build_updates_the_offline_copy(browser, site, chelsea, tmp_path):
             assert page.evaluate(CACHED_TEXT, base + "style.css") == new_css
             # Unchanged files came from the old copy, not the server again (the runtime's Wasm aside: the service
             # worker sends it to the network first, and this test context's memory cache does not keep 10 MB).
-            lock = json.loads((copy / "pyodide" / "pyodide-lock.json").read_text())
             default = next(m["file"] for m in json.loads((copy / "manifest.json").read_text())["models"] if m["default"])
-            for unchanged in ("pyodide/python_stdlib.zip", f"pyodide/{lock['packages']['numpy']['file_name']}",
-                              default, "index.html", "worker.js"):
+            small, full = _file_sets(copy)
+            booted = small if _booted_stdlib(page) in small else full
+            for unchanged in (*sorted(booted), default, "index.html", "worker.js"):
                 assert base.sent.get("/" + unchanged, 0) == 0, (unchanged, base.sent)
             assert base.sent.get("/style.css", 0) == len(new_css.encode())
 

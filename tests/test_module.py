@@ -310,11 +310,16 @@ def test_progress_reports_bytes_and_ends_ready(browser, served, dist_dir):
     sizes = {f["path"]: f["bytes"] for f in manifest["files"]}
     model = next(m for m in manifest["models"] if m["default"])
     expected = sum(v for k, v in sizes.items() if k.startswith("pyodide/") and k.endswith(
-        (".wasm", ".zip", "lock.json", ".mjs", ".asm.js")) or k.startswith(("pyodide/numpy-", "pyodide/wasmvision-")))
-    # A build with a shipped snapshot: its files are in the scope too (a boot that cannot restore it needs the
-    # wheels instead; the files a boot does not need are counted in when it knows, so the bar still ends full).
+        (".wasm", "lock.json", ".mjs", ".asm.js")))
+    # Only the files this boot downloads: a build's shipped snapshot and its small zips, or (a normal boot) the full
+    # stdlib and the wheels; never a file counted as in without arriving.
     shipped = manifest.get("snapshot")
-    expected += sum(sizes[shipped[k]] for k in ("file", "stdlib", "packages")) if shipped else 0
+    if shipped:
+        assert got["stats"]["timings"]["snapshot"] == "shipped", got["stats"]["timings"]
+        expected += sum(sizes[shipped[k]] for k in ("file", "stdlib", "packages"))
+    else:
+        expected += sum(v for k, v in sizes.items() if k == "pyodide/python_stdlib.zip" or
+                        k.startswith(("pyodide/numpy-", "pyodide/wasmvision-")))
     assert total == expected + model["bytes"], (total, expected, model["bytes"])
     print(f"\nload() to ready: {got['ms']:.0f} ms; timings {got['stats']['timings']}")
 

@@ -74,6 +74,7 @@ ready.catch(() => {});
 // Offline copy: this page keeps it current like the single-photo page (offline.js).
 keepOffline({
   ready,
+  bootTimings: () => ready.then((clf) => clf.stats()).then((s) => s.timings),
   onUpdate: () => {
     ui.update.textContent = "Update applied: a new version of wasmvision is now stored for offline use. Reload " +
       "the page to use it (the album's photos are not kept: export them first).";

@@ -368,4 +368,4 @@ async function start() {
 
 start();
 // The offline copy is kept current after the start, whether or not it succeeds (offline.js).
-keepOffline({ ready, onUpdate: showUpdateNotice });
+keepOffline({ ready, onUpdate: showUpdateNotice, bootTimings: () => stats.bootTimings });

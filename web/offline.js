@@ -18,6 +18,10 @@ function buildOf(worker) {
   return worker ? new URL(worker.scriptURL).searchParams.get("m") : null;
 }
 
+function stdlibOf(worker) {
+  return worker ? new URL(worker.scriptURL).searchParams.get("stdlib") : null;
+}
+
 async function latestBuild(siteUrl) {
   try {
     const response = await fetch(new URL(`manifest.json?latest=${Date.now()}`, siteUrl), { cache: "no-store" });
@@ -31,8 +35,9 @@ async function latestBuild(siteUrl) {
 
 // ready: the page's start. The copy is brought up to date once it settles, either way: the build the copy holds may
 // no longer be the site's (and may be why the start failed). onUpdate(): called once a newer build than the one
-// this page runs has replaced the offline copy (in this tab or another).
-export async function keepOffline({ ready = Promise.resolve(), onUpdate = () => {} } = {}) {
+// this page runs has replaced the offline copy (in this tab or another). bootTimings(): the worker's boot timings
+// (or a promise of them), whose `stdlib` tells the service worker which files a later visit reads (sw.js, unread()).
+export async function keepOffline({ ready = Promise.resolve(), onUpdate = () => {}, bootTimings = () => null } = {}) {
   const container = navigator.serviceWorker;
   if (!container || !window.isSecureContext) {
     setState("unavailable");
@@ -46,7 +51,9 @@ export async function keepOffline({ ready = Promise.resolve(), onUpdate = () => 
     const registration = await container.getRegistration(siteUrl.href);
     const installed = buildOf(registration?.active);
     const build = await latestBuild(siteUrl);
-    if (!build || build === installed) {
+    const stdlib = await Promise.resolve().then(bootTimings).then((t) => t?.stdlib ?? null, () => null);
+    // Kept: the copy of this build for the set this boot read (a boot that could not tell keeps whichever is there).
+    if (!build || (build === installed && (!stdlib || stdlib === stdlibOf(registration?.active)))) {
       setState(installed ? "ready" : "unavailable");
       return;
     }
@@ -58,7 +65,9 @@ export async function keepOffline({ ready = Promise.resolve(), onUpdate = () => 
       if (data.updated && data.version !== running) onUpdate();
     });
     container.startMessages();
-    const fresh = await container.register(new URL(`sw.js?m=${build}`, siteUrl), { scope: siteUrl.pathname });
+    const script = new URL(`sw.js?m=${build}`, siteUrl);
+    if (stdlib) script.searchParams.set("stdlib", stdlib);
+    const fresh = await container.register(script, { scope: siteUrl.pathname });
     const worker = fresh.installing || fresh.waiting;
     if (!worker && buildOf(fresh.active) === build) setState("ready"); // installed meanwhile, by another tab
     worker?.addEventListener("statechange", async () => {

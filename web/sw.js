@@ -1,6 +1,7 @@
 // The service worker that keeps the site for offline use. Scoped to the folder it is served from (the site root),
-// so the site works under any subpath. One cache per build: the page registers `sw.js?m=<hash>` where <hash> is
-// the start of manifest.json's sha256, so a new build (a new manifest) installs a new worker and a new cache.
+// so the site works under any subpath. One cache per build: the page registers `sw.js?m=<hash>&stdlib=<path>` where
+// <hash> is the start of manifest.json's sha256, so a new build (a new manifest) installs a new worker and a new
+// cache, and <path> the stdlib its interpreter booted with (the files a later visit reads: see unread()).
 // Install copies every file the page needs into that cache, each checked against the manifest's sha256 (files an
 // older cache already holds with the same hash are copied from it, not downloaded again); a failed install deletes
 // its partial cache; activation deletes the older caches and tells the open pages. Requests are answered from the
@@ -9,21 +10,41 @@
 // A repeat visit, online or not, reads nothing else over the network. Only same-origin requests inside the scope
 // are handled; this worker never makes a request anywhere else.
 
-const VERSION = new URL(self.location.href).searchParams.get("m") || "dev";
+const PARAMS = new URL(self.location.href).searchParams;
+const VERSION = PARAMS.get("m") || "dev";
+// The stdlib the page's interpreter booted with (offline.js): it names the file set a later visit needs.
+const BOOTED_STDLIB = PARAMS.get("stdlib");
 const PREFIX = "wasmvision-";
-const CACHE = `${PREFIX}${VERSION}`;
+// One cache per build and file set: a browser whose boot changes set installs beside the copy it runs on.
+const CACHE = `${PREFIX}${VERSION}${BOOTED_STDLIB ? `-${BOOTED_STDLIB.replace(/[^\w]+/g, "_")}` : ""}`;
 const SCOPE = new URL("./", self.location.href); // this file sits at the site root
 const MANIFEST = "manifest.json";
 const CONCURRENT_DOWNLOADS = 4;
 
-// Only the fallbacks (micropip and its dependency) and the models the page does not open by default are left out
-// of the install; they are kept the first time the page uses them.
+// The files a boot does not read, by the stdlib it booted with: one restored from the build's snapshot reads its
+// small zips (snapshot/), not the full stdlib and the wheels; a normal boot (a browser that cannot use the
+// snapshot) the reverse. Unknown (the page could not tell): both.
+function unread(manifest, stdlib) {
+  const snapshot = manifest.snapshot;
+  if (!snapshot || !stdlib) return new Set();
+  const small = [snapshot.file, snapshot.stdlib, snapshot.packages];
+  if (stdlib === snapshot.stdlib) {
+    return new Set((manifest.files || []).map((f) => f.path)
+      .filter((p) => p === "pyodide/python_stdlib.zip" || /^pyodide\/[^/]+\.whl$/.test(p)));
+  }
+  return new Set(small);
+}
+
+// Left out of the install: the fallbacks (micropip and its dependency), the files this browser's boot does not read
+// (unread) and the models the page does not open by default; any of them is kept the first time the page uses it.
 function needed(manifest) {
   const fallbacks = /^pyodide\/(micropip|packaging)-/;
+  const skipped = unread(manifest, BOOTED_STDLIB);
   const models = new Set((manifest.models || []).map((m) => m.file));
   const defaults = new Set((manifest.models || []).filter((m) => m.default).map((m) => m.file));
   if (!defaults.size && manifest.models?.length) defaults.add(manifest.models[0].file);
-  return (manifest.files || []).filter((f) => !fallbacks.test(f.path) && (!models.has(f.path) || defaults.has(f.path)));
+  return (manifest.files || []).filter((f) => !fallbacks.test(f.path) && !skipped.has(f.path) &&
+    (!models.has(f.path) || defaults.has(f.path)));
 }
 
 function hex(buffer) {

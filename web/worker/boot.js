@@ -4,10 +4,10 @@
 // Calls into wasmvision.browser go through callPython (JSON replies, errors as UserError).
 
 import { UserError } from "./errors.js";
-import { BASE, countAsReceived, orRuntimeFailure, sriFromHex } from "./fetch.js";
-import { fileBytes, runtimeFiles, shippedSnapshotFiles, STDLIB, wheelFiles } from "./manifest.js";
+import { BASE, countAsReceived, hasReceived, orRuntimeFailure, sriFromHex } from "./fetch.js";
+import { bootSetFiles, fileBytes, PACKAGES, runtimeFiles, shippedSnapshotFiles, STDLIB, wheelFiles } from "./manifest.js";
 import { begin, during, end } from "./phases.js";
-import { setStage } from "./progress.js";
+import { rescope, setStage } from "./progress.js";
 import { planPreload, plansKernels, preloadNextBoot, unpackForRestore } from "./dylibs.js";
 import { cancelPreload, compileAhead, dylibHandles, loadPyodide, restoreHandles, runtimeScriptEvaluated,
   takeMemorySnapshot, unplannedLibs } from "./pyodide-0.27.7.js";
@@ -19,7 +19,6 @@ import { forgetSnapshot, readSnapshot, snapshotKey, writeSnapshot } from "./snap
 const DEFAULT_MAX_PIXELS = 50e6;
 const SNAPSHOT_STORE_DELAY_MS = 2000; // after boot: keep the ~41 MB write off the first result's path
 const SNAPSHOT_RESTORE_TIMEOUT_MS = 15000; // a restore takes ~0.3-0.7 s; a wedged one must not keep the page waiting
-const PACKAGES = ["numpy", "wasmvision"];
 
 // The interpreter, the wasmvision.browser module (a PyProxy), and what the boot measured. made: how a normal boot
 // loaded its side modules ({key, libs, plan, options}), what a snapshot of it needs (shipmaker.js). snapshotStored: whether
@@ -58,12 +57,17 @@ export function bootStdlib() {
   return shippedSnapshotFiles()?.stdlib ?? STDLIB;
 }
 
-// Files of the progress scope this boot did not need: counted as in, so the bar still ends full.
-function settleScope(paths) {
-  for (const path of paths) countAsReceived(path, fileBytes(path));
+// The progress scope follows the files this boot reads (manifest.js, bootSetFiles): the build's snapshot's ("shipped"),
+// its small zips only (a stored copy of it: "copy"), or the full stdlib and the wheels ("full"). A file already
+// requested stays: its bytes come over the network anyway.
+function readingSet(how) {
+  const read = bootSetFiles(how !== "full").filter((path) => how !== "copy" || path !== shippedSnapshotFiles().file);
+  const unread = [...bootSetFiles(true), ...bootSetFiles(false)].filter((p) => !read.includes(p) && !hasReceived(p));
+  rescope(unread, read);
 }
 
 function bootOptions(stdlib = STDLIB) {
+  timings.stdlib = stdlib; // the last boot's: which file set a later visit needs (offline.js keeps that one)
   return {
     indexURL: new URL("./pyodide/", BASE).href,
     stdLibURL: new URL(stdlib, BASE).href,
@@ -125,6 +129,7 @@ async function bootInterpreter(allowRestore, packages) {
   const scriptLoaded = runtimeScript(); // checked and evaluated beside the snapshot read (runtime-start.js)
   scriptLoaded.catch(() => {});
   const record = await reading;
+  if (record && record !== "damaged") readingSet(record.shipped ? "copy" : "full");
   await scriptLoaded;
   if (record === "damaged") timings.snapshot = "failed";
   else if (record) {
@@ -134,7 +139,6 @@ async function bootInterpreter(allowRestore, packages) {
         record.shipped ? restore(record, shippedSite(), shipped.stdlib) : restore(record, packages.site(), STDLIB));
       timings.snapshot = "restored";
       timings.snapshot_store = record.store;
-      settleScope(record.shipped ? [STDLIB, shipped.file] : Object.values(shippedSnapshotFiles() ?? {}));
       return { pyodide: py, restored: true, snapshot: null };
     } catch (err) {
       cancelPreload();
@@ -148,7 +152,6 @@ async function bootInterpreter(allowRestore, packages) {
       const bytes = await during("shipped_fetch", fetchShipped);
       const py = await during("shipped_restore", () => restoreShipped(bytes, key, shipped));
       timings.snapshot = "shipped";
-      settleScope([STDLIB]);
       // This visitor's copy of the delta: a repeat visit reads it from local storage (14 MB; the delta carries its
       // own side-module list and handles) instead of asking the HTTP cache or the service worker again.
       storeLater(shippedKey(key), { bytes, libs: [], handles: {}, kind: "delta" });
@@ -159,7 +162,7 @@ async function bootInterpreter(allowRestore, packages) {
       timings.shipped_failed = String(err.message).slice(0, 200);
     }
   }
-  settleScope(Object.values(shippedSnapshotFiles() ?? {}));
+  readingSet("full");
   const plan = packages.plan();
   if (key) await preloadNextBoot(plan);
   const py = await orRuntimeFailure(loadPyodide(bootOptions(), { makeSnapshot: Boolean(key) }));
@@ -192,7 +195,9 @@ async function restore({ libs, handles, bytes = null, delta = null, total = 0 },
   return py;
 }
 
-// Python run right after a restore. The files are new: the import system must list site-packages again. numpy's
+// Python run right after a restore. The files are new: the import system must list site-packages again, and every
+// zipimporter in the heap (module loaders, the directory cache) must read the table of contents of the stdlib zip it
+// is given now, not the offsets into the zip the snapshot's maker read. numpy's
 // BLAS and ufuncs and the kernel library's self-check call through function-table slots that only line up when
 // every side module got the table base it had when the snapshot was made.
 function restoredCheck(libs) {
@@ -201,6 +206,12 @@ function restoredCheck(libs) {
     "from importlib.machinery import FileFinder",
     "for _f in list(sys.path_importer_cache.values()):",
     "    if isinstance(_f, FileFinder): _f.invalidate_caches()",
+    "import zipimport",
+    "_tocs = {}",
+    "for _l in [getattr(getattr(_m, '__spec__', None), 'loader', None) for _m in list(sys.modules.values())]:",
+    "    if isinstance(_l, zipimport.zipimporter):",
+    "        _l._files = _tocs.get(_l.archive) or _tocs.setdefault(_l.archive, zipimport._read_directory(_l.archive))",
+    "zipimport._zip_directory_cache.clear(); zipimport._zip_directory_cache.update(_tocs)",
     "assert float(numpy.arange(4.0) @ numpy.ones(4)) == 6.0, 'numpy after restore'",
   ];
   if (plansKernels(libs)) {
@@ -276,15 +287,13 @@ async function startPythonOnce(allowRestore) {
   timings.runtime_ms = performance.now() - t0;
 
   const t1 = performance.now();
-  setStage("packages", "Loading numpy and wasmvision", wheelFiles(PACKAGES));
+  setStage("packages", "Loading numpy and wasmvision", restored ? [] : wheelFiles(PACKAGES));
   const failures = [];
   const quiet = { messageCallback: () => {}, errorCallback: (msg) => failures.push(msg) };
   let browser = null;
   begin("packages");
   try {
     if (restored) {
-      // Their content came with the snapshot: the progress scope counts them as in.
-      for (const path of wheelFiles(PACKAGES)) countAsReceived(path, fileBytes(path));
       browser = pyodide.pyimport("wasmvision.browser");
       timings.packages_via = "snapshot";
     } else {

@@ -96,11 +96,24 @@ export function shippedSnapshotFiles() {
 }
 
 export const STDLIB = "pyodide/python_stdlib.zip";
+export const PACKAGES = ["numpy", "wasmvision"];
+const CORE = ["pyodide/pyodide.asm.wasm", "pyodide/pyodide-lock.json", "pyodide/pyodide.mjs", "pyodide/pyodide.asm.js"];
 
+// What a boot reads besides the runtime's core: from the build's snapshot its three files, else (a normal boot, or a
+// restore of the visitor's own snapshot) the full stdlib and the wheels. `viaShipped` defaults to the plan.
+export function bootSetFiles(viaShipped = shippedSnapshotFiles() !== null) {
+  const shipped = viaShipped ? shippedSnapshotFiles() : null;
+  return shipped ? [shipped.file, shipped.stdlib, shipped.packages] : [STDLIB, ...wheelFiles(PACKAGES)];
+}
+
+// Everything the planned boot downloads (the progress scope of a first load; boot.js rescopes when it goes another way).
+export function bootFiles() {
+  return [...CORE, ...bootSetFiles()];
+}
+
+// The runtime stage's files: the core and the stdlib the planned boot reads.
 export function runtimeFiles() {
-  const shipped = shippedSnapshotFiles();
-  return ["pyodide/pyodide.asm.wasm", STDLIB, "pyodide/pyodide-lock.json", "pyodide/pyodide.mjs",
-    "pyodide/pyodide.asm.js", ...(shipped ? [shipped.file, shipped.stdlib, shipped.packages] : [])];
+  return [...CORE, shippedSnapshotFiles()?.stdlib ?? STDLIB];
 }
 
 export function wheelFiles(prefixes) {

@@ -15,6 +15,16 @@ export function setScope(files) {
   progress.scope = files;
 }
 
+// The boot went another way than planned (boot.js): the files it no longer reads leave the scope and those it now
+// reads join it, so loaded and total are the bytes that really come, never a file counted as in without arriving.
+export function rescope(unread, read = []) {
+  if (!progress.scope) return;
+  const gone = new Set(unread);
+  progress.scope = [...progress.scope.filter((path) => !gone.has(path)),
+    ...read.filter((path) => !progress.scope.includes(path))];
+  postProgress();
+}
+
 // done: [label, files]: what the label says once those files are in (the work that follows the download, e.g.
 // Python's start, can take seconds; "Downloading" with nothing left to download would read as stuck). Only files
 // that arrive by fetch() can be watched (pyodide.asm.js comes by import()).

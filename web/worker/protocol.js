@@ -9,7 +9,7 @@ import { verifyCode } from "./codecheck.js";
 import { compiledRuntime, startRuntime } from "./runtime-start.js";
 import { UserError, errorPayload } from "./errors.js";
 import { BASE, networkBytes, sitePath, totalReceived } from "./fetch.js";
-import { defaultModel, loadManifest, runtimeFiles, wheelFiles } from "./manifest.js";
+import { bootFiles, defaultModel, loadManifest } from "./manifest.js";
 import { isHead, openHead, releaseHead, saveHead, trainAdd, trainBegin, trainCancel, trainFinish } from "./heads.js";
 import { classify, embed } from "./inference.js";
 import {
@@ -36,7 +36,7 @@ async function boot({ prefetch: first, restarts = 0, ranOnPage = [], snapshotSto
   startRuntime(bootStdlib()); // the runtime's compile and script, beside everything below
   registerBuiltins();
   const initial = first === null ? null : builtin(first) ?? (first === undefined ? defaultModel() : null);
-  setScope([...runtimeFiles(), ...wheelFiles(["numpy", "wasmvision"]), ...(initial ? [initial.file] : [])]);
+  setScope([...bootFiles(), ...(initial ? [initial.file] : [])]);
   // The model is needed last. Without a snapshot to restore, after Python has started and numpy is imported (~1 s
   // later): its download then waits for the runtime's compile, so that the files Python's start waits for (the
   // Wasm, the stdlib, the wheels) do not share the bandwidth and this thread with it (cold visits, 4 rounds

@@ -21,11 +21,12 @@ export async function makeShippedSnapshot() {
   const unplanned = unplannedLibs(py, made.libs);
   if (unplanned.length) throw new Error(`side modules loaded after start-up: ${unplanned.join(", ")}`);
   const handles = dylibHandles(py);
-  // The files whose modules the snapshot holds: the build leaves them out of what a restore downloads.
-  const imported = JSON.parse(py.runPython(IMPORTED));
   py.runPython(BEFORE_SHIPPING);
   const zeroed = zeroFreeMemory(py);
   const snapshot = takeMemorySnapshot(py);
+  // The files whose modules the snapshot holds (BEFORE_SHIPPING's imports among them), read once it is taken (its
+  // garbage stays out of the heap): the build leaves them out of what a restore downloads.
+  const imported = JSON.parse(py.runPython(IMPORTED));
   const header = new DataView(snapshot.buffer, snapshot.byteOffset).getUint32(4, true);
   const heap = snapshot.byteLength - header;
   // Twice: a fresh heap that is not the same every time cannot be diffed against.
