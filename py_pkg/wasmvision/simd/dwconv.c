@@ -1,20 +1,21 @@
 // Depthwise KxK convolution, NHWC, any stride, any (asymmetric) zero padding, fused bias + activation:
 // y[n,oy,ox,c] = act(bias[c] + sum_{ky,kx} x[n, oy*sh-pt+ky, ox*sw-pl+kx, c] * w[ky,kx,c]).
 // Padding is never materialised: a border pixel clips its tap range to the image (dw_pixel).
-// 3x3 with stride 1 or 2 (MobileNet's layers) runs row kernels (dw3_run): 4 channels, their 9 weights in
-// registers, sliding along x so each input column is loaded once and feeds every output that uses it.
-// Other shapes: an interior pixel (dw_interior) uses tap offsets computed once per layer, 4 channels per step.
+// 3x3 with stride 1 along x runs row kernels (dw3s1_run): 4 channels, their 9 weights in registers, sliding
+// along x so each input column is loaded once and feeds the three outputs that use it. Other shapes (stride 2
+// is bound by reading its input, where the row kernel measured no faster): an interior pixel (dw_interior) uses
+// tap offsets computed once per layer, 4 channels per step.
 #include "wvsimd.h"
 
 #define NOINLINE __attribute__((noinline))
 
 #define TAP(V, OFS) V = MADD4(V, wasm_v128_load(xp + (OFS)), wasm_v128_load(wp + (OFS)));
 
-#ifndef DW_L1_BYTES
-#define DW_L1_BYTES 24576  // input bytes of one x tile (its rows x columns x C): stays in L1 over the channel blocks
+#ifndef DW_L1_BYTES  // (the study harness, benchmarks/studies/dwconv, varies these)
+#define DW_L1_BYTES 24576  // input bytes of one x tile (3 rows x its columns x C): stays in L1 over the channel blocks
 #endif
 #ifndef DW_MIN_TILE
-#define DW_MIN_TILE 8
+#define DW_MIN_TILE 8  // outputs: a run's start (9 weights, 2 columns) costs about 2 outputs' worth of loads
 #endif
 
 INLINE int imax(int a, int b) { return a > b ? a : b; }
@@ -65,11 +66,11 @@ static NOINLINE void dw_pixel(const f32 *x, int W, int C, const f32 *w, int KW, 
   if (NR > 2) A = MADD4(A, wasm_v128_load((P) + 2 * rs), k2##K);
 
 // n outputs of one row, channels [0, C4) in blocks of 4. x = the first output's window: its first column, row
-// ky0; rs = the input row stride; w = weight row ky0; NR = the window rows inside the image (1..3); S = stride
-// along x. Every column read is inside the image except the first output's first column when lz (not read) and
-// the last output's last column when rz (not read): the usual pad-1 borders run with the interior.
-INLINE void dw3_run(const f32 *x, long rs, const f32 *w, const f32 *bias, f32 *y, int C, int C4, int n, int lz,
-                    int rz, int NR, int S, const Act *act) {
+// ky0; rs = the input row stride; w = weight row ky0; NR = the window rows inside the image (1..3). Every column
+// read is inside the image except the first output's first column when lz and the last output's last column
+// when rz (neither is read): the usual pad-1 borders run with the interior.
+INLINE void dw3s1_run(const f32 *x, long rs, const f32 *w, const f32 *bias, f32 *y, int C, int C4, int n, int lz,
+                      int rz, int NR, const Act *act) {
   long C3 = 3L * C;
   for (int c = 0; c < C4; c += 4) {
     v128_t k00 = wasm_v128_load(w + c), k01 = wasm_v128_load(w + C + c), k02 = wasm_v128_load(w + 2 * C + c);
@@ -84,60 +85,35 @@ INLINE void dw3_run(const f32 *x, long rs, const f32 *w, const f32 *bias, f32 *y
     const v128_t b = wasm_v128_load(bias + c);
     const f32 *p = x + c;
     f32 *q = y + c;
-    v128_t a0 = b;
+    v128_t a0 = b, a1 = b;
     if (!lz) { COL(a0, 0, p) }
-    if (S == 1) {  // column j+2 closes output j, feeds j+1 and opens j+2
-      v128_t a1 = b;
-      COL(a0, 1, p + C)
-      COL(a1, 0, p + C)
-      p += 2 * C;
-      for (int i = rz; i < n; i++, p += C, q += C) {
-        v128_t a2 = b;
-        COL(a0, 2, p)
-        COL(a1, 1, p)
-        COL(a2, 0, p)
-        wasm_v128_store(q, act4(a0, act));
-        a0 = a1;
-        a1 = a2;
-      }
-      if (rz) wasm_v128_store(q, act4(a0, act));
-    } else {  // stride 2: column 2j+2 closes output j and opens j+1
-      for (int i = rz; i < n; i++, p += 2 * C, q += C) {
-        v128_t a1 = b;
-        COL(a0, 1, p + C)
-        COL(a0, 2, p + 2 * C)
-        COL(a1, 0, p + 2 * C)
-        wasm_v128_store(q, act4(a0, act));
-        a0 = a1;
-      }
-      if (rz) {
-        COL(a0, 1, p + C)
-        wasm_v128_store(q, act4(a0, act));
-      }
+    COL(a0, 1, p + C)
+    COL(a1, 0, p + C)
+    p += 2 * C;
+    for (int i = rz; i < n; i++, p += C, q += C) {  // column j+2 closes output j, feeds j+1 and opens j+2
+      v128_t a2 = b;
+      COL(a0, 2, p)
+      COL(a1, 1, p)
+      COL(a2, 0, p)
+      wasm_v128_store(q, act4(a0, act));
+      a0 = a1;
+      a1 = a2;
     }
+    if (rz) wasm_v128_store(q, act4(a0, act));
   }
 }
 
-// One small function per (stride, rows): V8 allocates registers per function, and the 9 weights + 3 sums fit
-// only when nothing else shares the function (inlined into one big function, the same loops ran 1.5x slower).
-#define RUN(S, NR)                                                                                               \
-  static NOINLINE void dw3_run_s##S##_r##NR(const f32 *x, long rs, const f32 *w, const f32 *bias, f32 *y, int C, \
-                                            int C4, int n, int lz, int rz, const Act *act) {                     \
-    dw3_run(x, rs, w, bias, y, C, C4, n, lz, rz, NR, S, act);                                                     \
+// One small function per window height: V8 allocates registers per function, and the 9 weights + 3 sums fit
+// only when nothing else shares the function (inlined into one big function, the same loops ran 1.3-1.6x slower).
+#define RUN(NR)                                                                                                  \
+  static NOINLINE void dw3s1_run_r##NR(const f32 *x, long rs, const f32 *w, const f32 *bias, f32 *y, int C,     \
+                                       int C4, int n, int lz, int rz, const Act *act) {                          \
+    dw3s1_run(x, rs, w, bias, y, C, C4, n, lz, rz, NR, act);                                                     \
   }
-RUN(1, 3) RUN(1, 2) RUN(1, 1) RUN(2, 3) RUN(2, 2) RUN(2, 1)
+RUN(3) RUN(2) RUN(1)
 
-INLINE void dw3_runs(const f32 *x, long rs, const f32 *w, const f32 *bias, f32 *y, int C, int C4, int n, int lz,
-                     int rz, int NR, int S, const Act *act) {
-  if (S == 1 && NR == 3) dw3_run_s1_r3(x, rs, w, bias, y, C, C4, n, lz, rz, act);
-  else if (S == 1 && NR == 2) dw3_run_s1_r2(x, rs, w, bias, y, C, C4, n, lz, rz, act);
-  else if (S == 1) dw3_run_s1_r1(x, rs, w, bias, y, C, C4, n, lz, rz, act);
-  else if (NR == 3) dw3_run_s2_r3(x, rs, w, bias, y, C, C4, n, lz, rz, act);
-  else if (NR == 2) dw3_run_s2_r2(x, rs, w, bias, y, C, C4, n, lz, rz, act);
-  else dw3_run_s2_r1(x, rs, w, bias, y, C, C4, n, lz, rz, act);
-}
-
-static NOINLINE void dw3_layer(const DwconvParams *p, int S) {
+// 3x3, stride 1 along x (any stride along y, any padding).
+static NOINLINE void dw3s1_layer(const DwconvParams *p) {
   const f32 *X = PTR(p->x), *Wt = PTR(p->wt), *bias = PTR(p->bias);
   f32 *Y = PTR(p->y);
   int N = (int)p->n, H = (int)p->h, W = (int)p->w, C = (int)p->c, C4 = C & ~3;
@@ -146,11 +122,10 @@ static NOINLINE void dw3_layer(const DwconvParams *p, int S) {
   long rs = (long)W * C;
   // outputs [oxa, oxb) have all three input columns inside the image; one missing column on either side is
   // left to the run (lz, rz), anything else to dw_pixel
-  int oxa = imin(OW, (pl + S - 1) / S), oxb = W - 3 + pl >= 0 ? imin(OW, (W - 3 + pl) / S + 1) : 0;
-  if (oxb < oxa) oxb = oxa;
-  int lz = oxa > 0 && (oxa - 1) * S - pl == -1 && (oxa - 1) * S - pl + 2 < W, rz = oxb < OW && oxb * S - pl + 2 == W && oxb * S - pl >= 0;
+  int oxa = imin(OW, pl), oxb = imax(oxa, imin(OW, W - 2 + pl));
+  int lz = oxa > 0 && oxa == pl && W >= 2, rz = oxb < OW && oxb - pl + 2 == W && oxb - pl >= 0;
   int o0 = oxa - lz, o1 = oxb + rz;
-  int tile = imax(DW_MIN_TILE, (DW_L1_BYTES / (12 * C) - 2) / S);  // outputs per x tile
+  int tile = imax(DW_MIN_TILE, DW_L1_BYTES / (12 * C) - 2);  // outputs per x tile (3 rows x its columns x C)
   for (int n = 0; n < N; n++) {
     const f32 *x = X + (long)n * H * rs;
     for (int oy = 0; oy < OH; oy++) {
@@ -162,20 +137,21 @@ static NOINLINE void dw3_layer(const DwconvParams *p, int S) {
         if (run && ox == o0) {
           const f32 *xr = x + (long)(iy0 + ky0) * rs, *wr = Wt + (long)ky0 * 3 * C;
           for (int t = o0; t < o1; t += tile) {
-            int m = imin(tile, o1 - t);
-            dw3_runs(xr + (long)(t * S - pl) * C, rs, wr, bias, y + (long)t * C, C, C4, m, lz && t == o0,
-                     rz && t + m == o1, NR, S, &act);
+            int m = imin(tile, o1 - t), l = lz && t == o0, r = rz && t + m == o1;
+            const f32 *xt = xr + (long)(t - pl) * C;
+            f32 *yt = y + (long)t * C;
+            if (NR == 3) dw3s1_run_r3(xt, rs, wr, bias, yt, C, C4, m, l, r, &act);
+            else if (NR == 2) dw3s1_run_r2(xt, rs, wr, bias, yt, C, C4, m, l, r, &act);
+            else dw3s1_run_r1(xt, rs, wr, bias, yt, C, C4, m, l, r, &act);
           }
           if (C4 < C)
-            for (int o = o0; o < o1; o++) {
-              int ix0 = o * S - pl;
-              dw_pixel(x, W, C, Wt, 3, bias, y + (long)o * C, C4, iy0, ix0, ky0, ky1, imax(0, -ix0),
-                       imin(3, W - ix0), &act);
-            }
+            for (int o = o0; o < o1; o++)
+              dw_pixel(x, W, C, Wt, 3, bias, y + (long)o * C, C4, iy0, o - pl, ky0, ky1, imax(0, pl - o),
+                       imin(3, W - o + pl), &act);
           ox = o1;
           if (ox >= OW) break;
         }
-        int ix0 = ox * S - pl;
+        int ix0 = ox - pl;
         dw_pixel(x, W, C, Wt, 3, bias, y + (long)ox * C, 0, iy0, ix0, ky0, ky1, imax(0, -ix0), imin(3, W - ix0), &act);
       }
     }
@@ -244,10 +220,7 @@ static NOINLINE void dw_layer_any(const DwconvParams *p) { dw_layer(p, (int)p->k
 
 EXPORT void wv_dwconv(const DwconvParams *p) {
   int KH = (int)p->kh, KW = (int)p->kw;
-  if (KH == 3 && KW == 3 && p->sw == 1) dw3_layer(p, 1);
-#ifndef DW_S2_OLD
-  else if (KH == 3 && KW == 3 && p->sw == 2) dw3_layer(p, 2);
-#endif
+  if (KH == 3 && KW == 3 && p->sw == 1) dw3s1_layer(p);
   else if (KH == 3 && KW == 3) dw_layer_3x3(p);
   else if (KH == 5 && KW == 5) dw_layer_5x5(p);
   else dw_layer_any(p);
