@@ -21,6 +21,7 @@ ap.add_argument("--build", default="plain")
 ap.add_argument("--reps", type=int, default=30)
 ap.add_argument("--fresh", action="store_true")
 ap.add_argument("--batch", type=int, default=1)
+ap.add_argument("--sample-ms", type=float, default=0.0, help="calls per sample so that one lasts this long")
 a = ap.parse_args()
 lib = ctypes.CDLL(f"/libs/libdw_{a.build}.so")
 fns = {v: getattr(lib, f"wv_dw_{v}") for v in a.variants}
@@ -42,16 +43,35 @@ for h, w, c, s, count in MBV2:
             fns[v](ctypes.byref(ps[v]))
         err = float(np.abs(ys[v] - ys[a.variants[0]]).max())
         assert err < 1e-4, (v, err)
+    # calls per sample: a sample lasts ~sample_ms (Chromium's clock has 0.1 ms steps); with --fresh each call
+    # follows a copy of the input, whose median time (measured alike) is subtracted
+    t0 = time.perf_counter()
+    for _ in range(20):
+        fns[a.variants[0]](ctypes.byref(ps[a.variants[0]]))
+    inner = 1 if not a.sample_ms else max(1, int(a.sample_ms / max((time.perf_counter() - t0) * 1e3 / 20, 0.01)))
+    copy = lambda: np.copyto(x, x0)  # noqa: E731
+    calls = {v: (lambda f=fns[v], q=ps[v]: f(ctypes.byref(q))) for v in a.variants}
     samples = {v: [] for v in a.variants}
+    copies = []
     order = list(a.variants)
     for r in range(a.reps):
         order = order[1:] + order[:1]
-        for v in order:
-            if a.fresh:
-                np.copyto(x, x0)
+        if a.fresh:
             t0 = time.perf_counter()
-            fns[v](ctypes.byref(ps[v]))
-            samples[v].append((time.perf_counter() - t0) * 1e3)
+            for _ in range(inner):
+                copy()
+            copies.append((time.perf_counter() - t0) * 1e3 / inner)
+        for v in order:
+            f = calls[v]
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                if a.fresh:
+                    copy()
+                f()
+            samples[v].append((time.perf_counter() - t0) * 1e3 / inner)
+    if a.fresh:
+        c = statistics.median(copies)
+        samples = {v: [t - c for t in s] for v, s in samples.items()}
     flop = 2 * 9 * a.batch * oh * ow * c
     row = []
     for v in a.variants:
