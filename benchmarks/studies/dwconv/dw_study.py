@@ -70,8 +70,8 @@ for h, w, c, s, count in MBV2:
                 f()
             samples[v].append((time.perf_counter() - t0) * 1e3 / inner)
     if a.fresh:
-        c = statistics.median(copies)
-        samples = {v: [t - c for t in s] for v, s in samples.items()}
+        cm = statistics.median(copies)
+        samples = {v: [t - cm for t in s] for v, s in samples.items()}
     flop = 2 * 9 * a.batch * oh * ow * c
     row = []
     for v in a.variants:
