@@ -57,7 +57,7 @@ static NOINLINE void dw_pixel(const f32 *x, int W, int C, const f32 *w, int KW, 
   }
 }
 
-// ------------------------------------------------------------------------------------------- 3x3, stride 1 and 2
+// ------------------------------------------------------------------------------------------- 3x3, stride 1
 
 // Contribution of one input column (NR rows at p, p + rs, ...) through weight column K of rows k0, k1, k2.
 #define COL(A, K, P)                                                \
