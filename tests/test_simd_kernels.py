@@ -3,9 +3,10 @@
 The cases cover the edges of the kernels: M and N not multiples of the 6x8 / 4x8 register tiles, 1 row,
 1 channel, K = 1, misaligned and row-strided A and C, every padding form of the depthwise kernel (none,
 symmetric, TF-style bottom/right, asymmetric, padding larger than the kernel reach), stride 1 and 2,
-3x3 / 5x5 / 7x7 (the generic path), dilation 2 (im2col), C not a multiple of 4 or 16, batch 2, every fused activation, and the
-conv strategies that feed the GEMM (strided pointwise, the im2col stem and grouped convolutions, whose windows the
-GEMM gathers 64 rows at a time: blocks of 1-3 rows, blocks straddling two images), dense,
+3x3 / 5x5 / 7x7 (the generic path), the 3x3 stride-1 row kernels' x tiles and borders, dilation 2 (im2col), C not a
+multiple of 4 or 16, batch 2, every fused activation, and the conv strategies that feed the GEMM (strided pointwise,
+the im2col stem and grouped convolutions, whose windows the GEMM gathers 64 rows at a time: blocks of 1-3 rows,
+blocks straddling two images), dense,
 and the global average pool.
 The reference is numpy (float64 for the raw GEMM, the numpy engine's own kernels for the ops). Every case runs
 with both builds of the library (plain SIMD128 forced in plain Node; relaxed SIMD in Node with V8's flag), each
@@ -55,6 +56,16 @@ def _cases() -> list[dict]:
         (2, 8, 10, 24, 3, 1, (1, 1, 1, 1)), (1, 5, 5, 8, 3, 1, (3, 3, 3, 3)), (1, 14, 14, 40, 5, 1, (2, 2, 2, 2)),
         (1, 14, 14, 48, 5, 2, (1, 1, 2, 2)), (1, 11, 9, 7, 5, 2, (2, 2, 2, 2)), (1, 12, 12, 17, 7, 1, (3, 3, 3, 3)),
         (1, 10, 8, 16, 7, 2, (0, 3, 2, 1)), (1, 2, 3, 5, 5, 1, (2, 2, 2, 2)),
+        # the 3x3 stride-1 row kernels: rows split into x tiles (C=64: 30 outputs per tile; C=8: one tile), odd and
+        # 1-3 pixel widths, 1-2 row images (windows of 1 and 2 rows), C not a multiple of 4 (the rest per pixel),
+        # padding 0 / 2 / one-sided (the run's first or last column outside, or border pixels per pixel)
+        (1, 5, 71, 64, 3, 1, (1, 1, 1, 1)), (2, 4, 67, 66, 3, 1, (1, 0, 1, 2)), (1, 9, 33, 8, 3, 1, (1, 1, 1, 1)),
+        (1, 3, 1, 12, 3, 1, (1, 1, 1, 1)), (1, 4, 2, 9, 3, 1, (1, 1, 1, 1)), (1, 3, 3, 4, 3, 1, (0, 1, 0, 1)),
+        (1, 1, 9, 13, 3, 1, (1, 1, 1, 1)), (1, 2, 10, 6, 3, 1, (1, 1, 1, 1)), (3, 7, 11, 7, 3, 1, (1, 2, 1, 0)),
+        (1, 6, 12, 20, 3, 1, (2, 2, 2, 2)), (1, 8, 9, 16, 3, 1, (0, 0, 2, 2)), (1, 5, 5, 11, 3, 1, (1, 0, 1, 0)),
+        (1, 4, 2, 8, 3, 1, (0, 2, 0, 2)), (1, 7, 7, 960, 3, 1, (1, 1, 1, 1)),
+        # stride 2 with odd sizes, batch > 1, 5x5
+        (2, 13, 11, 10, 3, 2, (1, 1, 1, 1)), (1, 9, 7, 36, 5, 2, (2, 1, 2, 3)), (2, 9, 10, 19, 5, 1, (2, 2, 2, 2)),
     ]
     for i, (n, h, w, c, k, s, pads) in enumerate(dw):
         cases.append({"kind": "depthwise", "n": n, "h": h, "w": w, "c": c, "k": k, "stride": s, "pads": pads,

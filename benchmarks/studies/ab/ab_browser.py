@@ -41,8 +41,7 @@ def main(argv=None):
         (work / f"wv_{i}.zip").write_bytes(zipped(folder))
         names.append([f"wv_{i}", v])
     model = ROOT / "dist" / "models" / "mobilenet_v2.wvb"
-    mounts = {"/pages/": str(BENCH / "pages"), "/pyodide/": str(ROOT / "dist" / "pyodide"),
-              "/work/": str(work), "/ab/": str(HERE), "/model/": str(model.parent)}
+    mounts = {"/work/": str(work), "/ab/": str(HERE), "/model/": str(model.parent)}
     extra = []
     if "--input" in rest:
         k = rest.index("--input")
@@ -50,21 +49,9 @@ def main(argv=None):
         (work / "input.npy").write_bytes(src.read_bytes())
         rest[k + 1] = "/bench/input.npy"
         extra.append(("/work/input.npy", "/bench/input.npy"))
-    from playwright.sync_api import sync_playwright
-    with Background(mounts=mounts, csp=False) as srv, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"),
-                                    args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(1_800_000)
-            page.goto(f"{srv.origin}/pages/pyodide.html?pyodide=/pyodide/")
-            page.wait_for_function("() => window.bench")
-            page.evaluate("() => window.bench.ready")
-            files = [(f"/work/{n}.zip", f"/bench/{n}.zip") for n, _ in names] + extra + [
-                ("/ab/ab.py", "/bench/ab.py"), (f"/model/{model.name}", "/bench/model.wvb")]
-            for url, path in files:
-                page.evaluate("([u, p]) => window.bench.fetchTo(u, p)", [url, path])
-            code = f"""
+    files = [(f"/work/{n}.zip", f"/bench/{n}.zip") for n, _ in names] + extra + [
+        ("/ab/ab.py", "/bench/ab.py"), (f"/model/{model.name}", "/bench/model.wvb")]
+    code = f"""
 import sys, io, zipfile, contextlib
 for name, _ in {names!r}:
     zipfile.ZipFile(f"/bench/{{name}}.zip").extractall(f"/ab/{{name}}")
@@ -75,10 +62,29 @@ with contextlib.redirect_stdout(_out):
     ab.main({names!r}, {["--model", "/bench/model.wvb", *rest]!r})
 _out.getvalue()
 """
-            print(page.evaluate("(c) => window.bench.runPython(c)", code))
+    print(run_python_in_chromium(mounts, files, code))
+    return 0
+
+
+def run_python_in_chromium(mounts: dict[str, str], files: list[tuple[str, str]], code: str):
+    """Serve mounts, open the bench's Pyodide page in headless Chromium, copy each (url, path) into its file
+    system, run code; returns the value of its last expression."""
+    from playwright.sync_api import sync_playwright
+    mounts = {"/pages/": str(BENCH / "pages"), "/pyodide/": str(ROOT / "dist" / "pyodide"), **mounts}
+    with Background(mounts=mounts, csp=False) as srv, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"),
+                                    args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(1_800_000)
+            page.goto(f"{srv.origin}/pages/pyodide.html?pyodide=/pyodide/")
+            page.wait_for_function("() => window.bench")
+            page.evaluate("() => window.bench.ready")
+            for url, path in files:
+                page.evaluate("([u, p]) => window.bench.fetchTo(u, p)", [url, path])
+            return page.evaluate("(c) => window.bench.runPython(c)", code)
         finally:
             browser.close()
-    return 0
 
 
 if __name__ == "__main__":

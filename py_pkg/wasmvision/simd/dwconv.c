@@ -1,17 +1,29 @@
 // Depthwise KxK convolution, NHWC, any stride, any (asymmetric) zero padding, fused bias + activation:
 // y[n,oy,ox,c] = act(bias[c] + sum_{ky,kx} x[n, oy*sh-pt+ky, ox*sw-pl+kx, c] * w[ky,kx,c]).
-// Padding is never materialised: a border pixel clips its tap range to the image (dw_pixel); an interior pixel
-// (dw_interior) uses tap offsets computed once per layer, with K constant for 3x3 and 5x5 so the taps unroll.
-// Interior channels go 4 at a time: in V8 that measured 1.2-1.5x faster than 8- or 16-wide blocks (register
-// pressure), and keeping the activation in the store beat a separate pass per row (MobileNetV2's 3x3 layers).
+// Padding is never materialised: a border pixel clips its tap range to the image (dw_pixel).
+// 3x3 with stride 1 along x runs row kernels (dw3s1_run): 4 channels, their 9 weights in registers, sliding
+// along x so each input column is loaded once and feeds the three outputs that use it. Other shapes (stride 2
+// is bound by reading its input, where the row kernel measured no faster): an interior pixel (dw_interior) uses
+// tap offsets computed once per layer, 4 channels per step.
 #include "wvsimd.h"
+
+#define NOINLINE __attribute__((noinline))
 
 #define TAP(V, OFS) V = MADD4(V, wasm_v128_load(xp + (OFS)), wasm_v128_load(wp + (OFS)));
 
-// One output pixel, every channel, taps [ky0,ky1) x [kx0,kx1) of the KH x KW kernel (all inside the image).
-INLINE void dw_pixel(const f32 *x, int W, int C, const f32 *w, int KW, const f32 *bias, f32 *y,
+#ifndef DW_L1_BYTES  // (the study harness, benchmarks/studies/dwconv, varies these)
+#define DW_L1_BYTES 24576  // input bytes of one x tile (3 rows x its columns x C): stays in L1 over the channel blocks
+#endif
+#ifndef DW_MIN_TILE
+#define DW_MIN_TILE 8  // outputs: a run's start (9 weights, 2 columns) costs about 2 outputs' worth of loads
+#endif
+
+INLINE int imax(int a, int b) { return a > b ? a : b; }
+INLINE int imin(int a, int b) { return a < b ? a : b; }
+
+// One output pixel, channels [c, C), taps [ky0,ky1) x [kx0,kx1) of the KH x KW kernel (all inside the image).
+static NOINLINE void dw_pixel(const f32 *x, int W, int C, const f32 *w, int KW, const f32 *bias, f32 *y, int c,
                      int iy0, int ix0, int ky0, int ky1, int kx0, int kx1, const Act *act) {
-  int c = 0;
   for (; c + 16 <= C; c += 16) {
     v128_t a0 = wasm_v128_load(bias + c), a1 = wasm_v128_load(bias + c + 4);
     v128_t a2 = wasm_v128_load(bias + c + 8), a3 = wasm_v128_load(bias + c + 12);
@@ -45,6 +57,109 @@ INLINE void dw_pixel(const f32 *x, int W, int C, const f32 *w, int KW, const f32
   }
 }
 
+// ------------------------------------------------------------------------------------------- 3x3, stride 1
+
+// Contribution of one input column (NR rows at p, p + rs, ...) through weight column K of rows k0, k1, k2.
+#define COL(A, K, P)                                                \
+  A = MADD4(A, wasm_v128_load(P), k0##K);                           \
+  if (NR > 1) A = MADD4(A, wasm_v128_load((P) + rs), k1##K);        \
+  if (NR > 2) A = MADD4(A, wasm_v128_load((P) + 2 * rs), k2##K);
+
+// n outputs of one row, channels [0, C4) in blocks of 4. x = the first output's window: its first column, row
+// ky0; rs = the input row stride; w = weight row ky0; NR = the window rows inside the image (1..3). Every column
+// read is inside the image except the first output's first column when lz and the last output's last column
+// when rz (neither is read): the usual pad-1 borders run with the interior.
+INLINE void dw3s1_run(const f32 *x, long rs, const f32 *w, const f32 *bias, f32 *y, int C, int C4, int n, int lz,
+                      int rz, int NR, const Act *act) {
+  long C3 = 3L * C;
+  for (int c = 0; c < C4; c += 4) {
+    v128_t k00 = wasm_v128_load(w + c), k01 = wasm_v128_load(w + C + c), k02 = wasm_v128_load(w + 2 * C + c);
+    v128_t k10 = k00, k11 = k00, k12 = k00, k20 = k00, k21 = k00, k22 = k00;
+    if (NR > 1) {
+      k10 = wasm_v128_load(w + C3 + c); k11 = wasm_v128_load(w + C3 + C + c); k12 = wasm_v128_load(w + C3 + 2 * C + c);
+    }
+    if (NR > 2) {
+      k20 = wasm_v128_load(w + 2 * C3 + c); k21 = wasm_v128_load(w + 2 * C3 + C + c);
+      k22 = wasm_v128_load(w + 2 * C3 + 2 * C + c);
+    }
+    const v128_t b = wasm_v128_load(bias + c);
+    const f32 *p = x + c;
+    f32 *q = y + c;
+    v128_t a0 = b, a1 = b;
+    if (!lz) { COL(a0, 0, p) }
+    COL(a0, 1, p + C)
+    COL(a1, 0, p + C)
+    p += 2 * C;
+    for (int i = rz; i < n; i++, p += C, q += C) {  // column j+2 closes output j, feeds j+1 and opens j+2
+      v128_t a2 = b;
+      COL(a0, 2, p)
+      COL(a1, 1, p)
+      COL(a2, 0, p)
+      wasm_v128_store(q, act4(a0, act));
+      a0 = a1;
+      a1 = a2;
+    }
+    if (rz) wasm_v128_store(q, act4(a0, act));
+  }
+}
+
+// One small function per window height: V8 allocates registers per function, and the 9 weights + 3 sums fit
+// only when nothing else shares the function (inlined into one big function, the same loops ran 1.3-1.6x slower).
+#define RUN(NR)                                                                                                  \
+  static NOINLINE void dw3s1_run_r##NR(const f32 *x, long rs, const f32 *w, const f32 *bias, f32 *y, int C,     \
+                                       int C4, int n, int lz, int rz, const Act *act) {                          \
+    dw3s1_run(x, rs, w, bias, y, C, C4, n, lz, rz, NR, act);                                                     \
+  }
+RUN(3) RUN(2) RUN(1)
+
+// 3x3, stride 1 along x (any stride along y, any padding).
+static NOINLINE void dw3s1_layer(const DwconvParams *p) {
+  const f32 *X = PTR(p->x), *Wt = PTR(p->wt), *bias = PTR(p->bias);
+  f32 *Y = PTR(p->y);
+  int N = (int)p->n, H = (int)p->h, W = (int)p->w, C = (int)p->c, C4 = C & ~3;
+  int sh = (int)p->sh, pt = (int)p->pt, pl = (int)p->pl, OH = (int)p->oh, OW = (int)p->ow;
+  Act act = act_read(&p->act);
+  long rs = (long)W * C;
+  // outputs [oxa, oxb) have all three input columns inside the image; one missing column on either side is
+  // left to the run (lz, rz), anything else to dw_pixel
+  int oxa = imin(OW, pl), oxb = imax(oxa, imin(OW, W - 2 + pl));
+  int lz = oxa > 0 && oxa == pl && W >= 2, rz = oxb < OW && oxb - pl + 2 == W && oxb - pl >= 0;
+  int o0 = oxa - lz, o1 = oxb + rz;
+  int tile = imax(DW_MIN_TILE, DW_L1_BYTES / (12 * C) - 2);  // outputs per x tile (3 rows x its columns x C)
+  for (int n = 0; n < N; n++) {
+    const f32 *x = X + (long)n * H * rs;
+    for (int oy = 0; oy < OH; oy++) {
+      int iy0 = oy * sh - pt;
+      int ky0 = imax(0, -iy0), ky1 = imin(3, H - iy0), NR = ky1 - ky0;
+      f32 *y = Y + ((long)n * OH + oy) * OW * C;
+      int run = NR > 0 && C4 > 0 && o1 > o0;
+      for (int ox = 0; ox < OW; ox++) {
+        if (run && ox == o0) {
+          const f32 *xr = x + (long)(iy0 + ky0) * rs, *wr = Wt + (long)ky0 * 3 * C;
+          for (int t = o0; t < o1; t += tile) {
+            int m = imin(tile, o1 - t), l = lz && t == o0, r = rz && t + m == o1;
+            const f32 *xt = xr + (long)(t - pl) * C;
+            f32 *yt = y + (long)t * C;
+            if (NR == 3) dw3s1_run_r3(xt, rs, wr, bias, yt, C, C4, m, l, r, &act);
+            else if (NR == 2) dw3s1_run_r2(xt, rs, wr, bias, yt, C, C4, m, l, r, &act);
+            else dw3s1_run_r1(xt, rs, wr, bias, yt, C, C4, m, l, r, &act);
+          }
+          if (C4 < C)
+            for (int o = o0; o < o1; o++)
+              dw_pixel(x, W, C, Wt, 3, bias, y + (long)o * C, C4, iy0, o - pl, ky0, ky1, imax(0, pl - o),
+                       imin(3, W - o + pl), &act);
+          ox = o1;
+          if (ox >= OW) break;
+        }
+        int ix0 = ox - pl;
+        dw_pixel(x, W, C, Wt, 3, bias, y + (long)ox * C, 0, iy0, ix0, ky0, ky1, imax(0, -ix0), imin(3, W - ix0), &act);
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------- any K, any stride
+
 // An interior pixel: all T = KH*KW taps inside the image. Tap offsets (in floats, from the window's top-left
 // pixel) are computed once per layer; with T constant the tap loop unrolls and the offsets live in locals, so
 // the channel loop is only loads, multiplies and adds (2x faster than recomputing each tap's address).
@@ -67,9 +182,6 @@ INLINE void dw_interior(const f32 *xw, const int *xoff, const int *woff, const f
 }
 
 #define MAX_TAPS 49  // kernels up to 7x7 take the offset path; larger ones the clipped path everywhere
-
-INLINE int imax(int a, int b) { return a > b ? a : b; }
-INLINE int imin(int a, int b) { return a < b ? a : b; }
 
 INLINE void dw_layer(const DwconvParams *p, int KH, int KW) {
   const f32 *X = PTR(p->x), *Wt = PTR(p->wt), *bias = PTR(p->bias);
@@ -96,15 +208,20 @@ INLINE void dw_layer(const DwconvParams *p, int KH, int KW) {
         if (fast && ky0 == 0 && ky1 == KH && kx0 == 0 && kx1 == KW)
           dw_interior(x + ((long)iy0 * W + ix0) * C, xoff, woff, Wt, bias, y, C, T, &act);
         else
-          dw_pixel(x, W, C, Wt, KW, bias, y, iy0, ix0, ky0, ky1, kx0, kx1, &act);
+          dw_pixel(x, W, C, Wt, KW, bias, y, 0, iy0, ix0, ky0, ky1, kx0, kx1, &act);
       }
     }
   }
 }
 
+static NOINLINE void dw_layer_3x3(const DwconvParams *p) { dw_layer(p, 3, 3); }
+static NOINLINE void dw_layer_5x5(const DwconvParams *p) { dw_layer(p, 5, 5); }
+static NOINLINE void dw_layer_any(const DwconvParams *p) { dw_layer(p, (int)p->kh, (int)p->kw); }
+
 EXPORT void wv_dwconv(const DwconvParams *p) {
   int KH = (int)p->kh, KW = (int)p->kw;
-  if (KH == 3 && KW == 3) dw_layer(p, 3, 3);
-  else if (KH == 5 && KW == 5) dw_layer(p, 5, 5);
-  else dw_layer(p, KH, KW);
+  if (KH == 3 && KW == 3 && p->sw == 1) dw3s1_layer(p);
+  else if (KH == 3 && KW == 3) dw_layer_3x3(p);
+  else if (KH == 5 && KW == 5) dw_layer_5x5(p);
+  else dw_layer_any(p);
 }
