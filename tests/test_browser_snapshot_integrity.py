@@ -7,6 +7,7 @@ Needs the built site (python3 build.py build).
 
 from __future__ import annotations
 
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -140,6 +141,52 @@ def test_workers_of_one_page_share_the_snapshot(pw, site):
             assert page.evaluate(WORKERS, [1, 0]) == ["restored"]
             page.evaluate("() => window.__releaseSnapshot()")
             assert page.evaluate(bu.SNAPSHOT_STORED) == 1
+            assert errors == [], errors
+            page.close()
+        finally:
+            context.close()
+
+
+# Keeps a readwrite transaction on the IndexedDB store of the snapshot open (a request chained on each success), as
+# a page frozen mid-write by the browser would, until window.__releaseStore().
+HOLD_STORE = """async () => {
+  const db = await new Promise((resolve, reject) => {
+    const req = indexedDB.open("%s", 1);
+    req.onupgradeneeded = () => req.result.createObjectStore("%s");
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+  let held = true;
+  const store = db.transaction("%s", "readwrite").objectStore("%s");
+  const again = () => { if (held) store.get("nothing").onsuccess = again; };
+  again();
+  window.__releaseStore = () => { held = false; };
+}"""
+
+
+def _store_names() -> tuple[str, str]:
+    src = (ROOT / "web" / "worker" / "snapshot-stores.js").read_text()
+    db = re.search(r'const DB_NAME = "([^"]+)"', src).group(1)
+    store = re.search(r'const DB_STORE = "([^"]+)"', src).group(1)
+    return db, store
+
+
+@pytest.mark.browser
+def test_a_store_that_never_answers_does_not_hold_the_boot(pw, site):
+    """A worker whose look for a stored snapshot waits behind a write that never ends boots normally without it."""
+    db, store = _store_names()
+    with bu.serve(site) as base, tempfile.TemporaryDirectory(prefix="wasmvision-stall-") as profile:
+        context = pw.chromium.launch_persistent_context(profile, executable_path=bu.chromium_path(),
+                                                        args=bu.CHROMIUM_ARGS, headless=True)
+        try:
+            page, errors = bu.new_page(context, TIMEOUT_MS)
+            warnings: list[str] = []
+            page.on("console", lambda m: warnings.append(m.text) if m.type == "warning" else None)
+            page.goto(base + "manifest.json")
+            page.evaluate(HOLD_STORE % (db, store, store, store))
+            assert page.evaluate(WORKERS, [1, 0]) == ["made"]
+            assert any("did not answer" in w for w in warnings), warnings
+            page.evaluate("() => window.__releaseStore()")
             assert errors == [], errors
             page.close()
         finally:

@@ -50,6 +50,18 @@ export function snapshotKey(packages) {
 }
 
 const LOCK = "wasmvision-snapshot-write";
+// A store that does not answer (an IndexedDB read queued behind a write of a page the browser froze, e.g. in its
+// back-forward cache) must not hold the boot: the snapshot is a shortcut, so the boot goes on without it.
+const STORE_ANSWER_MS = 10_000;
+
+function answered(store) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${store.name} did not answer within ${STORE_ANSWER_MS / 1000} s`)),
+      STORE_ANSWER_MS);
+  });
+  return Promise.race([store.read(), late]).finally(() => clearTimeout(timer));
+}
 const META_START = 8;
 
 function dataStart(metaLength) {
@@ -91,7 +103,7 @@ export async function readSnapshot(keys) {
   for (const store of usableStores()) {
     let value = null;
     try {
-      const file = await store.read();
+      const file = await answered(store);
       if (!file) continue;
       const bytes = await readWhole(file);
       const meta = readMeta(bytes);
@@ -115,7 +127,7 @@ export async function readSnapshot(keys) {
 
 // The stored file's meta in `store` (null: none, "damaged"), never throwing: its first bytes only.
 function storedMeta(store) {
-  return store.read().then(async (file) => {
+  return answered(store).then(async (file) => {
     if (!file) return null;
     const size = file.size ?? file.byteLength;
     if (file instanceof ArrayBuffer || size < META_START) return readMeta(await readWhole(file));
