@@ -279,19 +279,23 @@ def _round(n: int) -> int:
 
 class Executor:
     """Runs a bundle, caching one plan per (input shape, targets): a new batch size compiles once.
-    The cache keeps the ``max_plans`` most recently used plans (each owns its buffers)."""
+    The cache keeps the ``max_plans`` most recently used plans (each owns its buffers). ``targets``: the outputs
+    of a plan asked for without any (default: the graph's outputs); ``plans_built`` counts the plans made."""
 
-    def __init__(self, bundle: Bundle, max_plans: int = 4, kernels=None):
+    def __init__(self, bundle: Bundle, max_plans: int = 4, kernels=None, targets: Sequence[str] | None = None):
         self.bundle = bundle
         self.kernels = kernels
         self.max_plans = max_plans
+        self.targets = tuple(targets or [o.name for o in bundle.outputs])
+        self.plans_built = 0
         self._plans: dict[tuple, Plan] = {}
 
     def plan(self, input_shape: Iterable[int], targets: Sequence[str] | None = None) -> Plan:
-        key = (tuple(int(d) for d in input_shape), tuple(targets) if targets else None)
+        key = (tuple(int(d) for d in input_shape), tuple(targets) if targets else self.targets)
         plan = self._plans.pop(key, None)
         if plan is None:
-            plan = Plan(self.bundle, key[0], targets, kernels=self.kernels)
+            plan = Plan(self.bundle, key[0], key[1], kernels=self.kernels)
+            self.plans_built += 1
         self._plans[key] = plan  # most recently used last
         while len(self._plans) > self.max_plans:
             self._plans.pop(next(iter(self._plans)))
