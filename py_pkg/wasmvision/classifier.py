@@ -17,7 +17,7 @@ from .messages import quote
 from .plan import PROFILE_KINDS, Executor, profile_kind
 from .postprocess import softmax, top_k as _top_k
 from .preprocess import ImageError, preprocess, resolve_spec
-from .simd import EngineError, resolve_engine, warm_up
+from .simd import EngineError, resolve_engine
 from .simd.preprocess_ops import preprocess_kernels
 
 BATCH_CHUNK = 8  # images per network run in a batch: bounds memory (activations grow with the batch)
@@ -88,7 +88,7 @@ class Classifier:
         self._executor = Executor(bundle, kernels=kernels, targets=targets)
         plan = self._executor.plan((1, *self.input_size, 3))  # compile now: a broken graph fails at load
         if kernels is not None and warm:  # warm=False: a caller about to classify lets that run warm up instead
-            warm_up(plan.run, plan.input_shape)
+            plan.warm_up()
 
     @property
     def model(self) -> dict[str, str]:
