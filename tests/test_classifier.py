@@ -64,6 +64,23 @@ def test_run_batches_and_shapes(image):
     np.testing.assert_allclose(clf.run(x[0]), out[:1], rtol=1e-6)  # (H, W, C) is taken as a batch of one
 
 
+def test_one_plan_serves_classify_embed_and_infer(image):
+    """The plan made at load yields the logits and the embedding: no later call on that input size makes another
+    (a second plan packs every weight again and holds its own buffers)."""
+    clf = wasmvision.load(tiny_bundle())
+    assert clf._executor.plans_built == 1
+    res = clf.classify(image, top_k=3)
+    both, vector = clf.classify_and_embed(image, top_k=3)
+    logits, embedding = clf.infer(image), clf.infer(image, embedding=True)
+    clf.profile(image, runs=1)
+    assert clf._executor.plans_built == 1
+    assert both.top == res.top
+    np.testing.assert_array_equal(vector, embedding)
+    assert logits.shape == (4,) and embedding.shape == (8,)
+    clf.run(np.stack([clf.preprocess(image)] * 2))  # a batch of two is another input shape: one more plan
+    assert clf._executor.plans_built == 2
+
+
 def test_model_ending_in_softmax_is_not_softmaxed_twice(image):
     a = wasmvision.load(tiny_bundle()).classify(image, top_k=4)
     b = wasmvision.load(tiny_bundle(final_softmax=True)).classify(image, top_k=4)

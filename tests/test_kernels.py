@@ -332,6 +332,27 @@ def test_plan_reuses_buffers_without_clobbering_live_tensors():
     np.testing.assert_allclose(y, numpy_residual(b, x), rtol=1e-5, atol=1e-5)
 
 
+def test_plan_warm_up_runs_one_step_per_variant_and_changes_no_result():
+    """warm_up calls each kind of step once (the smallest of a repeated kind), on zeroed buffers; a run after it
+    gives what a fresh plan gives."""
+    b = residual_bundle()
+    b.nodes.insert(2, Node("conv2d", ["b", "w1"], ["b2"], name="c2"))  # a second 1x1 conv, like c1
+    b.nodes[3] = Node("conv2d", ["b2", "w2"], ["c"], name="dw", attrs={"groups": 4, "pads": [1, 1, 1, 1]})
+    x = rand(1, 6, 6, 4)
+    plan = Plan(b, x.shape)
+    calls = []
+    for i, step in enumerate(plan.steps):
+        plan.steps[i] = lambda i=i, step=step: (calls.append(plan.labels[i][1]), step())
+    for buf in plan._storage:
+        buf.fill(np.nan)  # what a reused heap may hold: warm_up must not depend on it
+    plan.warm_up()
+    # c1 and c2 are 1x1 convs with the same strides and activation: one of them runs; the rest once each.
+    assert len(calls) == len(plan.steps) - 1 and sorted(calls) == sorted(set(calls))
+    assert ("c1" in calls) != ("c2" in calls)
+    got = plan.run(x)[0]
+    np.testing.assert_array_equal(got, Plan(b, x.shape).run(x)[0])
+
+
 def test_plan_stops_at_embedding_and_caches_per_shape():
     from wasmvision.plan import Executor
     b = residual_bundle()

@@ -88,6 +88,34 @@ def test_int8_scale_count_mismatch_is_refused_even_without_checksum():
         Q.decode(entry, parts)
 
 
+@pytest.mark.parametrize("scale, channel, finite", [
+    (float("nan"), 5, False), (float("inf"), 5, False), (3e38, 5, False),  # 3e38 * q overflows to infinity
+    (float("inf"), 7, False),  # an all-zero channel: 0 * inf is NaN
+    (3e38, 7, True),  # too large to bound from the scales alone, but its codes are all 0: the tensor is finite
+    (0.5, 5, True)])
+def test_int8_finiteness_from_the_scales_agrees_with_the_tensor(scale, channel, finite):
+    """Loading checks an int8 tensor's scales instead of its values when they bound it; the verdict (and the
+    error) must be the one the decoded tensor gives."""
+    original = _bundle()
+    Q.set_weight_storage(original, "int8")
+    raw = bytearray(B.to_bytes(original))
+    header, data = B.read_header(bytes(raw))
+    part = {p["name"]: p for p in header["tensors"]["w1"]["parts"]}["scale"]
+    at = len(raw) - len(data) + part["offset"] + 4 * channel
+    raw[at:at + 4] = np.float32(scale).tobytes()
+    entry = header["tensors"]["w1"]
+    parts = {p["name"]: bytes(raw[len(raw) - len(data) + p["offset"]:][:p["nbytes"]]) for p in entry["parts"]}
+    with np.errstate(over="ignore", invalid="ignore"):
+        decoded = Q.decode(entry, parts)
+    assert bool(np.isfinite(decoded).all()) is finite
+    assert Q.all_finite(entry, parts, decoded) is finite
+    if finite:
+        np.testing.assert_array_equal(B.from_bytes(bytes(raw), verify=False).tensors["w1"], decoded)
+    else:
+        with pytest.raises(B.BundleError, match="contains NaN or infinity"), np.errstate(over="ignore", invalid="ignore"):
+            B.from_bytes(bytes(raw), verify=False)
+
+
 def test_unknown_storage_kind():
     with pytest.raises(ValueError, match="unknown weight storage"):
         Q.set_weight_storage(_bundle(), "int4")

@@ -68,6 +68,12 @@ report["profile.simd"] = clfs["simd"].profile(rgb, runs=2)
 import wasmvision.browser as glue
 raw = open("/work/in/real_mobilenet_v2.wvb", "rb").read()
 report["glue.cold"] = json.loads(glue.load_model("cold", raw, checked=True, warm_up=False))
+# The page's calls on the model it loaded: classify, classify + embedding (the album), embedding alone.
+rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+h, w = rgba.shape[:2]
+report["glue.calls"] = [json.loads(getattr(glue, fn)("cold", rgba.tobytes(), w, h))["value"]
+                        for fn in ("classify_rgba", "classify_embed_rgba", "embed_rgba")]
+report["glue.plans_built"] = glue._cache.get("cold")._executor.plans_built
 for photo in json.load(open("/work/in/photos.json")):
     rgb = np.load(f"/work/in/{photo}.rgb.npy")
     report[f"{photo}.simd_cold.classify"] = wasmvision.load(raw, engine="simd", warm=False).classify(rgb, top_k=5).to_dict()
@@ -131,6 +137,17 @@ def test_each_run_loaded_its_build(networks, request):
     """Feature detection: the relaxed build where the engine validates it, else the plain one."""
     build = request.node.callspec.params["networks"]
     assert networks[2]["simd_build"] == build
+
+
+def test_the_pages_calls_share_the_plan_made_at_load(networks):
+    """classify, classify + embedding and the embedding alone run the plan load_model made: none makes another
+    (each would pack every weight again), and they agree with each other."""
+    report = networks[2]
+    classify, both, embed = report["glue.calls"]
+    assert report["glue.plans_built"] == 1
+    assert classify["engine"] == both["engine"] == embed["engine"] == "simd"
+    assert both["top"] == classify["top"]
+    assert both["embedding"] == embed["embedding"] and len(embed["embedding"]) == 1280
 
 
 def test_a_model_loaded_without_warm_up_gives_the_same_answers(networks):

@@ -298,7 +298,7 @@ def _from_header(header: dict, data: memoryview) -> Bundle:
             tensors[name] = quantize.decode(entry, parts)
         except (ValueError, KeyError) as exc:
             raise BundleError(f"tensor {quote(name)} cannot be decoded: {exc}") from None
-        if tensors[name].dtype.kind == "f" and not np.isfinite(tensors[name]).all():
+        if tensors[name].dtype.kind == "f" and not quantize.all_finite(entry, parts, tensors[name]):
             raise BundleError(f"tensor {quote(name)} contains NaN or infinity: the bundle is corrupt")
         storage[name] = entry.get("storage", entry["dtype"])
     g = header["graph"]

@@ -17,7 +17,7 @@ from .messages import quote
 from .plan import PROFILE_KINDS, Executor, profile_kind
 from .postprocess import softmax, top_k as _top_k
 from .preprocess import ImageError, preprocess, resolve_spec
-from .simd import EngineError, resolve_engine, warm_up
+from .simd import EngineError, resolve_engine
 from .simd.preprocess_ops import preprocess_kernels
 
 BATCH_CHUNK = 8  # images per network run in a batch: bounds memory (activations grow with the batch)
@@ -76,15 +76,19 @@ class Classifier:
             self.preprocess_spec = resolve_spec(spec, self.input_size)
         except ValueError as exc:
             raise BundleError(f"bad preprocess spec in the bundle: {exc}") from None
-        self._executor = Executor(bundle, kernels=kernels)
-        plan = self._executor.plan((1, *self.input_size, 3))  # compile now: a broken graph fails at load
-        if kernels is not None and warm:  # warm=False: a caller about to classify lets that run warm up instead
-            warm_up(plan.run, plan.input_shape)
         last = {o: n for n in bundle.nodes for o in n.outputs}
         out = bundle.outputs[0].name
         self._outputs_probabilities = out in last and last[out].op == "softmax"
         if bundle.embedding is not None and bundle.embedding not in last and bundle.embedding not in bundle.tensors:
             raise BundleError(f"embedding tensor {bundle.embedding!r} is not produced by the graph")
+        # One plan per input shape serves classify, classify_and_embed, infer and profile: it keeps the embedding
+        # (an intermediate tensor) as a second output, so no call makes a second plan (weights packed again).
+        targets = list(dict.fromkeys([out, *([bundle.embedding] if bundle.embedding else [])]))
+        self._embedding_index = targets.index(bundle.embedding) if bundle.embedding else None
+        self._executor = Executor(bundle, kernels=kernels, targets=targets)
+        plan = self._executor.plan((1, *self.input_size, 3))  # compile now: a broken graph fails at load
+        if kernels is not None and warm:  # warm=False: a caller about to classify lets that run warm up instead
+            plan.warm_up()
 
     @property
     def model(self) -> dict[str, str]:
@@ -116,7 +120,7 @@ class Classifier:
         if embedding:
             if not self.bundle.embedding:
                 raise BundleError("this bundle does not name an embedding tensor")
-            return self._executor.run(x, [self.bundle.embedding])[0].reshape(-1)
+            return self._executor.run(x)[self._embedding_index].reshape(-1)
         return self.run(x).reshape(-1)
 
     def classify(self, image: Any, top_k: int = 5) -> Result | list[Result]:
@@ -146,9 +150,8 @@ class Classifier:
             timings["decode"] = (time.perf_counter() - t0) * 1e3
         t0 = start = time.perf_counter()
         try:
-            targets = [self.bundle.outputs[0].name, self.bundle.embedding] if embedding else None
             if self._preprocess_kernels is not None:  # the kernel writes the plan's input buffer: no copy
-                plan = self._executor.plan((1, *self.preprocess_spec["crop"], 3), targets)
+                plan = self._executor.plan((1, *self.preprocess_spec["crop"], 3))
                 t0 = time.perf_counter()  # making a plan (once per shape) is the network's time, not preprocessing's
                 self._preprocess_kernels.preprocess_into(image, self.preprocess_spec, plan.input_buffer[0])
                 t1 = time.perf_counter()
@@ -156,8 +159,8 @@ class Classifier:
             else:
                 x = self.preprocess(image)[None]  # (1, H, W, 3)
                 t1 = time.perf_counter()
-                outs = self._executor.run(x, targets)
-            logits, vector = outs[0], (outs[1].reshape(-1) if embedding else None)  # vector: (D,)
+                outs = self._executor.run(x)
+            logits, vector = outs[0], (outs[self._embedding_index].reshape(-1) if embedding else None)  # vector: (D,)
             out = logits[0].reshape(-1)
         except MemoryError:  # the next image may fit: one line, not a bare MemoryError
             raise ImageError("out of memory while classifying this image; try a smaller image") from None

@@ -166,6 +166,7 @@ class Plan:
             raise PlanError(f"out of memory allocating {4 * sum(capacity) / 2**20:.0f} MiB of buffers for "
                             f"input shape {self.input_shape}") from None
         self.buffer_bytes = sum(b.nbytes for b in storage)
+        self._storage = storage
         return {name: storage[s][:math.prod(shapes[name])].reshape(shapes[name]) for name, s in slot_of.items()}
 
     @staticmethod
@@ -187,9 +188,10 @@ class Plan:
         def view(name):
             return buffers[name] if name in buffers else bundle.tensors[name]
 
-        arena = np.empty(_arena_elements(scratch_shapes), np.float32)
+        arena = self._arena = np.empty(_arena_elements(scratch_shapes), np.float32)
         self.scratch_bytes = arena.nbytes
         steps, labels = [], []
+        self._variants = []  # per step: (what decides the code it runs, its output's size) for warm_up
         self.engines = []  # per step: "simd" or "numpy"
         if self.kernels is not None:
             from .simd.ops import prepare_simd
@@ -212,7 +214,26 @@ class Plan:
             if n.op == "conv2d":  # profile per strategy: pointwise / depthwise / im2col (the stem)
                 label = "conv2d/" + op.kind([shapes[x] for x in n.inputs[:2]])
             labels.append((label, n.name))
+            window = shapes[n.inputs[1]][:-2] if n.op == "conv2d" and len(n.inputs) > 1 else ()
+            activation = (n.attrs.get("activation") or {}).get("kind")
+            variant = (label, self.engines[-1], window, repr(n.attrs.get("strides")), activation)
+            self._variants.append((variant, math.prod(shapes[n.outputs[0]])))
         return steps, labels
+
+    def warm_up(self) -> None:
+        """Zero the buffers and run one step of each variant (op kind, engine, window, strides, activation), its smallest:
+        V8 compiles a Wasm function at its first call and re-compiles it in its optimizing tier once it ran long
+        enough, so the first real run finds the kernels compiled and hot, for a fraction of a whole run. Results
+        are unaffected: every step writes its outputs whole."""
+        smallest: dict[tuple, int] = {}
+        for i, (variant, size) in enumerate(self._variants):
+            if variant not in smallest or size < self._variants[smallest[variant]][1]:
+                smallest[variant] = i
+        for buffer in (*self._storage, self._arena):
+            buffer.fill(0.0)
+        with np.errstate(all="ignore"):
+            for i in sorted(smallest.values()):
+                self.steps[i]()
 
     # ------------------------------------------------------------------------------------------ run
     def run(self, x: np.ndarray) -> list[np.ndarray]:
@@ -279,19 +300,23 @@ def _round(n: int) -> int:
 
 class Executor:
     """Runs a bundle, caching one plan per (input shape, targets): a new batch size compiles once.
-    The cache keeps the ``max_plans`` most recently used plans (each owns its buffers)."""
+    The cache keeps the ``max_plans`` most recently used plans (each owns its buffers). ``targets``: the outputs
+    of a plan asked for without any (default: the graph's outputs); ``plans_built`` counts the plans made."""
 
-    def __init__(self, bundle: Bundle, max_plans: int = 4, kernels=None):
+    def __init__(self, bundle: Bundle, max_plans: int = 4, kernels=None, targets: Sequence[str] | None = None):
         self.bundle = bundle
         self.kernels = kernels
         self.max_plans = max_plans
+        self.targets = tuple(targets or [o.name for o in bundle.outputs])
+        self.plans_built = 0
         self._plans: dict[tuple, Plan] = {}
 
     def plan(self, input_shape: Iterable[int], targets: Sequence[str] | None = None) -> Plan:
-        key = (tuple(int(d) for d in input_shape), tuple(targets) if targets else None)
+        key = (tuple(int(d) for d in input_shape), tuple(targets) if targets else self.targets)
         plan = self._plans.pop(key, None)
         if plan is None:
-            plan = Plan(self.bundle, key[0], targets, kernels=self.kernels)
+            plan = Plan(self.bundle, key[0], key[1], kernels=self.kernels)
+            self.plans_built += 1
         self._plans[key] = plan  # most recently used last
         while len(self._plans) > self.max_plans:
             self._plans.pop(next(iter(self._plans)))

@@ -48,6 +48,17 @@ def decode(entry: dict, parts: dict) -> np.ndarray:
     return array.astype(np.float32) if dtype == "float16" else array
 
 
+
+def all_finite(entry: dict, parts: dict, array: np.ndarray) -> bool:
+    """Whether ``array`` (``decode(entry, parts)``) holds no NaN or infinity. An int8 tensor is codes (|q| <= 127)
+    times a per-channel scale: when every scale times 128 is finite, so is every value, and only the scales are
+    read (C values instead of the whole tensor); otherwise the tensor itself is checked."""
+    if entry["dtype"] == "int8":
+        with np.errstate(over="ignore"):
+            if np.isfinite(np.frombuffer(parts["scale"], dtype="<f4") * np.float32(128)).all():
+                return True
+    return bool(np.isfinite(array).all())
+
 def weight_tensors(bundle) -> list[str]:
     """Names of the tensors worth compressing: conv2d/dense weights (second input). Biases stay float32:
     they are tiny and a bias error shifts every output of its channel."""

@@ -25,8 +25,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from .descriptors import layout_problems, read_layout
 
 ENGINES = ("auto", "numpy", "simd")
@@ -159,10 +157,4 @@ def resolve_engine(engine: str) -> tuple[Library | None, str, str | None]:
     return None, "numpy", why if sys.platform == "emscripten" else None
 
 
-def warm_up(run, shape) -> None:
-    """One run on zeros: V8 compiles each Wasm function with its baseline tier first (measured: 13 ms vs
-    0.9 ms for a 12544x16x96 GEMM), so the user's first classification would otherwise pay for it."""
-    run(np.zeros(shape, np.float32))
-
-
-__all__ = ["BUILDS", "ENGINES", "EngineError", "Library", "default_library", "load_library", "resolve_engine", "warm_up"]
+__all__ = ["BUILDS", "ENGINES", "EngineError", "Library", "default_library", "load_library", "resolve_engine"]
