@@ -2,11 +2,18 @@
 // ImageBitmap (the page turns <img>, <canvas>, OffscreenCanvas and <video> frames into one) and ImageData.
 // Returns RGBA pixels as stored, so Python sees the values PIL decodes natively (colour.js removes what would make
 // an engine colour-manage or rotate). Huge images are refused before they are decoded.
+// A PNG is decoded by WebCodecs' ImageDecoder where there is one (from the bytes, no Blob and no canvas readback:
+// about half the time of createImageBitmap + getImageData); its VideoFrame is then copied once, straight into the
+// buffer Python reads (inference.js). Lossy formats keep createImageBitmap: ImageDecoder hands out their YUV planes,
+// whose conversion to RGB is not libjpeg's.
 
 import { neutralise, orient } from "./colour.js";
 import { UserError } from "./errors.js";
 import { sitePath } from "./fetch.js";
-import { imageHead } from "./imagehead.js";
+import { HEAD_BYTES, sniffImage } from "./imagehead.js";
+
+const DECODER_TYPES = { PNG: "image/png" };
+const RGB_FRAMES = new Set(["RGBA", "RGBX", "BGRA", "BGRX"]); // 8-bit, one plane: copyTo gives RGBA exactly
 
 function checkSize(width, height, maxPixels) {
   if (width * height > maxPixels) {
@@ -34,12 +41,58 @@ function bitmapPixels(bitmap, maxPixels) {
   }
 }
 
-async function decodeBlob(blob, maxPixels) {
+// The first frame of a PNG as a VideoFrame with 8-bit RGB(A/X) pixels, exactly as stored; null where ImageDecoder is
+// missing or gives something else (the caller decodes the usual way, which also names the error of a bad file).
+async function decodeFrame(bytes, format) {
+  const type = DECODER_TYPES[format];
+  if (!type || typeof ImageDecoder !== "function" || typeof VideoFrame !== "function") return null;
+  let decoder = null;
+  try {
+    decoder = new ImageDecoder({ data: bytes, type, colorSpaceConversion: "none", premultiplyAlpha: "none" });
+    const { image } = await decoder.decode({ frameIndex: 0 });
+    if (RGB_FRAMES.has(image.format) && !image.rotation && !image.flip) return image;
+    image.close();
+  } catch {
+    // not decodable here: the usual path decides
+  } finally {
+    decoder?.close();
+  }
+  return null;
+}
+
+// A VideoFrame's pixels as RGBA into `dest` (a Uint8Array of width * height * 4 bytes, e.g. on the Wasm heap).
+export async function copyFrame(frame, dest) {
+  await frame.copyTo(dest, { format: "RGBA" });
+  return dest;
+}
+
+// frames: a PNG may come back as {frame: VideoFrame, width, height} instead of {pixels}, for the caller to copy
+// where it wants and close.
+async function decodeBlob(blob, maxPixels, frames) {
   const what = blob.name ? `"${blob.name}"` : "The file";
   if (blob.size === 0) throw new UserError(`${what} is empty (0 bytes).`, "ImageError");
-  const sniffed = await imageHead(blob);
+  const bytes = new Uint8Array(await blob.arrayBuffer()); // one read of the file: the header comes from it too
+  const sniffed = sniffImage(bytes.subarray(0, HEAD_BYTES));
   if (sniffed?.width && sniffed?.height) checkSize(sniffed.width, sniffed.height, maxPixels);
-  const plain = neutralise(new Uint8Array(await blob.arrayBuffer()), sniffed?.format);
+  const plain = neutralise(bytes, sniffed?.format);
+  const format = sniffed?.format ?? "";
+  const frame = await decodeFrame(plain.bytes, format);
+  if (frame) {
+    const width = frame.displayWidth, height = frame.displayHeight;
+    try {
+      checkSize(width, height, maxPixels);
+    } catch (err) {
+      frame.close();
+      throw err;
+    }
+    if (frames && plain.orientation === 1) return { frame, width, height, format };
+    try {
+      const pixels = await copyFrame(frame, new Uint8ClampedArray(width * height * 4));
+      return { ...orient({ pixels, width, height }, plain.orientation), format };
+    } finally {
+      frame.close();
+    }
+  }
   let bitmap;
   try {
     // Pixels exactly as stored (no colour management, no premultiplication) so the browser feeds Python the same
@@ -56,13 +109,13 @@ async function decodeBlob(blob, maxPixels) {
       "photo.", "ImageError");
   }
   try {
-    return { ...orient(bitmapPixels(bitmap, maxPixels), plain.orientation), format: sniffed?.format ?? "" };
+    return { ...orient(bitmapPixels(bitmap, maxPixels), plain.orientation), format };
   } finally {
     bitmap.close();
   }
 }
 
-async function decodeUrl(href, maxPixels) {
+async function decodeUrl(href, maxPixels, frames) {
   const url = new URL(href);
   const path = sitePath(url);
   let response;
@@ -77,7 +130,7 @@ async function decodeUrl(href, maxPixels) {
   }
   const blob = await response.blob();
   const name = decodeURIComponent(url.pathname.split("/").pop() || path);
-  return decodeBlob(new File([blob], name), maxPixels);
+  return decodeBlob(new File([blob], name), maxPixels, frames);
 }
 
 function imageDataPixels(image, maxPixels) {
@@ -90,12 +143,13 @@ function imageDataPixels(image, maxPixels) {
 }
 
 // input: {kind: "blob", blob} | {kind: "url", url} | {kind: "bitmap", bitmap} | {kind: "imagedata", image}
-export async function decodeInput(input, maxPixels) {
+// -> {pixels, width, height, format}; with `frames`, possibly {frame, width, height, format} (see decodeBlob).
+export async function decodeInput(input, maxPixels, { frames = false } = {}) {
   switch (input?.kind) {
     case "blob":
-      return decodeBlob(input.blob, maxPixels);
+      return decodeBlob(input.blob, maxPixels, frames);
     case "url":
-      return decodeUrl(input.url, maxPixels);
+      return decodeUrl(input.url, maxPixels, frames);
     case "bitmap":
       try {
         return { ...bitmapPixels(input.bitmap, maxPixels), format: "" };

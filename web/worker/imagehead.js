@@ -55,7 +55,7 @@ export function sniffImage(h) {
   return { format };
 }
 
-const HEAD_BYTES = 65536; // enough for a JPEG's frame header after its EXIF block
+export const HEAD_BYTES = 65536; // enough for a JPEG's frame header after its EXIF block
 
 // sniffImage of a File/Blob's first bytes.
 export async function imageHead(blob) {
