@@ -2,11 +2,11 @@
 // ImageBitmap (the page turns <img>, <canvas>, OffscreenCanvas and <video> frames into one) and ImageData.
 // Returns RGBA pixels as stored, so Python sees the values PIL decodes natively (colour.js removes what would make
 // an engine colour-manage or rotate). Huge images are refused before they are decoded.
-// A PNG is decoded by WebCodecs' ImageDecoder where there is one (from the bytes, no Blob and no canvas readback:
-// about half the time of createImageBitmap + getImageData); a JPEG's bitmap is wrapped in a VideoFrame instead of
-// read back from a canvas. Either frame is then copied once, straight into the buffer Python reads (inference.js).
-// Lossy formats keep createImageBitmap: ImageDecoder hands out their YUV planes, whose conversion to RGB is not
-// libjpeg's.
+// An opaque PNG is decoded by WebCodecs' ImageDecoder where there is one (from the bytes, no Blob and no canvas
+// readback: about half the time of createImageBitmap + getImageData); a JPEG's bitmap is wrapped in a VideoFrame
+// instead of read back from a canvas. Either frame is then copied once, straight into the buffer Python reads
+// (inference.js). JPEGs keep createImageBitmap: ImageDecoder hands out their YUV planes, whose conversion to RGB is
+// not libjpeg's. The rest (alpha, other formats, engines without an exact copyTo) takes the canvas, as before.
 
 import { neutralise, orient } from "./colour.js";
 import { UserError } from "./errors.js";
