@@ -6,7 +6,6 @@ canvas otherwise). The worker's modules are served as they are (not bundled), be
 from __future__ import annotations
 
 import base64
-import io
 from pathlib import Path
 
 import numpy as np
