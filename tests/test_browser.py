@@ -563,6 +563,29 @@ def test_glue_embed_rgba_equals_infer_embedding(glue):
     assert _ok(glue.release_model("tiny"))["released"] and "tiny" not in _ok(glue.cached_models())["cached"]
 
 
+def test_glue_binary_embedding_and_pixel_buffer_give_the_same_numbers(glue):
+    """The worker's one-copy path: pixels decoded into pixel_buffer's array, the embedding taken as float32 values
+    (take_embedding) instead of JSON numbers; the same result as the JSON path, bit for bit."""
+    from wasmvision import bundle as B
+
+    _ok(glue.load_model("tiny", B.to_bytes(_tiny_bundle(embedding="t2"))))
+    rgba = np.random.default_rng(2).integers(0, 256, (17, 23, 4), dtype=np.uint8)
+    heap = glue.pixel_buffer(23, 17)
+    assert heap.dtype == np.uint8 and heap.shape == (17 * 23 * 4,)
+    heap[:] = rgba.reshape(-1)
+    listed = _ok(glue.classify_embed_rgba("tiny", rgba.tobytes(), 23, 17, 3))
+    binary = _ok(glue.classify_embed_rgba("tiny", heap, 23, 17, 3, binary=True))
+    assert binary["embedding"] == {"float32": 4} and binary["top"] == listed["top"]
+    taken = glue.take_embedding()
+    assert taken.dtype == np.float32 and taken.tolist() == listed["embedding"]
+    with pytest.raises(LookupError):
+        glue.take_embedding()  # taken once
+    assert _ok(glue.embed_rgba("tiny", heap, 23, 17, binary=True))["embedding"] == {"float32": 4}
+    assert glue.take_embedding().tolist() == listed["embedding"]
+    reply = json.loads(glue.classify_rgba("tiny", glue.pixel_buffer(23, 16), 23, 17))
+    assert not reply["ok"] and reply["error"]["kind"] == "ImageError"
+
+
 def test_glue_checked_skips_only_the_bundle_checksum(glue):
     # `checked`: the browser matched the bytes against the manifest (SRI), so the bundle's own sha256 is not
     # repeated; every other check still runs, and the same model loads to the same classifier.

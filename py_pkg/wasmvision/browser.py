@@ -20,11 +20,14 @@ from typing import Any, Callable
 import numpy as np
 
 from . import custom, head_format
+# pixel_buffer and take_embedding are entry points of the worker's too (raw numpy arrays, not JSON).
+from .browser_pixels import as_buffer as _as_buffer, pixel_buffer, rgba_image as _rgba_image  # noqa: F401
+from .browser_pixels import take_embedding, vector as _vector  # noqa: F401
 from .bundle import BundleError
 from .classifier import load
 from .head_train import TrainingError, check_examples
 from .importers import ModelImportError, UnsupportedOperatorError
-from .preprocess import MAX_PIXELS, ImageError, check_size
+from .preprocess import MAX_PIXELS, ImageError
 from .simd import EngineError
 
 # What the page reports as a user's mistake (a message, no traceback); anything else is a bug.
@@ -72,18 +75,6 @@ _cache = _ModelCache()
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-
-def _as_buffer(data) -> memoryview:
-    """A memoryview over model or pixel bytes, whatever side of the JS boundary they come from."""
-    # A Pyodide JsProxy of an ArrayBuffer / TypedArray: one copy from the JS heap into the Wasm heap,
-    # the minimum possible since JS memory is not addressable from Python.
-    to_memoryview = getattr(data, "to_memoryview", None)
-    if to_memoryview is not None:
-        return to_memoryview()
-    if isinstance(data, np.ndarray):
-        return memoryview(np.ascontiguousarray(data)).cast("B")
-    return memoryview(data).cast("B")
-
 
 def _error_kind(exc: BaseException) -> str:
     if isinstance(exc, (TrainingError, head_format.HeadError)) and exc.kind in _CASE_KINDS:
@@ -230,39 +221,22 @@ def classify_rgba(key: str, rgba, width: int, height: int, top_k: int = 5) -> di
     return result
 
 
-def _vector(vector) -> list[float]:
-    """An embedding as JSON numbers (float32 values): the one conversion on its way out of Python."""
-    return np.asarray(vector, dtype=np.float32).tolist()
-
-
-def _rgba_image(rgba, width: int, height: int) -> tuple[np.ndarray, float]:
-    """The (H, W, 4) uint8 view of a browser's RGBA pixels (no copy) and the milliseconds the handover took."""
-    width, height = int(width), int(height)
-    check_size(width, height)  # before touching a buffer that size would need
-    t0 = time.perf_counter()
-    buf = _as_buffer(rgba)
-    if len(buf) != width * height * 4:
-        raise ImageError(f"pixel buffer has {len(buf)} bytes, expected {width}x{height}x4 = {width * height * 4}")
-    image = np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 4)  # (H, W, 4)
-    return image, (time.perf_counter() - t0) * 1000.0
-
-
 @_respond
-def embed_rgba(key: str, rgba, width: int, height: int) -> dict:
+def embed_rgba(key: str, rgba, width: int, height: int, binary: bool = False) -> dict:
     """The embedding (the bundle's pooled features, flattened) of an RGBA uint8 image, as ``infer(image,
-    embedding=True)`` computes it natively."""
+    embedding=True)`` computes it natively; ``binary``: kept for take_embedding (browser_pixels.vector)."""
     clf = _cache.get(key)
     if clf is None:
         raise ModelNotLoaded(f"model {key!r} is not loaded")
     image, handover_ms = _rgba_image(rgba, width, height)
     t0 = time.perf_counter()
     vector = clf.infer(image, embedding=True)  # (D,)
-    return {"embedding": _vector(vector), "model": clf.model, "engine": clf.engine,
+    return {"embedding": _vector(vector, binary), "model": clf.model, "engine": clf.engine,
             "timings_ms": {"handover": round(handover_ms, 3), "inference": (time.perf_counter() - t0) * 1000.0}}
 
 
 @_respond
-def classify_embed_rgba(key: str, rgba, width: int, height: int, top_k: int = 5) -> dict:
+def classify_embed_rgba(key: str, rgba, width: int, height: int, top_k: int = 5, binary: bool = False) -> dict:
     """``classify_rgba`` plus the embedding, from one pass of the network (``Classifier.classify_and_embed``):
     what the album needs per photo (labels for the grid, a vector for "similar photos")."""
     clf = _cache.get(key)
@@ -272,7 +246,7 @@ def classify_embed_rgba(key: str, rgba, width: int, height: int, top_k: int = 5)
     result, vector = clf.classify_and_embed(image, top_k=top_k)
     out = result.to_dict()
     out["timings_ms"]["handover"] = round(handover_ms, 3)
-    out["embedding"] = _vector(vector)
+    out["embedding"] = _vector(vector, binary)
     return out
 
 

@@ -77,3 +77,34 @@ def test_orientation_is_read_and_applied_as_pillow_does(results):
         got = np.frombuffer(base64.b64decode(t["b64"]), np.uint8).reshape(t["height"], t["width"], 4)
         assert np.array_equal(got, want), name
     assert seen == set(range(1, 9))
+
+
+def test_files_with_nothing_to_remove_pass_through_without_a_copy(photos_dir, tmp_path):
+    """A file with no colour information and no orientation comes back as the same array (no byte copy); one with
+    something to remove does not."""
+    from PIL import Image
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed (apt-get install nodejs)")
+    img = Image.open(photos_dir / "chelsea.png").convert("RGB").resize((64, 48))
+    img.info = {}  # Pillow would write the source's ICC profile into the PNG
+    request = []
+    for suffix, fmt in FORMATS.items():
+        plain = io.BytesIO()
+        img.save(plain, format=fmt.upper())
+        request.append({"name": suffix, "format": fmt, "b64": base64.b64encode(plain.getvalue()).decode()})
+    request.append({"name": "profiled", "format": "PNG",
+                    "b64": base64.b64encode((photos_dir / "chelsea.png").read_bytes()).decode()})
+    script = """
+const { neutralise } = await import(process.argv[1]);
+let text = ""; for await (const c of process.stdin) text += c;
+process.stdout.write(JSON.stringify(JSON.parse(text).map((p) => {
+  const bytes = new Uint8Array(Buffer.from(p.b64, "base64"));
+  return neutralise(bytes, p.format).bytes === bytes;
+})));
+"""
+    out = subprocess.run([node, "--input-type=module", "-e", script, str(COLOUR_JS)], input=json.dumps(request),
+                         capture_output=True, text=True, check=True)
+    assert Image.open(photos_dir / "chelsea.png").info.get("icc_profile")
+    assert json.loads(out.stdout) == [True, True, True, False]

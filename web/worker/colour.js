@@ -90,7 +90,7 @@ function webp(b) {
     if (type === "ICCP") { o = end; continue; }
     if (type === "EXIF") { exif ||= tiffOrientation(exifBlock(data)); o = end; continue; }
     if (type === "XMP " && !xmp) xmp = xmpOrientation(data);
-    if (type === "VP8X") {
+    if (type === "VP8X" && b[o + 8] & (0x20 | 0x08)) {
       vp8x = b.slice(o, end);
       vp8x[8] &= ~(0x20 | 0x08); // the ICC and EXIF flags: those chunks are gone
       kept.push(vp8x);
@@ -100,6 +100,7 @@ function webp(b) {
     o = end;
   }
   const body = kept.reduce((n, p) => n + p.length, 0);
+  if (!vp8x && body + 12 === b.length) return { parts: [b], orientation: exif || xmp };
   const header = b.slice(0, 12);
   new DataView(header.buffer).setUint32(4, body + 4, true);
   return { parts: [header, ...kept], orientation: exif || xmp };
@@ -113,7 +114,8 @@ function concat(parts) {
 }
 
 // bytes of an encoded image (format from sniffImage) -> {bytes without colour information or orientation,
-// orientation 1..8 (1 when none)}. Other formats, and files these parsers do not follow, pass through unchanged.
+// orientation 1..8 (1 when none)}. Other formats, files these parsers do not follow, and files with nothing to
+// remove pass through unchanged (the same array: no copy).
 export function neutralise(bytes, format) {
   const parse = { JPEG: jpeg, PNG: png, WebP: webp }[format];
   if (!parse) return { bytes, orientation: 1 };
@@ -124,7 +126,8 @@ export function neutralise(bytes, format) {
     return { bytes, orientation: 1 };
   }
   const orientation = found.orientation >= 2 && found.orientation <= 8 ? found.orientation : 1;
-  return { bytes: concat(found.parts), orientation };
+  const kept = found.parts.reduce((n, p) => n + p.length, 0);
+  return { bytes: kept === bytes.length ? bytes : concat(found.parts), orientation };
 }
 
 // RGBA pixels as stored + EXIF orientation -> the upright image, as ImageOps.exif_transpose turns it.

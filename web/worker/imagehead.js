@@ -7,7 +7,20 @@ const SIGNATURES = [
   ["BMP", [0x42, 0x4d]], ["WebP", [0x52, 0x49, 0x46, 0x46]], ["ICO", [0x00, 0x00, 0x01, 0x00]],
 ];
 
-// Reads the format and, where the header says it, the pixel size, so huge images are refused before decoding.
+// Whether a PNG's first bytes say it has no alpha and at most 8 bits a sample: colour type gray, RGB or palette, and
+// no tRNS chunk before its image data (false when these bytes do not reach the image data).
+function opaquePng(h) {
+  if (h.length < 26 || h[24] > 8 || ![0, 2, 3].includes(h[25])) return false;
+  for (let o = 8; o + 8 <= h.length; o += 12 + (((h[o] << 24) >>> 0) + (h[o + 1] << 16) + (h[o + 2] << 8) + h[o + 3])) {
+    const type = String.fromCharCode(...h.subarray(o + 4, o + 8));
+    if (type === "tRNS") return false;
+    if (type === "IDAT") return true;
+  }
+  return false;
+}
+
+// Reads the format and, where the header says it, the pixel size, so huge images are refused before decoding; for a
+// PNG, whether it is opaque (opaquePng).
 export function sniffImage(h) {
   const at = (sig, off = 0) => sig.every((b, i) => h[off + i] === b);
   const u16be = (o) => (h[o] << 8) | h[o + 1];
@@ -21,7 +34,7 @@ export function sniffImage(h) {
   const sig = SIGNATURES.find(([, s]) => h.length >= s.length && at(s));
   if (!sig) return null;
   const format = sig[0];
-  if (format === "PNG" && h.length >= 24) return { format, width: u32be(16), height: u32be(20) };
+  if (format === "PNG" && h.length >= 24) return { format, width: u32be(16), height: u32be(20), opaque: opaquePng(h) };
   if (format === "GIF" && h.length >= 10) return { format, width: u16le(6), height: u16le(8) };
   if (format === "BMP" && h.length >= 26) return { format, width: Math.abs(i32le(18)), height: Math.abs(i32le(22)) };
   if (format === "WebP") {
@@ -55,7 +68,7 @@ export function sniffImage(h) {
   return { format };
 }
 
-const HEAD_BYTES = 65536; // enough for a JPEG's frame header after its EXIF block
+export const HEAD_BYTES = 65536; // enough for a JPEG's frame header after its EXIF block
 
 // sniffImage of a File/Blob's first bytes.
 export async function imageHead(blob) {

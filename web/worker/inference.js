@@ -2,7 +2,7 @@
 // module checked the arguments (topK, engine) before sending them; Python checks them again (Classifier.classify).
 
 import { callPython, runtime } from "./boot.js";
-import { decodeInput } from "./decode.js";
+import { copyFrame, decodeInput } from "./decode.js";
 import { headEntry } from "./heads.js";
 import { ensureLoaded, modelEntry } from "./models.js";
 import { UserError } from "./errors.js";
@@ -10,10 +10,60 @@ import { during } from "./phases.js";
 
 let classified = false;
 
-// Python's list of numbers -> a Float32Array, the one conversion on the embedding's way out: a transferable buffer
-// (protocol.js), so the page gets it without another copy.
-function vector(list) {
-  return Float32Array.from(list);
+// The embedding Python kept (browser_pixels.take_embedding) -> a Float32Array: one copy out of the Wasm heap, into a
+// transferable buffer (protocol.js), so the page gets it without another copy.
+function takeEmbedding() {
+  const array = runtime.browser.take_embedding();
+  let view = null;
+  try {
+    view = array.getBuffer("f32");
+    return view.data.slice();
+  } finally {
+    view?.release();
+    array.destroy();
+  }
+}
+
+// A decoded image -> what Python's entry points take as `rgba`: a VideoFrame is copied once, into a numpy array on the
+// Wasm heap (browser_pixels.pixel_buffer); JS pixels go as they are (Python copies them in once). release() after.
+async function pythonPixels(image) {
+  if (!image.frame) return { rgba: image.pixels, release() {} };
+  let array = null;
+  let view = null;
+  try {
+    array = runtime.browser.pixel_buffer(image.width, image.height);
+    view = array.getBuffer("u8");
+    await copyFrame(image.frame, view.data);
+  } catch (err) {
+    array?.destroy();
+    throw err;
+  } finally {
+    view?.release();
+    image.frame.close();
+  }
+  return { rgba: array, release: () => array.destroy() };
+}
+
+// Decodes the input and makes sure the model is loaded, then calls Python with the pixels: call(rgba, image) -> its
+// reply. Returns [reply, decode ms (the decoding plus a frame's copy into the heap), image].
+async function decodedCall(input, m, engine, call) {
+  const t0 = performance.now();
+  const image = await decodeInput(input, runtime.maxPixels, { frames: true });
+  const decodeMs = performance.now() - t0;
+  try {
+    await ensureLoaded(m.key, engine, true);
+  } catch (err) {
+    image.frame?.close();
+    throw err;
+  }
+  const tCopy = performance.now();
+  const pixels = await pythonPixels(image);
+  const copyMs = performance.now() - tCopy;
+  try {
+    return [call(pixels.rgba, image), decodeMs + copyMs, image];
+  } finally {
+    pixels.release();
+  }
 }
 
 // classify, plus the embedding when `embedding` is true (one pass of the network: browser.classify_embed_rgba);
@@ -29,13 +79,13 @@ async function classifyOnce({ input, topK = 5, model, engine = "auto", embedding
   const m = modelEntry(model);
   if (head) headEntry(head);
   if (input?.kind === "embedding") return classifyEmbedding(input.vector, { topK, m, engine, head, t0 });
-  const image = await decodeInput(input, runtime.maxPixels);
-  const decodeMs = performance.now() - t0;
-  await ensureLoaded(m.key, engine, true);
-  const pixels = [image.pixels, image.width, image.height, topK];
-  const result = head ? callPython("head_classify_rgba", [head, m.key, ...pixels])
-    : callPython(embedding ? "classify_embed_rgba" : "classify_rgba", [m.key, ...pixels]);
-  if (embedding) result.embedding = vector(result.embedding);
+  const [result, decodeMs, image] = await decodedCall(input, m, engine, (rgba, { width, height }) => {
+    const pixels = [rgba, width, height, topK];
+    if (head) return callPython("head_classify_rgba", [head, m.key, ...pixels]);
+    if (embedding) return callPython("classify_embed_rgba", [m.key, ...pixels], { binary: true });
+    return callPython("classify_rgba", [m.key, ...pixels]);
+  });
+  if (embedding) result.embedding = takeEmbedding();
   const t = result.timings_ms || {};
   result.timings_ms = {
     decode: decodeMs + (t.handover ?? 0), preprocess: t.preprocess, inference: t.inference,
@@ -60,13 +110,11 @@ async function classifyEmbedding(vector, { topK, m, engine, head, t0 }) {
 export async function embed({ input, model, engine = "auto" }) {
   const t0 = performance.now();
   const m = modelEntry(model);
-  const image = await decodeInput(input, runtime.maxPixels);
-  const decodeMs = performance.now() - t0;
-  await ensureLoaded(m.key, engine, true);
-  const result = callPython("embed_rgba", [m.key, image.pixels, image.width, image.height]);
+  const [result, decodeMs] = await decodedCall(input, m, engine, (rgba, { width, height }) =>
+    callPython("embed_rgba", [m.key, rgba, width, height], { binary: true }));
   const t = result.timings_ms || {};
   return {
-    embedding: vector(result.embedding), model: { ...result.model, key: m.key }, engine: result.engine,
+    embedding: takeEmbedding(), model: { ...result.model, key: m.key }, engine: result.engine,
     timings_ms: { decode: decodeMs + (t.handover ?? 0), inference: t.inference, total: performance.now() - t0 },
   };
 }
