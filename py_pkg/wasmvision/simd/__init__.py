@@ -70,13 +70,12 @@ class Library:
         problems = layout_problems(self.layout)
         if problems:
             raise OSError(f"parameter layout differs from the binding's ({len(problems)} fields): {problems[0]}")
-        for name in ("wv_gemm", "wv_dwconv", "wv_im2col", "wv_gap"):
+        for name in ("wv_gemm", "wv_dwconv", "wv_gap"):
             getattr(lib, name).restype = None
             getattr(lib, name).argtypes = [ctypes.c_size_t]
         self.path = path
         self.gemm = lib.wv_gemm
         self.dwconv = lib.wv_dwconv
-        self.im2col = lib.wv_im2col
         self.gap = lib.wv_gap
         self._lib = lib  # keeps the module loaded
 

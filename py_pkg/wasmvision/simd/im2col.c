@@ -54,7 +54,3 @@ void im2col_rows(const Im2colParams *p, long p0, long p1, f32 *cols) {
     }
   }
 }
-
-EXPORT void wv_im2col(const Im2colParams *p) {
-  im2col_rows(p, 0, (long)p->n * p->oh * p->ow, PTR(p->cols));
-}

@@ -1,4 +1,4 @@
-// im2col by rows, shared by wv_im2col (im2col.c) and the GEMM's gather of one block of rows at a time (gemm.c).
+// im2col by rows: the GEMM gathers one block of rows at a time (gemm.c) while it is in L1.
 #ifndef WVIM2COL_H
 #define WVIM2COL_H
 
