@@ -182,6 +182,35 @@ function imageDataPixels(image, maxPixels) {
   return { pixels: data, width, height, format: "" };
 }
 
+// Tiny opaque images (8 x 8) of each format the fast paths decode: a PNG (ImageDecoder) and a JPEG (createImageBitmap
+// wrapped in a VideoFrame).
+const WARM_IMAGES = [
+  "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAGUlEQVR4nGNkYGhQYGDARCwMCgxYweCUAABobwJe4J3LcgAAAABJRU5ErkJggg==",
+  "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAMCAgMCAgMDAwMEAwMEBQgFBQQEBQoHBwYIDAoMDAsKCwsNDhIQDQ4RDgsLEBYQERMUFRUVDA8XGBYU" +
+  "GBIUFRT/2wBDAQMEBAUEBQkFBQkUDQsNFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBT/wAARCAAIAAgD" +
+  "ASIAAhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUFBAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKB" +
+  "kaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZ" +
+  "mqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQF" +
+  "BgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAECAxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5" +
+  "OkNERUZHSElKU1RVVldYWVpjZGVmZ2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX" +
+  "2Nna4uPk5ebn6Onq8vP09fb3+Pn6/9oADAMBAAIRAxEAPwDmfhR+yp/qf9D9P4aKKK+RzbifM/rT/eHpeHvGOcf2FS/e/wBWXmf/2Q==",
+];
+
+// Decodes the tiny images through the same path as a photo (frames copied out, then closed), so that a photo's
+// decode does not pay for the decoders' first use. Never fails: a decoder that is missing is just not warmed.
+export async function warmDecoders() {
+  for (const text of WARM_IMAGES) {
+    try {
+      const bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+      const image = await decodeInput({ kind: "blob", blob: new Blob([bytes]) }, 64, { frames: true });
+      if (image.frame) await copyFrame(image.frame, new Uint8Array(image.width * image.height * 4));
+      image.frame?.close();
+    } catch {
+      // nothing to warm
+    }
+  }
+}
+
 // input: {kind: "blob", blob} | {kind: "url", url} | {kind: "bitmap", bitmap} | {kind: "imagedata", image}
 // -> {pixels, width, height, format}; with `frames`, possibly {frame, width, height, format} (see decodeBlob).
 export async function decodeInput(input, maxPixels, { frames = false } = {}) {

@@ -4,7 +4,7 @@
 import { callPython, runtime } from "./boot.js";
 import { copyFrame, decodeInput } from "./decode.js";
 import { headEntry } from "./heads.js";
-import { ensureLoaded, modelEntry } from "./models.js";
+import { ensureLoaded, modelEntry, setWarmUp } from "./models.js";
 import { UserError } from "./errors.js";
 import { during } from "./phases.js";
 
@@ -95,6 +95,33 @@ async function classifyOnce({ input, topK = 5, model, engine = "auto", embedding
   result.model = { ...result.model, key: m.key };
   return result;
 }
+
+// A photo-sized synthetic image as PNG bytes (drawn and encoded here: nothing fetched, nothing stored).
+async function syntheticPhoto(width = 320, height = 240) {
+  const canvas = new OffscreenCanvas(width, height);
+  const ctx = canvas.getContext("2d");
+  const gradient = ctx.createLinearGradient(0, 0, width, height);
+  gradient.addColorStop(0, "#204080");
+  gradient.addColorStop(1, "#e0a040");
+  ctx.fillStyle = gradient;
+  ctx.fillRect(0, 0, width, height);
+  return canvas.convertToBlob({ type: "image/png" });
+}
+
+// The first photo's path once, on a synthetic photo, after a model's load (models.js, when nothing waits for it):
+// decode, the pixels' handover, the network, the result. V8 then compiles and re-optimizes what a photo runs before
+// the first real one, not during it (docs/perf.md, "The first photo"). Never fails: a warm-up that cannot run
+// leaves the first photo as it was.
+async function warmUp(key, engine) {
+  try {
+    const blob = await syntheticPhoto();
+    await classifyOnce({ input: { kind: "blob", blob }, topK: 5, model: key, engine });
+  } catch (err) {
+    console.warn("wasmvision: warm-up skipped:", err.message);
+  }
+}
+
+setWarmUp(warmUp);
 
 // A kept embedding through a custom head alone (the network does not run).
 async function classifyEmbedding(vector, { topK, m, engine, head, t0 }) {
