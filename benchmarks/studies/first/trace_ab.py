@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from trace_first import CATEGORIES, CHROMIUM_FLAGS, ROOT, RUN, Background, cpu_in, thread_names, windows  # noqa: E402
+from first_photo import CHROMIUM_FLAGS, ROOT, Background  # noqa: E402
+from trace_first import CATEGORIES, RUN, cpu_in, thread_names, windows  # noqa: E402
 
 WORKER, POOL = "DedicatedWorker thread", "ThreadPoolForegroundWorker"
 

@@ -1,21 +1,16 @@
 """Where the first classify's wall time goes: a Chrome trace of a first visit, the first classify right after ready
 (or after --delay s) and --later more; per classify window, each thread's CPU time (sum of its top-level tasks'
-thread durations inside the window) and the V8 compile work in it. python3 .../trace_first.py [--runs N]"""
+thread durations inside the window) and the V8 compile work in it. python3 .../trace_first.py [--dist D] [--js-flags F]"""
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from bench.common import CHROMIUM_FLAGS  # noqa: E402
-from buildtools.server import Background  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from first_photo import CHROMIUM_FLAGS, ROOT, Background  # noqa: E402,F401 (the study's paths and server)
 
 RUN = """async ([url, delay, later]) => {
   const blob = await (await fetch(url)).blob();
