@@ -85,7 +85,8 @@ export function inferenceQueued(delta) {
 }
 
 // A warm-up through the page's own classify path (inference.js registers it): run after a load instead of Python's
-// own warm-up, when nothing waits for the model. (key, engine) -> a promise that never rejects.
+// own warm-up, when nothing waits for the model. (key, engine) -> a promise of its stage timings (or null) that
+// never rejects.
 let warmUpHook = null;
 
 export function setWarmUp(fn) {
@@ -163,7 +164,8 @@ export async function ensureLoaded(key, engine = "auto", forInference = false) {
   timings.model_fetch_ms = t1 - t0;
   timings.model_load_ms = performance.now() - t1;
   if (warm && warmUpHook && info.engine === "simd" && inferencesWaiting === 0) {
-    await during("warm_up", () => warmUpHook(key, engine)); // a photo that came meanwhile is the warm-up instead
+    // (A photo that came meanwhile is the warm-up instead.)
+    timings.warm_up = await during("warm_up", () => warmUpHook(key, engine));
   }
   setScope(null);
   setStage("ready", "Ready");
