@@ -182,27 +182,30 @@ function imageDataPixels(image, maxPixels) {
   return { pixels: data, width, height, format: "" };
 }
 
-// Tiny opaque images (8 x 8) of each format the fast paths decode: a PNG (ImageDecoder) and a JPEG (createImageBitmap
-// wrapped in a VideoFrame).
-const WARM_IMAGES = [
-  "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAGUlEQVR4nGNkYGhQYGDARCwMCgxYweCUAABobwJe4J3LcgAAAABJRU5ErkJggg==",
-  "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAMCAgMCAgMDAwMEAwMEBQgFBQQEBQoHBwYIDAoMDAsKCwsNDhIQDQ4RDgsLEBYQERMUFRUVDA8XGBYU" +
-  "GBIUFRT/2wBDAQMEBAUEBQkFBQkUDQsNFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBT/wAARCAAIAAgD" +
-  "ASIAAhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUFBAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKB" +
-  "kaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZ" +
-  "mqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQF" +
-  "BgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAECAxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5" +
-  "OkNERUZHSElKU1RVVldYWVpjZGVmZ2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX" +
-  "2Nna4uPk5ebn6Onq8vP09fb3+Pn6/9oADAMBAAIRAxEAPwDmfhR+yp/qf9D9P4aKKK+RzbifM/rT/eHpeHvGOcf2FS/e/wBWXmf/2Q==",
-];
+// A synthetic opaque image (a gradient) encoded as `type`: drawn and encoded here, nothing fetched or stored.
+export async function syntheticImage(width, height, type) {
+  const canvas = new OffscreenCanvas(width, height);
+  const ctx = canvas.getContext("2d");
+  const gradient = ctx.createLinearGradient(0, 0, width, height);
+  gradient.addColorStop(0, "#204080");
+  gradient.addColorStop(1, "#e0a040");
+  ctx.fillStyle = gradient;
+  ctx.fillRect(0, 0, width, height);
+  return canvas.convertToBlob({ type });
+}
 
-// Decodes the tiny images through the same path as a photo (frames copied out, then closed), so that a photo's
-// decode does not pay for the decoders' first use. Never fails: a decoder that is missing is just not warmed.
+// An 8 x 8 RGB PNG: a canvas encodes RGBA, which takes the canvas path instead of ImageDecoder's (decodeFrame).
+const RGB_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAGUlEQVR4nGNkYGhQYGDARCwMCgxYweCUAABobwJe4J3LcgAAAABJRU5ErkJggg==";
+
+// Decodes an 8 x 8 PNG (ImageDecoder) and JPEG (createImageBitmap wrapped in a VideoFrame) through the same path as a
+// photo, frames copied out and closed, so that a photo's decode does not pay for the decoders' first use. Never
+// fails: a decoder that is missing is just not warmed.
 export async function warmDecoders() {
-  for (const text of WARM_IMAGES) {
+  const png = () => new Blob([Uint8Array.from(atob(RGB_PNG), (c) => c.charCodeAt(0))], { type: "image/png" });
+  for (const made of [png, () => syntheticImage(8, 8, "image/jpeg")]) {
     try {
-      const bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
-      const image = await decodeInput({ kind: "blob", blob: new Blob([bytes]) }, 64, { frames: true });
+      const blob = await made();
+      const image = await decodeInput({ kind: "blob", blob }, 64, { frames: true });
       if (image.frame) await copyFrame(image.frame, new Uint8Array(image.width * image.height * 4));
       image.frame?.close();
     } catch {

@@ -2,7 +2,7 @@
 // module checked the arguments (topK, engine) before sending them; Python checks them again (Classifier.classify).
 
 import { callPython, runtime } from "./boot.js";
-import { copyFrame, decodeInput } from "./decode.js";
+import { copyFrame, decodeInput, syntheticImage } from "./decode.js";
 import { headEntry } from "./heads.js";
 import { ensureLoaded, modelEntry, setWarmUp } from "./models.js";
 import { UserError } from "./errors.js";
@@ -96,18 +96,6 @@ async function classifyOnce({ input, topK = 5, model, engine = "auto", embedding
   return result;
 }
 
-// A photo-sized synthetic image as PNG bytes (drawn and encoded here: nothing fetched, nothing stored).
-async function syntheticPhoto(width = 320, height = 240) {
-  const canvas = new OffscreenCanvas(width, height);
-  const ctx = canvas.getContext("2d");
-  const gradient = ctx.createLinearGradient(0, 0, width, height);
-  gradient.addColorStop(0, "#204080");
-  gradient.addColorStop(1, "#e0a040");
-  ctx.fillStyle = gradient;
-  ctx.fillRect(0, 0, width, height);
-  return canvas.convertToBlob({ type: "image/png" });
-}
-
 // The first photo's path once, on a synthetic photo, after a model's load (models.js, when nothing waits for it):
 // decode, the pixels' handover, the network, the result. V8 then compiles and re-optimizes what a photo runs before
 // the first real one, not during it (docs/perf.md, "The first photo"). Never fails: a warm-up that cannot run
@@ -116,7 +104,7 @@ async function syntheticPhoto(width = 320, height = 240) {
 async function warmUp(key, engine) {
   try {
     const t0 = performance.now();
-    const blob = await syntheticPhoto();
+    const blob = await syntheticImage(320, 240, "image/jpeg"); // photo-sized (resized down) and a photo's format
     const photo = performance.now() - t0;
     const result = await classifyOnce({ input: { kind: "blob", blob }, topK: 5, model: key, engine });
     return { photo, ...result.timings_ms };
