@@ -5,9 +5,7 @@
 // along x so each input column is loaded once and feeds the three outputs that use it. Other shapes (stride 2
 // is bound by reading its input, where the row kernel measured no faster): an interior pixel (dw_interior) uses
 // tap offsets computed once per layer, 4 channels per step.
-#include "wvsimd.h"
-
-#define NOINLINE __attribute__((noinline))
+#include "wvdwconv.h"
 
 #define TAP(V, OFS) V = MADD4(V, wasm_v128_load(xp + (OFS)), wasm_v128_load(wp + (OFS)));
 
@@ -18,12 +16,8 @@
 #define DW_MIN_TILE 8  // outputs: a run's start (9 weights, 2 columns) costs about 2 outputs' worth of loads
 #endif
 
-INLINE int imax(int a, int b) { return a > b ? a : b; }
-INLINE int imin(int a, int b) { return a < b ? a : b; }
-
-// One output pixel, channels [c, C), taps [ky0,ky1) x [kx0,kx1) of the KH x KW kernel (all inside the image).
-static NOINLINE void dw_pixel(const f32 *x, int W, int C, const f32 *w, int KW, const f32 *bias, f32 *y, int c,
-                     int iy0, int ix0, int ky0, int ky1, int kx0, int kx1, const Act *act) {
+NOINLINE void dw_pixel(const f32 *x, int W, int C, const f32 *w, int KW, const f32 *bias, f32 *y, int c, int iy0,
+                       int ix0, int ky0, int ky1, int kx0, int kx1, const Act *act) {
   for (; c + 16 <= C; c += 16) {
     v128_t a0 = wasm_v128_load(bias + c), a1 = wasm_v128_load(bias + c + 4);
     v128_t a2 = wasm_v128_load(bias + c + 8), a3 = wasm_v128_load(bias + c + 12);
@@ -222,6 +216,7 @@ EXPORT void wv_dwconv(const DwconvParams *p) {
   int KH = (int)p->kh, KW = (int)p->kw;
   if (KH == 3 && KW == 3 && p->sw == 1) dw3s1_layer(p);
   else if (KH == 3 && KW == 3) dw_layer_3x3(p);
+  else if (KH == 5 && KW == 5 && p->sw == 1) dw5s1_layer(p);
   else if (KH == 5 && KW == 5) dw_layer_5x5(p);
   else dw_layer_any(p);
 }
