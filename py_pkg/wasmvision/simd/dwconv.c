@@ -215,8 +215,10 @@ static NOINLINE void dw_layer_any(const DwconvParams *p) { dw_layer(p, (int)p->k
 EXPORT void wv_dwconv(const DwconvParams *p) {
   int KH = (int)p->kh, KW = (int)p->kw;
   if (KH == 3 && KW == 3 && p->sw == 1) dw3s1_layer(p);
+  else if (KH == 3 && KW == 3 && p->sw == 2) dw3s2_layer(p);
   else if (KH == 3 && KW == 3) dw_layer_3x3(p);
   else if (KH == 5 && KW == 5 && p->sw == 1) dw5s1_layer(p);
+  else if (KH == 5 && KW == 5 && p->sw == 2) dw5s2_layer(p);
   else if (KH == 5 && KW == 5) dw_layer_5x5(p);
   else dw_layer_any(p);
 }

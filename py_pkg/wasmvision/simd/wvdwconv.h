@@ -1,4 +1,5 @@
-// Shared by the depthwise kernel files (dwconv.c: dispatch, 3x3 rows, the per-pixel paths; dwconv_k5.c: 5x5 rows).
+// Shared by the depthwise kernel files (dwconv.c: dispatch, 3x3 stride-1 rows, the per-pixel
+// paths; dwconv_rows.c: window-row kernels for 5x5 and 3x3 stride 2).
 #ifndef WVDWCONV_H
 #define WVDWCONV_H
 
@@ -14,7 +15,9 @@ INLINE int imin(int a, int b) { return a < b ? a : b; }
 void dw_pixel(const f32 *x, int W, int C, const f32 *w, int KW, const f32 *bias, f32 *y, int c, int iy0, int ix0,
               int ky0, int ky1, int kx0, int kx1, const Act *act);
 
-// 5x5 with stride 1 along x (any stride along y, any padding).
+// Window-row kernels (dwconv_rows.c): KxK with stride S along x, any stride along y, any padding.
 void dw5s1_layer(const DwconvParams *p);
+void dw5s2_layer(const DwconvParams *p);
+void dw3s2_layer(const DwconvParams *p);
 
 #endif
