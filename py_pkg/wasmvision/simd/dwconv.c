@@ -2,15 +2,20 @@
 // y[n,oy,ox,c] = act(bias[c] + sum_{ky,kx} x[n, oy*sh-pt+ky, ox*sw-pl+kx, c] * w[ky,kx,c]).
 // Padding is never materialised: a border pixel clips its tap range to the image (dw_pixel).
 // 3x3 with stride 1 along x runs row kernels (dw3s1_run): 4 channels, their 9 weights in registers, sliding
-// along x so each input column is loaded once and feeds the three outputs that use it. Other shapes (stride 2
-// is bound by reading its input, where the row kernel measured no faster): an interior pixel (dw_interior) uses
-// tap offsets computed once per layer, 4 channels per step.
+// along x so each input column is loaded once and feeds the three outputs that use it. 5x5 and some 3x3 stride 2
+// run window-row kernels (dwconv_rows.c). Other shapes: an interior pixel (dw_interior) uses tap offsets
+// computed once per layer, 4 channels per step.
 #include "wvdwconv.h"
 
 #define TAP(V, OFS) V = MADD4(V, wasm_v128_load(xp + (OFS)), wasm_v128_load(wp + (OFS)));
 
 #ifndef DW_L1_BYTES  // (the study harness, benchmarks/studies/dwconv, varies these)
 #define DW_L1_BYTES 24576  // input bytes of one x tile (3 rows x its columns x C): stays in L1 over the channel blocks
+#endif
+#ifndef DW3S2_ROWS_MAX_W
+// 3x3 stride 2 by window rows: 20 % faster than per pixel on 56- and 28-wide images with relaxed_madd, slower
+// on 112-wide ones (their rows, 64-96 channels, evict each other from L1) and in the plain build
+#define DW3S2_ROWS_MAX_W 64
 #endif
 #ifndef DW_MIN_TILE
 #define DW_MIN_TILE 8  // outputs: a run's start (9 weights, 2 columns) costs about 2 outputs' worth of loads
@@ -215,7 +220,7 @@ static NOINLINE void dw_layer_any(const DwconvParams *p) { dw_layer(p, (int)p->k
 EXPORT void wv_dwconv(const DwconvParams *p) {
   int KH = (int)p->kh, KW = (int)p->kw;
   if (KH == 3 && KW == 3 && p->sw == 1) dw3s1_layer(p);
-  else if (KH == 3 && KW == 3 && p->sw == 2) dw3s2_layer(p);
+  else if (KH == 3 && KW == 3 && p->sw == 2 && WV_BUILD == 1 && p->w <= DW3S2_ROWS_MAX_W) dw3s2_layer(p);
   else if (KH == 3 && KW == 3) dw_layer_3x3(p);
   else if (KH == 5 && KW == 5 && p->sw == 1) dw5s1_layer(p);
   else if (KH == 5 && KW == 5 && p->sw == 2) dw5s2_layer(p);
