@@ -1,9 +1,9 @@
 """Depthwise kernel variants side by side in Pyodide (V8): the depthwise layers of MobileNetV2 (3x3, pad 1),
 MobileNetV3-Large (3x3 and 5x5, pad K//2) and EfficientNet-Lite0 (TF "SAME": strided layers pad one more pixel at
-the end) at 224x224, ReLU6; every variant checked against the first, then timed call by call interleaved (order
-rotated each round). --fresh rewrites the input with numpy before each call (as the previous pointwise layer does
-in the network) instead of calling on a hot cache. Prints per-shape best / median ms and GFLOPS, and each
-network's sums."""
+the end) at 224x224, ReLU6 (--act hardswish); every variant checked against the first, then timed call by call
+interleaved (order rotated each round). --fresh rewrites the input with numpy before each call (as the previous
+pointwise layer does in the network) instead of calling on a hot cache. Prints per-shape best / median ms and
+GFLOPS, and each network's sums."""
 import argparse
 import ctypes
 import statistics
@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from wasmvision.simd.descriptors import ACT_CLIP, ActParams, DwconvParams
+from wasmvision.simd.descriptors import ACT_CLIP, ACT_HARDSWISH, ActParams, DwconvParams
 
 NETS = {  # (H, W, C, K, stride, pad top/left, layers of this shape); every output is ceil(H / stride)
     "mbv2": [(112, 112, 32, 3, 1, 1, 1), (112, 112, 96, 3, 2, 1, 1), (56, 56, 144, 3, 1, 1, 1),
@@ -33,6 +33,7 @@ ap.add_argument("variants", nargs="+")
 ap.add_argument("--nets", default="mbv2", help="comma-separated: " + ",".join(NETS))
 ap.add_argument("--only", default="", help="only shapes whose K,stride match, e.g. 5,1")
 ap.add_argument("--build", default="plain")
+ap.add_argument("--act", default="relu6", choices=["relu6", "hardswish"])
 ap.add_argument("--reps", type=int, default=30)
 ap.add_argument("--fresh", action="store_true")
 ap.add_argument("--batch", type=int, default=1)
@@ -40,6 +41,8 @@ ap.add_argument("--sample-ms", type=float, default=0.0, help="calls per sample s
 a = ap.parse_args()
 fns = {v: ctypes.CDLL(f"/libs/libdw_{a.build}_{v}.so").wv_dwconv for v in a.variants}
 rng = np.random.default_rng(0)
+act = (ActParams(kind=ACT_CLIP, lo=0.0, hi=6.0) if a.act == "relu6"
+       else ActParams(kind=ACT_HARDSWISH, alpha=1 / 6, beta=0.5))
 print(f"build {a.build}, {'fresh input' if a.fresh else 'hot cache'}, {a.reps} calls each")
 for net in a.nets.split(","):
     shapes = [sh for sh in NETS[net] if not a.only or f"{sh[3]},{sh[4]}" == a.only]
@@ -54,7 +57,7 @@ for net in a.nets.split(","):
         ys = {v: np.full((a.batch, oh, ow, c), np.nan, np.float32) for v in a.variants}
         ps = {v: DwconvParams(x=x.ctypes.data, wt=wt.ctypes.data, bias=b.ctypes.data, y=ys[v].ctypes.data, n=a.batch,
                               h=h, w=w, c=c, kh=k, kw=k, sh=s, sw=s, pt=pad, pl=pad, oh=oh, ow=ow,
-                              act=ActParams(kind=ACT_CLIP, lo=0.0, hi=6.0)) for v in a.variants}
+                              act=act) for v in a.variants}
         for v in a.variants:
             for _ in range(3):
                 fns[v](ctypes.byref(ps[v]))

@@ -69,7 +69,7 @@ NOINLINE void dw_pixel(const f32 *x, int W, int C, const f32 *w, int KW, const f
 // read is inside the image except the first output's first column when lz and the last output's last column
 // when rz (neither is read): the usual pad-1 borders run with the interior.
 INLINE void dw3s1_run(const f32 *x, long rs, const f32 *w, const f32 *bias, f32 *y, int C, int C4, int n, int lz,
-                      int rz, int NR, const Act *act) {
+                      int rz, int NR, int form, const Act *act) {
   long C3 = 3L * C;
   for (int c = 0; c < C4; c += 4) {
     v128_t k00 = wasm_v128_load(w + c), k01 = wasm_v128_load(w + C + c), k02 = wasm_v128_load(w + 2 * C + c);
@@ -94,22 +94,26 @@ INLINE void dw3s1_run(const f32 *x, long rs, const f32 *w, const f32 *bias, f32 
       COL(a0, 2, p)
       COL(a1, 1, p)
       COL(a2, 0, p)
-      wasm_v128_store(q, act4(a0, act));
+      wasm_v128_store(q, dw_act(a0, act, form));
       a0 = a1;
       a1 = a2;
     }
-    if (rz) wasm_v128_store(q, act4(a0, act));
+    if (rz) wasm_v128_store(q, dw_act(a0, act, form));
   }
 }
 
-// One small function per window height: V8 allocates registers per function, and the 9 weights + 3 sums fit
-// only when nothing else shares the function (inlined into one big function, the same loops ran 1.3-1.6x slower).
-#define RUN(NR)                                                                                                  \
-  static NOINLINE void dw3s1_run_r##NR(const f32 *x, long rs, const f32 *w, const f32 *bias, f32 *y, int C,     \
-                                       int C4, int n, int lz, int rz, const Act *act) {                          \
-    dw3s1_run(x, rs, w, bias, y, C, C4, n, lz, rz, NR, act);                                                     \
+// One small function per window height and activation form: V8 allocates registers per function, and the 9
+// weights + 3 sums fit only when nothing else shares the function (inlined into one big function, the same loops
+// ran 1.3-1.6x slower).
+#define RUN(NR, F)                                                                                               \
+  static NOINLINE void dw3s1_run_r##NR##_##F(const f32 *x, long rs, const f32 *w, const f32 *bias, f32 *y,      \
+                                             int C, int C4, int n, int lz, int rz, const Act *act) {             \
+    dw3s1_run(x, rs, w, bias, y, C, C4, n, lz, rz, NR, F, act);                                                  \
   }
-RUN(3) RUN(2) RUN(1)
+#define RUNS(NR) RUN(NR, 0) RUN(NR, 1) RUN(NR, 2)
+RUNS(3) RUNS(2) RUNS(1)
+#define CALL(NR, F) dw3s1_run_r##NR##_##F(xt, rs, wr, bias, yt, C, C4, m, l, r, &act)
+#define CALLS(NR) (form == DW_ACT_CLAMP ? CALL(NR, 1) : form == DW_ACT_HARDSWISH ? CALL(NR, 2) : CALL(NR, 0))
 
 // 3x3, stride 1 along x (any stride along y, any padding).
 static NOINLINE void dw3s1_layer(const DwconvParams *p) {
@@ -118,6 +122,7 @@ static NOINLINE void dw3s1_layer(const DwconvParams *p) {
   int N = (int)p->n, H = (int)p->h, W = (int)p->w, C = (int)p->c, C4 = C & ~3;
   int sh = (int)p->sh, pt = (int)p->pt, pl = (int)p->pl, OH = (int)p->oh, OW = (int)p->ow;
   Act act = act_read(&p->act);
+  int form = dw_act_form(&act);
   long rs = (long)W * C;
   // outputs [oxa, oxb) have all three input columns inside the image; one missing column on either side is
   // left to the run (lz, rz), anything else to dw_pixel
@@ -139,9 +144,9 @@ static NOINLINE void dw3s1_layer(const DwconvParams *p) {
             int m = imin(tile, o1 - t), l = lz && t == o0, r = rz && t + m == o1;
             const f32 *xt = xr + (long)(t - pl) * C;
             f32 *yt = y + (long)t * C;
-            if (NR == 3) dw3s1_run_r3(xt, rs, wr, bias, yt, C, C4, m, l, r, &act);
-            else if (NR == 2) dw3s1_run_r2(xt, rs, wr, bias, yt, C, C4, m, l, r, &act);
-            else dw3s1_run_r1(xt, rs, wr, bias, yt, C, C4, m, l, r, &act);
+            if (NR == 3) CALLS(3);
+            else if (NR == 2) CALLS(2);
+            else CALLS(1);
           }
           if (C4 < C)
             for (int o = o0; o < o1; o++)

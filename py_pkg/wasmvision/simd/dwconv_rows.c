@@ -24,7 +24,7 @@
     v128_t a = first ? b : wasm_v128_load(q);                                           \
     a = MADD4(a, r0, k0); a = MADD4(a, r1, k1); a = MADD4(a, r2, k2);                   \
     if (K == 5) { a = MADD4(a, r3, k3); a = MADD4(a, r4, k4); }                         \
-    wasm_v128_store(q, last ? act4(a, act) : a);                                        \
+    wasm_v128_store(q, last ? dw_act(a, act, form) : a);                                \
     if (K == 5 && S == 1) { r0 = r1; r1 = r2; r2 = r3; r3 = r4; }                       \
     else if (K == 5) { r0 = r2; r1 = r3; r2 = r4; }                                     \
     else r0 = r2;                                                                       \
@@ -35,7 +35,7 @@
 // relative column 0 (output j's window starts at column S*j), channel c; w = the weight row (channel c).
 // first: the sums start from the bias; last: they leave through the activation.
 INLINE void dw_row(const f32 *x, const f32 *w, const f32 *bias, f32 *y, long C, int n, int lo, int hi, int K, int S,
-                   int first, int last, const Act *act) {
+                   int first, int last, int form, const Act *act) {
   const v128_t z = wasm_f32x4_splat(0.0f), b = wasm_v128_load(bias);
   const v128_t k0 = wasm_v128_load(w), k1 = wasm_v128_load(w + C), k2 = wasm_v128_load(w + 2 * C);
   const v128_t k3 = K == 5 ? wasm_v128_load(w + 3 * C) : z, k4 = K == 5 ? wasm_v128_load(w + 4 * C) : z;
@@ -51,18 +51,23 @@ INLINE void dw_row(const f32 *x, const f32 *w, const f32 *bias, f32 *y, long C, 
   for (; j < n; j++) STEP(COL_CLIPPED)
 }
 
-// One function per (K, S, first, last): V8 allocates registers per function, and the selects of the other cases
-// cost 5 %.
-#define ROW(K, S, FIRST, LAST, NAME)                                                                             \
+// One function per (K, S, first, last, activation form): V8 allocates registers per function, and the selects
+// of the other cases cost 5 %.
+#define ROW(K, S, FIRST, LAST, F, NAME)                                                                          \
   static NOINLINE void dw##K##s##S##_row_##NAME(const f32 *x, const f32 *w, const f32 *bias, f32 *y, long C,     \
                                                 int n, int lo, int hi, const Act *act) {                         \
-    dw_row(x, w, bias, y, C, n, lo, hi, K, S, FIRST, LAST, act);                                                 \
+    dw_row(x, w, bias, y, C, n, lo, hi, K, S, FIRST, LAST, F, act);                                              \
   }
-#define ROWS(K, S) ROW(K, S, 1, 0, first) ROW(K, S, 0, 0, mid) ROW(K, S, 0, 1, last) ROW(K, S, 1, 1, only)
+#define ROWS(K, S)                                                                                               \
+  ROW(K, S, 1, 0, 0, first) ROW(K, S, 0, 0, 0, mid) ROW(K, S, 0, 1, 0, last_0) ROW(K, S, 0, 1, 1, last_1)        \
+  ROW(K, S, 0, 1, 2, last_2) ROW(K, S, 1, 1, 0, only_0) ROW(K, S, 1, 1, 1, only_1) ROW(K, S, 1, 1, 2, only_2)
 ROWS(5, 1) ROWS(5, 2) ROWS(3, 2)
 
 #define PASS(K, S, NAME, KY) \
   dw##K##s##S##_row_##NAME(xc + (long)(iy0 + (KY)) * rs, wc + (KY) * (long)K * C, bc, yc, C, OW, pl, W + pl, &act)
+#define PASS_ACT(K, S, NAME, KY)                                                                                 \
+  (form == DW_ACT_CLAMP ? PASS(K, S, NAME##_1, KY) : form == DW_ACT_HARDSWISH ? PASS(K, S, NAME##_2, KY)         \
+                                                   : PASS(K, S, NAME##_0, KY))
 
 #define LAYER(K, S)                                                                                              \
   void dw##K##s##S##_layer(const DwconvParams *p) {                                                              \
@@ -71,6 +76,7 @@ ROWS(5, 1) ROWS(5, 2) ROWS(3, 2)
     int N = (int)p->n, H = (int)p->h, W = (int)p->w, C = (int)p->c, C4 = C & ~3;                                 \
     int sh = (int)p->sh, pt = (int)p->pt, pl = (int)p->pl, OH = (int)p->oh, OW = (int)p->ow;                     \
     Act act = act_read(&p->act);                                                                                 \
+    int form = dw_act_form(&act);                                                                                \
     long rs = (long)W * C;                                                                                       \
     for (int n = 0; n < N; n++) {                                                                                \
       const f32 *x = X + (long)n * H * rs;                                                                       \
@@ -82,12 +88,12 @@ ROWS(5, 1) ROWS(5, 2) ROWS(3, 2)
           const f32 *xc = x - (long)pl * C + c, *wc = Wt + c, *bc = bias + c; /* column -pl: not read */         \
           f32 *yc = y + c;                                                                                       \
           if (ky1 - ky0 == 1) {                                                                                  \
-            PASS(K, S, only, ky0);                                                                               \
+            PASS_ACT(K, S, only, ky0);                                                                           \
             continue;                                                                                            \
           }                                                                                                      \
           PASS(K, S, first, ky0);                                                                                \
           for (int ky = ky0 + 1; ky < ky1 - 1; ky++) PASS(K, S, mid, ky);                                        \
-          PASS(K, S, last, ky1 - 1);                                                                             \
+          PASS_ACT(K, S, last, ky1 - 1);                                                                         \
         }                                                                                                        \
         if (c0 < C) /* the channels past the last multiple of 4 */                                               \
           for (int ox = 0; ox < OW; ox++) {                                                                      \
