@@ -96,6 +96,12 @@ def _cases() -> list[dict]:
     for i, (n, k, m) in enumerate([(1, 1280, 1000), (3, 17, 9), (1, 1, 1), (2, 64, 129)]):
         cases.append({"kind": "dense", "n": n, "k": k, "m": m, "act": ACT_NAMES[(i * 3) % len(ACT_NAMES)],
                       "bias": i != 2})
+    # a projection and its residual add as one GEMM (plan_fusion.ConvAdd): M past and below the 64-row blocks, 1-3 rows
+    # (the few-rows path), N not a multiple of 8 or 4, no bias, the add's activation after the residual
+    for i, (n, h, w, ci, co, act) in enumerate([(1, 7, 7, 16, 24, "none"), (1, 9, 11, 32, 20, "relu6"),
+                                                (2, 5, 5, 8, 3, "hardswish"), (1, 1, 3, 5, 7, "none"),
+                                                (1, 14, 14, 96, 32, "sigmoid"), (1, 8, 9, 24, 13, "relu")]):
+        cases.append({"kind": "conv_add", "n": n, "h": h, "w": w, "cin": ci, "cout": co, "act": act, "bias": i != 3})
     for n, h, w, c in [(1, 7, 7, 1280), (1, 1, 1, 3), (2, 14, 14, 37), (1, 56, 56, 24), (1, 3, 5, 21)]:
         cases.append({"kind": "gap", "n": n, "h": h, "w": w, "c": c, "act": "none"})
     for i, c in enumerate(cases):
@@ -113,6 +119,7 @@ import numpy as np
 from wasmvision import simd
 from wasmvision.kernels import get_op
 from wasmvision.kernels.base import make_activation
+from wasmvision.plan_fusion import ConvAdd
 from wasmvision.simd.ops import gemm_call, prepare_simd, split_activation
 
 build = open("/work/in/build.txt").read()
@@ -183,6 +190,15 @@ for c in cases:
             attrs = {"strides": [c["stride"]] * 2, "pads": list(c["pads"]), "groups": c["groups"],
                      "dilations": [c["dilation"]] * 2}
             b = rand(c["cout"]) if c["bias"] else None
+        elif c["kind"] == "conv_add":
+            x, wt = rand(c["n"], c["h"], c["w"], c["cin"]), rand(1, 1, c["cin"], c["cout"])
+            b, r = (rand(c["cout"]) if c["bias"] else None), rand(c["n"], c["h"], c["w"], c["cout"])
+            attrs, op = {}, ConvAdd(get_op("conv2d", {}, node=c["name"]), spec, node=c["name"])
+            ref = op.conv.compute(*[a for a in (x, wt, b) if a is not None]) + r
+            rp = make_activation(spec, ref, [np.empty_like(ref)])
+            if rp is not None:
+                rp()
+            got = run_simd(op, [x, wt, b, r], None)
         elif c["kind"] == "dense":
             x, wt = rand(c["n"], c["k"]), rand(c["k"], c["m"])
             attrs, b = {}, (rand(c["m"]) if c["bias"] else None)
@@ -190,11 +206,12 @@ for c in cases:
             x, wt, b, attrs = rand(c["n"], c["h"], c["w"], c["c"]), None, None, {}
         if spec:
             attrs["activation"] = spec
-        name = {"dense": "dense", "gap": "global_avg_pool"}.get(c["kind"], "conv2d")
-        op = get_op(name, attrs, node=c["name"])
-        arrays = [a for a in (x, wt, b) if a is not None]
-        ref = op.compute(*arrays)
-        got = run_simd(op, arrays, None)
+        if c["kind"] != "conv_add":
+            name = {"dense": "dense", "gap": "global_avg_pool"}.get(c["kind"], "conv2d")
+            op = get_op(name, attrs, node=c["name"])
+            arrays = [a for a in (x, wt, b) if a is not None]
+            ref = op.compute(*arrays)
+            got = run_simd(op, arrays, None)
     err = float(np.abs(got.astype(np.float64) - ref).max()) if got.size else 0.0
     outputs[c["name"]] = got
     results[c["name"]] = {"err": err, "scale": float(np.abs(ref).max()), "shape": list(got.shape),

@@ -92,11 +92,14 @@ def _bound(kernel, params: ctypes.Structure, *buffers) -> Step:
 
 
 def gemm_call(lib, a2: np.ndarray, w2: np.ndarray, bias, y2: np.ndarray, act: ActParams,
-              gather: Im2colParams | None = None) -> Step | None:
+              gather: Im2colParams | None = None, residual: np.ndarray | None = None) -> Step | None:
     """y2 = act(a2 @ w2 + bias): a2 (M, K), w2 (K, N), y2 (M, N); None if a layout is not one the kernel reads.
     With ``gather`` (an im2col conv), A's rows are its windows, gathered GEMM_MC rows at a time into a2 (the
-    block buffer: at least min(GEMM_MC, M) rows of K contiguous floats) just before they are multiplied."""
+    block buffer: at least min(GEMM_MC, M) rows of K contiguous floats) just before they are multiplied.
+    With ``residual`` (M, N): y2 = act(a2 @ w2 + bias + residual), added block by block while C is in L1."""
     if not (_row_major(a2) and _row_major(y2)):
+        return None
+    if residual is not None and not (_row_major(residual) and residual.shape == y2.shape):
         return None
     m, k = (y2.shape[0], a2.shape[1]) if gather is not None else a2.shape
     if gather is not None and (a2.strides[0] != 4 * k or a2.shape[0] < min(GEMM_MC, m)):
@@ -108,8 +111,11 @@ def gemm_call(lib, a2: np.ndarray, w2: np.ndarray, bias, y2: np.ndarray, act: Ac
         bb[:n] = bias
     params = GemmParams(a=a2.ctypes.data, lda=a2.strides[0] // 4, bp=bp.ctypes.data, bias=bb.ctypes.data,
                         c=y2.ctypes.data, ldc=y2.strides[0] // 4, m=m, k=k, n=n, mc=GEMM_MC,
-                        gather=0 if gather is None else ctypes.addressof(gather), act=act)
-    return _bound(lib.gemm, params, a2, bp, bb, y2, *(() if gather is None else (gather,)))
+                        gather=0 if gather is None else ctypes.addressof(gather), act=act,
+                        res=0 if residual is None else residual.ctypes.data,
+                        ldr=0 if residual is None else residual.strides[0] // 4)
+    extra = tuple(v for v in (gather, residual) if v is not None)
+    return _bound(lib.gemm, params, a2, bp, bb, y2, *extra)
 
 
 def dwconv_call(lib, x, w3, bias, y, strides, pads, act: ActParams) -> Step:
@@ -193,6 +199,23 @@ def conv2d(lib, op, inputs, outputs, scratch) -> Step | None:
             gemm()
     im2col.keep = (x, cols, steps)
     return _then(im2col, post)
+
+
+@simd_op("conv2d+add")
+def conv2d_add(lib, op, inputs, outputs, scratch) -> Step | None:
+    """A 1x1 stride-1 projection and the residual add after it (plan_fusion.ConvAdd): one GEMM whose blocks get
+    the residual added while they are in L1, instead of a numpy add over three tensors in memory."""
+    x, wt, b, r = inputs[0], inputs[1], inputs[2], inputs[3]
+    y = outputs[0]
+    g = op.conv.geometry(x.shape, wt.shape)
+    if g.kind != "pointwise" or (g.sh, g.sw) != (1, 1) or r.shape != y.shape:
+        return None
+    if not (x.flags.c_contiguous and y.flags.c_contiguous and r.flags.c_contiguous):
+        return None
+    act, rest = split_activation(op.add_activation)
+    step = gemm_call(lib, x.reshape(-1, g.c), wt.reshape(g.c, g.cout), b, y.reshape(-1, g.cout), act,
+                     residual=r.reshape(-1, g.cout))
+    return None if step is None else _then(step, make_activation(rest, y))
 
 
 @simd_op("dense")

@@ -20,9 +20,11 @@ typedef struct {
 // C[M,N] = act(A[M,K] @ B + bias): A and C row-strided (lda, ldc in floats), B packed in 8-wide panels.
 // gather: 0, or the address of an Im2colParams whose windows are A's rows: each block of mc rows is then gathered
 // into a (the block's buffer, mc x lda floats) just before it is multiplied, while it is still in L1.
+// res: 0, or a residual R (M, N), row stride ldr: then C = act(A @ B + bias + R) (a projection and its residual add).
 typedef struct {
   uint32_t a, lda, bp, bias, c, ldc, m, k, n, mc, gather;
   ActParams act;
+  uint32_t res, ldr;
 } GemmParams;
 
 // Depthwise conv: x (N,H,W,C), wt (KH,KW,C), bias (C), y (N,OH,OW,C), all C-contiguous; pads top/left.

@@ -1,0 +1,110 @@
+"""Layer fusion for the SIMD engine: pairs of graph nodes that the plan runs as one step.
+
+Only a plan with kernels fuses (the numpy engine plans the graph as it is). A fused node is an ordinary plan
+node: its op infers, asks for scratch and prepares like any other, and its ``prepare`` is the numpy route (the
+two ops one after the other), which runs wherever the SIMD kernels decline it. The fused node keeps the first
+node's name (a profile row per original layer) and the last node's outputs, so the tensor between them is never
+allocated, and the allocator sees every input live until the fused step.
+
+Fusions (each a numpy-exact order of operations, so results stay within the kernels' tolerance):
+* ``conv2d+add``: a 1x1 stride-1 conv without activation whose only reader is an add of a same-shape tensor
+  (MobileNetV2's projection and residual add): the GEMM adds the residual per block while it is in L1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .kernels import get_op
+from .kernels.base import Op, activation_scratch, chain, make_activation
+
+
+@dataclass
+class FusedNode:
+    """A plan node made of graph nodes (same fields as bundle.Node, which the planner reads)."""
+    op: str
+    inputs: list[str]
+    outputs: list[str]
+    name: str = ""
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+class ConvAdd(Op):
+    """y = act(conv(x, w, b) + r), inputs (x, w, b or None, r); the conv has no activation of its own, act is
+    the add's."""
+    op_name = "conv2d+add"
+
+    def __init__(self, conv: Op, add_activation: dict | None, node: str = ""):
+        super().__init__({**conv.attrs, "activation": add_activation or {"kind": "none"}}, node=node)
+        self.conv = conv
+        self.add_activation = add_activation
+
+    def kind(self, shapes) -> str:
+        return self.conv.kind(shapes)
+
+    def infer(self, shapes):
+        out = self.conv.infer(shapes[:3])
+        if tuple(shapes[3]) != tuple(out[0]):
+            raise self.error(f"residual shape {shapes[3]} != conv output {out[0]}")
+        return out
+
+    def scratch(self, shapes):
+        return self.conv.scratch(shapes[:3]) + activation_scratch(self.add_activation, self.infer(shapes)[0])
+
+    def prepare(self, inputs, outputs, scratch):
+        ins = list(inputs) + [None] * (4 - len(inputs))
+        conv_scratch = len(self.conv.scratch([None if a is None else a.shape for a in ins[:3]]))
+        y, r = outputs[0], ins[3]
+        conv = self.conv.prepare([a for a in ins[:3] if a is not None], outputs, scratch[:conv_scratch])
+        add = np.add
+        return chain(conv, lambda: add(y, r, out=y),
+                     make_activation(self.add_activation, y, scratch[conv_scratch:]))
+
+
+def _activation_kind(node) -> str:
+    return ((node.attrs or {}).get("activation") or {}).get("kind", "none")
+
+
+def fuse(nodes: list, ops: list[Op], shapes: dict, protected: set[str]) -> tuple[list, list[Op]]:
+    """(nodes, ops) with every fusable pair replaced by one fused node (placed where the later node was).
+    ``protected``: tensors that must stay materialised (the plan's targets)."""
+    readers: dict[str, list[int]] = {}
+    for i, n in enumerate(nodes):
+        for x in dict.fromkeys(n.inputs):
+            if x:
+                readers.setdefault(x, []).append(i)
+    replace: dict[int, tuple[FusedNode, Op]] = {}
+    drop: set[int] = set()
+    for i, (n, op) in enumerate(zip(nodes, ops)):
+        if i in drop or n.op != "conv2d" or _activation_kind(n) != "none" or len(n.outputs) != 1:
+            continue
+        t = n.outputs[0]
+        if t in protected or len(readers.get(t, [])) != 1:
+            continue
+        j = readers[t][0]
+        add = nodes[j]
+        if j in drop or j in replace or add.op != "add" or len(add.inputs) != 2 or add.inputs.count(t) != 1:
+            continue
+        r = add.inputs[1] if add.inputs[0] == t else add.inputs[0]
+        in_shapes = [shapes[x] if x else None for x in n.inputs]
+        strides = tuple(int(v) for v in n.attrs.get("strides", (1, 1)))
+        if op.kind(in_shapes) != "pointwise" or strides != (1, 1) or shapes.get(r) != shapes[t] \
+                or shapes[add.outputs[0]] != shapes[t]:
+            continue
+        b = n.inputs[2] if len(n.inputs) > 2 else ""
+        fused = FusedNode("conv2d+add", [n.inputs[0], n.inputs[1], b, r], list(add.outputs), n.name,
+                          {**n.attrs, "activation": add.attrs.get("activation") or {"kind": "none"}})
+        conv = get_op("conv2d", n.attrs, node=n.name)
+        replace[j] = (fused, ConvAdd(conv, add.attrs.get("activation"), node=n.name))
+        drop.add(i)
+    out_nodes, out_ops = [], []
+    for i, (n, op) in enumerate(zip(nodes, ops)):
+        if i in drop:
+            continue
+        n, op = replace.get(i, (n, op))
+        out_nodes.append(n)
+        out_ops.append(op)
+    return out_nodes, out_ops

@@ -1,0 +1,78 @@
+"""The SIMD engine's layer fusion pass (plan_fusion.py) natively: which node pairs it fuses, and the fused nodes'
+numpy route (what runs where the kernels decline a fused node) against the unfused graph. The SIMD kernels of the
+fused nodes are checked in Pyodide (test_simd_kernels.py conv_add cases, test_simd_networks.py)."""
+
+import numpy as np
+import pytest
+
+from wasmvision import bundle as wvb
+from wasmvision.bundle import Bundle, Node, ValueInfo
+from wasmvision.plan import Plan
+from wasmvision.plan_fusion import FusedNode
+
+RNG = np.random.default_rng(3)
+
+
+def rand(*shape):
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+def graph(conv_attrs=None, extra_reader=False, target_mid=False):
+    """x -> conv 1x1 (a) -> add(a, x) with ReLU6 -> y; optionally a second reader of a, or a as an output."""
+    t = {"w": rand(1, 1, 8, 8), "b": rand(8), "w2": rand(1, 1, 8, 8)}
+    nodes = [Node("conv2d", ["x", "w", "b"], ["a"], name="proj", attrs=dict(conv_attrs or {})),
+             Node("add", ["a", "x"], ["y"], name="res", attrs={"activation": {"kind": "clip", "min": 0.0, "max": 6.0}}),
+             Node("conv2d", ["y", "w2"], ["z"], name="next")]
+    outputs = [ValueInfo("z", [-1, 5, 7, 8])]
+    if extra_reader:
+        nodes.append(Node("relu", ["a"], ["a2"], name="other"))
+        outputs.append(ValueInfo("a2", [-1, 5, 7, 8]))
+    if target_mid:
+        outputs.append(ValueInfo("a", [-1, 5, 7, 8]))
+    return Bundle(nodes=nodes, inputs=[ValueInfo("x", [-1, 5, 7, 8])], outputs=outputs, tensors=t)
+
+
+@pytest.fixture
+def numpy_route(monkeypatch):
+    """Plans with kernels (so the fusion pass runs) whose SIMD kernels decline every node: the numpy route."""
+    import wasmvision.simd.ops as simd_ops
+    monkeypatch.setattr(simd_ops, "prepare_simd", lambda *args: None)
+    return object()
+
+
+def fused_ops(plan):
+    return [n.op for n in plan.nodes if isinstance(n, FusedNode)]
+
+
+def test_a_projection_and_its_residual_add_become_one_node_with_the_same_results(numpy_route):
+    b = graph()
+    x = rand(2, 5, 7, 8)
+    plain = Plan(b, x.shape)
+    fused = Plan(b, x.shape, kernels=numpy_route)
+    assert fused_ops(plain) == []
+    assert fused_ops(fused) == ["conv2d+add"] and len(fused.steps) == len(plain.steps) - 1
+    assert fused.nodes[0].name == "proj" and fused.labels[0] == ("conv2d/pointwise", "proj")
+    np.testing.assert_allclose(fused.run(x)[0], plain.run(x)[0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("case", ["activation", "strided", "second_reader", "target"])
+def test_what_is_not_fused(numpy_route, case):
+    kw = {"activation": {"conv_attrs": {"activation": {"kind": "relu"}}},
+          "strided": {"conv_attrs": {"strides": [2, 2]}},
+          "second_reader": {"extra_reader": True}, "target": {"target_mid": True}}[case]
+    b = graph(**kw)
+    x = rand(1, 5, 7, 8)
+    if case == "strided":  # the add no longer matches shapes: a (3, 4) against x (5, 7) is not a residual
+        b.nodes[1] = Node("add", ["a", "a"], ["y"], name="res")
+    assert fused_ops(Plan(b, x.shape, kernels=numpy_route)) == []
+
+
+def test_mobilenet_v2_fuses_its_ten_residual_adds(numpy_route, mobilenet_bundle):
+    b = wvb.load(mobilenet_bundle)
+    x = np.random.default_rng(0).uniform(-2, 2, (1, 224, 224, 3)).astype(np.float32)
+    plain = Plan(b, x.shape)
+    fused = Plan(b, x.shape, kernels=numpy_route)
+    assert fused_ops(fused) == ["conv2d+add"] * 10
+    assert not any(n.op == "add" for n in fused.nodes)
+    assert fused.buffer_bytes <= plain.buffer_bytes
+    np.testing.assert_allclose(fused.run(x)[0], plain.run(x)[0], rtol=0, atol=1e-5)
