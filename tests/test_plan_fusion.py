@@ -67,12 +67,46 @@ def test_what_is_not_fused(numpy_route, case):
     assert fused_ops(Plan(b, x.shape, kernels=numpy_route)) == []
 
 
-def test_mobilenet_v2_fuses_its_ten_residual_adds(numpy_route, mobilenet_bundle):
+def expansion_graph(dw_attrs, second_reader=False):
+    """x -> 1x1 conv with ReLU6 (e) -> depthwise 3x3 (attrs) -> y."""
+    t = {"w1": rand(1, 1, 4, 12), "b1": rand(12), "w2": rand(3, 3, 1, 12)}
+    nodes = [Node("conv2d", ["x", "w1", "b1"], ["e"], name="expand",
+                  attrs={"activation": {"kind": "clip", "min": 0.0, "max": 6.0}}),
+             Node("conv2d", ["e", "w2"], ["y"], name="dw", attrs={"groups": 12, **dw_attrs})]
+    outputs = [ValueInfo("y", [-1, -1, -1, 12])]
+    if second_reader:
+        nodes.append(Node("relu", ["e"], ["e2"], name="other"))
+        outputs.append(ValueInfo("e2", [-1, 9, 8, 12]))
+    return Bundle(nodes=nodes, inputs=[ValueInfo("x", [-1, 9, 8, 4])], outputs=outputs, tensors=t)
+
+
+@pytest.mark.parametrize("dw_attrs", [{"pads": [1, 1, 1, 1]}, {"strides": [2, 2], "pads": [0, 0, 1, 1],
+                                                                "activation": {"kind": "relu"}}])
+def test_an_expansion_and_its_depthwise_conv_become_one_node_with_the_same_results(numpy_route, monkeypatch,
+                                                                                    dw_attrs):
+    import wasmvision.plan_fusion as plan_fusion
+    monkeypatch.setattr(plan_fusion, "PWDW_MIN_BYTES", 0)
+    b = expansion_graph(dw_attrs)
+    x = rand(2, 9, 8, 4)
+    plain, fused = Plan(b, x.shape), Plan(b, x.shape, kernels=numpy_route)
+    assert fused_ops(fused) == ["conv2d+depthwise"] and len(fused.steps) == 1
+    assert fused.labels == [("conv2d/pointwise", "expand")]
+    np.testing.assert_allclose(fused.run(x)[0], plain.run(x)[0], rtol=0, atol=0)
+    assert fused_ops(Plan(expansion_graph(dw_attrs, second_reader=True), x.shape, kernels=numpy_route)) == []
+    monkeypatch.setattr(plan_fusion, "PWDW_MIN_BYTES", 4 * 2 * 9 * 8 * 12 + 1)  # above the expanded tensor's bytes
+    assert fused_ops(Plan(b, x.shape, kernels=numpy_route)) == []
+
+
+def test_mobilenet_v2_fuses_its_residual_adds_and_its_large_expansions(numpy_route, mobilenet_bundle):
     b = wvb.load(mobilenet_bundle)
     x = np.random.default_rng(0).uniform(-2, 2, (1, 224, 224, 3)).astype(np.float32)
     plain = Plan(b, x.shape)
     fused = Plan(b, x.shape, kernels=numpy_route)
-    assert fused_ops(fused) == ["conv2d+add"] * 10
+    assert sorted(fused_ops(fused)) == ["conv2d+add"] * 10 + ["conv2d+depthwise"] * 3
+    # the expansions of features.2-4 (112x112x96, 56x56x144 twice), named after the expansion conv
+    assert [n.name for n in fused.nodes if n.op == "conv2d+depthwise"] == [
+        n.name for n in b.nodes if n.name.startswith(("features.2.", "features.3.", "features.4."))
+        and n.name.endswith("conv.0.0")]
     assert not any(n.op == "add" for n in fused.nodes)
     assert fused.buffer_bytes <= plain.buffer_bytes
     np.testing.assert_allclose(fused.run(x)[0], plain.run(x)[0], rtol=0, atol=1e-5)

@@ -9,6 +9,9 @@ allocated, and the allocator sees every input live until the fused step.
 Fusions (each a numpy-exact order of operations, so results stay within the kernels' tolerance):
 * ``conv2d+add``: a 1x1 stride-1 conv without activation whose only reader is an add of a same-shape tensor
   (MobileNetV2's projection and residual add): the GEMM adds the residual per block while it is in L1.
+* ``conv2d+depthwise``: a 1x1 stride-1 expansion conv whose only reader is a depthwise conv, when the expanded
+  tensor is large (at least PWDW_MIN_BYTES: MobileNetV2's 112x112x96 and 56x56x144 ones): the expansion is
+  computed band by band into a buffer in L2 that the depthwise kernel reads at once.
 """
 
 from __future__ import annotations
@@ -64,6 +67,46 @@ class ConvAdd(Op):
                      make_activation(self.add_activation, y, scratch[conv_scratch:]))
 
 
+PWDW_MIN_BYTES = 1 << 20  # smaller expanded tensors stay in L2 between the two steps anyway
+
+
+class PointwiseDepthwise(Op):
+    """y = dw(pw(x, w1, b1), w2, b2), inputs (x, w1, b1 or None, w2, b2 or None), each conv with its own
+    activation; scratch: the expanded tensor (the numpy route's; the SIMD route uses its first floats as the band
+    buffer), then each conv's own."""
+    op_name = "conv2d+depthwise"
+
+    def __init__(self, pw: Op, dw: Op, node: str = ""):
+        super().__init__(dict(pw.attrs), node=node)
+        self.pw, self.dw = pw, dw
+
+    def kind(self, shapes) -> str:
+        return self.pw.kind(shapes)
+
+    def mid_shape(self, xs, ws):
+        return tuple(self.pw.infer([xs, ws])[0])
+
+    def infer(self, shapes):
+        return self.dw.infer([self.mid_shape(shapes[0], shapes[1]), shapes[3], shapes[4]])
+
+    def _scratch(self, shapes):
+        mid = self.mid_shape(shapes[0], shapes[1])
+        return mid, self.pw.scratch(shapes[:3]), self.dw.scratch([mid, shapes[3], shapes[4]])
+
+    def scratch(self, shapes):
+        mid, own_pw, own_dw = self._scratch(shapes)
+        return [mid, *own_pw, *own_dw]
+
+    def prepare(self, inputs, outputs, scratch):
+        ins = list(inputs) + [None] * (5 - len(inputs))
+        shapes = [None if a is None else a.shape for a in ins]
+        mid, own_pw, own_dw = self._scratch(shapes)
+        t = scratch[0]
+        pw = self.pw.prepare(ins[:3], [t], scratch[1:1 + len(own_pw)])
+        dw = self.dw.prepare([t, ins[3], ins[4]], outputs, scratch[1 + len(own_pw):])
+        return chain(pw, dw)
+
+
 def _activation_kind(node) -> str:
     return ((node.attrs or {}).get("activation") or {}).get("kind", "none")
 
@@ -99,6 +142,28 @@ def fuse(nodes: list, ops: list[Op], shapes: dict, protected: set[str]) -> tuple
                           {**n.attrs, "activation": add.attrs.get("activation") or {"kind": "none"}})
         conv = get_op("conv2d", n.attrs, node=n.name)
         replace[j] = (fused, ConvAdd(conv, add.attrs.get("activation"), node=n.name))
+        drop.add(i)
+    for i, (n, op) in enumerate(zip(nodes, ops)):
+        if i in drop or i in replace or n.op != "conv2d" or len(n.outputs) != 1:
+            continue
+        t = n.outputs[0]
+        if t in protected or len(readers.get(t, [])) != 1 or 4 * np.prod(shapes[t]) < PWDW_MIN_BYTES:
+            continue
+        j = readers[t][0]
+        dwn = nodes[j]
+        if j in drop or j in replace or dwn.op != "conv2d" or dwn.inputs[0] != t or t in dwn.inputs[1:]:
+            continue
+        in_shapes = [shapes[x] if x else None for x in n.inputs]
+        strides = tuple(int(v) for v in n.attrs.get("strides", (1, 1)))
+        dil = tuple(int(v) for v in dwn.attrs.get("dilations", (1, 1)))
+        if op.kind(in_shapes) != "pointwise" or strides != (1, 1) or dil != (1, 1) \
+                or ops[j].kind([shapes[x] if x else None for x in dwn.inputs]) != "depthwise":
+            continue
+        b1 = n.inputs[2] if len(n.inputs) > 2 else ""
+        b2 = dwn.inputs[2] if len(dwn.inputs) > 2 else ""
+        fused = FusedNode("conv2d+depthwise", [n.inputs[0], n.inputs[1], b1, dwn.inputs[1], b2],
+                          list(dwn.outputs), n.name, dict(n.attrs))
+        replace[j] = (fused, PointwiseDepthwise(op, ops[j], node=n.name))
         drop.add(i)
     out_nodes, out_ops = [], []
     for i, (n, op) in enumerate(zip(nodes, ops)):

@@ -18,6 +18,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--rounds", type=int, default=12)
 ap.add_argument("--runs", type=int, default=5)
 ap.add_argument("--model", default="/repo/dist/models/mobilenet_v2.wvb")
+ap.add_argument("--variants", default="256", help="fused plans: BAND_KB[/MIN_EXPANDED_KB],... (e.g. 128,256,512/0)")
 a = ap.parse_args(sys.argv[1:])
 
 sys.path.insert(0, "/repo/py_pkg")
@@ -29,43 +30,68 @@ lib, ran, why = resolve_engine("simd")
 print(f"library: {lib.build} build")
 b = wvb.from_bytes(open(a.model, "rb").read())
 x = np.random.default_rng(0).uniform(-2, 2, (1, 224, 224, 3)).astype(np.float32)
-fused = wvplan.Plan(b, x.shape, kernels=lib)
-real = wvplan.fuse
-wvplan.fuse = lambda nodes, ops, shapes, protected: (nodes, ops)
-unfused = wvplan.Plan(b, x.shape, kernels=lib)
-wvplan.fuse = real
-plans = {"fused": fused, "unfused": unfused}
-outs = {k: p.run(x)[0] for k, p in plans.items()}
-print(f"max |d| fused vs unfused: {np.abs(outs['fused'] - outs['unfused']).max():.3g} "
-      f"(scale {np.abs(outs['unfused']).max():.3g}); steps {len(fused.steps)} vs {len(unfused.steps)}")
+from wasmvision import plan_fusion  # noqa: E402
+from wasmvision.simd import ops as simd_ops  # noqa: E402
 
-# The fused plan's fused steps (named after their first node) against the unfused plan's steps of the nodes
-# they replace (the first node's name and the later node's, which the fused plan no longer has).
-fused_names = {name for _, name in fused.labels}
-removed = {name for _, name in unfused.labels} - fused_names
-leads = {n.name for n in fused.nodes if isinstance(n, FusedNode)}
-groups = {"fused": [i for i, (_, name) in enumerate(fused.labels) if name in leads],
-          "unfused": [i for i, (_, name) in enumerate(unfused.labels) if name in leads or name in removed]}
-print(f"fused steps: {len(groups['fused'])}, the steps they replace: {len(groups['unfused'])}")
+real = wvplan.fuse
+
+
+def make(fusion=True, band=None, min_bytes=None):
+    """A plan with the fusion on or off, the band's bytes and the smallest expanded tensor fused overridden."""
+    saved = simd_ops.PWDW_BAND_BYTES, plan_fusion.PWDW_MIN_BYTES
+    if band:
+        simd_ops.PWDW_BAND_BYTES = band
+    if min_bytes is not None:
+        plan_fusion.PWDW_MIN_BYTES = min_bytes
+    wvplan.fuse = real if fusion else (lambda nodes, ops, shapes, protected: (nodes, ops))
+    try:
+        return wvplan.Plan(b, x.shape, kernels=lib)
+    finally:
+        wvplan.fuse = real
+        simd_ops.PWDW_BAND_BYTES, plan_fusion.PWDW_MIN_BYTES = saved
+
+
+plans = {"unfused": make(False)}
+for spec in a.variants.split(","):
+    band, _, mb = spec.partition("/")
+    plans[f"band{band}K" + (f"/min{mb}K" if mb else "")] = make(True, int(band) * 1024,
+                                                                 int(mb) * 1024 if mb else None)
+outs = {k: p.run(x)[0] for k, p in plans.items()}
+for k, p in plans.items():
+    print(f"{k}: steps {len(p.steps)}, fused {sum(isinstance(n, FusedNode) for n in p.nodes)}, max |d| vs unfused "
+          f"{np.abs(outs[k] - outs['unfused']).max():.3g} (scale {np.abs(outs['unfused']).max():.3g})")
+
+# Per fused kind, the fused steps (named after their first node) in each plan, against the unfused plan's steps
+# of the nodes they replace (the first node's name and the later node's, which a fused plan no longer has).
+base = plans["unfused"]
+groups = {}
+for kind in ("conv2d+add", "conv2d+depthwise"):
+    ref = max(plans.values(), key=lambda p: sum(getattr(n, "op", "") == kind for n in p.nodes))
+    leads = {n.name for n in ref.nodes if getattr(n, "op", "") == kind}
+    names = {name for _, name in ref.labels}
+    after = {n.name for n in b.nodes if any(i in {o for m in b.nodes if m.name in leads for o in m.outputs}
+                                             for i in n.inputs) and n.name not in names}
+    groups[kind] = {k: [i for i, (_, name) in enumerate(p.labels) if name in leads or name in after]
+                    for k, p in plans.items()}
 
 run_t = {k: [] for k in plans}
-grp_t = {k: [] for k in plans}
+grp_t = {(g, k): [] for g in groups for k in plans}
 clock = time.perf_counter
 items = list(plans.items())
 for r in range(a.rounds):
-    for k, p in (items if r % 2 == 0 else items[::-1]):
+    for k, p in items[r % len(items):] + items[:r % len(items)]:
         for _ in range(a.runs):
             t0 = clock()
             p.run(x)
             run_t[k].append((clock() - t0) * 1e3)
         np.copyto(p.input_buffer, x)
-        total, sel = 0.0, set(groups[k])
-        for i, step in enumerate(p.steps):
+        step_ms = []
+        for step in p.steps:
             t0 = clock()
             step()
-            if i in sel:
-                total += (clock() - t0) * 1e3
-        grp_t[k].append(total)
+            step_ms.append((clock() - t0) * 1e3)
+        for g, idx in groups.items():
+            grp_t[(g, k)].append(sum(step_ms[i] for i in idx[k]))
 for k in plans:
-    print(f"{k}: Plan.run best {min(run_t[k]):.2f} median {statistics.median(run_t[k]):.2f} ms; "
-          f"fusion's steps best {min(grp_t[k]):.3f} median {statistics.median(grp_t[k]):.3f} ms")
+    print(f"{k}: Plan.run best {min(run_t[k]):.2f} median {statistics.median(run_t[k]):.2f} ms; " + "; ".join(
+        f"{g} steps best {min(grp_t[(g, k)]):.3f} median {statistics.median(grp_t[(g, k)]):.3f}" for g in groups))

@@ -29,6 +29,8 @@ static const LayoutEntry layout[] = {
   FIELD(Im2colParams, kw), FIELD(Im2colParams, sh), FIELD(Im2colParams, sw), FIELD(Im2colParams, dh),
   FIELD(Im2colParams, dw), FIELD(Im2colParams, pt), FIELD(Im2colParams, pl), FIELD(Im2colParams, oh),
   FIELD(Im2colParams, ow), FIELD(Im2colParams, c0), FIELD(Im2colParams, cg),
+  SIZE(PwDwParams), FIELD(PwDwParams, pw), FIELD(PwDwParams, dw), FIELD(PwDwParams, band),
+  FIELD(PwDwParams, band_oh),
   SIZE(GapParams), FIELD(GapParams, x), FIELD(GapParams, y), FIELD(GapParams, n), FIELD(GapParams, p),
   FIELD(GapParams, c), FIELD(GapParams, inv),
   {0, 0},

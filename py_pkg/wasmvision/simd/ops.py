@@ -18,7 +18,7 @@ import numpy as np
 
 from ..kernels.base import Step, make_activation
 from .descriptors import (ACT_CLIP, ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_NONE, ActParams, DwconvParams, GapParams,
-                          GemmParams, Im2colParams)
+                          GemmParams, Im2colParams, PwDwParams)
 
 NR = 8        # B panel width (floats): two SIMD vectors
 GEMM_MC = 64  # rows of A per block: a block stays in cache while all panels of B pass over it
@@ -91,9 +91,11 @@ def _bound(kernel, params: ctypes.Structure, *buffers) -> Step:
     return call
 
 
-def gemm_call(lib, a2: np.ndarray, w2: np.ndarray, bias, y2: np.ndarray, act: ActParams,
-              gather: Im2colParams | None = None, residual: np.ndarray | None = None) -> Step | None:
-    """y2 = act(a2 @ w2 + bias): a2 (M, K), w2 (K, N), y2 (M, N); None if a layout is not one the kernel reads.
+def gemm_params(a2: np.ndarray, w2: np.ndarray, bias, y2: np.ndarray, act: ActParams,
+                gather: Im2colParams | None = None, residual: np.ndarray | None = None
+                ) -> tuple[GemmParams, tuple] | None:
+    """(the GemmParams of y2 = act(a2 @ w2 + bias), the arrays its addresses point into), or None if a layout is
+    not one the kernel reads: a2 (M, K), w2 (K, N), y2 (M, N).
     With ``gather`` (an im2col conv), A's rows are its windows, gathered GEMM_MC rows at a time into a2 (the
     block buffer: at least min(GEMM_MC, M) rows of K contiguous floats) just before they are multiplied.
     With ``residual`` (M, N): y2 = act(a2 @ w2 + bias + residual), added block by block while C is in L1."""
@@ -114,12 +116,19 @@ def gemm_call(lib, a2: np.ndarray, w2: np.ndarray, bias, y2: np.ndarray, act: Ac
                         gather=0 if gather is None else ctypes.addressof(gather), act=act,
                         res=0 if residual is None else residual.ctypes.data,
                         ldr=0 if residual is None else residual.strides[0] // 4)
-    extra = tuple(v for v in (gather, residual) if v is not None)
-    return _bound(lib.gemm, params, a2, bp, bb, y2, *extra)
+    return params, (a2, bp, bb, y2, *(v for v in (gather, residual) if v is not None))
 
 
-def dwconv_call(lib, x, w3, bias, y, strides, pads, act: ActParams) -> Step:
-    """x (N, H, W, C), w3 (KH, KW, C), y (N, OH, OW, C), all C-contiguous; pads (top, left)."""
+def gemm_call(lib, a2: np.ndarray, w2: np.ndarray, bias, y2: np.ndarray, act: ActParams,
+              gather: Im2colParams | None = None, residual: np.ndarray | None = None) -> Step | None:
+    """The GEMM of ``gemm_params`` as a step, or None."""
+    made = gemm_params(a2, w2, bias, y2, act, gather, residual)
+    return None if made is None else _bound(lib.gemm, made[0], *made[1])
+
+
+def dwconv_params(x, w3, bias, y, strides, pads, act: ActParams) -> tuple[DwconvParams, tuple]:
+    """(the DwconvParams, the arrays its addresses point into): x (N, H, W, C), w3 (KH, KW, C), y (N, OH, OW, C),
+    all C-contiguous; pads (top, left)."""
     n, h, w, c = x.shape
     kh, kw = w3.shape[:2]
     w3 = np.ascontiguousarray(w3, np.float32)
@@ -127,7 +136,13 @@ def dwconv_call(lib, x, w3, bias, y, strides, pads, act: ActParams) -> Step:
     params = DwconvParams(x=x.ctypes.data, wt=w3.ctypes.data, bias=bb.ctypes.data, y=y.ctypes.data, n=n, h=h, w=w,
                           c=c, kh=kh, kw=kw, sh=strides[0], sw=strides[1], pt=pads[0], pl=pads[1], oh=y.shape[1],
                           ow=y.shape[2], act=act)
-    return _bound(lib.dwconv, params, x, w3, bb, y)
+    return params, (x, w3, bb, y)
+
+
+def dwconv_call(lib, x, w3, bias, y, strides, pads, act: ActParams) -> Step:
+    """The depthwise conv of ``dwconv_params`` as a step."""
+    params, keep = dwconv_params(x, w3, bias, y, strides, pads, act)
+    return _bound(lib.dwconv, params, *keep)
 
 
 def _then(core: Step, post: Step | None) -> Step:
@@ -216,6 +231,41 @@ def conv2d_add(lib, op, inputs, outputs, scratch) -> Step | None:
     step = gemm_call(lib, x.reshape(-1, g.c), wt.reshape(g.c, g.cout), b, y.reshape(-1, g.cout), act,
                      residual=r.reshape(-1, g.cout))
     return None if step is None else _then(step, make_activation(rest, y))
+
+
+@simd_op("conv2d+depthwise")
+def pointwise_depthwise(lib, op, inputs, outputs, scratch) -> Step | None:
+    """An expansion 1x1 conv and the depthwise conv after it (plan_fusion.PointwiseDepthwise), by bands of output
+    rows through a buffer in L2 (the first floats of the fused op's scratch): the expanded tensor is never
+    written whole. Both activations must run in the kernels (no numpy epilogue between them)."""
+    x, w1, b1, w2, b2 = (list(inputs) + [None] * 5)[:5]
+    y = outputs[0]
+    gp, gd = op.pw.geometry(x.shape, w1.shape), op.dw.geometry(op.mid_shape(x.shape, w1.shape), w2.shape)
+    act1, rest1 = split_activation(op.pw.attrs.get("activation"))
+    act2, rest2 = split_activation(op.dw.attrs.get("activation"))
+    if (gp.kind != "pointwise" or (gp.sh, gp.sw) != (1, 1) or gd.kind != "depthwise" or (gd.dh, gd.dw) != (1, 1)
+            or rest1 is not None or not (x.flags.c_contiguous and y.flags.c_contiguous)):
+        return None
+    c = gd.c
+    rows = band_rows(gd.oh, gd.sh, gd.kh, gd.w * c)
+    band = scratch[0].reshape(-1)[:((rows - 1) * gd.sh + gd.kh) * gd.w * c].reshape(-1, c)
+    pw = gemm_params(x.reshape(-1, gp.c), w1.reshape(gp.c, c), b1, band, act1)
+    if pw is None:
+        return None
+    dw = dwconv_params(band.reshape(1, -1, gd.w, c), w2[:, :, 0, :], b2, y, (gd.sh, gd.sw), (gd.pt, gd.pl), act2)
+    dw[0].n, dw[0].h, dw[0].x = gd.n, gd.h, 0  # the whole layer; the kernel sets x, h, pt, oh, y per band
+    pw[0].m = gp.n * gp.h * gp.w
+    params = PwDwParams(pw=ctypes.addressof(pw[0]), dw=ctypes.addressof(dw[0]), band=band.ctypes.data, band_oh=rows)
+    return _then(_bound(lib.pwdw, params, pw, dw, band), make_activation(rest2, y))
+
+
+PWDW_BAND_BYTES = 256 * 1024  # the expanded rows of one band: written by the GEMM, read by the depthwise, in L2
+
+
+def band_rows(oh: int, sh: int, kh: int, row_floats: int) -> int:
+    """Output rows per band: as many as keep the band's input rows within PWDW_BAND_BYTES (at least one)."""
+    rows = (PWDW_BAND_BYTES // (4 * row_floats) - kh) // sh + 1
+    return max(1, min(oh, rows))
 
 
 @simd_op("dense")

@@ -38,6 +38,13 @@ typedef struct {
   uint32_t x, cols, n, h, w, c, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, c0, cg;
 } Im2colParams;
 
+// An expansion 1x1 conv (pw: its GemmParams over the whole input, c unused) and the depthwise conv of its output
+// (dw: its DwconvParams, x unused), run by bands of band_oh output rows through band (the expanded rows of one
+// band: ((band_oh - 1) * sh + kh) * w * c floats).
+typedef struct {
+  uint32_t pw, dw, band, band_oh;
+} PwDwParams;
+
 // Global average pool: x (N, P, C) C-contiguous -> y (N, C); inv = 1/P.
 typedef struct {
   uint32_t x, y, n, p, c;
