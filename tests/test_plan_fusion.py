@@ -97,14 +97,15 @@ def test_an_expansion_and_its_depthwise_conv_become_one_node_with_the_same_resul
     assert fused_ops(Plan(b, x.shape, kernels=numpy_route)) == []
 
 
-def test_mobilenet_v2_fuses_its_residual_adds_and_its_large_expansions(numpy_route, mobilenet_bundle):
+def test_mobilenet_v2_fuses_its_residual_adds_its_stem_and_its_large_expansions(numpy_route, mobilenet_bundle):
     b = wvb.load(mobilenet_bundle)
     x = np.random.default_rng(0).uniform(-2, 2, (1, 224, 224, 3)).astype(np.float32)
     plain = Plan(b, x.shape)
     fused = Plan(b, x.shape, kernels=numpy_route)
-    assert sorted(fused_ops(fused)) == ["conv2d+add"] * 10 + ["conv2d+depthwise"] * 3
-    # the expansions of features.2-4 (112x112x96, 56x56x144 twice), named after the expansion conv
-    assert [n.name for n in fused.nodes if n.op == "conv2d+depthwise"] == [
+    assert sorted(fused_ops(fused)) == ["conv2d+add"] * 10 + ["conv2d+depthwise"] * 4
+    # the stem (112x112x32 out) and the expansions of features.2-4 (112x112x96, 56x56x144 twice), named after the
+    # first conv
+    assert [n.name for n in fused.nodes if n.op == "conv2d+depthwise"] == ["features.0.0"] + [
         n.name for n in b.nodes if n.name.startswith(("features.2.", "features.3.", "features.4."))
         and n.name.endswith("conv.0.0")]
     assert not any(n.op == "add" for n in fused.nodes)

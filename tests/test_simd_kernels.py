@@ -116,9 +116,15 @@ def _cases() -> list[dict]:
         (1, 8, 8, 3, 16, 3, 1, (0, 0, 0, 0), 1500, "clip_-1_2.5", "none"),
         (1, 14, 14, 16, 96, 3, 2, (1, 1, 1, 1), 1 << 20, "relu6", "relu6"),
     ]
-    for n, h, w, ci, c, k, s, pads, band, a1, a2 in pwdw:
+    # the stem's form: a 3x3 stride-2 conv whose windows the GEMM gathers (64 rows per block, a band's rows
+    # starting mid-image), then the depthwise conv (K1, stride 1, pads 1 of the first conv)
+    pwdw += [(1, 17, 15, 3, 8, 3, 1, (1, 1, 1, 1), 1, "relu6", "relu6", 3, 2),
+             (2, 20, 19, 3, 16, 3, 2, (1, 1, 1, 1), 6000, "relu", "none", 3, 2),
+             (1, 9, 11, 5, 12, 3, 1, (1, 1, 1, 1), 2500, "hardswish", "relu6", 3, 1)]
+    for n, h, w, ci, c, k, s, pads, band, a1, a2, *first in pwdw:
         cases.append({"kind": "pwdw", "n": n, "h": h, "w": w, "cin": ci, "c": c, "k": k, "stride": s,
-                      "pads": pads, "band": band, "act1": a1, "act": a2, "bias": c % 2 == 0})
+                      "pads": pads, "band": band, "act1": a1, "act": a2, "bias": c % 2 == 0,
+                      "k1": first[0] if first else 1, "s1": first[1] if first else 1})
     for n, h, w, c in [(1, 7, 7, 1280), (1, 1, 1, 3), (2, 14, 14, 37), (1, 56, 56, 24), (1, 3, 5, 21)]:
         cases.append({"kind": "gap", "n": n, "h": h, "w": w, "c": c, "act": "none"})
     for i, c in enumerate(cases):
@@ -220,9 +226,12 @@ for c in cases:
                 rp()
             got = run_simd(op, [x, wt, b, r], None)
         elif c["kind"] == "pwdw":
-            x, w1, w2 = rand(c["n"], c["h"], c["w"], c["cin"]), rand(1, 1, c["cin"], c["c"]), rand(c["k"], c["k"], 1, c["c"])
+            k1, s1 = c["k1"], c["s1"]
+            x, w1 = rand(c["n"], c["h"], c["w"], c["cin"]), rand(k1, k1, c["cin"], c["c"])
+            w2 = rand(c["k"], c["k"], 1, c["c"])
             b1, b2 = (rand(c["c"]), rand(c["c"])) if c["bias"] else (None, None)
-            pw = get_op("conv2d", {"activation": acts[c["act1"]] or {"kind": "none"}}, node=c["name"])
+            pw = get_op("conv2d", {"activation": acts[c["act1"]] or {"kind": "none"}, "strides": [s1, s1],
+                                   "pads": [k1 // 2] * 4}, node=c["name"])
             dw = get_op("conv2d", {"strides": [c["stride"]] * 2, "pads": list(c["pads"]), "groups": c["c"],
                                    "activation": spec or {"kind": "none"}}, node=c["name"])
             attrs, op = {}, PointwiseDepthwise(pw, dw, node=c["name"])

@@ -9,9 +9,10 @@ allocated, and the allocator sees every input live until the fused step.
 Fusions (each a numpy-exact order of operations, so results stay within the kernels' tolerance):
 * ``conv2d+add``: a 1x1 stride-1 conv without activation whose only reader is an add of a same-shape tensor
   (MobileNetV2's projection and residual add): the GEMM adds the residual per block while it is in L1.
-* ``conv2d+depthwise``: a 1x1 stride-1 expansion conv whose only reader is a depthwise conv, when the expanded
-  tensor is large (at least PWDW_MIN_BYTES: MobileNetV2's 112x112x96 and 56x56x144 ones): the expansion is
-  computed band by band into a buffer in L2 that the depthwise kernel reads at once.
+* ``conv2d+depthwise``: a 1x1 stride-1 expansion conv (or an ungrouped im2col conv: the stem) whose only reader
+  is a depthwise conv, when the tensor between them is large (at least PWDW_MIN_BYTES: MobileNetV2's stem output
+  and its 112x112x96 and 56x56x144 expansions): the first conv is computed band by band into a buffer in L2 that
+  the depthwise kernel reads at once.
 """
 
 from __future__ import annotations
@@ -97,13 +98,16 @@ class PointwiseDepthwise(Op):
         mid, own_pw, own_dw = self._scratch(shapes)
         return [mid, *own_pw, *own_dw]
 
+    def split_scratch(self, shapes, scratch):
+        """The scratch views as (the expanded tensor, the first conv's, the depthwise conv's)."""
+        _, own_pw, _ = self._scratch(shapes)
+        return scratch[0], scratch[1:1 + len(own_pw)], scratch[1 + len(own_pw):]
+
     def prepare(self, inputs, outputs, scratch):
         ins = list(inputs) + [None] * (5 - len(inputs))
-        shapes = [None if a is None else a.shape for a in ins]
-        mid, own_pw, own_dw = self._scratch(shapes)
-        t = scratch[0]
-        pw = self.pw.prepare(ins[:3], [t], scratch[1:1 + len(own_pw)])
-        dw = self.dw.prepare([t, ins[3], ins[4]], outputs, scratch[1 + len(own_pw):])
+        t, own_pw, own_dw = self.split_scratch([None if a is None else a.shape for a in ins], scratch)
+        pw = self.pw.prepare(ins[:3], [t], own_pw)
+        dw = self.dw.prepare([t, ins[3], ins[4]], outputs, own_dw)
         return chain(pw, dw)
 
 
@@ -156,8 +160,9 @@ def fuse(nodes: list, ops: list[Op], shapes: dict, protected: set[str]) -> tuple
         in_shapes = [shapes[x] if x else None for x in n.inputs]
         strides = tuple(int(v) for v in n.attrs.get("strides", (1, 1)))
         dil = tuple(int(v) for v in dwn.attrs.get("dilations", (1, 1)))
-        if op.kind(in_shapes) != "pointwise" or strides != (1, 1) or dil != (1, 1) \
-                or ops[j].kind([shapes[x] if x else None for x in dwn.inputs]) != "depthwise":
+        kind = op.kind(in_shapes)
+        gemm = (kind == "pointwise" and strides == (1, 1)) or (kind == "im2col" and int(n.attrs.get("groups", 1)) == 1)
+        if not gemm or dil != (1, 1) or ops[j].kind([shapes[x] if x else None for x in dwn.inputs]) != "depthwise":
             continue
         b1 = n.inputs[2] if len(n.inputs) > 2 else ""
         b2 = dwn.inputs[2] if len(dwn.inputs) > 2 else ""

@@ -18,6 +18,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--rounds", type=int, default=12)
 ap.add_argument("--runs", type=int, default=5)
 ap.add_argument("--model", default="/repo/dist/models/mobilenet_v2.wvb")
+ap.add_argument("--steps", action="store_true", help="also print each step's median per plan, slowest first")
 ap.add_argument("--variants", default="256", help="fused plans: BAND_KB[/MIN_EXPANDED_KB],... (e.g. 128,256,512/0)")
 a = ap.parse_args(sys.argv[1:])
 
@@ -78,6 +79,7 @@ run_t = {k: [] for k in plans}
 grp_t = {(g, k): [] for g in groups for k in plans}
 clock = time.perf_counter
 items = list(plans.items())
+per_step = {}
 for r in range(a.rounds):
     for k, p in items[r % len(items):] + items[:r % len(items)]:
         for _ in range(a.runs):
@@ -90,8 +92,17 @@ for r in range(a.rounds):
             t0 = clock()
             step()
             step_ms.append((clock() - t0) * 1e3)
+        for i, ms in enumerate(step_ms):
+            per_step.setdefault((k, p.labels[i][1]), []).append(ms)
         for g, idx in groups.items():
             grp_t[(g, k)].append(sum(step_ms[i] for i in idx[k]))
 for k in plans:
     print(f"{k}: Plan.run best {min(run_t[k]):.2f} median {statistics.median(run_t[k]):.2f} ms; " + "; ".join(
         f"{g} steps best {min(grp_t[(g, k)]):.3f} median {statistics.median(grp_t[(g, k)]):.3f}" for g in groups))
+if a.steps:
+    names = [name for _, name in base.labels]
+    rows = sorted(names, key=lambda nm: -statistics.median(per_step[("unfused", nm)]))
+    print("step | " + " | ".join(plans))
+    for nm in rows[:25]:
+        print(nm + " | " + " | ".join(f"{statistics.median(per_step[(k, nm)]):.3f}" if (k, nm) in per_step else "-"
+                                      for k in plans))

@@ -27,7 +27,7 @@ class ActParams(ctypes.Structure):
 
 
 class GemmParams(ctypes.Structure):
-    _fields_ = _words("a lda bp bias c ldc m k n mc gather") + [("act", ActParams)] + _words("res ldr")
+    _fields_ = _words("a lda bp bias c ldc m k n mc gather") + [("act", ActParams)] + _words("res ldr row0")
 
 
 class DwconvParams(ctypes.Structure):

@@ -141,7 +141,7 @@ EXPORT void wv_gemm(const GemmParams *p) {
     int rows = M - m0 < mc ? M - m0 : mc;
     const f32 *a = A + (long)m0 * lda;
     if (g) {
-      im2col_rows(g, m0, m0 + rows, A);
+      im2col_rows(g, (long)p->row0 + m0, (long)p->row0 + m0 + rows, A);
       a = A;
     }
     f32 *c = C + (long)m0 * ldc;

@@ -18,7 +18,7 @@ static const LayoutEntry layout[] = {
   SIZE(GemmParams), FIELD(GemmParams, a), FIELD(GemmParams, lda), FIELD(GemmParams, bp), FIELD(GemmParams, bias),
   FIELD(GemmParams, c), FIELD(GemmParams, ldc), FIELD(GemmParams, m), FIELD(GemmParams, k), FIELD(GemmParams, n),
   FIELD(GemmParams, mc), FIELD(GemmParams, gather), FIELD(GemmParams, act),
-  FIELD(GemmParams, res), FIELD(GemmParams, ldr),
+  FIELD(GemmParams, res), FIELD(GemmParams, ldr), FIELD(GemmParams, row0),
   SIZE(DwconvParams), FIELD(DwconvParams, x), FIELD(DwconvParams, wt), FIELD(DwconvParams, bias),
   FIELD(DwconvParams, y), FIELD(DwconvParams, n), FIELD(DwconvParams, h), FIELD(DwconvParams, w),
   FIELD(DwconvParams, c), FIELD(DwconvParams, kh), FIELD(DwconvParams, kw), FIELD(DwconvParams, sh),

@@ -235,28 +235,38 @@ def conv2d_add(lib, op, inputs, outputs, scratch) -> Step | None:
 
 @simd_op("conv2d+depthwise")
 def pointwise_depthwise(lib, op, inputs, outputs, scratch) -> Step | None:
-    """An expansion 1x1 conv and the depthwise conv after it (plan_fusion.PointwiseDepthwise), by bands of output
-    rows through a buffer in L2 (the first floats of the fused op's scratch): the expanded tensor is never
-    written whole. Both activations must run in the kernels (no numpy epilogue between them)."""
+    """An expansion 1x1 conv (or the stem: an ungrouped conv whose windows the GEMM gathers) and the depthwise conv
+    after it (plan_fusion.PointwiseDepthwise), by bands of output rows through a buffer in L2 (the first floats
+    of the fused op's scratch): the expanded tensor is never written whole. Both activations must run in the
+    kernels (no numpy epilogue between them)."""
     x, w1, b1, w2, b2 = (list(inputs) + [None] * 5)[:5]
     y = outputs[0]
     gp, gd = op.pw.geometry(x.shape, w1.shape), op.dw.geometry(op.mid_shape(x.shape, w1.shape), w2.shape)
     act1, rest1 = split_activation(op.pw.attrs.get("activation"))
     act2, rest2 = split_activation(op.dw.attrs.get("activation"))
-    if (gp.kind != "pointwise" or (gp.sh, gp.sw) != (1, 1) or gd.kind != "depthwise" or (gd.dh, gd.dw) != (1, 1)
-            or rest1 is not None or not (x.flags.c_contiguous and y.flags.c_contiguous)):
+    pointwise = gp.kind == "pointwise" and (gp.sh, gp.sw) == (1, 1)
+    if (not (pointwise or (gp.kind == "im2col" and gp.groups == 1)) or gd.kind != "depthwise"
+            or (gd.dh, gd.dw) != (1, 1) or rest1 is not None or not (x.flags.c_contiguous and y.flags.c_contiguous)):
         return None
     c = gd.c
     rows = band_rows(gd.oh, gd.sh, gd.kh, gd.w * c)
-    band = scratch[0].reshape(-1)[:((rows - 1) * gd.sh + gd.kh) * gd.w * c].reshape(-1, c)
-    pw = gemm_params(x.reshape(-1, gp.c), w1.reshape(gp.c, c), b1, band, act1)
+    mid, own_pw, _ = op.split_scratch([x.shape, w1.shape, None, w2.shape, None], scratch)
+    band = mid.reshape(-1)[:((rows - 1) * gd.sh + gd.kh) * gd.w * c].reshape(-1, c)
+    gather = None
+    if pointwise:
+        a2 = x.reshape(-1, gp.c)
+    else:  # the windows, GEMM_MC at a time, into the numpy route's cols scratch (as the conv2d op does)
+        a2 = own_pw[1][0]
+        gather = Im2colParams(x=x.ctypes.data, cols=a2.ctypes.data, n=gp.n, h=gp.h, w=gp.w, c=gp.c, kh=gp.kh,
+                              kw=gp.kw, sh=gp.sh, sw=gp.sw, dh=gp.dh, dw=gp.dw, pt=gp.pt, pl=gp.pl, oh=gp.oh,
+                              ow=gp.ow, c0=0, cg=gp.c)
+    pw = gemm_params(a2, w1.reshape(-1, c), b1, band, act1, gather=gather)
     if pw is None:
         return None
     dw = dwconv_params(band.reshape(1, -1, gd.w, c), w2[:, :, 0, :], b2, y, (gd.sh, gd.sw), (gd.pt, gd.pl), act2)
     dw[0].n, dw[0].h, dw[0].x = gd.n, gd.h, 0  # the whole layer; the kernel sets x, h, pt, oh, y per band
-    pw[0].m = gp.n * gp.h * gp.w
     params = PwDwParams(pw=ctypes.addressof(pw[0]), dw=ctypes.addressof(dw[0]), band=band.ctypes.data, band_oh=rows)
-    return _then(_bound(lib.pwdw, params, pw, dw, band), make_activation(rest2, y))
+    return _then(_bound(lib.pwdw, params, pw, dw, band, x), make_activation(rest2, y))
 
 
 PWDW_BAND_BYTES = 256 * 1024  # the expanded rows of one band: written by the GEMM, read by the depthwise, in L2

@@ -1,6 +1,7 @@
-// An expansion 1x1 conv and the depthwise conv that reads it, by bands of output rows: each band's input rows
-// of the expanded tensor are computed into a small buffer (in L2) and the depthwise kernel runs on them at
-// once, so the expanded tensor (MobileNetV2's 112x112x96: 4.8 MB) never goes to memory and back. The rows a
+// An expansion 1x1 conv (or a conv whose windows the GEMM gathers: the stem) and the depthwise conv that reads
+// it, by bands of output rows: each band's input rows of the expanded tensor are computed into a small buffer
+// (in L2) and the depthwise kernel runs on them at once, so the expanded tensor (MobileNetV2's 112x112x96:
+// 4.8 MB) never goes to memory and back. The rows a
 // band shares with the next (the window's overlap) are moved to the buffer's start, not recomputed.
 #include "wvsimd.h"
 
@@ -42,7 +43,8 @@ EXPORT void wv_pwdw(const PwDwParams *p) {
         start = b1;
       }
       if (r1 > start) {
-        g.a = (uint32_t)(uintptr_t)(X + ((long)n * H + start) * xrow);
+        if (pw->gather) g.row0 = (uint32_t)(((long)n * H + start) * W);  // the windows of these rows
+        else g.a = (uint32_t)(uintptr_t)(X + ((long)n * H + start) * xrow);
         g.c = (uint32_t)(uintptr_t)(band + (long)(start - r0) * row);
         g.m = (uint32_t)((r1 - start) * W);
         wv_gemm(&g);
