@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from .kernels import get_op
 from .kernels.base import Op, activation_scratch, chain, make_activation
 
 
@@ -115,9 +114,50 @@ def _activation_kind(node) -> str:
     return ((node.attrs or {}).get("activation") or {}).get("kind", "none")
 
 
-def fuse(nodes: list, ops: list[Op], shapes: dict, protected: set[str]) -> tuple[list, list[Op]]:
-    """(nodes, ops) with every fusable pair replaced by one fused node (placed where the later node was).
-    ``protected``: tensors that must stay materialised (the plan's targets)."""
+def _is_1x1_s1(node, op, shapes) -> bool:
+    strides = tuple(int(v) for v in node.attrs.get("strides", (1, 1)))
+    return op.kind([shapes[x] if x else None for x in node.inputs[:2]]) == "pointwise" and strides == (1, 1)
+
+
+def _conv_add(n, op, nxt, nxt_op, shapes):
+    """A 1x1 stride-1 conv without activation and the same-shape add reading it -> conv2d+add."""
+    t = n.outputs[0]
+    if n.op != "conv2d" or _activation_kind(n) != "none" or not _is_1x1_s1(n, op, shapes):
+        return None
+    if nxt.op != "add" or len(nxt.inputs) != 2 or nxt.inputs.count(t) != 1:
+        return None
+    r = nxt.inputs[1] if nxt.inputs[0] == t else nxt.inputs[0]
+    if shapes.get(r) != shapes[t] or shapes[nxt.outputs[0]] != shapes[t]:
+        return None
+    b = n.inputs[2] if len(n.inputs) > 2 else ""
+    fused = FusedNode("conv2d+add", [n.inputs[0], n.inputs[1], b, r], list(nxt.outputs), n.name,
+                      {**n.attrs, "activation": nxt.attrs.get("activation") or {"kind": "none"}})
+    return fused, ConvAdd(op, nxt.attrs.get("activation"), node=n.name)
+
+
+def _conv_depthwise(n, op, nxt, nxt_op, shapes):
+    """A 1x1 stride-1 or ungrouped im2col conv whose large output only a depthwise conv reads -> conv2d+depthwise."""
+    t = n.outputs[0]
+    if n.op != "conv2d" or nxt.op != "conv2d" or 4 * np.prod(shapes[t]) < PWDW_MIN_BYTES:
+        return None
+    if nxt.inputs[0] != t or t in nxt.inputs[1:]:
+        return None
+    kind = op.kind([shapes[x] if x else None for x in n.inputs[:2]])
+    gemm = (kind == "pointwise" and _is_1x1_s1(n, op, shapes)) or (
+        kind == "im2col" and int(n.attrs.get("groups", 1)) == 1)
+    dil = tuple(int(v) for v in nxt.attrs.get("dilations", (1, 1)))
+    if not gemm or dil != (1, 1) or nxt_op.kind([shapes[x] if x else None for x in nxt.inputs[:2]]) != "depthwise":
+        return None
+    b1 = n.inputs[2] if len(n.inputs) > 2 else ""
+    b2 = nxt.inputs[2] if len(nxt.inputs) > 2 else ""
+    fused = FusedNode("conv2d+depthwise", [n.inputs[0], n.inputs[1], b1, nxt.inputs[1], b2], list(nxt.outputs),
+                      n.name, dict(n.attrs))
+    return fused, PointwiseDepthwise(op, nxt_op, node=n.name)
+
+
+def _fuse_pairs(nodes: list, ops: list[Op], shapes: dict, protected: set[str], match) -> tuple[list, list[Op]]:
+    """Each node whose one output only one later node reads, with that node, through ``match`` (None, or the
+    fused (node, op) that takes the later node's place)."""
     readers: dict[str, list[int]] = {}
     for i, n in enumerate(nodes):
         for x in dict.fromkeys(n.inputs):
@@ -126,55 +166,26 @@ def fuse(nodes: list, ops: list[Op], shapes: dict, protected: set[str]) -> tuple
     replace: dict[int, tuple[FusedNode, Op]] = {}
     drop: set[int] = set()
     for i, (n, op) in enumerate(zip(nodes, ops)):
-        if i in drop or n.op != "conv2d" or _activation_kind(n) != "none" or len(n.outputs) != 1:
+        if i in drop or i in replace or len(n.outputs) != 1:
             continue
         t = n.outputs[0]
         if t in protected or len(readers.get(t, [])) != 1:
             continue
         j = readers[t][0]
-        add = nodes[j]
-        if j in drop or j in replace or add.op != "add" or len(add.inputs) != 2 or add.inputs.count(t) != 1:
-            continue
-        r = add.inputs[1] if add.inputs[0] == t else add.inputs[0]
-        in_shapes = [shapes[x] if x else None for x in n.inputs]
-        strides = tuple(int(v) for v in n.attrs.get("strides", (1, 1)))
-        if op.kind(in_shapes) != "pointwise" or strides != (1, 1) or shapes.get(r) != shapes[t] \
-                or shapes[add.outputs[0]] != shapes[t]:
-            continue
-        b = n.inputs[2] if len(n.inputs) > 2 else ""
-        fused = FusedNode("conv2d+add", [n.inputs[0], n.inputs[1], b, r], list(add.outputs), n.name,
-                          {**n.attrs, "activation": add.attrs.get("activation") or {"kind": "none"}})
-        conv = get_op("conv2d", n.attrs, node=n.name)
-        replace[j] = (fused, ConvAdd(conv, add.attrs.get("activation"), node=n.name))
-        drop.add(i)
-    for i, (n, op) in enumerate(zip(nodes, ops)):
-        if i in drop or i in replace or n.op != "conv2d" or len(n.outputs) != 1:
-            continue
-        t = n.outputs[0]
-        if t in protected or len(readers.get(t, [])) != 1 or 4 * np.prod(shapes[t]) < PWDW_MIN_BYTES:
-            continue
-        j = readers[t][0]
-        dwn = nodes[j]
-        if j in drop or j in replace or dwn.op != "conv2d" or dwn.inputs[0] != t or t in dwn.inputs[1:]:
-            continue
-        in_shapes = [shapes[x] if x else None for x in n.inputs]
-        strides = tuple(int(v) for v in n.attrs.get("strides", (1, 1)))
-        dil = tuple(int(v) for v in dwn.attrs.get("dilations", (1, 1)))
-        kind = op.kind(in_shapes)
-        gemm = (kind == "pointwise" and strides == (1, 1)) or (kind == "im2col" and int(n.attrs.get("groups", 1)) == 1)
-        if not gemm or dil != (1, 1) or ops[j].kind([shapes[x] if x else None for x in dwn.inputs]) != "depthwise":
-            continue
-        b1 = n.inputs[2] if len(n.inputs) > 2 else ""
-        b2 = dwn.inputs[2] if len(dwn.inputs) > 2 else ""
-        fused = FusedNode("conv2d+depthwise", [n.inputs[0], n.inputs[1], b1, dwn.inputs[1], b2],
-                          list(dwn.outputs), n.name, dict(n.attrs))
-        replace[j] = (fused, PointwiseDepthwise(op, ops[j], node=n.name))
-        drop.add(i)
-    out_nodes, out_ops = [], []
-    for i, (n, op) in enumerate(zip(nodes, ops)):
-        if i in drop:
-            continue
-        n, op = replace.get(i, (n, op))
-        out_nodes.append(n)
-        out_ops.append(op)
-    return out_nodes, out_ops
+        made = None if j in drop or j in replace else match(n, op, nodes[j], ops[j], shapes)
+        if made is not None:
+            replace[j] = made
+            drop.add(i)
+    kept = [replace.get(i, (n, op)) for i, (n, op) in enumerate(zip(nodes, ops)) if i not in drop]
+    return [n for n, _ in kept], [op for _, op in kept]
+
+
+FUSIONS = (_conv_add, _conv_depthwise)
+
+
+def fuse(nodes: list, ops: list[Op], shapes: dict, protected: set[str]) -> tuple[list, list[Op]]:
+    """(nodes, ops) with every fusable pair replaced by one fused node (placed where the later node was), pass
+    by pass (FUSIONS). ``protected``: tensors that must stay materialised (the plan's targets)."""
+    for match in FUSIONS:
+        nodes, ops = _fuse_pairs(nodes, ops, shapes, protected, match)
+    return nodes, ops

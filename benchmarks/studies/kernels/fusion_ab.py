@@ -5,7 +5,7 @@ Run: node --experimental-wasm-relaxed-simd benchmarks/studies/kernels/run_node.m
 (run_node.mjs mounts this folder at /host; the repository's py_pkg is put on sys.path from /repo, mounted below.)
 Plans: "fused" (what the SIMD engine plans) and "unfused" (plan_fusion.fuse replaced by the identity). Calls are
 interleaved, order rotated per round; printed: max |d| between the two, Plan.run best / median, and per group of
-steps (the fused steps against the nodes they replace, summed per run) best / median. Nothing asserts a timing.
+steps (every step a fusion touches, summed per run) best / median. Nothing asserts a timing.
 """
 import argparse
 import statistics
@@ -19,7 +19,8 @@ ap.add_argument("--rounds", type=int, default=12)
 ap.add_argument("--runs", type=int, default=5)
 ap.add_argument("--model", default="/repo/dist/models/mobilenet_v2.wvb")
 ap.add_argument("--steps", action="store_true", help="also print each step's median per plan, slowest first")
-ap.add_argument("--variants", default="256", help="fused plans: BAND_KB[/MIN_EXPANDED_KB],... (e.g. 128,256,512/0)")
+ap.add_argument("--variants", default="256", help="fused plans: BAND_KB[/MIN_EXPANDED_KB[/PASS+PASS]],... (e.g. "
+                "128,256,512/0,256//conv_add+conv_depthwise)")
 a = ap.parse_args(sys.argv[1:])
 
 sys.path.insert(0, "/repo/py_pkg")
@@ -37,9 +38,12 @@ from wasmvision.simd import ops as simd_ops  # noqa: E402
 real = wvplan.fuse
 
 
-def make(fusion=True, band=None, min_bytes=None):
-    """A plan with the fusion on or off, the band's bytes and the smallest expanded tensor fused overridden."""
-    saved = simd_ops.PWDW_BAND_BYTES, plan_fusion.PWDW_MIN_BYTES
+def make(fusion=True, band=None, min_bytes=None, fusions=None):
+    """A plan with the fusion on or off, the band's bytes, the smallest expanded tensor fused and the passes
+    (plan_fusion.FUSIONS, by function name) overridden."""
+    saved = simd_ops.PWDW_BAND_BYTES, plan_fusion.PWDW_MIN_BYTES, plan_fusion.FUSIONS
+    if fusions:
+        plan_fusion.FUSIONS = tuple(f for f in saved[2] if f.__name__.strip("_") in fusions)
     if band:
         simd_ops.PWDW_BAND_BYTES = band
     if min_bytes is not None:
@@ -49,31 +53,27 @@ def make(fusion=True, band=None, min_bytes=None):
         return wvplan.Plan(b, x.shape, kernels=lib)
     finally:
         wvplan.fuse = real
-        simd_ops.PWDW_BAND_BYTES, plan_fusion.PWDW_MIN_BYTES = saved
+        simd_ops.PWDW_BAND_BYTES, plan_fusion.PWDW_MIN_BYTES, plan_fusion.FUSIONS = saved
 
 
 plans = {"unfused": make(False)}
 for spec in a.variants.split(","):
-    band, _, mb = spec.partition("/")
-    plans[f"band{band}K" + (f"/min{mb}K" if mb else "")] = make(True, int(band) * 1024,
-                                                                 int(mb) * 1024 if mb else None)
+    band, mb, passes = (spec.split("/") + ["", ""])[:3]
+    plans[spec] = make(True, int(band) * 1024, int(mb) * 1024 if mb else None, passes.split("+") if passes else None)
 outs = {k: p.run(x)[0] for k, p in plans.items()}
 for k, p in plans.items():
     print(f"{k}: steps {len(p.steps)}, fused {sum(isinstance(n, FusedNode) for n in p.nodes)}, max |d| vs unfused "
           f"{np.abs(outs[k] - outs['unfused']).max():.3g} (scale {np.abs(outs['unfused']).max():.3g})")
 
-# Per fused kind, the fused steps (named after their first node) in each plan, against the unfused plan's steps
-# of the nodes they replace (the first node's name and the later node's, which a fused plan no longer has).
+# The steps any fusion touches, in each plan: the fused steps (named after their first node) and, in the unfused
+# plan, the steps of the nodes they replace (which a fused plan no longer has).
 base = plans["unfused"]
-groups = {}
-for kind in ("conv2d+add", "conv2d+depthwise"):
-    ref = max(plans.values(), key=lambda p: sum(getattr(n, "op", "") == kind for n in p.nodes))
-    leads = {n.name for n in ref.nodes if getattr(n, "op", "") == kind}
-    names = {name for _, name in ref.labels}
-    after = {n.name for n in b.nodes if any(i in {o for m in b.nodes if m.name in leads for o in m.outputs}
-                                             for i in n.inputs) and n.name not in names}
-    groups[kind] = {k: [i for i, (_, name) in enumerate(p.labels) if name in leads or name in after]
-                    for k, p in plans.items()}
+touched = set()
+for p in plans.values():
+    names = {name for _, name in p.labels}
+    touched |= {n.name for n in p.nodes if isinstance(n, FusedNode)}
+    touched |= {name for _, name in base.labels} - names
+groups = {"fused": {k: [i for i, (_, name) in enumerate(p.labels) if name in touched] for k, p in plans.items()}}
 
 run_t = {k: [] for k in plans}
 grp_t = {(g, k): [] for g in groups for k in plans}
