@@ -63,7 +63,7 @@ class Plan:
         self.shapes = shapes
         if kernels is not None:  # the SIMD engine runs some pairs of nodes as one step (plan_fusion.py)
             nodes, ops = fuse(nodes, ops, shapes, set(self.targets))
-        self.nodes = nodes  # per step, the node it runs (a plan_fusion.FusedNode for a fused pair)
+        self.nodes = nodes  # per step, the node it runs (a node of plan_fusion.FUSED_OPS for a fused pair)
         scratch_shapes = self._scratch_shapes(nodes, ops, shapes)
         buffers = self._allocate(bundle, nodes, ops, shapes, _arena_elements(scratch_shapes))
         self.input_buffer = buffers[self.input_name]

@@ -17,22 +17,10 @@ Fusions (each a numpy-exact order of operations, so results stay within the kern
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
 
+from .bundle import Node
 from .kernels.base import Op, activation_scratch, chain, make_activation
-
-
-@dataclass
-class FusedNode:
-    """A plan node made of graph nodes (same fields as bundle.Node, which the planner reads)."""
-    op: str
-    inputs: list[str]
-    outputs: list[str]
-    name: str = ""
-    attrs: dict[str, Any] = field(default_factory=dict)
 
 
 class ConvAdd(Op):
@@ -130,7 +118,7 @@ def _conv_add(n, op, nxt, nxt_op, shapes):
     if shapes.get(r) != shapes[t] or shapes[nxt.outputs[0]] != shapes[t]:
         return None
     b = n.inputs[2] if len(n.inputs) > 2 else ""
-    fused = FusedNode("conv2d+add", [n.inputs[0], n.inputs[1], b, r], list(nxt.outputs), n.name,
+    fused = Node("conv2d+add", [n.inputs[0], n.inputs[1], b, r], list(nxt.outputs), n.name,
                       {**n.attrs, "activation": nxt.attrs.get("activation") or {"kind": "none"}})
     return fused, ConvAdd(op, nxt.attrs.get("activation"), node=n.name)
 
@@ -150,7 +138,7 @@ def _conv_depthwise(n, op, nxt, nxt_op, shapes):
         return None
     b1 = n.inputs[2] if len(n.inputs) > 2 else ""
     b2 = nxt.inputs[2] if len(nxt.inputs) > 2 else ""
-    fused = FusedNode("conv2d+depthwise", [n.inputs[0], n.inputs[1], b1, nxt.inputs[1], b2], list(nxt.outputs),
+    fused = Node("conv2d+depthwise", [n.inputs[0], n.inputs[1], b1, nxt.inputs[1], b2], list(nxt.outputs),
                       n.name, dict(n.attrs))
     return fused, PointwiseDepthwise(op, nxt_op, node=n.name)
 
@@ -163,7 +151,7 @@ def _fuse_pairs(nodes: list, ops: list[Op], shapes: dict, protected: set[str], m
         for x in dict.fromkeys(n.inputs):
             if x:
                 readers.setdefault(x, []).append(i)
-    replace: dict[int, tuple[FusedNode, Op]] = {}
+    replace: dict[int, tuple[Node, Op]] = {}
     drop: set[int] = set()
     for i, (n, op) in enumerate(zip(nodes, ops)):
         if i in drop or i in replace or len(n.outputs) != 1:
@@ -181,6 +169,7 @@ def _fuse_pairs(nodes: list, ops: list[Op], shapes: dict, protected: set[str], m
 
 
 FUSIONS = (_conv_add, _conv_depthwise)
+FUSED_OPS = ("conv2d+add", "conv2d+depthwise")  # the op names of the nodes they make (no bundle has these)
 
 
 def fuse(nodes: list, ops: list[Op], shapes: dict, protected: set[str]) -> tuple[list, list[Op]]:

@@ -25,7 +25,7 @@ a = ap.parse_args(sys.argv[1:])
 
 sys.path.insert(0, "/repo/py_pkg")
 from wasmvision import bundle as wvb, plan as wvplan  # noqa: E402
-from wasmvision.plan_fusion import FusedNode  # noqa: E402
+from wasmvision.plan_fusion import FUSED_OPS  # noqa: E402
 from wasmvision.simd import resolve_engine  # noqa: E402
 
 lib, ran, why = resolve_engine("simd")
@@ -62,7 +62,7 @@ for spec in a.variants.split(","):
     plans[spec] = make(True, int(band) * 1024, int(mb) * 1024 if mb else None, passes.split("+") if passes else None)
 outs = {k: p.run(x)[0] for k, p in plans.items()}
 for k, p in plans.items():
-    print(f"{k}: steps {len(p.steps)}, fused {sum(isinstance(n, FusedNode) for n in p.nodes)}, max |d| vs unfused "
+    print(f"{k}: steps {len(p.steps)}, fused {sum(n.op in FUSED_OPS for n in p.nodes)}, max |d| vs unfused "
           f"{np.abs(outs[k] - outs['unfused']).max():.3g} (scale {np.abs(outs['unfused']).max():.3g})")
 
 # The steps any fusion touches, in each plan: the fused steps (named after their first node) and, in the unfused
@@ -71,7 +71,7 @@ base = plans["unfused"]
 touched = set()
 for p in plans.values():
     names = {name for _, name in p.labels}
-    touched |= {n.name for n in p.nodes if isinstance(n, FusedNode)}
+    touched |= {n.name for n in p.nodes if n.op in FUSED_OPS}
     touched |= {name for _, name in base.labels} - names
 groups = {"fused": {k: [i for i, (_, name) in enumerate(p.labels) if name in touched] for k, p in plans.items()}}
 
