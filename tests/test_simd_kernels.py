@@ -3,7 +3,7 @@
 The cases cover the edges of the kernels: M and N not multiples of the 6x8 / 4x8 register tiles, 1 row,
 1 channel, K = 1, misaligned and row-strided A and C, every padding form of the depthwise kernel (none,
 symmetric, TF-style bottom/right, asymmetric, padding larger than the kernel reach), stride 1 and 2,
-3x3 / 5x5 / 7x7 (the generic path), the 3x3 stride-1 row kernels' x tiles and borders, dilation 2 (im2col), C not a
+3x3 / 5x5 / 7x7 (the generic path), the row kernels' x tiles and borders (3x3 and 5x5, stride 1 and 2), dilation 2 (im2col), C not a
 multiple of 4 or 16, batch 2, every fused activation, and the conv strategies that feed the GEMM (strided pointwise,
 the im2col stem and grouped convolutions, whose windows the GEMM gathers 64 rows at a time: blocks of 1-3 rows,
 blocks straddling two images), dense,
@@ -64,6 +64,21 @@ def _cases() -> list[dict]:
         (1, 1, 9, 13, 3, 1, (1, 1, 1, 1)), (1, 2, 10, 6, 3, 1, (1, 1, 1, 1)), (3, 7, 11, 7, 3, 1, (1, 2, 1, 0)),
         (1, 6, 12, 20, 3, 1, (2, 2, 2, 2)), (1, 8, 9, 16, 3, 1, (0, 0, 2, 2)), (1, 5, 5, 11, 3, 1, (1, 0, 1, 0)),
         (1, 4, 2, 8, 3, 1, (0, 2, 0, 2)), (1, 7, 7, 960, 3, 1, (1, 1, 1, 1)),
+        # the 5x5 stride-1 row kernels: images narrower than the window (1-4 pixels), pad 2 / 0 / asymmetric /
+        # beyond the window (rows and columns wholly in the padding), 1-2 row images, C not a multiple of 4 and
+        # below 4 (per pixel), batch 2, MobileNetV3 / EfficientNet-Lite shapes
+        (1, 7, 7, 1152, 5, 1, (2, 2, 2, 2)), (1, 6, 1, 8, 5, 1, (2, 2, 2, 2)), (1, 5, 2, 12, 5, 1, (2, 2, 2, 2)),
+        (1, 3, 3, 6, 5, 1, (2, 2, 2, 2)), (1, 8, 4, 16, 5, 1, (2, 2, 2, 2)), (2, 9, 13, 37, 5, 1, (2, 2, 2, 2)),
+        (1, 10, 11, 20, 5, 1, (0, 0, 0, 0)), (1, 8, 9, 24, 5, 1, (1, 2, 3, 2)), (1, 7, 8, 8, 5, 1, (0, 0, 4, 4)),
+        (1, 6, 7, 12, 5, 1, (4, 3, 1, 0)), (1, 1, 9, 10, 5, 1, (2, 2, 2, 2)), (1, 2, 6, 3, 5, 1, (2, 2, 2, 2)),
+        (1, 5, 5, 8, 5, 1, (6, 6, 6, 6)), (1, 28, 28, 120, 5, 1, (2, 2, 2, 2)),
+        # window rows with stride 2 (5x5; 3x3 up to 64 pixels wide in the relaxed build): widths 1-6, odd and
+        # even, TF-style end padding, padding beyond the window (rows and columns wholly in the padding), C below 4
+        # and not a multiple of 4, batch 2, MobileNetV3 / MobileNetV2 shapes
+        (1, 9, 1, 8, 5, 2, (2, 2, 2, 2)), (1, 6, 2, 12, 5, 2, (1, 1, 2, 2)), (1, 7, 3, 4, 3, 2, (1, 1, 1, 1)),
+        (1, 8, 6, 16, 3, 2, (0, 0, 1, 1)), (2, 11, 12, 19, 5, 2, (1, 1, 2, 2)), (1, 10, 10, 8, 5, 2, (5, 5, 5, 5)),
+        (1, 9, 10, 2, 3, 2, (1, 1, 1, 1)), (1, 28, 28, 72, 5, 2, (2, 2, 2, 2)), (1, 56, 56, 24, 3, 2, (1, 1, 1, 1)),
+        (1, 5, 9, 8, 3, 2, (4, 4, 4, 4)), (1, 13, 17, 12, 3, 2, (1, 2, 0, 1)),
         # stride 2 with odd sizes, batch > 1, 5x5
         (2, 13, 11, 10, 3, 2, (1, 1, 1, 1)), (1, 9, 7, 36, 5, 2, (2, 1, 2, 3)), (2, 9, 10, 19, 5, 1, (2, 2, 2, 2)),
     ]
@@ -96,6 +111,35 @@ def _cases() -> list[dict]:
     for i, (n, k, m) in enumerate([(1, 1280, 1000), (3, 17, 9), (1, 1, 1), (2, 64, 129)]):
         cases.append({"kind": "dense", "n": n, "k": k, "m": m, "act": ACT_NAMES[(i * 3) % len(ACT_NAMES)],
                       "bias": i != 2})
+    # a projection and its residual add as one GEMM (plan_fusion.ConvAdd): M past and below the 64-row blocks, 1-3 rows
+    # (the few-rows path), N not a multiple of 8 or 4, no bias, the add's activation after the residual
+    for i, (n, h, w, ci, co, act) in enumerate([(1, 7, 7, 16, 24, "none"), (1, 9, 11, 32, 20, "relu6"),
+                                                (2, 5, 5, 8, 3, "hardswish"), (1, 1, 3, 5, 7, "none"),
+                                                (1, 14, 14, 96, 32, "sigmoid"), (1, 8, 9, 24, 13, "relu")]):
+        cases.append({"kind": "conv_add", "n": n, "h": h, "w": w, "cin": ci, "cout": co, "act": act, "bias": i != 3})
+    # an expansion 1x1 conv and its depthwise conv by bands of output rows (plan_fusion.PointwiseDepthwise): band
+    # buffers of 1 output row up to the whole image (band bytes), stride 1 (2 rows carried to the next band) and 2,
+    # pads 0 / 1 / TF-style / 2 (5x5), batch 2, C not a multiple of 4, both activations in the kernels or the
+    # second one (sigmoid) after them
+    pwdw = [  # (N, H, W, Cin, C, K, stride, pads, band bytes, act1, act2)
+        (1, 9, 7, 8, 12, 3, 1, (1, 1, 1, 1), 1, "relu6", "relu6"),
+        (1, 9, 7, 8, 12, 3, 2, (1, 1, 1, 1), 1, "relu6", "none"),
+        (2, 10, 6, 5, 7, 3, 2, (0, 0, 1, 1), 3000, "hardswish", "relu"),
+        (1, 12, 5, 16, 24, 3, 1, (1, 1, 1, 1), 2000, "none", "sigmoid"),
+        (1, 11, 9, 6, 20, 5, 1, (2, 2, 2, 2), 4000, "relu", "hardswish"),
+        (2, 13, 8, 4, 9, 5, 2, (2, 2, 2, 2), 5000, "relu6", "relu6"),
+        (1, 8, 8, 3, 16, 3, 1, (0, 0, 0, 0), 1500, "clip_-1_2.5", "none"),
+        (1, 14, 14, 16, 96, 3, 2, (1, 1, 1, 1), 1 << 20, "relu6", "relu6"),
+    ]
+    # the stem's form: a 3x3 stride-2 conv whose windows the GEMM gathers (64 rows per block, a band's rows
+    # starting mid-image), then the depthwise conv (K1, stride 1, pads 1 of the first conv)
+    pwdw += [(1, 17, 15, 3, 8, 3, 1, (1, 1, 1, 1), 1, "relu6", "relu6", 3, 2),
+             (2, 20, 19, 3, 16, 3, 2, (1, 1, 1, 1), 6000, "relu", "none", 3, 2),
+             (1, 9, 11, 5, 12, 3, 1, (1, 1, 1, 1), 2500, "hardswish", "relu6", 3, 1)]
+    for n, h, w, ci, c, k, s, pads, band, a1, a2, *first in pwdw:
+        cases.append({"kind": "pwdw", "n": n, "h": h, "w": w, "cin": ci, "c": c, "k": k, "stride": s,
+                      "pads": pads, "band": band, "act1": a1, "act": a2, "bias": c % 2 == 0,
+                      "k1": first[0] if first else 1, "s1": first[1] if first else 1})
     for n, h, w, c in [(1, 7, 7, 1280), (1, 1, 1, 3), (2, 14, 14, 37), (1, 56, 56, 24), (1, 3, 5, 21)]:
         cases.append({"kind": "gap", "n": n, "h": h, "w": w, "c": c, "act": "none"})
     for i, c in enumerate(cases):
@@ -113,6 +157,10 @@ import numpy as np
 from wasmvision import simd
 from wasmvision.kernels import get_op
 from wasmvision.kernels.base import make_activation
+from wasmvision.plan_fusion import ConvAdd, PointwiseDepthwise
+from wasmvision.simd import ops as simd_ops
+
+BAND_BYTES = simd_ops.PWDW_BAND_BYTES
 from wasmvision.simd.ops import gemm_call, prepare_simd, split_activation
 
 build = open("/work/in/build.txt").read()
@@ -183,6 +231,30 @@ for c in cases:
             attrs = {"strides": [c["stride"]] * 2, "pads": list(c["pads"]), "groups": c["groups"],
                      "dilations": [c["dilation"]] * 2}
             b = rand(c["cout"]) if c["bias"] else None
+        elif c["kind"] == "conv_add":
+            x, wt = rand(c["n"], c["h"], c["w"], c["cin"]), rand(1, 1, c["cin"], c["cout"])
+            b, r = (rand(c["cout"]) if c["bias"] else None), rand(c["n"], c["h"], c["w"], c["cout"])
+            attrs, op = {}, ConvAdd(get_op("conv2d", {}, node=c["name"]), spec, node=c["name"])
+            ref = op.conv.compute(*[a for a in (x, wt, b) if a is not None]) + r
+            rp = make_activation(spec, ref, [np.empty_like(ref)])
+            if rp is not None:
+                rp()
+            got = run_simd(op, [x, wt, b, r], None)
+        elif c["kind"] == "pwdw":
+            k1, s1 = c["k1"], c["s1"]
+            x, w1 = rand(c["n"], c["h"], c["w"], c["cin"]), rand(k1, k1, c["cin"], c["c"])
+            w2 = rand(c["k"], c["k"], 1, c["c"])
+            b1, b2 = (rand(c["c"]), rand(c["c"])) if c["bias"] else (None, None)
+            pw = get_op("conv2d", {"activation": acts[c["act1"]] or {"kind": "none"}, "strides": [s1, s1],
+                                   "pads": [k1 // 2] * 4}, node=c["name"])
+            dw = get_op("conv2d", {"strides": [c["stride"]] * 2, "pads": list(c["pads"]), "groups": c["c"],
+                                   "activation": spec or {"kind": "none"}}, node=c["name"])
+            attrs, op = {}, PointwiseDepthwise(pw, dw, node=c["name"])
+            ref = dw.compute(*[a for a in (pw.compute(*[a for a in (x, w1, b1) if a is not None]), w2, b2)
+                               if a is not None])
+            simd_ops.PWDW_BAND_BYTES = c["band"]
+            got = run_simd(op, [x, w1, b1, w2, b2], None)
+            simd_ops.PWDW_BAND_BYTES = BAND_BYTES
         elif c["kind"] == "dense":
             x, wt = rand(c["n"], c["k"]), rand(c["k"], c["m"])
             attrs, b = {}, (rand(c["m"]) if c["bias"] else None)
@@ -190,11 +262,12 @@ for c in cases:
             x, wt, b, attrs = rand(c["n"], c["h"], c["w"], c["c"]), None, None, {}
         if spec:
             attrs["activation"] = spec
-        name = {"dense": "dense", "gap": "global_avg_pool"}.get(c["kind"], "conv2d")
-        op = get_op(name, attrs, node=c["name"])
-        arrays = [a for a in (x, wt, b) if a is not None]
-        ref = op.compute(*arrays)
-        got = run_simd(op, arrays, None)
+        if c["kind"] not in ("conv_add", "pwdw"):
+            name = {"dense": "dense", "gap": "global_avg_pool"}.get(c["kind"], "conv2d")
+            op = get_op(name, attrs, node=c["name"])
+            arrays = [a for a in (x, wt, b) if a is not None]
+            ref = op.compute(*arrays)
+            got = run_simd(op, arrays, None)
     err = float(np.abs(got.astype(np.float64) - ref).max()) if got.size else 0.0
     outputs[c["name"]] = got
     results[c["name"]] = {"err": err, "scale": float(np.abs(ref).max()), "shape": list(got.shape),

@@ -26,6 +26,8 @@ def peak_line(res):
 
 def kernel_name(layer):
     label, eng = layer["label"], layer.get("engine")
+    if label.startswith("conv2d+depthwise/"):  # a fused step: the first conv and the depthwise conv it feeds
+        return "fused " + ("1x1" if label.endswith("/pointwise") else "stem") + " + depthwise"
     if eng == "simd":
         return {"conv2d/pointwise": "sgemm 1x1 conv", "conv2d/depthwise": "depthwise kxk",
                 "dense": "sgemm dense", "matmul": "sgemm matmul"}.get(label, "sgemm im2col conv"

@@ -74,12 +74,16 @@ def _wv_open(key, path, engine):
     plan.run(_x_nhwc)  # first calls of each kernel run V8's baseline tier
     nodes = {n.name: n for n in b.nodes}
     layers = []
-    for (label, name), eng in zip(plan.labels, plan.engines):
+    for (label, name), eng, step_node in zip(plan.labels, plan.engines, plan.nodes):
         n = nodes[name]
         out = plan.shapes[n.outputs[0]]
         w = plan.shapes.get(n.inputs[1]) if len(n.inputs) > 1 and n.inputs[1] in b.tensors else None
         # a conv or dense does prod(out) * (prod(w) / out channels) multiply-adds, whatever the weight layout
         flops = 2 * math.prod(out) * math.prod(w) // out[-1] if w and (label.startswith("conv2d") or label in ("dense", "matmul")) else 0
+        if step_node.op == "conv2d+depthwise":  # one step runs both convs: its own row, both convs' FLOPs
+            label = "conv2d+depthwise/" + label.split("/")[-1]
+            out, w2 = plan.shapes[step_node.outputs[0]], plan.shapes[step_node.inputs[3]]
+            flops += 2 * math.prod(out) * math.prod(w2) // out[-1]
         layers.append({"name": name, "label": label, "engine": eng, "out": list(out), "w": list(w) if w else None, "flops": flops})
     _plans[key] = (plan, layers)
     return json.dumps({"engine": ran, "notice": notice, "steps": len(plan.steps),

@@ -27,6 +27,7 @@ from .bundle import Bundle, BundleError
 from .bundle_schema import HeaderError, check_attrs
 from .kernels import KernelError, get_op
 from .messages import quote
+from .plan_fusion import fuse
 
 _ALIGN = 16  # float32 elements (64 bytes) between scratch views
 # The most one plan may allocate (activation buffers + scratch arena), checked before anything is allocated.
@@ -60,6 +61,9 @@ class Plan:
                 raise PlanError(str(exc)) from None
         shapes = self._infer_shapes(bundle, nodes, ops)
         self.shapes = shapes
+        if kernels is not None:  # the SIMD engine runs some pairs of nodes as one step (plan_fusion.py)
+            nodes, ops = fuse(nodes, ops, shapes, set(self.targets))
+        self.nodes = nodes  # per step, the node it runs (a node of plan_fusion.FUSED_OPS for a fused pair)
         scratch_shapes = self._scratch_shapes(nodes, ops, shapes)
         buffers = self._allocate(bundle, nodes, ops, shapes, _arena_elements(scratch_shapes))
         self.input_buffer = buffers[self.input_name]
@@ -211,12 +215,13 @@ class Plan:
             except (KeyError, IndexError, TypeError, ValueError, ArithmeticError) as exc:
                 raise PlanError(f"node {quote(n.name)} ({n.op}): {exc}") from None
             label = n.op
-            if n.op == "conv2d":  # profile per strategy: pointwise / depthwise / im2col (the stem)
+            conv = n.op.startswith("conv2d")  # a conv, or a fused step led by one (named after the conv)
+            if conv:  # profile per strategy: pointwise / depthwise / im2col (the stem)
                 label = "conv2d/" + op.kind([shapes[x] for x in n.inputs[:2]])
             labels.append((label, n.name))
-            window = shapes[n.inputs[1]][:-2] if n.op == "conv2d" and len(n.inputs) > 1 else ()
+            window = shapes[n.inputs[1]][:-2] if conv and len(n.inputs) > 1 else ()
             activation = (n.attrs.get("activation") or {}).get("kind")
-            variant = (label, self.engines[-1], window, repr(n.attrs.get("strides")), activation)
+            variant = (label, n.op, self.engines[-1], window, repr(n.attrs.get("strides")), activation)
             self._variants.append((variant, math.prod(shapes[n.outputs[0]])))
         return steps, labels
 

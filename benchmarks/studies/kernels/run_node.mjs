@@ -13,6 +13,7 @@ const py = await loadPyodide({indexURL});
 await py.loadPackage("numpy", {messageCallback: () => {}});
 const hostDir = path.resolve(path.dirname(script));
 py.mountNodeFS("/host", hostDir);
+py.mountNodeFS("/repo", path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", ".."));  // the checkout
 const outDir = process.env.OUT_DIR;
 if (outDir) { fs.mkdirSync(outDir, {recursive: true}); py.mountNodeFS("/out", path.resolve(outDir)); }
 py.globals.set("ARGS", py.toPy([path.basename(script), ...args]));

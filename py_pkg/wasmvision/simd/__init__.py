@@ -70,13 +70,14 @@ class Library:
         problems = layout_problems(self.layout)
         if problems:
             raise OSError(f"parameter layout differs from the binding's ({len(problems)} fields): {problems[0]}")
-        for name in ("wv_gemm", "wv_dwconv", "wv_gap"):
+        for name in ("wv_gemm", "wv_dwconv", "wv_gap", "wv_pwdw"):
             getattr(lib, name).restype = None
             getattr(lib, name).argtypes = [ctypes.c_size_t]
         self.path = path
         self.gemm = lib.wv_gemm
         self.dwconv = lib.wv_dwconv
         self.gap = lib.wv_gap
+        self.pwdw = lib.wv_pwdw
         self._lib = lib  # keeps the module loaded
 
 

@@ -27,7 +27,7 @@ class ActParams(ctypes.Structure):
 
 
 class GemmParams(ctypes.Structure):
-    _fields_ = _words("a lda bp bias c ldc m k n mc gather") + [("act", ActParams)]
+    _fields_ = _words("a lda bp bias c ldc m k n mc gather") + [("act", ActParams)] + _words("res ldr row0")
 
 
 class DwconvParams(ctypes.Structure):
@@ -38,11 +38,15 @@ class Im2colParams(ctypes.Structure):
     _fields_ = _words("x cols n h w c kh kw sh sw dh dw pt pl oh ow c0 cg")
 
 
+class PwDwParams(ctypes.Structure):
+    _fields_ = _words("pw dw band band_oh")
+
+
 class GapParams(ctypes.Structure):
     _fields_ = _words("x y n p c") + [("inv", _f32)]
 
 
-STRUCTS = (ActParams, GemmParams, DwconvParams, Im2colParams, GapParams)
+STRUCTS = (ActParams, GemmParams, DwconvParams, Im2colParams, GapParams, PwDwParams)
 
 
 class LayoutEntry(ctypes.Structure):

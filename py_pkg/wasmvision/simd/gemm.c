@@ -110,21 +110,42 @@ static void gemm(const f32 *A, int lda, const f32 *Bp, const f32 *bias, f32 *C, 
   }
 }
 
+// C[m] = act(C[m] + R[m]) over rows: the residual add after a block's GEMM (run with no activation), while the block
+// is still in L1; the same order of rounding as a GEMM and then an add.
+static void add_rows(f32 *C, int ldc, const f32 *R, int ldr, int rows, int N, const Act *act) {
+  for (int m = 0; m < rows; m++, C += ldc, R += ldr) {
+    int j = 0;
+    for (; j + 4 <= N; j += 4)
+      wasm_v128_store(C + j, act4(wasm_f32x4_add(wasm_v128_load(C + j), wasm_v128_load(R + j)), act));
+    for (; j < N; j++) C[j] = act1(C[j] + R[j], act);
+  }
+}
+
 // One argument, the address of the parameters (GemmParams), so a call from Python costs ~1 us. With a gather
 // (an im2col conv), each block of mc rows is gathered into A's block buffer and multiplied while it is in L1,
-// instead of writing every window to memory and reading it back.
+// instead of writing every window to memory and reading it back. With a residual, each block gets it added
+// (and then the activation) right after its GEMM.
 EXPORT void wv_gemm(const GemmParams *p) {
-  Act act = act_read(&p->act);
+  Act act = act_read(&p->act), linear = act;
+  linear.kind = ACT_NONE;
   f32 *A = PTR(p->a), *C = PTR(p->c);
-  int M = (int)p->m, lda = (int)p->lda, ldc = (int)p->ldc, mc = p->mc > 0 ? (int)p->mc : 64;
-  if (!p->gather) {
-    gemm(A, lda, PTR(p->bp), PTR(p->bias), C, ldc, M, (int)p->k, (int)p->n, mc, &act);
+  const f32 *R = PTR(p->res);
+  int M = (int)p->m, K = (int)p->k, N = (int)p->n, lda = (int)p->lda, ldc = (int)p->ldc, ldr = (int)p->ldr;
+  int mc = p->mc > 0 ? (int)p->mc : 64;
+  if (!p->gather && !p->res) {
+    gemm(A, lda, PTR(p->bp), PTR(p->bias), C, ldc, M, K, N, mc, &act);
     return;
   }
   const Im2colParams *g = (const Im2colParams *)(uintptr_t)p->gather;
   for (int m0 = 0; m0 < M; m0 += mc) {
     int rows = M - m0 < mc ? M - m0 : mc;
-    im2col_rows(g, m0, m0 + rows, A);
-    gemm(A, lda, PTR(p->bp), PTR(p->bias), C + (long)m0 * ldc, ldc, rows, (int)p->k, (int)p->n, mc, &act);
+    const f32 *a = A + (long)m0 * lda;
+    if (g) {
+      im2col_rows(g, (long)p->row0 + m0, (long)p->row0 + m0 + rows, A);
+      a = A;
+    }
+    f32 *c = C + (long)m0 * ldc;
+    gemm(a, lda, PTR(p->bp), PTR(p->bias), c, ldc, rows, K, N, mc, R ? &linear : &act);
+    if (R) add_rows(c, ldc, R + (long)m0 * ldr, ldr, rows, N, &act);
   }
 }

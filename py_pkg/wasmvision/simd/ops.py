@@ -18,7 +18,7 @@ import numpy as np
 
 from ..kernels.base import Step, make_activation
 from .descriptors import (ACT_CLIP, ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_NONE, ActParams, DwconvParams, GapParams,
-                          GemmParams, Im2colParams)
+                          GemmParams, Im2colParams, PwDwParams)
 
 NR = 8        # B panel width (floats): two SIMD vectors
 GEMM_MC = 64  # rows of A per block: a block stays in cache while all panels of B pass over it
@@ -91,12 +91,17 @@ def _bound(kernel, params: ctypes.Structure, *buffers) -> Step:
     return call
 
 
-def gemm_call(lib, a2: np.ndarray, w2: np.ndarray, bias, y2: np.ndarray, act: ActParams,
-              gather: Im2colParams | None = None) -> Step | None:
-    """y2 = act(a2 @ w2 + bias): a2 (M, K), w2 (K, N), y2 (M, N); None if a layout is not one the kernel reads.
+def gemm_params(a2: np.ndarray, w2: np.ndarray, bias, y2: np.ndarray, act: ActParams,
+                gather: Im2colParams | None = None, residual: np.ndarray | None = None
+                ) -> tuple[GemmParams, tuple] | None:
+    """(the GemmParams of y2 = act(a2 @ w2 + bias), the arrays its addresses point into), or None if a layout is
+    not one the kernel reads: a2 (M, K), w2 (K, N), y2 (M, N).
     With ``gather`` (an im2col conv), A's rows are its windows, gathered GEMM_MC rows at a time into a2 (the
-    block buffer: at least min(GEMM_MC, M) rows of K contiguous floats) just before they are multiplied."""
+    block buffer: at least min(GEMM_MC, M) rows of K contiguous floats) just before they are multiplied.
+    With ``residual`` (M, N): y2 = act(a2 @ w2 + bias + residual), added block by block while C is in L1."""
     if not (_row_major(a2) and _row_major(y2)):
+        return None
+    if residual is not None and not (_row_major(residual) and residual.shape == y2.shape):
         return None
     m, k = (y2.shape[0], a2.shape[1]) if gather is not None else a2.shape
     if gather is not None and (a2.strides[0] != 4 * k or a2.shape[0] < min(GEMM_MC, m)):
@@ -108,12 +113,22 @@ def gemm_call(lib, a2: np.ndarray, w2: np.ndarray, bias, y2: np.ndarray, act: Ac
         bb[:n] = bias
     params = GemmParams(a=a2.ctypes.data, lda=a2.strides[0] // 4, bp=bp.ctypes.data, bias=bb.ctypes.data,
                         c=y2.ctypes.data, ldc=y2.strides[0] // 4, m=m, k=k, n=n, mc=GEMM_MC,
-                        gather=0 if gather is None else ctypes.addressof(gather), act=act)
-    return _bound(lib.gemm, params, a2, bp, bb, y2, *(() if gather is None else (gather,)))
+                        gather=0 if gather is None else ctypes.addressof(gather), act=act,
+                        res=0 if residual is None else residual.ctypes.data,
+                        ldr=0 if residual is None else residual.strides[0] // 4)
+    return params, (a2, bp, bb, y2, *(v for v in (gather, residual) if v is not None))
 
 
-def dwconv_call(lib, x, w3, bias, y, strides, pads, act: ActParams) -> Step:
-    """x (N, H, W, C), w3 (KH, KW, C), y (N, OH, OW, C), all C-contiguous; pads (top, left)."""
+def gemm_call(lib, a2: np.ndarray, w2: np.ndarray, bias, y2: np.ndarray, act: ActParams,
+              gather: Im2colParams | None = None, residual: np.ndarray | None = None) -> Step | None:
+    """The GEMM of ``gemm_params`` as a step, or None."""
+    made = gemm_params(a2, w2, bias, y2, act, gather, residual)
+    return None if made is None else _bound(lib.gemm, made[0], *made[1])
+
+
+def dwconv_params(x, w3, bias, y, strides, pads, act: ActParams) -> tuple[DwconvParams, tuple]:
+    """(the DwconvParams, the arrays its addresses point into): x (N, H, W, C), w3 (KH, KW, C), y (N, OH, OW, C),
+    all C-contiguous; pads (top, left)."""
     n, h, w, c = x.shape
     kh, kw = w3.shape[:2]
     w3 = np.ascontiguousarray(w3, np.float32)
@@ -121,7 +136,13 @@ def dwconv_call(lib, x, w3, bias, y, strides, pads, act: ActParams) -> Step:
     params = DwconvParams(x=x.ctypes.data, wt=w3.ctypes.data, bias=bb.ctypes.data, y=y.ctypes.data, n=n, h=h, w=w,
                           c=c, kh=kh, kw=kw, sh=strides[0], sw=strides[1], pt=pads[0], pl=pads[1], oh=y.shape[1],
                           ow=y.shape[2], act=act)
-    return _bound(lib.dwconv, params, x, w3, bb, y)
+    return params, (x, w3, bb, y)
+
+
+def dwconv_call(lib, x, w3, bias, y, strides, pads, act: ActParams) -> Step:
+    """The depthwise conv of ``dwconv_params`` as a step."""
+    params, keep = dwconv_params(x, w3, bias, y, strides, pads, act)
+    return _bound(lib.dwconv, params, *keep)
 
 
 def _then(core: Step, post: Step | None) -> Step:
@@ -193,6 +214,68 @@ def conv2d(lib, op, inputs, outputs, scratch) -> Step | None:
             gemm()
     im2col.keep = (x, cols, steps)
     return _then(im2col, post)
+
+
+@simd_op("conv2d+add")
+def conv2d_add(lib, op, inputs, outputs, scratch) -> Step | None:
+    """A 1x1 stride-1 projection and the residual add after it (plan_fusion.ConvAdd): one GEMM whose blocks get
+    the residual added while they are in L1, instead of a numpy add over three tensors in memory."""
+    x, wt, b, r = inputs[0], inputs[1], inputs[2], inputs[3]
+    y = outputs[0]
+    g = op.conv.geometry(x.shape, wt.shape)
+    if g.kind != "pointwise" or (g.sh, g.sw) != (1, 1) or r.shape != y.shape:
+        return None
+    if not (x.flags.c_contiguous and y.flags.c_contiguous and r.flags.c_contiguous):
+        return None
+    act, rest = split_activation(op.add_activation)
+    step = gemm_call(lib, x.reshape(-1, g.c), wt.reshape(g.c, g.cout), b, y.reshape(-1, g.cout), act,
+                     residual=r.reshape(-1, g.cout))
+    return None if step is None else _then(step, make_activation(rest, y))
+
+
+@simd_op("conv2d+depthwise")
+def pointwise_depthwise(lib, op, inputs, outputs, scratch) -> Step | None:
+    """An expansion 1x1 conv (or the stem: an ungrouped conv whose windows the GEMM gathers) and the depthwise conv
+    after it (plan_fusion.PointwiseDepthwise), by bands of output rows through a buffer in L2 (the first floats
+    of the fused op's scratch): the expanded tensor is never written whole. Both activations must run in the
+    kernels (no numpy epilogue between them)."""
+    x, w1, b1, w2, b2 = (list(inputs) + [None] * 5)[:5]
+    y = outputs[0]
+    gp, gd = op.pw.geometry(x.shape, w1.shape), op.dw.geometry(op.mid_shape(x.shape, w1.shape), w2.shape)
+    act1, rest1 = split_activation(op.pw.attrs.get("activation"))
+    act2, rest2 = split_activation(op.dw.attrs.get("activation"))
+    pointwise = gp.kind == "pointwise" and (gp.sh, gp.sw) == (1, 1)
+    if (not (pointwise or (gp.kind == "im2col" and gp.groups == 1)) or gd.kind != "depthwise"
+            or (gd.dh, gd.dw) != (1, 1) or rest1 is not None or not (x.flags.c_contiguous and y.flags.c_contiguous)):
+        return None
+    c = gd.c
+    rows = band_rows(gd.oh, gd.sh, gd.kh, gd.w * c)
+    mid, own_pw, _ = op.split_scratch([x.shape, w1.shape, None, w2.shape, None], scratch)
+    band = mid.reshape(-1)[:((rows - 1) * gd.sh + gd.kh) * gd.w * c].reshape(-1, c)
+    gather = None
+    if pointwise:
+        a2 = x.reshape(-1, gp.c)
+    else:  # the windows, GEMM_MC at a time, into the numpy route's cols scratch (as the conv2d op does)
+        a2 = own_pw[1][0]
+        gather = Im2colParams(x=x.ctypes.data, cols=a2.ctypes.data, n=gp.n, h=gp.h, w=gp.w, c=gp.c, kh=gp.kh,
+                              kw=gp.kw, sh=gp.sh, sw=gp.sw, dh=gp.dh, dw=gp.dw, pt=gp.pt, pl=gp.pl, oh=gp.oh,
+                              ow=gp.ow, c0=0, cg=gp.c)
+    pw = gemm_params(a2, w1.reshape(-1, c), b1, band, act1, gather=gather)
+    if pw is None:
+        return None
+    dw = dwconv_params(band.reshape(1, -1, gd.w, c), w2[:, :, 0, :], b2, y, (gd.sh, gd.sw), (gd.pt, gd.pl), act2)
+    dw[0].n, dw[0].h, dw[0].x = gd.n, gd.h, 0  # the whole layer; the kernel sets x, h, pt, oh, y per band
+    params = PwDwParams(pw=ctypes.addressof(pw[0]), dw=ctypes.addressof(dw[0]), band=band.ctypes.data, band_oh=rows)
+    return _then(_bound(lib.pwdw, params, pw, dw, band, x), make_activation(rest2, y))
+
+
+PWDW_BAND_BYTES = 256 * 1024  # the expanded rows of one band: written by the GEMM, read by the depthwise, in L2
+
+
+def band_rows(oh: int, sh: int, kh: int, row_floats: int) -> int:
+    """Output rows per band: as many as keep the band's input rows within PWDW_BAND_BYTES (at least one)."""
+    rows = (PWDW_BAND_BYTES // (4 * row_floats) - kh) // sh + 1
+    return max(1, min(oh, rows))
 
 
 @simd_op("dense")

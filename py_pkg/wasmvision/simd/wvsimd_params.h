@@ -20,9 +20,12 @@ typedef struct {
 // C[M,N] = act(A[M,K] @ B + bias): A and C row-strided (lda, ldc in floats), B packed in 8-wide panels.
 // gather: 0, or the address of an Im2colParams whose windows are A's rows: each block of mc rows is then gathered
 // into a (the block's buffer, mc x lda floats) just before it is multiplied, while it is still in L1.
+// res: 0, or a residual R (M, N), row stride ldr: then C = act(A @ B + bias + R) (a projection and its residual add).
+// row0: with a gather, the window (output pixel) of A's first row (a band of a larger conv; see PwDwParams).
 typedef struct {
   uint32_t a, lda, bp, bias, c, ldc, m, k, n, mc, gather;
   ActParams act;
+  uint32_t res, ldr, row0;
 } GemmParams;
 
 // Depthwise conv: x (N,H,W,C), wt (KH,KW,C), bias (C), y (N,OH,OW,C), all C-contiguous; pads top/left.
@@ -35,6 +38,14 @@ typedef struct {
 typedef struct {
   uint32_t x, cols, n, h, w, c, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, c0, cg;
 } Im2colParams;
+
+// A conv run as a GEMM (pw: its GemmParams over the whole input, c unused; a 1x1 conv, or one whose windows the
+// GEMM gathers, like the stem) and the depthwise conv of its output
+// (dw: its DwconvParams, x unused), run by bands of band_oh output rows through band (the expanded rows of one
+// band: ((band_oh - 1) * sh + kh) * w * c floats).
+typedef struct {
+  uint32_t pw, dw, band, band_oh;
+} PwDwParams;
 
 // Global average pool: x (N, P, C) C-contiguous -> y (N, C); inv = 1/P.
 typedef struct {
