@@ -3,7 +3,7 @@
 // Enter and Space work and screen readers read each photo's label.
 
 // Photos arriving meanwhile are put on screen together: one layout and paint per batch instead of one per photo
-// (at ~25 photos/s those frames took ~5 ms of CPU per photo).
+// (at ~25 photos/s a frame per photo cost ~3.5 ms of CPU a photo: style, layout, paint, compositor).
 const SHOW_EVERY_MS = 250;
 
 const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
