@@ -3,7 +3,7 @@
 The cases cover the edges of the kernels: M and N not multiples of the 6x8 / 4x8 register tiles, 1 row,
 1 channel, K = 1, misaligned and row-strided A and C, every padding form of the depthwise kernel (none,
 symmetric, TF-style bottom/right, asymmetric, padding larger than the kernel reach), stride 1 and 2,
-3x3 / 5x5 / 7x7 (the generic path), the 3x3 stride-1 row kernels' x tiles and borders, dilation 2 (im2col), C not a
+3x3 / 5x5 / 7x7 (the generic path), the row kernels' x tiles and borders (3x3 and 5x5, stride 1 and 2), dilation 2 (im2col), C not a
 multiple of 4 or 16, batch 2, every fused activation, and the conv strategies that feed the GEMM (strided pointwise,
 the im2col stem and grouped convolutions, whose windows the GEMM gathers 64 rows at a time: blocks of 1-3 rows,
 blocks straddling two images), dense,
@@ -64,6 +64,21 @@ def _cases() -> list[dict]:
         (1, 1, 9, 13, 3, 1, (1, 1, 1, 1)), (1, 2, 10, 6, 3, 1, (1, 1, 1, 1)), (3, 7, 11, 7, 3, 1, (1, 2, 1, 0)),
         (1, 6, 12, 20, 3, 1, (2, 2, 2, 2)), (1, 8, 9, 16, 3, 1, (0, 0, 2, 2)), (1, 5, 5, 11, 3, 1, (1, 0, 1, 0)),
         (1, 4, 2, 8, 3, 1, (0, 2, 0, 2)), (1, 7, 7, 960, 3, 1, (1, 1, 1, 1)),
+        # the 5x5 stride-1 row kernels: images narrower than the window (1-4 pixels), pad 2 / 0 / asymmetric /
+        # beyond the window (rows and columns wholly in the padding), 1-2 row images, C not a multiple of 4 and
+        # below 4 (per pixel), batch 2, MobileNetV3 / EfficientNet-Lite shapes
+        (1, 7, 7, 1152, 5, 1, (2, 2, 2, 2)), (1, 6, 1, 8, 5, 1, (2, 2, 2, 2)), (1, 5, 2, 12, 5, 1, (2, 2, 2, 2)),
+        (1, 3, 3, 6, 5, 1, (2, 2, 2, 2)), (1, 8, 4, 16, 5, 1, (2, 2, 2, 2)), (2, 9, 13, 37, 5, 1, (2, 2, 2, 2)),
+        (1, 10, 11, 20, 5, 1, (0, 0, 0, 0)), (1, 8, 9, 24, 5, 1, (1, 2, 3, 2)), (1, 7, 8, 8, 5, 1, (0, 0, 4, 4)),
+        (1, 6, 7, 12, 5, 1, (4, 3, 1, 0)), (1, 1, 9, 10, 5, 1, (2, 2, 2, 2)), (1, 2, 6, 3, 5, 1, (2, 2, 2, 2)),
+        (1, 5, 5, 8, 5, 1, (6, 6, 6, 6)), (1, 28, 28, 120, 5, 1, (2, 2, 2, 2)),
+        # window rows with stride 2 (5x5; 3x3 up to 64 pixels wide in the relaxed build): widths 1-6, odd and
+        # even, TF-style end padding, padding beyond the window (rows and columns wholly in the padding), C below 4
+        # and not a multiple of 4, batch 2, MobileNetV3 / MobileNetV2 shapes
+        (1, 9, 1, 8, 5, 2, (2, 2, 2, 2)), (1, 6, 2, 12, 5, 2, (1, 1, 2, 2)), (1, 7, 3, 4, 3, 2, (1, 1, 1, 1)),
+        (1, 8, 6, 16, 3, 2, (0, 0, 1, 1)), (2, 11, 12, 19, 5, 2, (1, 1, 2, 2)), (1, 10, 10, 8, 5, 2, (5, 5, 5, 5)),
+        (1, 9, 10, 2, 3, 2, (1, 1, 1, 1)), (1, 28, 28, 72, 5, 2, (2, 2, 2, 2)), (1, 56, 56, 24, 3, 2, (1, 1, 1, 1)),
+        (1, 5, 9, 8, 3, 2, (4, 4, 4, 4)), (1, 13, 17, 12, 3, 2, (1, 2, 0, 1)),
         # stride 2 with odd sizes, batch > 1, 5x5
         (2, 13, 11, 10, 3, 2, (1, 1, 1, 1)), (1, 9, 7, 36, 5, 2, (2, 1, 2, 3)), (2, 9, 10, 19, 5, 1, (2, 2, 2, 2)),
     ]

@@ -2,7 +2,7 @@
 
     python benchmarks/studies/dwconv/browser.py LIBDIR [args for dw_study.py]
 
-LIBDIR holds build_variants.sh's libdw_plain.so / libdw_relaxed.so. Prints dw_study.py's table."""
+LIBDIR holds build_variants.sh's libdw_<build>_<variant>.so files. Prints dw_study.py's table."""
 from __future__ import annotations
 
 import sys
@@ -20,7 +20,7 @@ def main(argv):
     work.mkdir(parents=True, exist_ok=True)
     (work / "pkg.zip").write_bytes(zipped(ROOT / "py_pkg" / "wasmvision"))  # the parameter structs' package
     files = [("/work/pkg.zip", "/bench/pkg.zip"), ("/study/dw_study.py", "/bench/dw_study.py"),
-             ("/libs/libdw_plain.so", "/libs/libdw_plain.so"), ("/libs/libdw_relaxed.so", "/libs/libdw_relaxed.so")]
+             *((f"/libs/{f.name}", f"/libs/{f.name}") for f in sorted(libs.glob("libdw_*.so")))]
     code = f"""
 import sys, io, zipfile, contextlib, runpy
 zipfile.ZipFile("/bench/pkg.zip").extractall("/pkg/wasmvision")

@@ -2,28 +2,28 @@
 // y[n,oy,ox,c] = act(bias[c] + sum_{ky,kx} x[n, oy*sh-pt+ky, ox*sw-pl+kx, c] * w[ky,kx,c]).
 // Padding is never materialised: a border pixel clips its tap range to the image (dw_pixel).
 // 3x3 with stride 1 along x runs row kernels (dw3s1_run): 4 channels, their 9 weights in registers, sliding
-// along x so each input column is loaded once and feeds the three outputs that use it. Other shapes (stride 2
-// is bound by reading its input, where the row kernel measured no faster): an interior pixel (dw_interior) uses
-// tap offsets computed once per layer, 4 channels per step.
-#include "wvsimd.h"
+// along x so each input column is loaded once and feeds the three outputs that use it. 5x5 and some 3x3 stride 2
+// run window-row kernels (dwconv_rows.c). Other shapes: an interior pixel (dw_interior) uses tap offsets
+// computed once per layer, 4 channels per step.
+#include "wvdwconv.h"
 
-#define NOINLINE __attribute__((noinline))
-
-#define TAP(V, OFS) V = MADD4(V, wasm_v128_load(xp + (OFS)), wasm_v128_load(wp + (OFS)));
+// mul + add in both builds: per pixel, relaxed_madd made the 112-wide stride-2 layers 15-20 % slower
+#define TAP(V, OFS) V = wasm_f32x4_add(V, wasm_f32x4_mul(wasm_v128_load(xp + (OFS)), wasm_v128_load(wp + (OFS))));
 
 #ifndef DW_L1_BYTES  // (the study harness, benchmarks/studies/dwconv, varies these)
 #define DW_L1_BYTES 24576  // input bytes of one x tile (3 rows x its columns x C): stays in L1 over the channel blocks
+#endif
+#ifndef DW3S2_ROWS_MAX_W
+// 3x3 stride 2 by window rows: 20 % faster than per pixel on 56- and 28-wide images with relaxed_madd, slower
+// on 112-wide ones (their rows, 64-96 channels, evict each other from L1) and in the plain build
+#define DW3S2_ROWS_MAX_W 64
 #endif
 #ifndef DW_MIN_TILE
 #define DW_MIN_TILE 8  // outputs: a run's start (9 weights, 2 columns) costs about 2 outputs' worth of loads
 #endif
 
-INLINE int imax(int a, int b) { return a > b ? a : b; }
-INLINE int imin(int a, int b) { return a < b ? a : b; }
-
-// One output pixel, channels [c, C), taps [ky0,ky1) x [kx0,kx1) of the KH x KW kernel (all inside the image).
-static NOINLINE void dw_pixel(const f32 *x, int W, int C, const f32 *w, int KW, const f32 *bias, f32 *y, int c,
-                     int iy0, int ix0, int ky0, int ky1, int kx0, int kx1, const Act *act) {
+NOINLINE void dw_pixel(const f32 *x, int W, int C, const f32 *w, int KW, const f32 *bias, f32 *y, int c, int iy0,
+                       int ix0, int ky0, int ky1, int kx0, int kx1, const Act *act) {
   for (; c + 16 <= C; c += 16) {
     v128_t a0 = wasm_v128_load(bias + c), a1 = wasm_v128_load(bias + c + 4);
     v128_t a2 = wasm_v128_load(bias + c + 8), a3 = wasm_v128_load(bias + c + 12);
@@ -70,7 +70,7 @@ static NOINLINE void dw_pixel(const f32 *x, int W, int C, const f32 *w, int KW, 
 // read is inside the image except the first output's first column when lz and the last output's last column
 // when rz (neither is read): the usual pad-1 borders run with the interior.
 INLINE void dw3s1_run(const f32 *x, long rs, const f32 *w, const f32 *bias, f32 *y, int C, int C4, int n, int lz,
-                      int rz, int NR, const Act *act) {
+                      int rz, int NR, int form, const Act *act) {
   long C3 = 3L * C;
   for (int c = 0; c < C4; c += 4) {
     v128_t k00 = wasm_v128_load(w + c), k01 = wasm_v128_load(w + C + c), k02 = wasm_v128_load(w + 2 * C + c);
@@ -95,22 +95,26 @@ INLINE void dw3s1_run(const f32 *x, long rs, const f32 *w, const f32 *bias, f32 
       COL(a0, 2, p)
       COL(a1, 1, p)
       COL(a2, 0, p)
-      wasm_v128_store(q, act4(a0, act));
+      wasm_v128_store(q, dw_act(a0, act, form));
       a0 = a1;
       a1 = a2;
     }
-    if (rz) wasm_v128_store(q, act4(a0, act));
+    if (rz) wasm_v128_store(q, dw_act(a0, act, form));
   }
 }
 
-// One small function per window height: V8 allocates registers per function, and the 9 weights + 3 sums fit
-// only when nothing else shares the function (inlined into one big function, the same loops ran 1.3-1.6x slower).
-#define RUN(NR)                                                                                                  \
-  static NOINLINE void dw3s1_run_r##NR(const f32 *x, long rs, const f32 *w, const f32 *bias, f32 *y, int C,     \
-                                       int C4, int n, int lz, int rz, const Act *act) {                          \
-    dw3s1_run(x, rs, w, bias, y, C, C4, n, lz, rz, NR, act);                                                     \
+// One small function per window height and activation form: V8 allocates registers per function, and the 9
+// weights + 3 sums fit only when nothing else shares the function (inlined into one big function, the same loops
+// ran 1.3-1.6x slower).
+#define RUN(NR, F)                                                                                               \
+  static NOINLINE void dw3s1_run_r##NR##_##F(const f32 *x, long rs, const f32 *w, const f32 *bias, f32 *y,      \
+                                             int C, int C4, int n, int lz, int rz, const Act *act) {             \
+    dw3s1_run(x, rs, w, bias, y, C, C4, n, lz, rz, NR, F, act);                                                  \
   }
-RUN(3) RUN(2) RUN(1)
+#define RUNS(NR) RUN(NR, 0) RUN(NR, 1) RUN(NR, 2)
+RUNS(3) RUNS(2) RUNS(1)
+#define CALL(NR, F) dw3s1_run_r##NR##_##F(xt, rs, wr, bias, yt, C, C4, m, l, r, &act)
+#define CALLS(NR) (form == DW_ACT_CLAMP ? CALL(NR, 1) : form == DW_ACT_HARDSWISH ? CALL(NR, 2) : CALL(NR, 0))
 
 // 3x3, stride 1 along x (any stride along y, any padding).
 static NOINLINE void dw3s1_layer(const DwconvParams *p) {
@@ -119,6 +123,7 @@ static NOINLINE void dw3s1_layer(const DwconvParams *p) {
   int N = (int)p->n, H = (int)p->h, W = (int)p->w, C = (int)p->c, C4 = C & ~3;
   int sh = (int)p->sh, pt = (int)p->pt, pl = (int)p->pl, OH = (int)p->oh, OW = (int)p->ow;
   Act act = act_read(&p->act);
+  int form = dw_act_form(&act);
   long rs = (long)W * C;
   // outputs [oxa, oxb) have all three input columns inside the image; one missing column on either side is
   // left to the run (lz, rz), anything else to dw_pixel
@@ -140,9 +145,9 @@ static NOINLINE void dw3s1_layer(const DwconvParams *p) {
             int m = imin(tile, o1 - t), l = lz && t == o0, r = rz && t + m == o1;
             const f32 *xt = xr + (long)(t - pl) * C;
             f32 *yt = y + (long)t * C;
-            if (NR == 3) dw3s1_run_r3(xt, rs, wr, bias, yt, C, C4, m, l, r, &act);
-            else if (NR == 2) dw3s1_run_r2(xt, rs, wr, bias, yt, C, C4, m, l, r, &act);
-            else dw3s1_run_r1(xt, rs, wr, bias, yt, C, C4, m, l, r, &act);
+            if (NR == 3) CALLS(3);
+            else if (NR == 2) CALLS(2);
+            else CALLS(1);
           }
           if (C4 < C)
             for (int o = o0; o < o1; o++)
@@ -221,7 +226,10 @@ static NOINLINE void dw_layer_any(const DwconvParams *p) { dw_layer(p, (int)p->k
 EXPORT void wv_dwconv(const DwconvParams *p) {
   int KH = (int)p->kh, KW = (int)p->kw;
   if (KH == 3 && KW == 3 && p->sw == 1) dw3s1_layer(p);
+  else if (KH == 3 && KW == 3 && p->sw == 2 && WV_BUILD == 1 && p->w <= DW3S2_ROWS_MAX_W) dw3s2_layer(p);
   else if (KH == 3 && KW == 3) dw_layer_3x3(p);
+  else if (KH == 5 && KW == 5 && p->sw == 1) dw5s1_layer(p);
+  else if (KH == 5 && KW == 5 && p->sw == 2) dw5s2_layer(p);
   else if (KH == 5 && KW == 5) dw_layer_5x5(p);
   else dw_layer_any(p);
 }
