@@ -1,11 +1,18 @@
 """Album mode measurements: photos per second with 1 vs 2 workers, and the tab's memory after N photos.
 
     python benchmarks/album.py [--dist dist] [--photos 1000] [--rate-photos 120] [--rounds 2] [--out FILE]
+                               [--workers 1 2] [--compare OTHER_DIST]
 
 Photos: JPEGs of 1024 x 768 made from build/photos (crops, flips and colour shifts of the real ones, so every file
 differs), written once to bench-results/work/album/. Each measurement opens album.html?workers=N in a fresh
 browser, waits for the classifier, gives it the files through the page's file input, and waits until the grid
-shows all of them. Runs for 1 and 2 workers alternate (1, 2, 1, 2, ...) so both see the same machine load.
+shows all of them. Runs for 1 and 2 workers alternate (1, 2, 1, 2, ...) so both see the same machine load; with
+--compare, each of those runs is made on the other build first, then on this one.
+
+Each rate run also reports where the CPU went: milliseconds per photo for each (process type/thread name) of the
+browser, from /proc (the page is the renderer's CrRendererMain, the workers its DedicatedWorker threads, image
+decoding and encoding its ThreadPool threads), and the workers' own per-photo timings (decode, preprocess,
+inference, total) as the page received them.
 
 Memory, after the big run (the default number of workers): the renderer process's RSS and PSS (the page and its
 workers live in it: the page's JS heap, each worker's JS heap and Wasm memory, decoded images), from /proc; the
@@ -105,6 +112,41 @@ def renderer_memory() -> list:
     return sorted(procs, key=lambda p: -p["rss_mib"])
 
 
+def _threads_cpu() -> dict:
+    """CPU seconds used so far by every thread of the Chromiums this script started, summed per (process type,
+    thread name): e.g. ("renderer", "DedicatedWorker"), ("renderer", "CrRendererMain"), ("gpu-process", ...)."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict = {}
+    for pid in _descendants(os.getpid()):
+        d = Path("/proc") / str(pid)
+        try:
+            cmd = (d / "cmdline").read_bytes()
+            if b"chrom" not in cmd:
+                continue
+            kind = "browser"
+            for arg in cmd.replace(b"\0", b" ").split():
+                if arg.startswith(b"--type="):
+                    kind = arg[7:].decode()
+            for t in (d / "task").iterdir():
+                stat = (t / "stat").read_text()
+                name = stat[stat.index("(") + 1:stat.rindex(")")]
+                f = stat.rsplit(")", 1)[1].split()
+                key = f"{kind}/{name}"
+                out[key] = out.get(key, 0.0) + (int(f[11]) + int(f[12])) / tick
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def cpu_budget(before: dict, after: dict, photos: int) -> dict:
+    """CPU ms per photo per (process type/thread name) between two _threads_cpu() readings, largest first."""
+    per = {k: round(1000 * (after.get(k, 0.0) - before.get(k, 0.0)) / photos, 2) for k in after}
+    per = {k: v for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.05}
+    return {"total_ms": round(sum(per.values()), 1), **per}
+
+
 def page_metrics(page) -> dict:
     cdp = page.context.new_cdp_session(page)
     cdp.send("Performance.enable")
@@ -116,7 +158,8 @@ def page_metrics(page) -> dict:
             "nodes": int(m.get("Nodes", 0))}
 
 
-def run_album(browser_factory, base: str, files: list[Path], workers: int, memory: bool = False) -> dict:
+def run_album(browser_factory, base: str, files: list[Path], workers: int, memory: bool = False,
+              warm: list[Path] = ()) -> dict:
     with browser_factory() as browser:
         page = browser.new_page()
         page.set_default_timeout(3_600_000)
@@ -126,17 +169,34 @@ def run_album(browser_factory, base: str, files: list[Path], workers: int, memor
         info = page.evaluate("() => window.wasmvisionAlbum.ready")
         ready_s = time.perf_counter() - t0
         assert info["workers"] == workers, info
+        if warm:
+            # Steady state: the first photos pay one-time costs (V8 compiling the hot Wasm functions again at its top
+            # tier, the offline copy's install); these go through first and are cleared.
+            page.set_input_files("[data-testid=album-files]", [str(p) for p in warm])
+            page.wait_for_function(
+                f"() => document.querySelectorAll('[data-testid=album-item]').length >= {len(warm)}", polling=500)
+            page.click("[data-testid=album-clear]")
+            page.wait_for_function("() => !document.querySelector('[data-testid=album-item]')")
+            page.wait_for_function("() => ['ready', 'unavailable', 'failed'].includes("
+                                   "document.documentElement.dataset.offline)", polling=500)
         before = {"renderers": renderer_memory(), **page_metrics(page)} if memory else None
+        worker0 = page.evaluate("() => window.wasmvisionAlbum.state().workerMs ?? {}")
+        cpu0 = _threads_cpu()
         t0 = time.perf_counter()
         page.set_input_files("[data-testid=album-files]", [str(p) for p in files])
         page.wait_for_function(
-            f"() => document.querySelectorAll('[data-testid=album-item]').length >= {len(files)}", polling=500)
+            f"() => document.querySelectorAll('[data-testid=album-item]').length >= {len(files)}", polling=100)
         elapsed = time.perf_counter() - t0
+        cpu1 = _threads_cpu()
         state = page.evaluate("() => window.wasmvisionAlbum.state()")
         failed = page.eval_on_selector_all("[data-testid=album-item][data-status=error]", "e => e.length")
-        out = {"workers": workers, "photos": len(files), "failed": failed, "ready_s": round(ready_s, 1),
+        out = {"workers": workers, "photos": len(files), "warm_photos": len(warm), "failed": failed,
+               "ready_s": round(ready_s, 1),
                "seconds": round(elapsed, 1), "photos_per_s": round(len(files) / elapsed, 3),
-               "progress_text": page.inner_text("[data-testid=album-progress]").strip()}
+               "progress_text": page.inner_text("[data-testid=album-progress]").strip(),
+               "cpu_ms_per_photo": cpu_budget(cpu0, cpu1, len(files)),
+               "worker_ms_per_photo": {k: round((v - worker0.get(k, 0)) / len(files), 2)
+                                       for k, v in state.get("workerMs", {}).items()}}
         if memory:
             time.sleep(2)
             out["memory_before"] = before
@@ -156,20 +216,29 @@ def main(argv=None) -> int:
     ap.add_argument("--rate-photos", type=int, default=120, help="photos per 1-vs-2-worker run")
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of (1 worker, 2 workers)")
     ap.add_argument("--memory-workers", type=int, nargs="+", default=[1], help="one memory run per value")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts of the rate runs")
+    ap.add_argument("--warm-photos", type=int, default=0,
+                    help="photos classified and cleared before each rate run is timed (steady state)")
+    ap.add_argument("--compare", type=Path, help="another dist/ to alternate with (e.g. main's build)")
     ap.add_argument("--skip-rate", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
 
-    from contextlib import contextmanager
+    from contextlib import ExitStack, contextmanager
 
     from playwright.sync_api import sync_playwright
 
     files = make_photos(ROOT / "build" / "photos", ROOT / "bench-results" / "work" / "album",
-                        max(args.photos, args.rate_photos))
+                        max(args.photos, args.rate_photos + args.warm_photos))
     result: dict = {"photo_size": "1024x768 JPEG", "cpus": len(__import__("os").sched_getaffinity(0))}
-    with Background(args.dist) as srv, sync_playwright() as p:
-        base = srv.url
+    with ExitStack() as stack:
+        p = stack.enter_context(sync_playwright())
+        base = stack.enter_context(Background(args.dist)).url
+        # With --compare: every rate run is made on both sites in turn (the other one first), same load for both.
+        sites = [("this", base)]
+        if args.compare:
+            sites.insert(0, ("compare", stack.enter_context(Background(args.compare)).url))
 
         @contextmanager
         def fresh_browser():
@@ -182,13 +251,17 @@ def main(argv=None) -> int:
         if not args.skip_rate:
             runs = []
             for r in range(args.rounds):
-                for w in (1, 2):
-                    run = run_album(fresh_browser, base, files[:args.rate_photos], w)
-                    print(json.dumps(run), file=sys.stderr, flush=True)
-                    runs.append(run)
+                for w in args.workers:
+                    for label, url in sites:
+                        run = {"dist": label, **run_album(fresh_browser, url, files[:args.rate_photos], w,
+                                                          warm=files[len(files) - args.warm_photos:][:args.warm_photos])}
+                        print(json.dumps(run), file=sys.stderr, flush=True)
+                        runs.append(run)
             result["rate_runs"] = runs
             result["photos_per_s_median"] = {
-                str(w): statistics.median(r["photos_per_s"] for r in runs if r["workers"] == w) for w in (1, 2)}
+                f"{label} {w}": statistics.median(r["photos_per_s"] for r in runs
+                                                  if r["workers"] == w and r["dist"] == label)
+                for label, _ in sites for w in args.workers}
         if not args.skip_memory:
             result["memory_runs"] = []
             for w in args.memory_workers:

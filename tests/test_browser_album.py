@@ -313,6 +313,30 @@ def test_cancel_stops_the_queue(browser, site, album_files):
             context.close()
 
 
+def test_the_offline_copy_waits_until_the_photos_are_done(browser, site, album_files):
+    """The offline copy's install (the site's ~60 MB read again and stored) would take the CPU from the photos: it
+    starts once the album's queue is idle (offline.js, idle), and then completes."""
+    with bu.serve(site) as base:
+        context = browser.new_context()
+        try:
+            page = _open_album(context, base)
+            page.set_input_files("[data-testid=album-files]", [str(p) for p in album_files])
+            seen = page.evaluate("""async () => {
+                const t0 = performance.now(), states = new Set();
+                while (window.wasmvisionAlbum.state().running) {
+                    states.add(document.documentElement.dataset.offline ?? "not yet");
+                    await new Promise((resolve) => setTimeout(resolve, 50));
+                }
+                return {states: [...states], seconds: (performance.now() - t0) / 1000};
+            }""")
+            if seen["seconds"] < 3:
+                pytest.skip(f"the photos took {seen['seconds']:.1f} s: over before an install would have started")
+            assert "installing" not in seen["states"], seen
+            page.wait_for_function("() => document.documentElement.dataset.offline === 'ready'")
+        finally:
+            context.close()
+
+
 def test_a_folder_and_a_drop_of_files_are_added(browser, site, album_files, photos_dir, tmp_path):
     import base64
 

@@ -37,6 +37,7 @@ let classifier = null;
 let nextId = 1;
 let generation = 0; // bumped by Clear: photos finishing after it are dropped
 let skipped = 0;
+const workerMs = { decode: 0, preprocess: 0, inference: 0, total: 0 }; // summed over the photos: for measurements
 
 function showError(message) {
   ui.errorText.textContent = message;
@@ -71,9 +72,11 @@ const ready = wasmvision.load({
 });
 ready.catch(() => {});
 
-// Offline copy: this page keeps it current like the single-photo page (offline.js).
+// Offline copy: this page keeps it current like the single-photo page (offline.js), once no photos are waiting:
+// the copy's install (the site's ~60 MB, read from the HTTP cache) would take the CPU from them.
 keepOffline({
   ready,
+  idle: () => queue.idle(),
   bootTimings: () => ready.then((clf) => clf.stats()).then((s) => s.timings),
   onUpdate: () => {
     ui.update.textContent = "Update applied: a new version of wasmvision is now stored for offline use. Reload " +
@@ -89,6 +92,7 @@ async function classifyOne(file) {
   try {
     // A model without an embedding tensor still classifies; "similar photos" is then unavailable.
     const r = await clf.classify(file, { topK: 5, embedding: clf.model.embedding !== false });
+    for (const k in workerMs) workerMs[k] += r.timings_ms?.[k] ?? 0;
     const extra = r.embedding ? { embedding: r.embedding, embeddingNorm: norm(r.embedding) } : {};
     return { top: r.top, model: r.model, engine: r.engine, ...extra };
   } catch (err) {
@@ -118,7 +122,6 @@ async function processPhoto({ file, name }) {
   const photo = { id: nextId++, name, thumb, ...result };
   grid.add(photo);
   await teach.photoAdded(photo).catch((err) => showError(`Your labels could not be applied: ${err.message}`));
-  updateCounts();
   return result.error === undefined;
 }
 
@@ -133,14 +136,14 @@ let lastTextAt = 0;
 
 function showProgress(state) {
   const { done, failed, total, running, cancelled, rate, secondsLeft } = state;
-  ui.bar.max = Math.max(total, 1);
-  ui.bar.value = done;
   ui.cancel.hidden = !running;
   const now = performance.now();
   if (running) {
-    // The text changes at most 4 times a second: readable, and cheap next to a thousand photos.
+    // The bar and the text change at most 4 times a second: readable, and cheap next to a thousand photos.
     if (now - lastTextAt < 250 && done > 0) return;
     lastTextAt = now;
+    ui.bar.max = Math.max(total, 1);
+    ui.bar.value = done;
     const parts = [`${done.toLocaleString()} of ${total.toLocaleString()} photos`];
     if (!classifier) parts.push("waiting for the classifier");
     else if (rate > 0) {
@@ -150,6 +153,9 @@ function showProgress(state) {
     ui.text.textContent = parts.join(" · ");
     return;
   }
+  ui.bar.max = Math.max(total, 1);
+  ui.bar.value = done;
+  grid.flush(); // the last photos are on screen when the summary is read out
   const seconds = (now - runStarted) / 1000;
   const summary = cancelled
     ? `Cancelled: ${done.toLocaleString()} photos classified; the rest were not started.`
@@ -212,6 +218,7 @@ document.addEventListener("drop", async (e) => {
 const detail = new Detail($("album-detail"), { onSimilar: showSimilar });
 const grid = new Grid(ui.grid, {
   onOpen: (photo, button) => (teach.selecting ? teach.toggle(photo) : detail.open(photo, button)),
+  onShown: () => updateCounts(),
 });
 const teach = new Teach({
   grid, classifier: () => ready, load: wasmvision.load, showError,
@@ -290,5 +297,5 @@ updateCounts();
 window.wasmvisionAlbum = {
   ready: ready.then((clf) => ({ model: clf.model, workers: clf.workers })),
   state: () => ({ ...queue.state(), photos: grid.photos.length, skipped,
-    thumbnailBytes: grid.photos.reduce((s, p) => s + (p.thumb?.bytes ?? 0), 0) }),
+    thumbnailBytes: grid.photos.reduce((s, p) => s + (p.thumb?.bytes ?? 0), 0), workerMs: { ...workerMs } }),
 };

@@ -37,7 +37,9 @@ async function latestBuild(siteUrl) {
 // no longer be the site's (and may be why the start failed). onUpdate(): called once a newer build than the one
 // this page runs has replaced the offline copy (in this tab or another). bootTimings(): the worker's boot timings
 // (or a promise of them), whose `stdlib` tells the service worker which files a later visit reads (sw.js, unread()).
-export async function keepOffline({ ready = Promise.resolve(), onUpdate = () => {}, bootTimings = () => null } = {}) {
+// idle(): a promise that the page has no work the install would slow down (the album's photos); awaited last.
+export async function keepOffline({ ready = Promise.resolve(), onUpdate = () => {}, bootTimings = () => null,
+  idle = () => null } = {}) {
   const container = navigator.serviceWorker;
   if (!container || !window.isSecureContext) {
     setState("unavailable");
@@ -57,6 +59,7 @@ export async function keepOffline({ ready = Promise.resolve(), onUpdate = () => 
       setState(installed ? "ready" : "unavailable");
       return;
     }
+    await idle();
     setState("installing");
     // Any build's activation counts: another tab may have installed a newer one than this tab asked for.
     container.addEventListener("message", ({ data }) => {

@@ -2,6 +2,10 @@
 // text and ordered by name, confidence, order added or similarity. Items are real buttons in a list, so Tab,
 // Enter and Space work and screen readers read each photo's label.
 
+// Photos arriving meanwhile are put on screen together: one layout and paint per batch instead of one per photo
+// (at ~25 photos/s a frame per photo cost ~3.5 ms of CPU a photo: style, layout, paint, compositor).
+const SHOW_EVERY_MS = 250;
+
 const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
 
 export function percent(p) {
@@ -32,10 +36,15 @@ export class Grid {
   #similarity = null; // Map id -> cosine, while ordered by similarity
   #picked = null; // the photo the similarity is measured from
   #reorderTimer = 0;
+  #unshown = []; // items added but not yet in the list
+  #showTimer = 0;
+  #onShown;
 
-  constructor(list, { onOpen }) {
+  // onOpen(photo, button) when a photo is activated; onShown() after added photos were put on screen.
+  constructor(list, { onOpen, onShown = () => {} }) {
     this.#list = list;
     this.#onOpen = onOpen;
+    this.#onShown = onShown;
   }
 
   get photos() {
@@ -55,7 +64,8 @@ export class Grid {
     this.#photos.push(photo);
     photo.el = this.#render(photo);
     photo.el.hidden = !this.#matches(photo);
-    this.#list.append(photo.el);
+    this.#unshown.push(photo.el);
+    this.#showTimer ||= setTimeout(() => this.flush(), SHOW_EVERY_MS);
     // Kept in place while photos arrive; re-sorted a moment later in one pass, not once per photo.
     if (this.#order !== "added") {
       clearTimeout(this.#reorderTimer);
@@ -63,8 +73,20 @@ export class Grid {
     }
   }
 
+  // Puts the added photos on screen now.
+  flush() {
+    clearTimeout(this.#showTimer);
+    this.#showTimer = 0;
+    this.#list.append(...this.#unshown);
+    this.#unshown = [];
+    this.#onShown();
+  }
+
   clear() {
     clearTimeout(this.#reorderTimer);
+    clearTimeout(this.#showTimer);
+    this.#showTimer = 0;
+    this.#unshown = [];
     const photos = this.#photos;
     this.#photos = [];
     this.#similarity = null;
@@ -118,7 +140,8 @@ export class Grid {
   }
 
   #reorder() {
-    // append() moves existing nodes: focus and thumbnails stay as they are.
+    // append() moves existing nodes: focus and thumbnails stay as they are; the unshown ones join them.
+    this.#unshown = [];
     this.#list.append(...this.#sorted().map((p) => p.el));
   }
 

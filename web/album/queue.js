@@ -15,6 +15,7 @@ export class Queue {
   #process;
   #onProgress;
   #cancelled = false;
+  #idle = []; // resolvers of idle()
 
   // process(item) -> Promise of true when the photo was classified, false when it failed (never rejects);
   // onProgress(state) after every change of the current run.
@@ -26,6 +27,19 @@ export class Queue {
     this.failed = 0;
     this.total = 0;
     this.startedAt = null;
+  }
+
+  // Resolves once nothing is waiting or in a worker (at once if nothing is).
+  idle() {
+    return new Promise((resolve) => {
+      this.#idle.push(resolve);
+      this.#wakeIdle();
+    });
+  }
+
+  #wakeIdle() {
+    if (this.#inFlight || this.#waiting.length) return;
+    for (const resolve of this.#idle.splice(0)) resolve();
   }
 
   // Whether the current run has photos waiting or in a worker.
@@ -83,6 +97,7 @@ export class Queue {
         }
         this.#pump();
         if (run === this.#run) this.#report();
+        this.#wakeIdle();
       });
     }
   }

@@ -10,6 +10,32 @@ import { during } from "./phases.js";
 
 let classified = false;
 
+// Decoding ahead (protocol.js asks): while Python works on one photo, the browser's decoder (on its own thread) reads
+// the next one. At most AHEAD decoded images wait here: the one about to run and the next.
+const AHEAD = 2;
+const ahead = new Map(); // a request's input -> the promise of its decoded image
+
+export function decodeAhead(input) {
+  if (!input || ahead.has(input) || ahead.size >= AHEAD || input.kind === "embedding") return;
+  const decoded = decodeInput(input, runtime.maxPixels, { frames: true });
+  decoded.catch(() => {}); // the request that owns it reports the error
+  ahead.set(input, decoded);
+}
+
+// A request that ended without using its decoded image (it failed before its decode was needed) closes it.
+export function dropAhead(input) {
+  const decoded = ahead.get(input);
+  if (!decoded) return;
+  ahead.delete(input);
+  decoded.then((image) => image.frame?.close(), () => {});
+}
+
+function decodedInput(input) {
+  const decoded = ahead.get(input);
+  ahead.delete(input);
+  return decoded ?? decodeInput(input, runtime.maxPixels, { frames: true });
+}
+
 // The embedding Python kept (browser_pixels.take_embedding) -> a Float32Array: one copy out of the Wasm heap, into a
 // transferable buffer (protocol.js), so the page gets it without another copy.
 function takeEmbedding() {
@@ -48,7 +74,7 @@ async function pythonPixels(image) {
 // reply. Returns [reply, decode ms (the decoding plus a frame's copy into the heap), image].
 async function decodedCall(input, m, engine, call) {
   const t0 = performance.now();
-  const image = await decodeInput(input, runtime.maxPixels, { frames: true });
+  const image = await decodedInput(input);
   const decodeMs = performance.now() - t0;
   try {
     await ensureLoaded(m.key, engine, true);

@@ -12,7 +12,7 @@ import { UserError, errorPayload } from "./errors.js";
 import { BASE, networkBytes, sitePath, totalReceived } from "./fetch.js";
 import { bootFiles, defaultModel, loadManifest } from "./manifest.js";
 import { isHead, openHead, releaseHead, saveHead, trainAdd, trainBegin, trainCancel, trainFinish } from "./heads.js";
-import { classify, embed } from "./inference.js";
+import { classify, decodeAhead, dropAhead, embed } from "./inference.js";
 import {
   allModels, builtin, inferenceQueued, openModel, prefetch, registerBuiltins, releaseModel, timings as modelTimings,
 } from "./models.js";
@@ -117,6 +117,7 @@ function transferables(value) {
 
 let booted = null;
 let queue = Promise.resolve();
+const toDecode = []; // inputs of the image requests not started yet, in arrival order: the first decodes ahead
 
 function enqueue(fn) {
   const run = queue.then(fn);
@@ -144,17 +145,25 @@ export function onMessage(event) {
     waiting = false;
   };
   if (waiting) inferenceQueued(1);
+  const image = (msg.type === "classify" || msg.type === "embed") && msg.input;
   (booted || Promise.resolve())
-    .then(() => enqueue(() => {
-      started();
-      return serve(msg);
-    }))
+    .then(() => {
+      if (image) toDecode.push(image);
+      decodeAhead(toDecode[0]);
+      return enqueue(() => {
+        started();
+        if (image) toDecode.splice(toDecode.indexOf(image), 1);
+        decodeAhead(toDecode[0]); // the next image decodes while this request runs
+        return serve(msg);
+      });
+    })
     .then(
       (value) => self.postMessage({ id: msg.id, ok: true, value }, transferables(value)),
       (err) => self.postMessage({ id: msg.id, ok: false, error: errorPayload(err) }),
     )
     .then(() => {
       started();
+      dropAhead(image);
       // After the reply, so the failing request gets its own message; once only.
       if (replacement && !replacementSent) {
         replacementSent = true;
