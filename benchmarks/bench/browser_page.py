@@ -18,9 +18,11 @@ WV_RUN = """async ([n, url]) => {
   return out;
 }"""
 
-WV_FIRST = """async (url) => {
+WV_FIRST = """async (arg) => {  // a photo URL, or [URL, ms to wait after ready]
+  const [url, idleMs] = Array.isArray(arg) ? arg : [arg, 0];
   await window.wasmvision.ready;
   const tReady = performance.now();
+  if (idleMs) await new Promise((r) => setTimeout(r, idleMs));  // a person choosing a photo
   const blob = await (await fetch(url)).blob();
   const r = await window.wasmvision.classify(blob, {topK: 5});
   const st = window.wasmvision.stats;  // not part of the contract: the page's boot split when it exposes one
@@ -54,13 +56,26 @@ MODEL_RUN = """async ([n, url, img]) => {
 IMAGE = "/work/chelsea.png"
 
 
-def open_wv(ctx, srv, engine=None):
-    """(page, info) after the page's first classification; engine None = the page's default (auto)."""
+IDLE_S = 1.0  # the "first photo after an idle second" row: the page ready, then a person picks a photo
+
+
+def open_wv(ctx, srv, engine=None, idle_s=0.0):
+    """(page, info) after the page's first classification, made right after ready (or ``idle_s`` later); engine
+    None = the page's default (auto)."""
     page = ctx.new_page()
     page.goto(f"{srv.origin}/wv/index.html" + (f"?engine={engine}" if engine else ""))
     page.wait_for_function("() => window.wasmvision")
-    info = page.evaluate(WV_FIRST, IMAGE)
+    info = page.evaluate(WV_FIRST, [IMAGE, idle_s * 1000])
     return page, info
+
+
+def first_after_idle(browser, srv, engine, idle_s=IDLE_S):
+    """The first classification ``idle_s`` after ready, on a first visit of its own (a fresh context): its info."""
+    ctx = browser.new_context()
+    try:
+        return {**open_wv(ctx, srv, engine, idle_s)[1], "idle_s": idle_s}
+    finally:
+        ctx.close()
 
 
 def page_runner(page, image=IMAGE):

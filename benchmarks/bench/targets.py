@@ -114,9 +114,10 @@ ROUND_TRIP_18 = {V2: 0.8, "mobilenet_v3_large": 0.8, "efficientnet_lite0": 0.8, 
 SHARE_18 = {"depthwise kxk": 0.40, "sgemm dense": 0.30}  # of the Wasm SIMD peak (mul+add), per kernel
 
 
-def first_photo_line(res, engine="simd"):
-    """The first classify after ready, stage by stage, beside the same page's stage medians: (text, total ratio)."""
-    first = dig(res, "page_info", f"wasmvision page ({engine})", "timings_ms") or {}
+def first_photo_line(res, engine="simd", when=""):
+    """The first classify after ready, stage by stage, beside the same page's stage medians: (text, total ratio).
+    when: "" (right after ready: the target) or " after idle" (a fresh page's first photo an idle second later)."""
+    first = dig(res, "page_info", f"wasmvision page ({engine}){when}", "timings_ms") or {}
     _, page = _find(res, "page", V2, engine)
     warm = (page or {}).get("stages_ms") or {}
     if not first:
@@ -158,6 +159,11 @@ def issue18_targets(res):
         rows.append((f"first classify after ready as fast as the later ones (total within {FIRST_PHOTO_MARGIN:.0%})",
                      f"{fmt_ratio(first)} of the median; first photo: {text} ms",
                      yes(None if first is None else first <= 1 + FIRST_PHOTO_MARGIN)))
+    text, idle = first_photo_line(res, when=" after idle")
+    if text:  # not a target: what a person sees, who takes a while to choose a photo once the page says ready
+        after = dig(res, "page_info", "wasmvision page (simd) after idle", "idle_s") or 0
+        rows.append((f"(not a target) first classify {after:g} s after ready, a fresh page: total vs the median",
+                     f"{fmt_ratio(idle)} of the median; first photo: {text} ms", "-"))
     peak, fma = peak_gflops(res), peak_gflops(res, fma=True)
     graphs = [s for _, s in graph_systems(res) if s.get("model") == V2] or [s for _, s in graph_systems(res)]
     if graphs and peak:

@@ -58,6 +58,15 @@ def open_all(ctx, plain, isolated, bench):
     if bench.has_page:
         for engine in a.engines:
             key = f"wv:{engine}"
+            # The first photo once a person has had a second to choose it (not the target), measured before the
+            # page below opens: that page's own work after ready (its offline copy, its snapshot's store) would share
+            # the cores with it.
+            if engine == "simd":
+                try:
+                    info[f"wasmvision page ({engine}) after idle"] = browser_page.first_after_idle(
+                        ctx.browser, plain, engine)
+                except Exception as exc:
+                    bench.note(f"wasmvision page (engine={engine}) first photo after idle failed: {str(exc)[:300]}")
             try:
                 pages[key], info[f"wasmvision page ({engine})"] = browser_page.open_wv(ctx, plain, engine)
             except Exception as exc:  # report, keep measuring the others

@@ -182,6 +182,38 @@ function imageDataPixels(image, maxPixels) {
   return { pixels: data, width, height, format: "" };
 }
 
+// A synthetic opaque image (a gradient) encoded as `type`: drawn and encoded here, nothing fetched or stored.
+export async function syntheticImage(width, height, type) {
+  const canvas = new OffscreenCanvas(width, height);
+  const ctx = canvas.getContext("2d");
+  const gradient = ctx.createLinearGradient(0, 0, width, height);
+  gradient.addColorStop(0, "#204080");
+  gradient.addColorStop(1, "#e0a040");
+  ctx.fillStyle = gradient;
+  ctx.fillRect(0, 0, width, height);
+  return canvas.convertToBlob({ type });
+}
+
+// An 8 x 8 RGB PNG: a canvas encodes RGBA, which takes the canvas path instead of ImageDecoder's (decodeFrame).
+const RGB_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAGUlEQVR4nGNkYGhQYGDARCwMCgxYweCUAABobwJe4J3LcgAAAABJRU5ErkJggg==";
+
+// Decodes an 8 x 8 PNG (ImageDecoder) and JPEG (createImageBitmap wrapped in a VideoFrame) through the same path as a
+// photo, frames copied out and closed, so that a photo's decode does not pay for the decoders' first use. Never
+// fails: a decoder that is missing is just not warmed.
+export async function warmDecoders() {
+  const png = () => new Blob([Uint8Array.from(atob(RGB_PNG), (c) => c.charCodeAt(0))], { type: "image/png" });
+  for (const made of [png, () => syntheticImage(8, 8, "image/jpeg")]) {
+    try {
+      const blob = await made();
+      const image = await decodeInput({ kind: "blob", blob }, 64, { frames: true });
+      if (image.frame) await copyFrame(image.frame, new Uint8Array(image.width * image.height * 4));
+      image.frame?.close();
+    } catch {
+      // nothing to warm
+    }
+  }
+}
+
 // input: {kind: "blob", blob} | {kind: "url", url} | {kind: "bitmap", bitmap} | {kind: "imagedata", image}
 // -> {pixels, width, height, format}; with `frames`, possibly {frame, width, height, format} (see decodeBlob).
 export async function decodeInput(input, maxPixels, { frames = false } = {}) {

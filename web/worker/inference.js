@@ -2,9 +2,9 @@
 // module checked the arguments (topK, engine) before sending them; Python checks them again (Classifier.classify).
 
 import { callPython, runtime } from "./boot.js";
-import { copyFrame, decodeInput } from "./decode.js";
+import { copyFrame, decodeInput, syntheticImage } from "./decode.js";
 import { headEntry } from "./heads.js";
-import { ensureLoaded, modelEntry } from "./models.js";
+import { ensureLoaded, modelEntry, setWarmUp } from "./models.js";
 import { UserError } from "./errors.js";
 import { during } from "./phases.js";
 
@@ -121,6 +121,26 @@ async function classifyOnce({ input, topK = 5, model, engine = "auto", embedding
   result.model = { ...result.model, key: m.key };
   return result;
 }
+
+// The first photo's path once, on a synthetic photo, after a model's load (models.js, when nothing waits for it):
+// decode, the pixels' handover, the network, the result. V8 then compiles and re-optimizes what a photo runs before
+// the first real one, not during it (docs/perf.md, "The first photo"). Never fails: a warm-up that cannot run
+// leaves the first photo as it was.
+// Returns its stage timings (ms; `photo`: drawing and encoding the image), or null when it could not run.
+async function warmUp(key, engine) {
+  try {
+    const t0 = performance.now();
+    const blob = await syntheticImage(320, 240, "image/jpeg"); // photo-sized (resized down) and a photo's format
+    const photo = performance.now() - t0;
+    const result = await classifyOnce({ input: { kind: "blob", blob }, topK: 5, model: key, engine });
+    return { photo, ...result.timings_ms };
+  } catch (err) {
+    console.warn("wasmvision: warm-up skipped:", err.message);
+    return null;
+  }
+}
+
+setWarmUp(warmUp);
 
 // A kept embedding through a custom head alone (the network does not run).
 async function classifyEmbedding(vector, { topK, m, engine, head, t0 }) {

@@ -84,8 +84,17 @@ export function inferenceQueued(delta) {
   inferencesWaiting += delta;
 }
 
-function loadIntoPython(m, bytes, engine, forInference) {
-  const kwargs = { engine, checked: checkedBySri(m), warm_up: !(forInference || inferencesWaiting > 0) };
+// A warm-up through the page's own classify path (inference.js registers it): run after a load instead of Python's
+// own warm-up, when nothing waits for the model. (key, engine) -> a promise of its stage timings (or null) that
+// never rejects.
+let warmUpHook = null;
+
+export function setWarmUp(fn) {
+  warmUpHook = fn;
+}
+
+function loadIntoPython(m, bytes, engine, warm) {
+  const kwargs = { engine, checked: checkedBySri(m), warm_up: warm && !warmUpHook };
   return callPython("load_model", [m.key, bytes, m.kind, m.displayName ?? null], kwargs);
 }
 
@@ -136,8 +145,9 @@ export async function ensureLoaded(key, engine = "auto", forInference = false) {
     makeRoom();
   }
   let info;
+  const warm = !(forInference || inferencesWaiting > 0);
   try {
-    info = loadIntoPython(m, bytes, engine, forInference);
+    info = loadIntoPython(m, bytes, engine, warm);
     if (m.labels) {
       try {
         info.labels = callPython("set_labels", [m.key, JSON.stringify(m.labels)]).labels;
@@ -153,6 +163,10 @@ export async function ensureLoaded(key, engine = "auto", forInference = false) {
   Object.assign(m, { loaded: true, engine, info, name: info.name, version: info.version });
   timings.model_fetch_ms = t1 - t0;
   timings.model_load_ms = performance.now() - t1;
+  if (warm && warmUpHook && info.engine === "simd" && inferencesWaiting === 0) {
+    // (A photo that came meanwhile is the warm-up instead.)
+    timings.warm_up = await during("warm_up", () => warmUpHook(key, engine));
+  }
   setScope(null);
   setStage("ready", "Ready");
   return m;

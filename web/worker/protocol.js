@@ -6,6 +6,7 @@
 
 import { bootStdlib, runtime, startPython } from "./boot.js";
 import { verifyCode } from "./codecheck.js";
+import { warmDecoders } from "./decode.js";
 import { compiledRuntime, startRuntime } from "./runtime-start.js";
 import { UserError, errorPayload } from "./errors.js";
 import { BASE, networkBytes, sitePath, totalReceived } from "./fetch.js";
@@ -34,6 +35,7 @@ async function boot({ prefetch: first, restarts = 0, ranOnPage = [], snapshotSto
   runtime.timings.restarts = restarts; // how many workers before this one the page replaced (recovery.js)
   await during("manifest", loadManifest);
   startRuntime(bootStdlib()); // the runtime's compile and script, beside everything below
+  warmDecoders(); // the image decoders' first use, off the first photo's decode
   registerBuiltins();
   const initial = first === null ? null : builtin(first) ?? (first === undefined ? defaultModel() : null);
   setScope([...bootFiles(), ...(initial ? [initial.file] : [])]);
