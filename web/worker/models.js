@@ -3,10 +3,11 @@
 // loaded (least recently used released first); Python only holds what it is told to. The page's module checked
 // every argument before sending it (wasmvision.mjs).
 
-import { callPython } from "./boot.js";
+import { callPython, runtime } from "./boot.js";
 import { UserError } from "./errors.js";
 import { BASE, sitePath } from "./fetch.js";
 import { fileSha256, manifest } from "./manifest.js";
+import { offerModel, takeStoredModel } from "./nextvisit.js";
 import { begin, during, end } from "./phases.js";
 import { setScope, setStage } from "./progress.js";
 
@@ -116,6 +117,7 @@ function makeRoom() {
 export async function ensureLoaded(key, engine = "auto", forInference = false) {
   const m = models.get(key);
   if (!m) throw unknownModel(key);
+  adoptStoredModel();
   if (m.loaded && m.engine === engine) {
     touch(key);
     return m;
@@ -151,11 +153,32 @@ export async function ensureLoaded(key, engine = "auto", forInference = false) {
   }
   touch(key);
   Object.assign(m, { loaded: true, engine, info, name: info.name, version: info.version });
+  if (m.builtin && fileSha256(m.file)) {
+    offerModel(runtime.pyodide, { key, file: m.file, sha256: fileSha256(m.file), engine, info });
+  }
   timings.model_fetch_ms = t1 - t0;
   timings.model_load_ms = performance.now() - t1;
   setScope(null);
   setStage("ready", "Ready");
   return m;
+}
+
+// A restored heap may hold a built-in model loaded (nextvisit.js): it counts as loaded while the manifest still lists
+// that file with the sha256 it was loaded from; otherwise Python lets it go.
+function adoptStoredModel() {
+  const stored = takeStoredModel();
+  if (!stored) return;
+  const m = models.get(stored.key);
+  if (m?.builtin && m.file === stored.file && fileSha256(m.file) === stored.sha256) {
+    makeRoom();
+    touch(m.key);
+    prefetched.delete(m.key);
+    Object.assign(m, { loaded: true, engine: stored.engine, info: stored.info, name: stored.info.name,
+      version: stored.info.version });
+    timings.model_from_snapshot = m.key;
+  } else {
+    callPython("release_model", [stored.key]);
+  }
 }
 
 function unknownModel(key) {
@@ -214,6 +237,7 @@ export async function openModel({ source, name, labels, engine = "auto" }) {
 }
 
 export function releaseModel(key) {
+  adoptStoredModel();
   const m = models.get(key);
   if (!m) return false;
   m.loaded = false;
