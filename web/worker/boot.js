@@ -11,7 +11,7 @@ import { rescope, setStage } from "./progress.js";
 import { planPreload, plansKernels, preloadNextBoot, unpackForRestore } from "./dylibs.js";
 import { cancelPreload, compileAhead, dylibHandles, loadPyodide, restoreHandles, runtimeScriptEvaluated,
   takeMemorySnapshot, unplannedLibs } from "./pyodide-0.27.7.js";
-import { bootedFrom, storeLater } from "./nextvisit.js";
+import { bootedFrom, snapshotRead, storeLater } from "./nextvisit.js";
 import { runtimeScript } from "./runtime-start.js";
 import { checkedCopy, fetchShipped, parseShipped, RESEED, shippedKey, shippedSite } from "./shipped.js";
 import { writeTree } from "./sitefiles.js";
@@ -129,6 +129,7 @@ async function bootInterpreter(allowRestore, packages) {
   const scriptLoaded = runtimeScript(); // checked and evaluated beside the snapshot read (runtime-start.js)
   scriptLoaded.catch(() => {});
   const record = await reading;
+  snapshotRead(record === "damaged" ? null : record);
   if (record && record !== "damaged") readingSet(record.shipped ? "copy" : "full");
   await scriptLoaded;
   if (record === "damaged") timings.snapshot = "failed";

@@ -7,7 +7,7 @@ import { callPython, runtime } from "./boot.js";
 import { UserError } from "./errors.js";
 import { BASE, sitePath } from "./fetch.js";
 import { fileSha256, manifest } from "./manifest.js";
-import { offerModel, takeStoredModel } from "./nextvisit.js";
+import { modelInStoredSnapshot, offerModel, takeStoredModel } from "./nextvisit.js";
 import { begin, during, end } from "./phases.js";
 import { setScope, setStage } from "./progress.js";
 
@@ -60,11 +60,14 @@ async function fetchModelBytes(m) {
   return new Uint8Array(await response.arrayBuffer());
 }
 
-// Overlap a model's download with the runtime's instead of starting it once Python is up.
+// Overlap a model's download with the runtime's instead of starting it once Python is up. Not when the stored
+// snapshot's heap holds it loaded (then null: ensureLoaded downloads it only if that restore fails).
 export function prefetch(key) {
   const m = models.get(key);
   if (!m || prefetched.has(key)) return;
-  const early = during("model_fetch", () => fetchModelBytes(m), { background: true });
+  const held = runtime.snapshotStored ? modelInStoredSnapshot() : Promise.resolve(null);
+  const early = held.then((stored) => (holds(stored, m) ? null :
+    during("model_fetch", () => fetchModelBytes(m), { background: true })));
   early.catch(() => {}); // reported when ensureLoaded awaits it
   prefetched.set(key, early);
 }
@@ -126,7 +129,7 @@ export async function ensureLoaded(key, engine = "auto", forInference = false) {
   setStage("model", `Downloading the model ${m.title ?? m.name}`, m.file && !m.blob ? [m.file] : []);
   const early = prefetched.get(key);
   prefetched.delete(key);
-  const bytes = await during("model_wait", () => early ?? fetchModelBytes(m));
+  const bytes = await during("model_wait", async () => (await early) ?? fetchModelBytes(m));
   const t1 = performance.now();
   setStage("model-load", `Loading the model ${m.title ?? m.name}`);
   // Let the progress message out before Python blocks this thread.
@@ -165,11 +168,16 @@ export async function ensureLoaded(key, engine = "auto", forInference = false) {
 
 // A restored heap may hold a built-in model loaded (nextvisit.js): it counts as loaded while the manifest still lists
 // that file with the sha256 it was loaded from; otherwise Python lets it go.
+function holds(stored, m) {
+  return Boolean(stored && m?.builtin && stored.key === m.key && m.file === stored.file &&
+    fileSha256(m.file) === stored.sha256);
+}
+
 function adoptStoredModel() {
   const stored = takeStoredModel();
   if (!stored) return;
   const m = models.get(stored.key);
-  if (m?.builtin && m.file === stored.file && fileSha256(m.file) === stored.sha256) {
+  if (holds(stored, m)) {
     makeRoom();
     touch(m.key);
     prefetched.delete(m.key);

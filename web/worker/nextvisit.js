@@ -23,6 +23,21 @@ export function bootedFrom(key, libs, model = null, into = timings) {
   timings = into;
 }
 
+let readKnown;
+const read = new Promise((resolve) => {
+  readKnown = resolve;
+});
+
+// The stored snapshot's record was read (null: none): a model its heap holds needs no download (models.js).
+export function snapshotRead(record) {
+  readKnown(record?.model ?? null);
+}
+
+// Resolves to the model the stored snapshot holds ({key, file, sha256, ...}) or null, once the snapshot was read.
+export function modelInStoredSnapshot() {
+  return read;
+}
+
 // The model a restored heap holds loaded (taken once: the registry adopts it or releases it), or null.
 export function takeStoredModel() {
   const model = booted?.model ?? null;
