@@ -155,14 +155,15 @@ def _one_profile(pw, site: Path):
             context.close()
 
 
-def _visit_in(context, base: str, photo: Path, lines: list[str] | None = None) -> tuple[dict, list, object]:
-    """(boot timings, top-5 of `photo`, the page) of one visit in `context`; once stored, what the next visit uses."""
+def _visit_in(context, base: str, photo: Path | None, lines: list[str] | None = None) -> tuple[dict, list, object]:
+    """(boot timings, top-5 of `photo`, the page) of one visit in `context`; once stored, what the next visit uses.
+    photo None: no model is loaded (the visit then keeps the shipped delta, not a snapshot with the model)."""
     page, errors = bu.new_page(context, TIMEOUT_MS)
     if lines is not None:
         page.on("console", lambda m: lines.append(m.text))
     page.goto(base)
     bu.wait_ready(page, TIMEOUT_MS)
-    top = bu.classify_in_page(page, photo)["top"]
+    top = bu.classify_in_page(page, photo)["top"] if photo else None
     boot = page.evaluate("() => window.wasmvision.stats.bootTimings") or {}
     deadline = time.time() + 60
     while boot.get("snapshot") == "shipped" and time.time() < deadline and not page.evaluate(bu.SNAPSHOT_STORED):
@@ -204,7 +205,7 @@ def test_a_changed_stored_copy_is_refused_and_the_shipped_one_restored(pw, site,
     and a changed one is dropped (one notice) for the shipped file, with the same results."""
     photo = photos_dir / "chelsea.png"
     with _one_profile(pw, site) as (context, base):
-        boot, first, page = _visit_in(context, base, photo)
+        boot, _, page = _visit_in(context, base, None)
         assert boot.get("snapshot") == "shipped", boot
         assert page.evaluate(TAMPER_STORED) == "delta"
         page.close()
@@ -213,5 +214,64 @@ def test_a_changed_stored_copy_is_refused_and_the_shipped_one_restored(pw, site,
         assert boot.get("snapshot") == "shipped", boot
         refused = [line for line in lines if "not the manifest's" in line]
         assert len(refused) == 1, [line for line in lines if "snapshot" in line]
+        assert again[0]["label"] == "Egyptian cat", again
+        page.close()
+
+
+STORED_META = """async () => {
+  %s
+  return (await stored.read()).meta;
+}""" % bu.STORED_SNAPSHOT_JS
+
+# Changes the sha256 the stored snapshot records for its model: what a new build of that model file looks like.
+OTHER_MODEL_BUILD = """async () => {
+  %s
+  const { handle, magic, meta, heap, site } = await stored.read();
+  meta.model.sha256 = meta.model.sha256.replace(/^./, (c) => (c === "0" ? "1" : "0"));
+  await stored.write(handle, magic, meta, [heap, site]);
+}""" % bu.STORED_SNAPSHOT_JS
+
+
+def _model_stats(page) -> dict:
+    timings = page.evaluate("() => window.wasmvision.stats.bootTimings") or {}
+    spans = page.evaluate("() => (window.wasmvision.stats.phases?.spans || []).map((s) => s.name)")
+    return {"adopted": timings.get("model_from_snapshot"), "fetched": "model_fetch" in spans,
+            "loaded": "model_load" in spans}
+
+
+@pytest.mark.browser
+def test_a_repeat_visit_restores_the_model_loaded(pw, site, photos_dir):
+    """The first visit keeps a snapshot taken right after the default model loaded (its meta names the model and
+    the manifest's sha256); the repeat visit restores it and classifies with no model download or load, with the
+    same results. A snapshot whose model is not the manifest's any more is restored without it: the model is
+    downloaded and loaded again, with the same results."""
+    photo = photos_dir / "chelsea.png"
+    manifest = json.loads((site / "manifest.json").read_text())
+    default = next(m for m in manifest["models"] if m.get("default"))
+    listed = {f["path"]: f["sha256"] for f in manifest["files"]}
+    with _one_profile(pw, site) as (context, base):
+        boot, first, page = _visit_in(context, base, photo)
+        assert boot.get("snapshot") == "shipped", boot
+        deadline = time.time() + 60
+        while time.time() < deadline and not (page.evaluate(STORED_META).get("model") or {}).get("key"):
+            time.sleep(0.25)
+        meta = page.evaluate(STORED_META)
+        assert meta.get("kind") is None and meta["model"]["key"] == default["key"], meta
+        assert meta["model"]["sha256"] == listed[default["file"]], meta
+        page.close()
+        boot, again, page = _visit_in(context, base, photo)
+        assert boot.get("snapshot") == "restored", boot
+        assert _model_stats(page) == {"adopted": default["key"], "fetched": False, "loaded": False}
         assert again == first
+        page.evaluate(OTHER_MODEL_BUILD)
+        page.close()
+        boot, third, page = _visit_in(context, base, photo)
+        assert boot.get("snapshot") == "restored", boot
+        assert _model_stats(page) == {"adopted": None, "fetched": True, "loaded": True}
+        assert third == first
+        # The snapshot stored then holds the manifest's build of the model again.
+        deadline = time.time() + 60
+        while time.time() < deadline and page.evaluate(STORED_META)["model"]["sha256"] != listed[default["file"]]:
+            time.sleep(0.25)
+        assert page.evaluate(STORED_META)["model"]["sha256"] == listed[default["file"]]
         page.close()

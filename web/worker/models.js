@@ -7,7 +7,7 @@ import { callPython, runtime } from "./boot.js";
 import { UserError } from "./errors.js";
 import { BASE, sitePath } from "./fetch.js";
 import { fileSha256, manifest } from "./manifest.js";
-import { modelInStoredSnapshot, offerModel, takeStoredModel } from "./nextvisit.js";
+import { modelInStoredSnapshot, offerModel, storedModelDropped, takeStoredModel } from "./nextvisit.js";
 import { begin, during, end } from "./phases.js";
 import { setScope, setStage } from "./progress.js";
 
@@ -186,6 +186,7 @@ function adoptStoredModel() {
     timings.model_from_snapshot = m.key;
   } else {
     callPython("release_model", [stored.key]);
+    storedModelDropped();
   }
 }
 

@@ -45,6 +45,12 @@ export function takeStoredModel() {
   return model;
 }
 
+// The model a restored heap held was not adopted (the manifest lists another build of it): Python let it go, and
+// a snapshot with the model loaded now may replace the stored one.
+export function storedModelDropped() {
+  if (booted) booted.held = false;
+}
+
 // Stores `record` under `key` after the delay, unless a snapshot with a model replaces it meanwhile.
 export function storeLater(key, record) {
   if (!pending?.record.model) pending = { key, record };
