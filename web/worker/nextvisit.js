@@ -55,6 +55,7 @@ export function storedModelDropped() {
 export function storeLater(key, record) {
   if (!pending?.record.model) pending = { key, record };
   timer ??= setTimeout(async () => {
+    timer = null;
     const { key: k, record: r } = pending;
     pending = null;
     const store = await writeSnapshot(k, r);
