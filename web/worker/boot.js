@@ -15,7 +15,7 @@ import { bootedFrom, snapshotRead, storeLater } from "./nextvisit.js";
 import { runtimeScript } from "./runtime-start.js";
 import { checkedCopy, fetchShipped, parseShipped, RESEED, shippedKey, shippedSite } from "./shipped.js";
 import { writeTree } from "./sitefiles.js";
-import { forgetSnapshot, readSnapshot, snapshotKey, writeSnapshot } from "./snapshot.js";
+import { forgetSnapshot, readSnapshot, snapshotKey } from "./snapshot.js";
 
 const DEFAULT_MAX_PIXELS = 50e6;
 const SNAPSHOT_RESTORE_TIMEOUT_MS = 15000; // a restore takes ~0.3-0.7 s; a wedged one must not keep the page waiting

@@ -166,13 +166,14 @@ export async function ensureLoaded(key, engine = "auto", forInference = false) {
   return m;
 }
 
-// A restored heap may hold a built-in model loaded (nextvisit.js): it counts as loaded while the manifest still lists
-// that file with the sha256 it was loaded from; otherwise Python lets it go.
+// Whether `stored` (the model a stored snapshot's heap holds: nextvisit.js) is the manifest's build of model `m`.
 function holds(stored, m) {
   return Boolean(stored && m?.builtin && stored.key === m.key && m.file === stored.file &&
     fileSha256(m.file) === stored.sha256);
 }
 
+// A restored heap may hold a built-in model loaded: it counts as loaded while the manifest still lists that file
+// with the sha256 it was loaded from; otherwise Python lets it go. Once, before the registry is first used.
 function adoptStoredModel() {
   const stored = takeStoredModel();
   if (!stored) return;
