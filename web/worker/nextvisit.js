@@ -6,7 +6,7 @@
 // Taken inside the model's load, before the request that asked for it runs: the heap holds no photo then.
 
 import { begin, end } from "./phases.js";
-import { dylibHandles, takeMemorySnapshot } from "./pyodide-0.27.7.js";
+import { dylibHandles, takeMemorySnapshot, unplannedLibs } from "./pyodide-0.27.7.js";
 import { writeSnapshot } from "./snapshot.js";
 
 const STORE_DELAY_MS = 2000; // after boot: keep the write (14-60 MB) off the first result's path
@@ -71,6 +71,9 @@ export function offerModel(pyodide, model) {
   booted.held = true; // once per worker
   begin("snapshot_model");
   try {
+    // A side module the model's load brought in (e.g. numpy's random) would not be loaded before a restore.
+    const unplanned = unplannedLibs(pyodide, booted.libs);
+    if (unplanned.length) throw new Error(`side modules loaded after start-up: ${unplanned.join(", ")}`);
     const bytes = takeMemorySnapshot(pyodide);
     pending = null;
     storeLater(booted.key, { bytes, libs: booted.libs, handles: dylibHandles(pyodide), model });
