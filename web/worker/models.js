@@ -166,6 +166,16 @@ export async function ensureLoaded(key, engine = "auto", forInference = false) {
   return m;
 }
 
+// A model adopted from the snapshot is not read on that visit: its cached copy is still read once the page is idle
+// (from a cache only, never downloaded), so that the service worker checks it, and repairs a damaged one, as on a
+// visit that reads it; fetch.js checks it against the manifest too.
+const CACHED_COPY_CHECK_MS = 1000;
+
+function readCachedCopy(m) {
+  fetch(new URL(m.file, BASE), { cache: "only-if-cached", mode: "same-origin" }).then((r) => r.arrayBuffer())
+    .catch(() => {});
+}
+
 // Whether `stored` (the model a stored snapshot's heap holds: nextvisit.js) is the manifest's build of model `m`.
 function holds(stored, m) {
   return Boolean(stored && m?.builtin && stored.key === m.key && m.file === stored.file &&
@@ -185,6 +195,7 @@ function adoptStoredModel() {
     Object.assign(m, { loaded: true, engine: stored.engine, info: stored.info, name: stored.info.name,
       version: stored.info.version });
     timings.model_from_snapshot = m.key;
+    setTimeout(() => readCachedCopy(m), CACHED_COPY_CHECK_MS);
   } else {
     callPython("release_model", [stored.key]);
     storedModelDropped();
