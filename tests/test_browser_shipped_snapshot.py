@@ -188,13 +188,16 @@ def test_a_visitor_restored_from_it_keeps_its_own_copy(pw, site, photos_dir):
         assert tops[0] == tops[1]
 
 
-# Flips the last byte of the stored copy's payload and keeps its meta: a well-formed file, not the manifest's.
-TAMPER_STORED = """async () => {
+# Stores the shipped delta the way a visitor keeps its copy of it (web/worker/nextvisit.js: when no model was loaded
+# by then), with its last byte flipped: a well-formed file, not the manifest's. Returns the stored kind.
+TAMPER_STORED = """async (file) => {
   %s
-  const { handle, magic, meta, heap, site } = await stored.read();
-  heap[heap.length - 1] ^= 1;
-  await stored.write(handle, magic, meta, [heap, site]);
-  return meta.kind || null;
+  const { handle, magic, meta } = await stored.read();
+  const delta = new Uint8Array(await (await fetch(file)).arrayBuffer());
+  delta[delta.length - 1] ^= 1;
+  const copy = { key: meta.key, libs: [], handles: {}, heap: delta.byteLength, kind: "delta" };
+  await stored.write(handle, magic, copy, [delta]);
+  return (await stored.read()).meta.kind;
 }""" % bu.STORED_SNAPSHOT_JS
 
 
@@ -203,10 +206,11 @@ def test_a_changed_stored_copy_is_refused_and_the_shipped_one_restored(pw, site,
     """Any script of the origin can write the stored copy of the delta: it is hashed against the manifest when read,
     and a changed one is dropped (one notice) for the shipped file, with the same results."""
     photo = photos_dir / "chelsea.png"
+    shipped = json.loads((site / "manifest.json").read_text())["snapshot"]["file"]
     with _one_profile(pw, site) as (context, base):
         boot, first, page = _visit_in(context, base, photo)
         assert boot.get("snapshot") == "shipped", boot
-        assert page.evaluate(TAMPER_STORED) == "delta"
+        assert page.evaluate(TAMPER_STORED, shipped) == "delta"
         page.close()
         lines: list[str] = []
         boot, again, page = _visit_in(context, base, photo, lines)
@@ -214,4 +218,63 @@ def test_a_changed_stored_copy_is_refused_and_the_shipped_one_restored(pw, site,
         refused = [line for line in lines if "not the manifest's" in line]
         assert len(refused) == 1, [line for line in lines if "snapshot" in line]
         assert again == first
+        page.close()
+
+
+STORED_META = """async () => {
+  %s
+  return (await stored.read()).meta;
+}""" % bu.STORED_SNAPSHOT_JS
+
+# Changes the sha256 the stored snapshot records for its model: what a new build of that model file looks like.
+OTHER_MODEL_BUILD = """async () => {
+  %s
+  const { handle, magic, meta, heap, site } = await stored.read();
+  meta.model.sha256 = meta.model.sha256.replace(/^./, (c) => (c === "0" ? "1" : "0"));
+  await stored.write(handle, magic, meta, [heap, site]);
+}""" % bu.STORED_SNAPSHOT_JS
+
+
+def _model_stats(page) -> dict:
+    timings = page.evaluate("() => window.wasmvision.stats.bootTimings") or {}
+    spans = page.evaluate("() => (window.wasmvision.stats.phases?.spans || []).map((s) => s.name)")
+    return {"adopted": timings.get("model_from_snapshot"), "fetched": "model_fetch" in spans,
+            "loaded": "model_load" in spans}
+
+
+@pytest.mark.browser
+def test_a_repeat_visit_restores_the_model_loaded(pw, site, photos_dir):
+    """The first visit keeps a snapshot taken right after the default model loaded (its meta names the model and
+    the manifest's sha256); the repeat visit restores it and classifies with no model download or load, with the
+    same results. A snapshot whose model is not the manifest's any more is restored without it: the model is
+    downloaded and loaded again, with the same results."""
+    photo = photos_dir / "chelsea.png"
+    manifest = json.loads((site / "manifest.json").read_text())
+    default = next(m for m in manifest["models"] if m.get("default"))
+    listed = {f["path"]: f["sha256"] for f in manifest["files"]}
+    with _one_profile(pw, site) as (context, base):
+        boot, first, page = _visit_in(context, base, photo)
+        assert boot.get("snapshot") == "shipped", boot
+        deadline = time.time() + 60
+        while time.time() < deadline and not (page.evaluate(STORED_META).get("model") or {}).get("key"):
+            time.sleep(0.25)
+        meta = page.evaluate(STORED_META)
+        assert meta.get("kind") is None and meta["model"]["key"] == default["key"], meta
+        assert meta["model"]["sha256"] == listed[default["file"]], meta
+        page.close()
+        boot, again, page = _visit_in(context, base, photo)
+        assert boot.get("snapshot") == "restored", boot
+        assert _model_stats(page) == {"adopted": default["key"], "fetched": False, "loaded": False}
+        assert again == first
+        page.evaluate(OTHER_MODEL_BUILD)
+        page.close()
+        boot, third, page = _visit_in(context, base, photo)
+        assert boot.get("snapshot") == "restored", boot
+        assert _model_stats(page) == {"adopted": None, "fetched": True, "loaded": True}
+        assert third == first
+        # The snapshot stored then holds the manifest's build of the model again.
+        deadline = time.time() + 60
+        while time.time() < deadline and page.evaluate(STORED_META)["model"]["sha256"] != listed[default["file"]]:
+            time.sleep(0.25)
+        assert page.evaluate(STORED_META)["model"]["sha256"] == listed[default["file"]]
         page.close()

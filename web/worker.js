@@ -20,6 +20,7 @@ import "./worker/imagehead.js";
 import "./worker/inference.js";
 import "./worker/manifest.js";
 import "./worker/models.js";
+import "./worker/nextvisit.js";
 import "./worker/phases.js";
 import "./worker/progress.js";
 import "./worker/recovery.js";

@@ -11,13 +11,13 @@ import { rescope, setStage } from "./progress.js";
 import { planPreload, plansKernels, preloadNextBoot, unpackForRestore } from "./dylibs.js";
 import { cancelPreload, compileAhead, dylibHandles, loadPyodide, restoreHandles, runtimeScriptEvaluated,
   takeMemorySnapshot, unplannedLibs } from "./pyodide-0.27.7.js";
+import { bootedFrom, snapshotRead, storeLater } from "./nextvisit.js";
 import { runtimeScript } from "./runtime-start.js";
 import { checkedCopy, fetchShipped, parseShipped, RESEED, shippedKey, shippedSite } from "./shipped.js";
 import { writeTree } from "./sitefiles.js";
-import { forgetSnapshot, readSnapshot, snapshotKey, writeSnapshot } from "./snapshot.js";
+import { forgetSnapshot, readSnapshot, snapshotKey } from "./snapshot.js";
 
 const DEFAULT_MAX_PIXELS = 50e6;
-const SNAPSHOT_STORE_DELAY_MS = 2000; // after boot: keep the ~41 MB write off the first result's path
 const SNAPSHOT_RESTORE_TIMEOUT_MS = 15000; // a restore takes ~0.3-0.7 s; a wedged one must not keep the page waiting
 
 // The interpreter, the wasmvision.browser module (a PyProxy), and what the boot measured. made: how a normal boot
@@ -129,6 +129,7 @@ async function bootInterpreter(allowRestore, packages) {
   const scriptLoaded = runtimeScript(); // checked and evaluated beside the snapshot read (runtime-start.js)
   scriptLoaded.catch(() => {});
   const record = await reading;
+  snapshotRead(record === "damaged" ? null : record);
   if (record && record !== "damaged") readingSet(record.shipped ? "copy" : "full");
   await scriptLoaded;
   if (record === "damaged") timings.snapshot = "failed";
@@ -177,13 +178,14 @@ async function bootInterpreter(allowRestore, packages) {
 function restoreShipped(bytes, key, shipped, checked = null) {
   const { libs, handles, total, delta } = parseShipped(bytes, key);
   delta.checked = checked;
-  return restore({ libs, handles, total, delta }, shippedSite(), shipped.stdlib);
+  return restore({ key: shippedKey(key), libs, handles, total, delta }, shippedSite(), shipped.stdlib);
 }
 
 // A restore: from stored bytes (`bytes`) or the shipped delta (`delta`, `total`: the snapshot's size), with the
 // side modules and site-packages from `site` ({plan, files}: the checked wheels or the shipped zip) and `stdlib`;
 // then what must differ per visitor reseeded (a stored copy of the shipped snapshot holds the build's seeds).
-async function restore({ libs, handles, bytes = null, delta = null, total = 0 }, site, stdlib) {
+// `key`: what it is stored under; `model`: the model its heap holds loaded (nextvisit.js).
+async function restore({ key, libs, handles, bytes = null, delta = null, total = 0, model = null }, site, stdlib) {
   await preloadNextBoot(site.then(({ plan }) => plan), libs, delta);
   const py = await withTimeout(orRuntimeFailure(loadPyodide(bootOptions(stdlib),
     { restore: bytes ?? new Uint8Array(total) })), SNAPSHOT_RESTORE_TIMEOUT_MS, "Restoring the memory snapshot");
@@ -192,6 +194,7 @@ async function restore({ libs, handles, bytes = null, delta = null, total = 0 },
   await during("site_files", () => writeTree(py.FS, files));
   // A restored heap whose side modules sit elsewhere than when it was made fails here, not in a classify.
   await during("snapshot_check", () => py.runPython(`${restoredCheck(libs)}\n${RESEED}`));
+  bootedFrom(key, libs, model, timings);
   return py;
 }
 
@@ -237,19 +240,12 @@ function takeSnapshot(pyodide, { key, libs }) {
     const bytes = takeMemorySnapshot(pyodide);
     timings.snapshot = timings.snapshot || "made";
     storeLater(key, { bytes, libs, handles });
+    bootedFrom(key, libs, null, timings);
   } catch (err) {
     console.warn("wasmvision: could not make a memory snapshot:", err.message);
   } finally {
     end("snapshot_make");
   }
-}
-
-// Not through the request queue: the write needs no Python and must not hold up a classify.
-function storeLater(key, record) {
-  setTimeout(async () => {
-    const store = await writeSnapshot(key, record);
-    if (store) Object.assign(timings, { snapshot_bytes: record.bytes.byteLength, snapshot_store: store });
-  }, SNAPSHOT_STORE_DELAY_MS);
 }
 
 export async function startPython() {

@@ -3,10 +3,11 @@
 // loaded (least recently used released first); Python only holds what it is told to. The page's module checked
 // every argument before sending it (wasmvision.mjs).
 
-import { callPython } from "./boot.js";
+import { callPython, runtime } from "./boot.js";
 import { UserError } from "./errors.js";
 import { BASE, sitePath } from "./fetch.js";
 import { fileSha256, manifest } from "./manifest.js";
+import { modelInStoredSnapshot, offerModel, storedModelDropped, takeStoredModel } from "./nextvisit.js";
 import { begin, during, end } from "./phases.js";
 import { setScope, setStage } from "./progress.js";
 
@@ -59,11 +60,14 @@ async function fetchModelBytes(m) {
   return new Uint8Array(await response.arrayBuffer());
 }
 
-// Overlap a model's download with the runtime's instead of starting it once Python is up.
+// Overlap a model's download with the runtime's instead of starting it once Python is up. Not when the stored
+// snapshot's heap holds it loaded (then null: ensureLoaded downloads it only if that restore fails).
 export function prefetch(key) {
   const m = models.get(key);
   if (!m || prefetched.has(key)) return;
-  const early = during("model_fetch", () => fetchModelBytes(m), { background: true });
+  const held = runtime.snapshotStored ? modelInStoredSnapshot() : Promise.resolve(null);
+  const early = held.then((stored) => (holds(stored, m) ? null :
+    during("model_fetch", () => fetchModelBytes(m), { background: true })));
   early.catch(() => {}); // reported when ensureLoaded awaits it
   prefetched.set(key, early);
 }
@@ -125,6 +129,7 @@ function makeRoom() {
 export async function ensureLoaded(key, engine = "auto", forInference = false) {
   const m = models.get(key);
   if (!m) throw unknownModel(key);
+  adoptStoredModel();
   if (m.loaded && m.engine === engine) {
     touch(key);
     return m;
@@ -133,7 +138,7 @@ export async function ensureLoaded(key, engine = "auto", forInference = false) {
   setStage("model", `Downloading the model ${m.title ?? m.name}`, m.file && !m.blob ? [m.file] : []);
   const early = prefetched.get(key);
   prefetched.delete(key);
-  const bytes = await during("model_wait", () => early ?? fetchModelBytes(m));
+  const bytes = await during("model_wait", async () => (await early) ?? fetchModelBytes(m));
   const t1 = performance.now();
   setStage("model-load", `Loading the model ${m.title ?? m.name}`);
   // Let the progress message out before Python blocks this thread.
@@ -161,6 +166,9 @@ export async function ensureLoaded(key, engine = "auto", forInference = false) {
   }
   touch(key);
   Object.assign(m, { loaded: true, engine, info, name: info.name, version: info.version });
+  if (m.builtin && fileSha256(m.file)) {
+    offerModel(runtime.pyodide, { key, file: m.file, sha256: fileSha256(m.file), engine, info });
+  }
   timings.model_fetch_ms = t1 - t0;
   timings.model_load_ms = performance.now() - t1;
   if (warm && warmUpHook && info.engine === "simd" && inferencesWaiting === 0) {
@@ -170,6 +178,42 @@ export async function ensureLoaded(key, engine = "auto", forInference = false) {
   setScope(null);
   setStage("ready", "Ready");
   return m;
+}
+
+// A model adopted from the snapshot is not read on that visit: its cached copy is still read once the page is idle
+// (from a cache only, never downloaded), so that the service worker checks it, and repairs a damaged one, as on a
+// visit that reads it; fetch.js checks it against the manifest too.
+const CACHED_COPY_CHECK_MS = 1000;
+
+function readCachedCopy(m) {
+  fetch(new URL(m.file, BASE), { cache: "only-if-cached", mode: "same-origin" }).then((r) => r.arrayBuffer())
+    .catch(() => {});
+}
+
+// Whether `stored` (the model a stored snapshot's heap holds: nextvisit.js) is the manifest's build of model `m`.
+function holds(stored, m) {
+  return Boolean(stored && m?.builtin && stored.key === m.key && m.file === stored.file &&
+    fileSha256(m.file) === stored.sha256);
+}
+
+// A restored heap may hold a built-in model loaded: it counts as loaded while the manifest still lists that file
+// with the sha256 it was loaded from; otherwise Python lets it go. Once, before the registry is first used.
+function adoptStoredModel() {
+  const stored = takeStoredModel();
+  if (!stored) return;
+  const m = models.get(stored.key);
+  if (holds(stored, m)) {
+    makeRoom();
+    touch(m.key);
+    prefetched.delete(m.key);
+    Object.assign(m, { loaded: true, engine: stored.engine, info: stored.info, name: stored.info.name,
+      version: stored.info.version });
+    timings.model_from_snapshot = m.key;
+    setTimeout(() => readCachedCopy(m), CACHED_COPY_CHECK_MS);
+  } else {
+    callPython("release_model", [stored.key]);
+    storedModelDropped();
+  }
 }
 
 function unknownModel(key) {
@@ -228,6 +272,7 @@ export async function openModel({ source, name, labels, engine = "auto" }) {
 }
 
 export function releaseModel(key) {
+  adoptStoredModel();
   const m = models.get(key);
   if (!m) return false;
   m.loaded = false;

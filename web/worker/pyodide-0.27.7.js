@@ -69,9 +69,10 @@ export function runtimeScriptEvaluated() {
 }
 
 // loadPyodide with the snapshot options: `restore` (heap bytes) boots from a memory snapshot, `makeSnapshot`
-// keeps what makeMemorySnapshot needs.
+// keeps what makeMemorySnapshot needs. A restored interpreter keeps it too (its JS references then come back as
+// the same recorded paths), so that it can be snapshotted again once a model is loaded (nextvisit.js).
 export function loadPyodide(options, { restore = null, makeSnapshot = false } = {}) {
-  const extra = restore ? { _loadSnapshot: restore } : makeSnapshot ? { _makeSnapshot: true } : {};
+  const extra = restore ? { _loadSnapshot: restore, _makeSnapshot: true } : makeSnapshot ? { _makeSnapshot: true } : {};
   return loadPublic({ ...options, ...extra });
 }
 

@@ -3,7 +3,7 @@
 // were loaded (Pyodide 0.27.7's underscore options: unsupported API, so every step falls back to a normal boot;
 // docs/perf.md §3). The key names the exact runtime build and wheels, so a new site version never restores an old
 // snapshot. One record: { bytes: the heap, libs: the side modules loaded before Python started (dylibs.js),
-// handles: their dlopen handles }, or, for a visitor restored from the site's shipped snapshot, { bytes: that delta
+// handles: their dlopen handles, model: the model the heap holds loaded or null (nextvisit.js) }, or, for a visitor restored from the site's shipped snapshot, { bytes: that delta
 // file as downloaded, kind: "delta" } (checked against the manifest again when read: shipped.js checkedCopy). No
 // code file is kept here: a restore takes site-packages and the side modules from the wheels checked against the
 // manifest (dylibs.js unpackForRestore), since any script of this origin can write this file
@@ -34,7 +34,13 @@ function plausibleSnapshot(value) {
   if (!looksLikeSnapshot(bytes)) return null;
   if (!Array.isArray(value.libs) || !value.libs.every((l) => typeof l === "string")) return null;
   if (!value.handles || typeof value.handles !== "object") return null;
-  return { bytes, libs: value.libs, handles: value.handles };
+  return { bytes, libs: value.libs, handles: value.handles, model: plausibleModel(value.model) };
+}
+
+// The model a heap holds loaded (nextvisit.js): {key, file, sha256, engine, info}, or null.
+function plausibleModel(model) {
+  const named = ["key", "file", "sha256", "engine"].every((k) => typeof model?.[k] === "string");
+  return named && model.info && typeof model.info === "object" ? model : null;
 }
 
 // `packages`: the wheels the snapshot holds imported (their files, modules and side modules).
@@ -109,7 +115,7 @@ export async function readSnapshot(keys) {
       const meta = readMeta(bytes);
       if (meta !== "damaged" && !keys.includes(meta.key)) continue;
       value = meta === "damaged" ? "damaged" : { key: meta.key, bytes: bytes.subarray(meta.start), libs: meta.libs,
-        handles: meta.handles, kind: meta.kind };
+        handles: meta.handles, kind: meta.kind, model: meta.model };
     } catch (err) {
       console.warn(`wasmvision: no memory snapshot (${store.name}):`, err.message);
       continue;
@@ -140,13 +146,14 @@ function storedMeta(store) {
 // Returns the store's name when the snapshot is stored (by this worker or, for this key, by another one), else
 // false. One snapshot per origin: the new build's replaces any older one in every store; the first store that can
 // write it keeps it. While another worker writes, this one leaves it to that one.
-export async function writeSnapshot(key, { bytes, libs, handles, kind = undefined }) {
+export async function writeSnapshot(key, { bytes, libs, handles, kind = undefined, model = undefined }) {
   const write = async () => {
     const stores = usableStores();
     const existing = await Promise.all(stores.map(storedMeta));
-    const have = stores.find((_, i) => existing[i] && existing[i] !== "damaged" && existing[i].key === key);
+    const same = (meta) => meta && meta !== "damaged" && meta.key === key && meta.model?.sha256 === model?.sha256;
+    const have = stores.find((_, i) => same(existing[i]));
     if (have) return have.name;
-    const meta = new TextEncoder().encode(JSON.stringify({ key, libs, handles, heap: bytes.byteLength, kind }));
+    const meta = new TextEncoder().encode(JSON.stringify({ key, libs, handles, heap: bytes.byteLength, kind, model }));
     const head = new DataView(new ArrayBuffer(META_START));
     head.setUint32(0, FILE_MAGIC, true);
     head.setUint32(4, meta.byteLength, true);
