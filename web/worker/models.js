@@ -88,13 +88,23 @@ export function inferenceQueued(delta) {
   inferencesWaiting += delta;
 }
 
-// A warm-up through the page's own classify path (inference.js registers it): run after a load instead of Python's
-// own warm-up, when nothing waits for the model. (key, engine) -> a promise of its stage timings (or null) that
-// never rejects.
+// A warm-up through the page's own classify path (inference.js registers it): run instead of Python's own warm-up
+// for a model loaded with nothing waiting for it, once the worker is idle (protocol.js), so it never delays ready or
+// a photo sent right away. (key, engine) -> a promise of its stage timings (or null) that never rejects.
 let warmUpHook = null;
+let warmUpDue = null; // {key, engine}: loaded with nothing waiting, not warmed up yet
 
 export function setWarmUp(fn) {
   warmUpHook = fn;
+}
+
+// The idle worker's warm-up of the model loaded last with nothing waiting (once), if it is still loaded.
+export async function warmUpWhenIdle() {
+  const due = warmUpDue;
+  warmUpDue = null;
+  const m = due && models.get(due.key);
+  if (!m?.loaded || m.engine !== due.engine || inferencesWaiting > 0) return;
+  timings.warm_up = await during("warm_up", () => warmUpHook(due.key, due.engine));
 }
 
 function loadIntoPython(m, bytes, engine, warm) {
@@ -167,14 +177,12 @@ export async function ensureLoaded(key, engine = "auto", forInference = false) {
   touch(key);
   Object.assign(m, { loaded: true, engine, info, name: info.name, version: info.version });
   if (m.builtin && fileSha256(m.file)) {
-    offerModel(runtime.pyodide, { key, file: m.file, sha256: fileSha256(m.file), engine, info });
+    // With nothing waiting, taken once the worker is idle or before its next request (nextvisit.js), not now.
+    offerModel(runtime.pyodide, { key, file: m.file, sha256: fileSha256(m.file), engine, info }, { now: !warm });
   }
   timings.model_fetch_ms = t1 - t0;
   timings.model_load_ms = performance.now() - t1;
-  if (warm && warmUpHook && info.engine === "simd" && inferencesWaiting === 0) {
-    // (A photo that came meanwhile is the warm-up instead.)
-    timings.warm_up = await during("warm_up", () => warmUpHook(key, engine));
-  }
+  warmUpDue = warm && warmUpHook && info.engine === "simd" ? { key, engine } : null;
   setScope(null);
   setStage("ready", "Ready");
   return m;

@@ -3,7 +3,8 @@
 // built-in model was loaded, so that a repeat visit skips the model's download wait and its load into Python
 // (docs/shipped-snapshot.md). Its meta names the model ({key, file, sha256: the manifest's, engine, info}); the
 // registry adopts it only while the manifest still lists that file with that sha256 (models.js).
-// Taken inside the model's load, before the request that asked for it runs: the heap holds no photo then.
+// Taken before any photo enters the heap: inside the model's load when a request waits for it, otherwise once the
+// worker is idle or at the start of its next request (protocol.js), whichever comes first.
 
 import { begin, end } from "./phases.js";
 import { dylibHandles, takeMemorySnapshot, unplannedLibs } from "./pyodide-0.27.7.js";
@@ -63,10 +64,25 @@ export function storeLater(key, record) {
   }, STORE_DELAY_MS);
 }
 
+let offered = null; // {pyodide, model}: a snapshot with the model, to take before the next request or when idle
+
 // Right after `model` ({key, file, sha256, engine, info}) was loaded into Python for the first time: the heap is
-// copied for the next visit, when this interpreter's snapshot lineage is known and its heap holds no model yet.
-// Returns whether it was taken.
-export function offerModel(pyodide, model) {
+// copied for the next visit (now, or with now=false by takeOffered before anything else runs in Python), when this
+// interpreter's snapshot lineage is known and its heap holds no model yet.
+export function offerModel(pyodide, model, { now = true } = {}) {
+  if (!booted || booted.held || pending?.record.model) return;
+  if (now) takeWithModel(pyodide, model);
+  else offered = { pyodide, model };
+}
+
+// Takes the offered snapshot, if one waits: before a request runs Python, or when the worker is idle.
+export function takeOffered() {
+  const o = offered;
+  offered = null;
+  if (o) takeWithModel(o.pyodide, o.model);
+}
+
+function takeWithModel(pyodide, model) {
   if (!booted || booted.held || pending?.record.model) return false;
   booted.held = true; // once per worker
   begin("snapshot_model");

@@ -15,7 +15,9 @@ import { isHead, openHead, releaseHead, saveHead, trainAdd, trainBegin, trainCan
 import { classify, decodeAhead, dropAhead, embed } from "./inference.js";
 import {
   allModels, builtin, inferenceQueued, openModel, prefetch, registerBuiltins, releaseModel, timings as modelTimings,
+  warmUpWhenIdle,
 } from "./models.js";
+import { takeOffered } from "./nextvisit.js";
 import { during, phaseReport } from "./phases.js";
 import { setScope } from "./progress.js";
 import { brokenBy, brokenError } from "./recovery.js";
@@ -92,6 +94,7 @@ async function serve(msg) {
   let value;
   try {
     beforeRequest(msg);
+    takeOffered(); // a snapshot for the next visit, before this request brings anything into the heap
     value = await handlers[msg.type](msg);
   } catch (err) {
     const reason = brokenBy(err);
@@ -125,6 +128,23 @@ function enqueue(fn) {
   return run;
 }
 
+// Work for when no request is open: the next visit's snapshot, then a loaded model's warm-up (models.js). After
+// IDLE_MS without requests, so that a photo sent right after ready finds the worker free (a person choosing a photo
+// takes longer); a request that comes during it waits for it.
+const IDLE_MS = 300;
+let openRequests = 0;
+let idleTimer = null;
+
+function idleSoon() {
+  clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => {
+    if (openRequests === 0) enqueue(async () => {
+      if (openRequests === 0) takeOffered();
+      if (openRequests === 0) await warmUpWhenIdle();
+    }).catch(() => {});
+  }, IDLE_MS);
+}
+
 export function onMessage(event) {
   const msg = event.data || {};
   if (msg.type === "init") {
@@ -145,6 +165,7 @@ export function onMessage(event) {
     waiting = false;
   };
   if (waiting) inferenceQueued(1);
+  openRequests++;
   const image = (msg.type === "classify" || msg.type === "embed") && msg.input;
   (booted || Promise.resolve())
     .then(() => {
@@ -164,6 +185,8 @@ export function onMessage(event) {
     .then(() => {
       started();
       dropAhead(image);
+      openRequests--;
+      idleSoon();
       // After the reply, so the failing request gets its own message; once only.
       if (replacement && !replacementSent) {
         replacementSent = true;
