@@ -310,7 +310,8 @@ TABLE_ROWS = ["html", "page_to_worker_start", "manifest", "snapshot_read", "runt
               "runtime_wasm_compile_instantiate", "runtime_compile", "runtime_script", "runtime_instantiate",
               "python_start", "code_check",
               "site_files", "snapshot_check", "snapshot_make", "wheels_fetch", "unpack", "import_numpy",
-              "import_wasmvision", "model_fetch", "model_wait", "model_load", "first_classify"]
+              "import_wasmvision", "model_fetch", "model_wait", "model_load", "first_classify", "snapshot_model",
+              "warm_up"]  # the last two: once the worker is idle, or the snapshot before the first request
 
 
 def markdown(result: dict) -> str:
