@@ -108,7 +108,8 @@ export async function warmUpWhenIdle() {
 }
 
 function loadIntoPython(m, bytes, engine, warm) {
-  const kwargs = { engine, checked: checkedBySri(m), warm_up: warm && !warmUpHook };
+  // Python's few-step warm-up (~17 ms) now; the photo path's warm-up once the worker is idle (warmUpWhenIdle).
+  const kwargs = { engine, checked: checkedBySri(m), warm_up: warm };
   return callPython("load_model", [m.key, bytes, m.kind, m.displayName ?? null], kwargs);
 }
 
