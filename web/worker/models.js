@@ -88,8 +88,8 @@ export function inferenceQueued(delta) {
   inferencesWaiting += delta;
 }
 
-// A warm-up through the page's own classify path (inference.js registers it): run instead of Python's own warm-up
-// for a model loaded with nothing waiting for it, once the worker is idle (protocol.js), so it never delays ready or
+// A warm-up through the page's own classify path (inference.js registers it), after Python's own few-step one, for
+// a model loaded with nothing waiting for it, once the worker is idle (protocol.js), so it never delays ready or
 // a photo sent right away. (key, engine) -> a promise of its stage timings (or null) that never rejects.
 let warmUpHook = null;
 let warmUpDue = null; // {key, engine}: loaded with nothing waiting, not warmed up yet

@@ -70,7 +70,6 @@ let offered = null; // {pyodide, model}: a snapshot with the model, to take befo
 // copied for the next visit (now, or with now=false by takeOffered before anything else runs in Python), when this
 // interpreter's snapshot lineage is known and its heap holds no model yet.
 export function offerModel(pyodide, model, { now = true } = {}) {
-  if (!booted || booted.held || pending?.record.model) return;
   if (now) takeWithModel(pyodide, model);
   else offered = { pyodide, model };
 }
@@ -83,7 +82,7 @@ export function takeOffered() {
 }
 
 function takeWithModel(pyodide, model) {
-  if (!booted || booted.held || pending?.record.model) return false;
+  if (!booted || booted.held || pending?.record.model) return;
   booted.held = true; // once per worker
   begin("snapshot_model");
   try {
@@ -94,10 +93,8 @@ function takeWithModel(pyodide, model) {
     pending = null;
     storeLater(booted.key, { bytes, libs: booted.libs, handles: dylibHandles(pyodide), model });
     timings.snapshot_model = model.key;
-    return true;
   } catch (err) {
     console.warn("wasmvision: no memory snapshot with the model:", err.message);
-    return false;
   } finally {
     end("snapshot_model");
   }

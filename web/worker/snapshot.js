@@ -3,7 +3,8 @@
 // were loaded (Pyodide 0.27.7's underscore options: unsupported API, so every step falls back to a normal boot;
 // docs/perf.md §3). The key names the exact runtime build and wheels, so a new site version never restores an old
 // snapshot. One record: { bytes: the heap, libs: the side modules loaded before Python started (dylibs.js),
-// handles: their dlopen handles, model: the model the heap holds loaded or null (nextvisit.js) }, or, for a visitor restored from the site's shipped snapshot, { bytes: that delta
+// handles: their dlopen handles, model: the model the heap holds loaded or null (nextvisit.js) }, or, for a
+// visitor restored from the site's shipped snapshot, { bytes: that delta
 // file as downloaded, kind: "delta" } (checked against the manifest again when read: shipped.js checkedCopy). No
 // code file is kept here: a restore takes site-packages and the side modules from the wheels checked against the
 // manifest (dylibs.js unpackForRestore), since any script of this origin can write this file
