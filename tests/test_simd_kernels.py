@@ -274,6 +274,10 @@ for c in cases:
                           "ref_shape": list(ref.shape), "nan": bool(np.isnan(got).any())}
 json.dump(results, open("/work/out/results.json", "w"))
 json.dump(lib.layout, open("/work/out/layout.json", "w"))
+linked = [lib.still_linked()]
+lib.layout = {**lib.layout, "GemmParams.act": -1}  # what a library at another memory base would report
+linked.append(lib.still_linked())
+json.dump(linked, open("/work/out/linked.json", "w"))
 np.savez("/work/out/outputs.npz", **outputs)
 """
 
@@ -312,6 +316,12 @@ def test_the_wasm_library_parameter_layout_matches_the_ctypes_structs(pyodide_ou
     c_table = json.loads(pyodide_out["layout.json"])
     assert set(c_table) == set(expected_layout()) and "GemmParams.act" in c_table
     assert layout_problems(c_table) == []
+
+
+def test_the_check_after_a_restore_tells_a_moved_library(pyodide_out):
+    """still_linked() (run on every restored memory snapshot) holds for the loaded library, and fails once what the
+    entry points report no longer matches what the library recorded at load."""
+    assert json.loads(pyodide_out["linked.json"]) == [True, False]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import custom, head_format
+from . import quantize  # noqa: F401 -- every bundle's load imports it: here, the shipped snapshot holds it
 # pixel_buffer and take_embedding are entry points of the worker's too (raw numpy arrays, not JSON).
 from .browser_pixels import as_buffer as _as_buffer, pixel_buffer, rgba_image as _rgba_image  # noqa: F401
 from .browser_pixels import take_embedding, vector as _vector  # noqa: F401

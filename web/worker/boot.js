@@ -5,7 +5,8 @@
 
 import { UserError } from "./errors.js";
 import { BASE, countAsReceived, hasReceived, orRuntimeFailure, sriFromHex } from "./fetch.js";
-import { bootSetFiles, fileBytes, PACKAGES, runtimeFiles, shippedSnapshotFiles, STDLIB, wheelFiles } from "./manifest.js";
+import { bootSetFiles, fileBytes, fileSha256, PACKAGES, runtimeFiles, shippedSnapshotFiles, STDLIB, wheelFiles }
+  from "./manifest.js";
 import { begin, during, end } from "./phases.js";
 import { rescope, setStage } from "./progress.js";
 import { planPreload, plansKernels, preloadNextBoot, unpackForRestore } from "./dylibs.js";
@@ -13,7 +14,8 @@ import { cancelPreload, compileAhead, dylibHandles, loadPyodide, restoreHandles,
   takeMemorySnapshot, unplannedLibs } from "./pyodide-0.27.7.js";
 import { bootedFrom, snapshotRead, storeLater } from "./nextvisit.js";
 import { runtimeScript } from "./runtime-start.js";
-import { checkedCopy, fetchShipped, parseShipped, RESEED, shippedKey, shippedSite } from "./shipped.js";
+import { afterRestore } from "./restored.js";
+import { checkedCopy, fetchShipped, parseShipped, shippedKey, shippedSite } from "./shipped.js";
 import { writeTree } from "./sitefiles.js";
 import { forgetSnapshot, readSnapshot, snapshotKey } from "./snapshot.js";
 
@@ -129,6 +131,8 @@ async function bootInterpreter(allowRestore, packages) {
   const scriptLoaded = runtimeScript(); // checked and evaluated beside the snapshot read (runtime-start.js)
   scriptLoaded.catch(() => {});
   const record = await reading;
+  const closeFile = () => record?.delta?.data?.close?.(); // a heap read straight from the stored file (snapshot.js)
+  scriptLoaded.catch(closeFile);
   snapshotRead(record === "damaged" ? null : record);
   if (record && record !== "damaged") readingSet(record.shipped ? "copy" : "full");
   await scriptLoaded;
@@ -142,10 +146,13 @@ async function bootInterpreter(allowRestore, packages) {
       timings.snapshot_store = record.store;
       return { pyodide: py, restored: true, snapshot: null };
     } catch (err) {
+      closeFile();
       cancelPreload();
       console.warn("wasmvision: memory snapshot unusable, booting normally:", err.message);
       timings.snapshot = "failed";
       await forgetSnapshot();
+    } finally {
+      closeFile();
     }
   }
   if (shipped) {
@@ -193,36 +200,9 @@ async function restore({ key, libs, handles, bytes = null, delta = null, total =
   const { files } = await site;
   await during("site_files", () => writeTree(py.FS, files));
   // A restored heap whose side modules sit elsewhere than when it was made fails here, not in a classify.
-  await during("snapshot_check", () => py.runPython(`${restoredCheck(libs)}\n${RESEED}`));
+  await during("snapshot_check", () => py.runPython(afterRestore(libs, fileSha256(stdlib))));
   bootedFrom(key, libs, model, timings);
   return py;
-}
-
-// Python run right after a restore. The files are new: the import system must list site-packages again, and every
-// zipimporter in the heap (module loaders, the directory cache) must read the table of contents of the stdlib zip it
-// is given now, not the offsets into the zip the snapshot's maker read. numpy's
-// BLAS and ufuncs and the kernel library's self-check call through function-table slots that only line up when
-// every side module got the table base it had when the snapshot was made.
-function restoredCheck(libs) {
-  const lines = [
-    "import sys, numpy",
-    "from importlib.machinery import FileFinder",
-    "for _f in list(sys.path_importer_cache.values()):",
-    "    if isinstance(_f, FileFinder): _f.invalidate_caches()",
-    "import zipimport",
-    "_tocs = {}",
-    "for _l in [getattr(getattr(_m, '__spec__', None), 'loader', None) for _m in list(sys.modules.values())]:",
-    "    if isinstance(_l, zipimport.zipimporter):",
-    "        _l._files = _tocs.get(_l.archive) or _tocs.setdefault(_l.archive, zipimport._read_directory(_l.archive))",
-    "zipimport._zip_directory_cache.clear(); zipimport._zip_directory_cache.update(_tocs)",
-    "assert float(numpy.arange(4.0) @ numpy.ones(4)) == 6.0, 'numpy after restore'",
-  ];
-  if (plansKernels(libs)) {
-    lines.push("from wasmvision.simd import default_library", "from wasmvision.simd.ops import self_check",
-      "_lib, _why = default_library()", "assert _lib is not None and self_check(_lib) is None, 'kernels after restore'",
-      "del _lib, _why");
-  }
-  return lines.join("\n");
 }
 
 // Takes the snapshot a repeat visit restores (numpy and wasmvision.browser imported, the kernel library loaded and

@@ -7,7 +7,7 @@
 // worker is idle or at the start of its next request (protocol.js), whichever comes first.
 
 import { begin, end } from "./phases.js";
-import { dylibHandles, takeMemorySnapshot, unplannedLibs } from "./pyodide-0.27.7.js";
+import { dylibHandles, freshHeapBreak, takeMemorySnapshot, unplannedLibs } from "./pyodide-0.27.7.js";
 import { writeSnapshot } from "./snapshot.js";
 
 const STORE_DELAY_MS = 2000; // after boot: keep the write (14-60 MB) off the first result's path
@@ -52,8 +52,10 @@ export function storedModelDropped() {
   if (booted) booted.held = false;
 }
 
-// Stores `record` under `key` after the delay, unless a snapshot with a model replaces it meanwhile.
+// Stores `record` under `key` after the delay, unless a snapshot with a model replaces it meanwhile. A heap is
+// stored as runs past this worker's fresh heap's break (snapshot.js).
 export function storeLater(key, record) {
+  if (record.kind === undefined) record.fresh ??= freshHeapBreak();
   if (!pending?.record.model) pending = { key, record };
   timer ??= setTimeout(async () => {
     timer = null;

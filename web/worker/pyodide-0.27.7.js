@@ -4,6 +4,7 @@
 
 import { loadPyodide as loadPublic, version } from "../pyodide/pyodide.mjs";
 import { UserError } from "./errors.js";
+import { applyRuns } from "./heapruns.js";
 import { BASE, checkedFetch, checkedXhrOpen, failRuntimeFile, refusedConnection, sitePath } from "./fetch.js";
 import { begin, during, end, timedWasm } from "./phases.js";
 
@@ -21,8 +22,9 @@ const PRELOAD_URL = new URL("pyodide/preloaded-dylib", BASE).href; // never fetc
 //    XMLHttpRequest and WebAssembly.instantiate swapped only while that factory runs (Emscripten reads
 //    dynamicLibraries with the one and instantiates them with the other: compileAhead); for a shipped snapshot,
 //    API.restoreSnapshot replaced for the one call that follows (restoreFromDelta).
-// Internals read besides: API.restoreSnapshot's header check, Module._sbrk and _emscripten_builtin_malloc (zeroing
-// free memory at build time), LDSO's handle tables.
+// Internals read besides: API.restoreSnapshot's header check, a snapshot's header length (its second word),
+// Module._sbrk (the fresh heap's break) and _emscripten_builtin_malloc (zeroing free memory at build time), LDSO's
+// handle tables.
 export function installPatches() {
   Object.assign(WebAssembly, timedWasm(WebAssembly));
   WebAssembly.instantiateStreaming = reportingInstantiateStreaming(WebAssembly.instantiateStreaming);
@@ -76,10 +78,24 @@ export function loadPyodide(options, { restore = null, makeSnapshot = false } = 
   return loadPublic({ ...options, ...extra });
 }
 
-// Plausible heap bytes of a 0.27 snapshot (the magic word it starts with); the restore itself finds the rest.
-export function looksLikeSnapshot(bytes) {
-  return bytes instanceof Uint8Array && bytes.byteLength >= (1 << 20) &&
+// Plausible bytes of a 0.27 snapshot, or with `minBytes` = 16 of its header alone (the magic word it starts with);
+// the restore itself finds the rest.
+export function looksLikeSnapshot(bytes, minBytes = 1 << 20) {
+  return bytes instanceof Uint8Array && bytes.byteLength >= minBytes &&
     new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true) === SNAPSHOT_MAGIC;
+}
+
+// A snapshot's parts: Pyodide's header (magic, build id, the JS references as JSON) and the heap's bytes after it.
+export function snapshotParts(bytes) {
+  const headerLength = new DataView(bytes.buffer, bytes.byteOffset, 8).getUint32(4, true);
+  return { header: bytes.subarray(0, headerLength), heap: bytes.subarray(headerLength) };
+}
+
+let freshBreak = null; // the heap's break right after this worker's module was created, before any restore
+
+// The break of this worker's freshly created heap (null: not known); past it that heap was all zero (heapruns.js).
+export function freshHeapBreak() {
+  return freshBreak;
 }
 
 export function takeMemorySnapshot(pyodide) {
@@ -174,6 +190,7 @@ export function preloadSideModules(plan, expect = null, delta = null) {
       let module;
       try {
         module = await during("module_create", () => create(settings));
+        freshBreak = module._sbrk(0);
       } finally {
         globalThis.XMLHttpRequest = xhr;
         WebAssembly.instantiate = instantiate;
@@ -191,19 +208,15 @@ export function preloadSideModules(plan, expect = null, delta = null) {
 }
 
 // Pyodide's restoreSnapshot(bytes) checks the header (magic, build id), reads its JSON and copies the heap after it.
-// Here the heap is already the fresh one: given the header alone it checks and copies nothing; the changed blocks
-// are then written in place (no 30 MB copy).
-function restoreFromDelta(api, module, { header, runs, data }) {
+// Here the heap is already the fresh one: given the header alone it checks and copies nothing; the changed runs
+// are then written in place (heapruns.js; no copy of the whole heap).
+function restoreFromDelta(api, module, delta) {
   const restore = api.restoreSnapshot;
   api.restoreSnapshot = () => {
     api.restoreSnapshot = restore;
     begin("delta_apply");
-    const json = restore(header);
-    const heap = module.HEAPU8;
-    for (let i = 0, at = 0; i < runs.length; i += 2) {
-      heap.set(data.subarray(at, at + runs[i + 1]), runs[i]);
-      at += runs[i + 1];
-    }
+    const json = restore(delta.header);
+    applyRuns(module.HEAPU8, delta, module._sbrk(0));
     end("delta_apply");
     return json;
   };

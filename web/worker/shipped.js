@@ -8,6 +8,7 @@
 // the runs' bytes (data bytes)].
 
 import { siteFromZip } from "./dylibs.js";
+import { checkRuns } from "./heapruns.js";
 import { BASE, fetchBytes, sha256Hex } from "./fetch.js";
 import { fileSha256, shippedSnapshotFiles } from "./manifest.js";
 
@@ -72,28 +73,13 @@ export function parseShipped(bytes, key) {
     throw new Error("the shipped snapshot's size does not match its meta");
   }
   const runs = new Uint32Array(bytes.buffer.slice(bytes.byteOffset + runsAt, bytes.byteOffset + dataAt));
-  let sum = 0;
-  for (let i = 0; i < runs.length; i += 2) {
-    if (runs[i] + runs[i + 1] > meta.heap) throw new Error("the shipped snapshot writes outside the heap");
-    sum += runs[i + 1];
-  }
-  if (sum !== meta.data) throw new Error("the shipped snapshot's runs do not match its data");
+  checkRuns(runs, meta.heap, meta.data, "the shipped snapshot");
   return {
     libs: meta.libs, handles: meta.handles, total: meta.total,
     delta: { header: bytes.subarray(headerAt, headerAt + meta.header), runs, data: bytes.subarray(dataAt),
       heap: meta.heap },
   };
 }
-
-// Python run after restoring the shipped snapshot: what was seeded at the build machine's start must not be shared
-// by every visitor. The hash seed cannot change once Python runs (str hashes are cached in the heap): it stays the
-// build's, which only matters to hash-flooding attacks on a single user's own interpreter.
-export const RESEED = [
-  "import sys",
-  "if 'random' in sys.modules: sys.modules['random'].seed()",
-  "if 'numpy.random' in sys.modules: sys.modules['numpy.random'].seed()",
-  "if 'tempfile' in sys.modules: sys.modules['tempfile']._name_sequence = None",
-].join("\n");
 
 // What the build runs before taking the shipped snapshot: the importer caches are emptied so the restored
 // interpreter reads the stdlib zip and site-packages it is given, then garbage is collected.

@@ -1,7 +1,9 @@
 // Where the memory snapshot's one file can live, best first. Each store keeps one Blob (the file snapshot.js lays
 // out) and has the same four operations: usable() (the browser has what it needs), read() (the Blob or null; blocks
 // no other reader), replace(blob | writeParts) (the whole new file or, on failure, the old one: never half of one),
-// remove(). snapshot.js takes one Web Lock around every replace, so there is one writer at a time.
+// remove(); and may have openRead() (the file open for reads at any offset: {size, read(target, at), close()}, or
+// null when it cannot be: read() then), which a restore uses to read the heap straight into Wasm memory.
+// snapshot.js takes one Web Lock around every replace, so there is one writer at a time.
 //
 // - opfs: a file in the origin private file system, written through a writable stream (Chromium, Firefox, Safari).
 // - indexeddb: one record holding a Blob, for browsers whose OPFS cannot write (WebKitGTK has no navigator.storage
@@ -15,25 +17,77 @@ const DB_NAME = "wasmvision-snapshot-blob"; // not "wasmvision-snapshot": that n
 const DB_STORE = "snapshot";
 const DB_KEY = "current";
 
+const WRITE_TRIES = 3; // a reader's sync handle holds the file for ~30 ms: a writer that meets one tries again
+const WRITE_RETRY_MS = 250;
+
+async function fileHandle() {
+  const root = await navigator.storage.getDirectory();
+  try {
+    return await root.getFileHandle(SNAPSHOT_FILE);
+  } catch (err) {
+    if (err?.name === "NotFoundError") return null;
+    throw err;
+  }
+}
+
+// The file read synchronously on this (worker) thread through a read-only sync access handle, which other readers
+// may hold at once: a repeat visit read 60 MB in ~30 ms this way where the Blob's read took 200-220 ms (Chromium 156,
+// the worker busy with the runtime's start), and the heap's runs can go straight into Wasm memory. Null where the
+// browser has no read-only handles. A writer meanwhile waits (WRITE_TRIES): close() soon.
+async function openSync(handle) {
+  // Browsers whose handles have no modes would open an exclusive one: not even tried there.
+  const modes = "mode" in (self.FileSystemSyncAccessHandle?.prototype ?? {});
+  if (typeof handle.createSyncAccessHandle !== "function" || !modes) return null;
+  let access;
+  try {
+    access = await handle.createSyncAccessHandle({ mode: "read-only" });
+  } catch {
+    return null; // no such handles here, or a writer holds the file: the Blob then
+  }
+  if (access.mode !== "read-only") { // an exclusive handle would lock other readers and the writer out
+    access.close();
+    return null;
+  }
+  let open = true;
+  return {
+    size: access.getSize(),
+    read(target, at) {
+      if (!open) throw new Error("the snapshot file was closed");
+      const n = access.read(target, { at });
+      if (n !== target.byteLength) throw new Error(`the snapshot file ended after ${n} of ${target.byteLength} bytes`);
+    },
+    close() {
+      if (open) access.close();
+      open = false;
+    },
+  };
+}
+
 const opfs = {
   name: "opfs",
   usable: () => typeof navigator !== "undefined" && typeof navigator.storage?.getDirectory === "function" &&
     typeof globalThis.FileSystemFileHandle?.prototype?.createWritable === "function",
   async read() {
-    const root = await navigator.storage.getDirectory();
-    try {
-      return await (await root.getFileHandle(SNAPSHOT_FILE)).getFile();
-    } catch (err) {
-      if (err?.name === "NotFoundError") return null;
-      throw err;
-    }
+    return (await fileHandle())?.getFile() ?? null;
+  },
+  async openRead() {
+    const handle = await fileHandle();
+    return handle && openSync(handle);
   },
   // `parts`: [{position, data}] written in place, so the heap is never copied into a Blob first.
   async replace(parts, { existed }) {
     const root = await navigator.storage.getDirectory();
     let stream = null;
     try {
-      stream = await (await root.getFileHandle(SNAPSHOT_FILE, { create: true })).createWritable();
+      const handle = await root.getFileHandle(SNAPSHOT_FILE, { create: true });
+      for (let i = 1; !stream; i++) {
+        try {
+          stream = await handle.createWritable();
+        } catch (err) {
+          if (err?.name !== "NoModificationAllowedError" || i >= WRITE_TRIES) throw err;
+          await new Promise((resolve) => setTimeout(resolve, WRITE_RETRY_MS));
+        }
+      }
       for (const { position, data } of parts) await stream.write({ type: "write", position, data });
       await stream.close(); // the whole file replaces the old one here, or nothing does
     } catch (err) {

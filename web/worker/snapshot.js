@@ -13,14 +13,16 @@
 // Why a file and not an IndexedDB record of the heap (where it was until round 5): the ~41 MB record came back as a
 // structured clone, ~50 ms of this worker's thread plus the database's own reading (docs/perf.md §7, round 5). Where
 // OPFS cannot write (WebKitGTK), the same file is kept as a Blob in IndexedDB (snapshot-stores.js), read the same way.
-// The file: [magic u32, meta length u32, meta JSON {key, libs, handles, heap, kind?}, zero padding to 16, heap bytes
-// (or the delta's: `heap` is their length)].
-// Every worker of the page reads it as a Blob (getFile(), an IndexedDB get), which locks nothing; one writer at a time
-// (a Web Lock) replaces it whole or not at all, so a reader never sees half a file and a failed write leaves the old
-// one. One whose size does not match its meta is forgotten.
+// The file: [magic u32, meta length u32, meta JSON {key, libs, handles, heap, kind?, sparse?}, zero padding to 16,
+// heap bytes (kind "sparse": as runs, heapruns.js; "delta": the shipped delta's; `heap` is the section's length)].
+// Every worker of the page reads it through a read-only sync access handle (which other readers share; a writer
+// waits for it) or as a Blob (getFile(), an IndexedDB get), which locks nothing; one writer at a time (a Web Lock)
+// replaces it whole or not at all, so a reader never sees half a file and a failed write leaves the old one. One
+// whose size does not match its meta is forgotten.
 
+import { checkRuns, nonZeroRuns, runViews } from "./heapruns.js";
 import { fileSha256, wheelFiles } from "./manifest.js";
-import { looksLikeSnapshot, version as pyodideVersion } from "./pyodide-0.27.7.js";
+import { looksLikeSnapshot, snapshotParts, version as pyodideVersion } from "./pyodide-0.27.7.js";
 import { STORES } from "./snapshot-stores.js";
 
 const FILE_MAGIC = 0x31737677; // "wvs1", little-endian
@@ -32,10 +34,42 @@ function plausibleSnapshot(value) {
   if (value?.kind === "delta") {
     return bytes instanceof Uint8Array ? { bytes, kind: "delta", libs: [], handles: {} } : null;
   }
-  if (!looksLikeSnapshot(bytes)) return null;
   if (!Array.isArray(value.libs) || !value.libs.every((l) => typeof l === "string")) return null;
   if (!value.handles || typeof value.handles !== "object") return null;
-  return { bytes, libs: value.libs, handles: value.handles, model: plausibleModel(value.model) };
+  const heap = value.kind === "sparse" ? sparseHeap(bytes, value.sparse, value.data) :
+    looksLikeSnapshot(bytes) ? { bytes } : null;
+  return heap && { ...heap, libs: value.libs, handles: value.handles, model: plausibleModel(value.model) };
+}
+
+// A heap stored as runs (heapruns.js): {total: the snapshot's size, delta: {header, runs, data, fresh}}, or null.
+// The section: [Pyodide's snapshot header, runs (u32 offset, u32 length) x runs, the runs' bytes]; `file`: where the
+// runs' bytes are read from instead, when `bytes` ends before them (readOpen).
+function sparseHeap(bytes, { header: h, runs: n, total, fresh } = {}, file = null) {
+  if (![h, n, total, fresh].every(Number.isInteger) || h < 0 || h % 16 || n < 0 || h + 8 * n > bytes.byteLength) {
+    return null;
+  }
+  const header = bytes.subarray(0, h);
+  if (!looksLikeSnapshot(header, 16)) return null;
+  const runs = new Uint32Array(bytes.buffer, bytes.byteOffset + h, 2 * n); // the section starts 16-aligned
+  const data = file ?? bytes.subarray(h + 8 * n);
+  try {
+    checkRuns(runs, total - h, data.byteLength, "the stored snapshot");
+  } catch {
+    return null;
+  }
+  return { total, delta: { header, runs, data, fresh } };
+}
+
+// The file's heap section for a snapshot's `bytes`: as runs when this worker knows its fresh heap's break `fresh`
+// (sparse: what the meta records), else whole.
+function heapSection(bytes, fresh) {
+  if (!Number.isInteger(fresh)) return { parts: [bytes], length: bytes.byteLength, sparse: undefined };
+  const { header, heap } = snapshotParts(bytes);
+  const runs = nonZeroRuns(heap, fresh);
+  const parts = [header, new Uint8Array(runs.buffer), ...runViews(heap, runs)];
+  const length = parts.reduce((sum, p) => sum + p.byteLength, 0);
+  const sparse = { header: header.byteLength, runs: runs.length / 2, total: bytes.byteLength, fresh };
+  return { parts, length, sparse };
 }
 
 // The model a heap holds loaded (nextvisit.js): {key, file, sha256, engine, info}, or null.
@@ -61,13 +95,13 @@ const LOCK = "wasmvision-snapshot-write";
 // back-forward cache) must not hold the boot: the snapshot is a shortcut, so the boot goes on without it.
 const STORE_ANSWER_MS = 10_000;
 
-function answered(store) {
+function answered(store, read = () => store.read()) {
   let timer;
   const late = new Promise((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${store.name} did not answer within ${STORE_ANSWER_MS / 1000} s`)),
       STORE_ANSWER_MS);
   });
-  return Promise.race([store.read(), late]).finally(() => clearTimeout(timer));
+  return Promise.race([read(), late]).finally(() => clearTimeout(timer));
 }
 const META_START = 8;
 
@@ -100,6 +134,30 @@ async function readWhole(file) {
   return new Uint8Array(file instanceof ArrayBuffer ? file : await file.arrayBuffer());
 }
 
+const HEAD_BYTES = 64 << 10; // holds the meta (a few KB)
+
+// A file open for reads (snapshot-stores.js openRead): {bytes, size, data}. For a heap kept as runs, `bytes` ends
+// where the runs' bytes begin and `data` reads those from the file (a restore reads them straight into Wasm memory
+// and closes it: heapruns.js applyRuns); otherwise `bytes` is the whole file, `data` null, and the file is closed.
+function readOpen(open) {
+  const head = new Uint8Array(Math.min(open.size, HEAD_BYTES));
+  open.read(head, 0);
+  const meta = readMeta(head, open.size);
+  const sparse = meta !== "damaged" && meta.kind === "sparse" ? meta.sparse : null;
+  const end = sparse ? meta.start + sparse.header + 8 * sparse.runs : NaN;
+  if (!Number.isInteger(end) || end > open.size) {
+    const bytes = new Uint8Array(open.size);
+    open.read(bytes, 0);
+    open.close();
+    return { bytes, size: open.size, data: null };
+  }
+  const bytes = new Uint8Array(end);
+  open.read(bytes, 0);
+  const data = { byteLength: open.size - end, readInto: (target, at) => open.read(target, end + at),
+    close: () => open.close() };
+  return { bytes, size: open.size, data };
+}
+
 function usableStores() {
   return STORES.filter((store) => store.usable());
 }
@@ -109,20 +167,27 @@ function usableStores() {
 export async function readSnapshot(keys) {
   for (const store of usableStores()) {
     let value = null;
+    let open = null; // the file, when the store can keep it open (closed here unless a restore reads from it)
     try {
-      const file = await answered(store);
+      open = store.openRead ? await answered(store, () => store.openRead()) : null;
+      const file = open ? readOpen(open) : await answered(store);
       if (!file) continue;
-      const bytes = await readWhole(file);
-      const meta = readMeta(bytes);
-      if (meta !== "damaged" && !keys.includes(meta.key)) continue;
+      const bytes = open ? file.bytes : await readWhole(file);
+      const meta = readMeta(bytes, open ? file.size : bytes.byteLength);
+      if (meta !== "damaged" && !keys.includes(meta.key)) {
+        open?.close();
+        continue;
+      }
       value = meta === "damaged" ? "damaged" : { key: meta.key, bytes: bytes.subarray(meta.start), libs: meta.libs,
-        handles: meta.handles, kind: meta.kind, model: meta.model };
+        handles: meta.handles, kind: meta.kind, sparse: meta.sparse, model: meta.model, data: file.data ?? null };
     } catch (err) {
+      open?.close();
       console.warn(`wasmvision: no memory snapshot (${store.name}):`, err.message);
       continue;
     }
     const record = value === "damaged" ? null : plausibleSnapshot(value);
     if (!record) {
+      open?.close();
       console.warn("wasmvision: the stored memory snapshot is damaged; discarding it");
       await forgetSnapshot();
       return "damaged";
@@ -147,19 +212,26 @@ function storedMeta(store) {
 // Returns the store's name when the snapshot is stored (by this worker or, for this key, by another one), else
 // false. One snapshot per origin: the new build's replaces any older one in every store; the first store that can
 // write it keeps it. While another worker writes, this one leaves it to that one.
-export async function writeSnapshot(key, { bytes, libs, handles, kind = undefined, model = undefined }) {
+// `fresh`: the break of the heap `bytes` was made from, freshly created (pyodide-0.27.7.js freshHeapBreak), or null.
+export async function writeSnapshot(key, { bytes, libs, handles, kind = undefined, model = undefined, fresh = null }) {
   const write = async () => {
     const stores = usableStores();
     const existing = await Promise.all(stores.map(storedMeta));
     const same = (meta) => meta && meta !== "damaged" && meta.key === key && meta.model?.sha256 === model?.sha256;
     const have = stores.find((_, i) => same(existing[i]));
     if (have) return have.name;
-    const meta = new TextEncoder().encode(JSON.stringify({ key, libs, handles, heap: bytes.byteLength, kind, model }));
+    const section = kind === undefined ? heapSection(bytes, fresh) : { parts: [bytes], length: bytes.byteLength };
+    const meta = new TextEncoder().encode(JSON.stringify({ key, libs, handles, heap: section.length,
+      kind: section.sparse ? "sparse" : kind, sparse: section.sparse, model }));
     const head = new DataView(new ArrayBuffer(META_START));
     head.setUint32(0, FILE_MAGIC, true);
     head.setUint32(4, meta.byteLength, true);
-    const parts = [{ position: 0, data: new Uint8Array(head.buffer) }, { position: META_START, data: meta },
-      { position: dataStart(meta.byteLength), data: bytes }];
+    const parts = [{ position: 0, data: new Uint8Array(head.buffer) }, { position: META_START, data: meta }];
+    let at = dataStart(meta.byteLength);
+    for (const data of section.parts) {
+      parts.push({ position: at, data });
+      at += data.byteLength;
+    }
     let failure = null;
     for (const [i, store] of stores.entries()) {
       try {

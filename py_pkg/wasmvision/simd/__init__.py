@@ -80,6 +80,13 @@ class Library:
         self.pwdw = lib.wv_pwdw
         self._lib = lib  # keeps the module loaded
 
+    def still_linked(self) -> bool:
+        """Whether the entry points bound at load still reach this library's functions and data: false in a
+        restored memory snapshot whose library got another table or memory base than when it was taken."""
+        lib = self._lib
+        return (lib.wv_version() == INTERFACE_VERSION and {b.code: b.name for b in BUILDS}.get(lib.wv_build()) ==
+                self.build and read_layout(lib.wv_layout()) == self.layout)
+
 
 def load_library(path: Path = LIBRARY, info: Path = LIBRARY_INFO) -> tuple[Library | None, str | None]:
     """(library, None) or (None, a one-line reason). Never raises for a bad or missing file."""
