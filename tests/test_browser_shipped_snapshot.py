@@ -235,6 +235,13 @@ OTHER_MODEL_BUILD = """async () => {
 }""" % bu.STORED_SNAPSHOT_JS
 
 
+# The worker's phase marks now (the page's own stats are refreshed only after its results).
+WORKER_SPANS = """async () => {
+  const wv = await import("./wasmvision.mjs");
+  return (await (await wv.load()).stats()).phases.spans.map((s) => s.name);
+}"""
+
+
 def _model_stats(page) -> dict:
     timings = page.evaluate("() => window.wasmvision.stats.bootTimings") or {}
     spans = page.evaluate("() => (window.wasmvision.stats.phases?.spans || []).map((s) => s.name)")
@@ -268,6 +275,15 @@ def test_a_repeat_visit_restores_the_model_loaded(pw, site, photos_dir):
         assert boot.get("snapshot") == "restored", boot
         assert _model_stats(page) == {"adopted": default["key"], "fetched": False, "loaded": False}
         assert again == first
+        # Once idle, the adopted model is warmed up through the photo path, as a loaded one is. Each look is a request,
+        # which the worker's idle slot waits out: looked at 1 s apart.
+        spans = []
+        for _ in range(20):
+            time.sleep(1.0)
+            spans = page.evaluate(WORKER_SPANS)
+            if "warm_up" in spans:
+                break
+        assert "warm_up" in spans, spans
         page.evaluate(OTHER_MODEL_BUILD)
         page.close()
         boot, third, page = _visit_in(context, base, photo)

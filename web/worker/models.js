@@ -92,7 +92,7 @@ export function inferenceQueued(delta) {
 // a model loaded with nothing waiting for it, once the worker is idle (protocol.js), so it never delays ready or
 // a photo sent right away. (key, engine) -> a promise of its stage timings (or null) that never rejects.
 let warmUpHook = null;
-let warmUpDue = null; // {key, engine}: loaded with nothing waiting, not warmed up yet
+let warmUpDue = null; // {key, engine}: loaded with nothing waiting (or adopted from a snapshot), not warmed up yet
 
 export function setWarmUp(fn) {
   warmUpHook = fn;
@@ -218,6 +218,8 @@ function adoptStoredModel() {
     Object.assign(m, { loaded: true, engine: stored.engine, info: stored.info, name: stored.info.name,
       version: stored.info.version });
     timings.model_from_snapshot = m.key;
+    // Its code paths are as cold as after a load: the idle worker warms them up as it would after one.
+    warmUpDue = warmUpHook && stored.info.engine === "simd" ? { key: m.key, engine: stored.engine } : null;
     setTimeout(() => readCachedCopy(m), CACHED_COPY_CHECK_MS);
   } else {
     callPython("release_model", [stored.key]);

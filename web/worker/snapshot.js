@@ -45,7 +45,8 @@ function plausibleSnapshot(value) {
 // The section: [Pyodide's snapshot header, runs (u32 offset, u32 length) x runs, the runs' bytes]; `file`: where the
 // runs' bytes are read from instead, when `bytes` ends before them (readOpen).
 function sparseHeap(bytes, { header: h, runs: n, total, fresh } = {}, file = null) {
-  if (![h, n, total, fresh].every(Number.isInteger) || h < 0 || h % 16 || n < 0 || h + 8 * n > bytes.byteLength) {
+  const counts = [h, n, total, fresh];
+  if (!counts.every((x) => Number.isInteger(x) && x >= 0) || h % 16 || h + 8 * n > bytes.byteLength) {
     return null;
   }
   const header = bytes.subarray(0, h);
