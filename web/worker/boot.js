@@ -131,8 +131,8 @@ async function bootInterpreter(allowRestore, packages) {
   const scriptLoaded = runtimeScript(); // checked and evaluated beside the snapshot read (runtime-start.js)
   scriptLoaded.catch(() => {});
   const record = await reading;
-  const closeFile = () => record?.delta?.data?.close?.(); // a heap read straight from the stored file (snapshot.js)
-  scriptLoaded.catch(closeFile);
+  // A heap read straight from the stored file (snapshot.js) is closed by restore(), or here if it never runs.
+  scriptLoaded.catch(() => record?.delta?.data?.close?.());
   snapshotRead(record === "damaged" ? null : record);
   if (record && record !== "damaged") readingSet(record.shipped ? "copy" : "full");
   await scriptLoaded;
@@ -146,13 +146,10 @@ async function bootInterpreter(allowRestore, packages) {
       timings.snapshot_store = record.store;
       return { pyodide: py, restored: true, snapshot: null };
     } catch (err) {
-      closeFile();
       cancelPreload();
       console.warn("wasmvision: memory snapshot unusable, booting normally:", err.message);
       timings.snapshot = "failed";
       await forgetSnapshot();
-    } finally {
-      closeFile();
     }
   }
   if (shipped) {
@@ -193,9 +190,14 @@ function restoreShipped(bytes, key, shipped, checked = null) {
 // then what must differ per visitor reseeded (a stored copy of the shipped snapshot holds the build's seeds).
 // `key`: what it is stored under; `model`: the model its heap holds loaded (nextvisit.js).
 async function restore({ key, libs, handles, bytes = null, delta = null, total = 0, model = null }, site, stdlib) {
-  await preloadNextBoot(site.then(({ plan }) => plan), libs, delta);
-  const py = await withTimeout(orRuntimeFailure(loadPyodide(bootOptions(stdlib),
-    { restore: bytes ?? new Uint8Array(total) })), SNAPSHOT_RESTORE_TIMEOUT_MS, "Restoring the memory snapshot");
+  let py;
+  try {
+    await preloadNextBoot(site.then(({ plan }) => plan), libs, delta);
+    py = await withTimeout(orRuntimeFailure(loadPyodide(bootOptions(stdlib),
+      { restore: bytes ?? new Uint8Array(total) })), SNAPSHOT_RESTORE_TIMEOUT_MS, "Restoring the memory snapshot");
+  } finally {
+    delta?.data?.close?.(); // runs read straight from the stored file (snapshot.js): read by now, or never
+  }
   restoreHandles(py, handles);
   const { files } = await site;
   await during("site_files", () => writeTree(py.FS, files));

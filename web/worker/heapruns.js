@@ -32,7 +32,7 @@ export function nonZeroRuns(heap, fresh) {
       continue;
     }
     const last = runs.length - 2;
-    if (runs[last + 1] > 0 && zeros <= GAP_PAGES && runs[last] + runs[last + 1] === (p - zeros) * PAGE) {
+    if (runs[last + 1] > 0 && zeros <= GAP_PAGES) { // the last run ends where these zero pages begin
       runs[last + 1] += (zeros + 1) * PAGE;
     } else {
       runs.push(p * PAGE, PAGE);

@@ -4,7 +4,7 @@
 
 import { runtime } from "./boot.js";
 import { plansKernels } from "./dylibs.js";
-import { dylibHandles, freshHeap, takeMemorySnapshot, unplannedLibs, zeroFreeMemory }
+import { dylibHandles, freshHeap, snapshotParts, takeMemorySnapshot, unplannedLibs, zeroFreeMemory }
   from "./pyodide-0.27.7.js";
 import { BEFORE_SHIPPING } from "./shipped.js";
 
@@ -27,8 +27,9 @@ export async function makeShippedSnapshot() {
   // The files whose modules the snapshot holds (BEFORE_SHIPPING's imports among them), read once it is taken (its
   // garbage stays out of the heap): the build leaves them out of what a restore downloads.
   const imported = JSON.parse(py.runPython(IMPORTED));
-  const header = new DataView(snapshot.buffer, snapshot.byteOffset).getUint32(4, true);
-  const heap = snapshot.byteLength - header;
+  const parts = snapshotParts(snapshot);
+  const header = parts.header.byteLength;
+  const heap = parts.heap.byteLength;
   // Twice: a fresh heap that is not the same every time cannot be diffed against.
   const fresh = await freshHeap(made.options, made.plan, snapshot.byteLength, heap);
   const again = await freshHeap(made.options, made.plan, snapshot.byteLength, heap);
